@@ -1,0 +1,71 @@
+"""What the dispatcher asks of a provider adapter, and what it gets back.
+
+An adapter speaks one provider dialect (``dialect``). When the caller speaks the same dialect,
+the call is a pass-through: ``Call.raw`` is the caller's body (model rewritten), and the answer
+comes back as the provider's own bytes (``RawReply`` or raw SSE events), untouched. Otherwise
+``Call.request`` holds the canonical request and the answer is canonical (``Response`` or
+``StreamEvent`` items).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from adapters.canonical import Request, Response, StreamEvent, Usage
+
+
+@dataclass(slots=True)
+class Call:
+    """One request to one provider for one upstream model."""
+
+    model: str
+    stream: bool
+    raw: dict[str, Any] | None = None
+    request: Request | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    api_key: str | None = None  # a caller's own provider key (BYOK) instead of the pool's
+
+
+@dataclass(slots=True)
+class RawReply:
+    """A non-streamed pass-through answer: the provider's body, as it sent it."""
+
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """What an adapter needs to know about the provider it talks to."""
+
+    name: str
+    base_url: str = ""
+    api_key: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    tokens_per_second: float = 0.0
+
+
+class Adapter(Protocol):
+    """A provider client. ``stream`` yields raw SSE events (bytes) on pass-through calls and
+    canonical events otherwise."""
+
+    dialect: str
+
+    async def complete(self, call: Call) -> RawReply | Response: ...
+
+    def stream(self, call: Call) -> AsyncIterator[bytes | StreamEvent]: ...
+
+
+class StreamTranslator(Protocol):
+    """Turns what an adapter streams into the caller's SSE bytes, one item at a time.
+
+    ``committed`` turns true at the first piece of content; ``usage`` is the latest usage seen.
+    """
+
+    committed: bool
+    usage: Usage | None
+
+    def feed(self, item: bytes | StreamEvent) -> bytes: ...
+
+    def close(self) -> bytes: ...

@@ -1,0 +1,62 @@
+"""Errors raised by adapters, sorted into what the dispatcher needs to know.
+
+::
+
+    ProviderError                 something went wrong talking to a provider
+    ├── ProviderConnectionError   could not connect, or the connection was reset
+    ├── ProviderTimeout           connect, first byte or idle-between-chunks timeout (``phase``)
+    ├── ProviderProtocolError     the provider answered something we cannot parse
+    └── ProviderHTTPError         the provider answered an error status (``status``, ``message``)
+
+``retryable`` says whether another target (or a retry) may succeed where this one failed:
+connection errors, timeouts, malformed answers, 408/409/429 and 5xx are; other 4xx are the
+request's own fault. ``context_overflow`` marks a 4xx that a model with a larger context may not
+repeat.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTEXT_OVERFLOW = re.compile(
+    r"context[_ ]length|context window|maximum context|too many tokens|prompt is too long"
+    r"|input is too long|exceeds the maximum",
+    re.IGNORECASE,
+)
+
+
+class ProviderError(Exception):
+    """Base of every adapter failure."""
+
+    retryable = True
+    context_overflow = False
+
+
+class ProviderConnectionError(ProviderError):
+    """The connection could not be made or broke before the answer was complete."""
+
+
+class ProviderTimeout(ProviderError):
+    """The provider took too long; ``phase`` is connect, first_byte or idle."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(f"timed out waiting for {phase.replace('_', ' ')}")
+        self.phase = phase
+
+
+class ProviderProtocolError(ProviderError):
+    """The provider's answer was not in its own dialect (a malformed chunk, a bad body)."""
+
+
+class ProviderHTTPError(ProviderError):
+    """The provider answered an error status."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+        self.retryable = status in (408, 409, 425, 429) or status >= 500
+        self.context_overflow = status in (400, 413, 422) and bool(
+            _CONTEXT_OVERFLOW.search(message)
+        )

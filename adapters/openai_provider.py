@@ -1,0 +1,96 @@
+"""The client for OpenAI and every OpenAI-compatible provider (DeepSeek, Groq, Mistral, vLLM…).
+
+A provider of this kind is configuration only: a ``base_url`` as its official SDK uses it and a
+key. Pass-through calls forward the caller's body with only ``model`` rewritten and usage
+requested on streams; other calls are converted from the canonical request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from adapters import canonical as c
+from adapters.base import Call, ProviderSettings, RawReply
+from adapters.openai import (
+    OpenAIChunkDecoder,
+    canonical_to_openai_request,
+    openai_response_to_canonical,
+)
+from adapters.sse import SSEFramer, event_data
+from adapters.upstream import UpstreamClient, first_chunk_within
+
+_encode = msgspec.json.encode
+
+
+class OpenAIProvider:
+    """Chat completions over an OpenAI-compatible HTTP API."""
+
+    dialect = "openai"
+
+    def __init__(self, settings: ProviderSettings, client: UpstreamClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.url = settings.base_url.rstrip("/") + "/chat/completions"
+
+    def _headers(self, call: Call) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.settings.headers}
+        key = call.api_key or self.settings.api_key
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _body(self, call: Call) -> bytes:
+        if call.raw is not None:
+            body: dict[str, Any] = call.raw
+            body["model"] = call.model
+            if call.stream:
+                options = body.get("stream_options")
+                body["stream_options"] = {
+                    **(options if isinstance(options, dict) else {}),
+                    "include_usage": True,
+                }
+            return _encode(body)
+        assert call.request is not None
+        return _encode(canonical_to_openai_request(call.request, call.model))
+
+    async def complete(self, call: Call) -> RawReply | c.Response:
+        response = await self.client.post(self.url, self._body(call), self._headers(call))
+        try:
+            body = await response.read()
+        finally:
+            response.close()
+        if call.raw is not None:
+            return RawReply(body)
+        return openai_response_to_canonical(body)
+
+    async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
+        response = await self.client.post(self.url, self._body(call), self._headers(call))
+        framer = SSEFramer()
+        decoder = None if call.raw is not None else OpenAIChunkDecoder()
+        try:
+            chunks = response.chunks()
+            chunk = await first_chunk_within(chunks, self.client.timeouts.first_byte)
+            while chunk is not None:
+                for event in framer.feed(chunk):
+                    if decoder is None:
+                        yield event
+                        continue
+                    data = event_data(event)
+                    if data is not None:
+                        for item in decoder.feed(data):
+                            yield item
+                chunk = await anext(chunks, None)
+            for event in framer.flush():
+                if decoder is None:
+                    yield event
+                elif (data := event_data(event)) is not None:
+                    for item in decoder.feed(data):
+                        yield item
+            if decoder is not None:
+                for item in decoder.close():
+                    yield item
+        finally:
+            response.close()

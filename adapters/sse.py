@@ -1,0 +1,70 @@
+"""Server-sent events: framing a byte stream into events, and reading an event's fields.
+
+Framing is ours, from whatever chunk sizes the transport hands us (``iter_any()``), so there
+is no line-length limit: a 200 KB delta is one event like any other.
+"""
+
+from __future__ import annotations
+
+
+class SSEFramer:
+    """Splits a byte stream into complete events (the bytes before each blank line)."""
+
+    __slots__ = ("_buffer", "_scanned")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._scanned = 0  # bytes of the buffer already known to hold no separator
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in chunk:
+            buffer = buffer.replace(b"\r\n", b"\n")
+        events: list[bytes] = []
+        start = 0
+        search_from = max(self._scanned - 1, 0)
+        while True:
+            end = buffer.find(b"\n\n", search_from)
+            if end < 0:
+                break
+            if end > start:
+                events.append(buffer[start:end])
+            start = search_from = end + 2
+        self._buffer = buffer[start:]
+        self._scanned = len(self._buffer)
+        return events
+
+    def flush(self) -> list[bytes]:
+        """What is left when the stream ends without a final blank line."""
+        rest, self._buffer, self._scanned = self._buffer.strip(), b"", 0
+        return [rest] if rest else []
+
+
+def event_data(event: bytes) -> bytes | None:
+    """The ``data`` payload of one event (several data lines joined by newlines), or None."""
+    if event.startswith(b"data: ") and b"\n" not in event:
+        return event[6:]
+    data: list[bytes] = []
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+    return b"\n".join(data) if data else None
+
+
+def event_fields(event: bytes) -> tuple[str | None, bytes | None]:
+    """The ``event`` name and ``data`` payload of one event."""
+    name: str | None = None
+    data: list[bytes] = []
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+        elif line.startswith(b"event:"):
+            name = line[6:].strip().decode()
+    return name, (b"\n".join(data) if data else None)
+
+
+def encode_event(data: bytes, name: str | None = None) -> bytes:
+    """One SSE event ready to send."""
+    if name is None:
+        return b"data: " + data + b"\n\n"
+    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"

@@ -1,0 +1,182 @@
+"""The one aiohttp session of a process, its timeouts and the mapping of transport errors.
+
+Every adapter sends through ``UpstreamClient``: it owns the connection pool (sized for thousands
+of concurrent streams), applies connect, first-byte and idle-between-chunks timeouts, and turns
+aiohttp's exceptions into ``adapters.errors`` at this one boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from adapters.errors import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderTimeout,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 10.0
+    first_byte: float = 120.0
+    idle: float = 120.0
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def error_message(body: bytes) -> str:
+    """The human message inside a provider's error body, whatever its dialect."""
+    import msgspec
+
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        parsed = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return text[:500] or "no error message"
+    if isinstance(parsed, list) and parsed:
+        parsed = parsed[0]
+    if isinstance(parsed, dict):
+        error = parsed.get("error", parsed)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return text[:500]
+
+
+class UpstreamResponse:
+    """An open response: its status, headers and a chunk iterator with idle timeouts mapped."""
+
+    __slots__ = ("_response", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers = response.headers
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise ProviderTimeout("idle") from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderConnectionError(f"connection lost: {exc}") from exc
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        content = self._response.content
+        try:
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    return
+                yield chunk
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise ProviderTimeout("idle") from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderConnectionError(f"connection lost mid-answer: {exc}") from exc
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class UpstreamClient:
+    """Sends requests to providers over one shared, process-wide connection pool."""
+
+    def __init__(
+        self,
+        timeouts: Timeouts,
+        max_connections: int = 4096,
+        max_connections_per_host: int = 1024,
+    ) -> None:
+        self.timeouts = timeouts
+        self._max_connections = max_connections
+        self._max_per_host = max_connections_per_host
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=self._max_per_host,
+                ttl_dns_cache=300,
+                keepalive_timeout=60,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=self.timeouts.connect,
+                    sock_read=self.timeouts.idle,
+                ),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+        """POST and wait for the status line; error statuses raise ProviderHTTPError."""
+        try:
+            async with asyncio.timeout(self.timeouts.first_byte):
+                response = await self.session().post(url, data=body, headers=headers)
+        except TimeoutError as exc:
+            raise ProviderTimeout("first_byte") from exc
+        except aiohttp.ServerTimeoutError as exc:
+            raise ProviderTimeout("first_byte") from exc
+        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+            raise ProviderConnectionError(f"cannot reach {url}: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderConnectionError(f"request to {url} failed: {exc}") from exc
+        if response.status >= 400:
+            try:
+                payload = await response.read()
+            except aiohttp.ClientError:
+                payload = b""
+            finally:
+                response.release()
+            raise ProviderHTTPError(
+                response.status, error_message(payload), _retry_after(response.headers)
+            )
+        return UpstreamResponse(response)
+
+
+async def first_chunk_within(chunks: AsyncIterator[bytes], seconds: float) -> bytes | None:
+    """The first chunk of a body, or ProviderTimeout if it takes longer than ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await anext(chunks, None)
+    except TimeoutError as exc:
+        raise ProviderTimeout("first_byte") from exc
+
+
+__all__ = [
+    "ProviderError",
+    "Timeouts",
+    "UpstreamClient",
+    "UpstreamResponse",
+    "error_message",
+    "first_chunk_within",
+]

@@ -1,0 +1,130 @@
+"""The ASGI application: routes, lifespan, and the JSON error shape for everything outside the
+chat endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.auth import Principal, key_from_headers
+from gateway.config import GatewayConfig, load_config
+from gateway.errors import GatewayError, NotFound
+from gateway.ingress import OpenAIIngress
+from gateway.logs import configure_logging
+from gateway.proxy import ChatEndpoint
+from gateway.state import Gateway
+from routers.catalog import ModelInfo
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
+
+
+def error_response(error: GatewayError, dialect: str = "openai") -> Response:
+    return Response(
+        error.body(dialect),
+        status_code=error.status,
+        headers=error.headers,
+        media_type="application/json",
+    )
+
+
+async def authenticate(gateway: Gateway, request: Request) -> Principal:
+    headers = request.headers
+    key = key_from_headers(
+        headers.get("authorization", "").encode("latin-1") or None,
+        headers.get("x-api-key", "").encode("latin-1") or None,
+    )
+    return await gateway.keys.authenticate(key)
+
+
+def model_entry(model: ModelInfo) -> dict[str, Any]:
+    pricing: dict[str, Any] = {
+        "input": model.input_price,
+        "output": model.output_price,
+        "unit": "USD per 1M tokens",
+    }
+    if model.cached_input_price is not None:
+        pricing["cached_input"] = model.cached_input_price
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": model.provider,
+        "context_length": model.context,
+        "max_output_tokens": model.max_output,
+        "capabilities": sorted(model.capabilities),
+        "aliases": list(model.aliases),
+        "pricing": pricing,
+        "free": model.free,
+        "credits": model.credits,
+    }
+
+
+def create_app(config: GatewayConfig | None = None) -> Starlette:
+    """The gateway as an ASGI app; ``config`` defaults to ``load_config()``."""
+    config = config or load_config()
+    configure_logging(config.server.log_level)
+    gateway = Gateway(config)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def list_models(request: Request) -> Response:
+        try:
+            await authenticate(gateway, request)
+        except GatewayError as error:
+            return error_response(error)
+        return JSONResponse({"object": "list", "data": [model_entry(m) for m in gateway.catalog]})
+
+    async def get_model(request: Request) -> Response:
+        try:
+            await authenticate(gateway, request)
+            model = gateway.catalog.get(request.path_params["model_id"])
+            if model is None:
+                raise NotFound(
+                    f"Unknown model '{request.path_params['model_id']}': "
+                    "GET /v1/models lists the models you can use"
+                )
+        except GatewayError as error:
+            return error_response(error)
+        return JSONResponse(model_entry(model))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error = GatewayError(exc.detail)
+        error.status = exc.status_code
+        error.openai_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        error.anthropic_type = error.openai_type
+        return error_response(error)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/chat/completions", ChatEndpoint(gateway, OpenAIIngress()), methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
+    app.state.gateway = gateway
+    return app

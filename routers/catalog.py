@@ -1,0 +1,75 @@
+"""The model catalog: every model the gateway can serve, with prices, limits and capabilities.
+
+Names resolve in this order: an exact catalog id, an alias, then ``<provider>/<model>`` for a
+provider that allows any of its models (served at zero listed price unless configured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One servable model: what clients call it and what its provider calls it."""
+
+    id: str
+    provider: str
+    upstream: str
+    input_price: float = 0.0  # USD per 1M tokens
+    output_price: float = 0.0
+    cached_input_price: float | None = None
+    context: int = 128_000
+    max_output: int = 16_384
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    aliases: tuple[str, ...] = ()
+    free: bool = False
+    credits: int = 1
+    listed: bool = True  # False for "<provider>/<model>" names served without a catalog entry
+
+    def cost(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cached_tokens: int = 0,
+        cache_creation_tokens: int = 0,
+    ) -> float:
+        """USD for one call; cached reads at their own rate, the rest of the input at full."""
+        cached_price = (
+            self.input_price if self.cached_input_price is None else self.cached_input_price
+        )
+        uncached = max(input_tokens - cached_tokens, 0)
+        return (
+            uncached * self.input_price
+            + cached_tokens * cached_price
+            + output_tokens * self.output_price
+        ) / 1_000_000
+
+
+class Catalog:
+    """Looks models up by id, alias or provider-prefixed name."""
+
+    def __init__(self, models: Iterable[ModelInfo], open_providers: Iterable[str] = ()) -> None:
+        self.models: list[ModelInfo] = list(models)
+        self._by_name: dict[str, ModelInfo] = {}
+        for model in self.models:
+            self._by_name[model.id] = model
+            for alias in model.aliases:
+                self._by_name[alias] = model
+        self._open_providers = frozenset(open_providers)
+
+    def get(self, name: str) -> ModelInfo | None:
+        """The model called ``name``, or None."""
+        model = self._by_name.get(name)
+        if model is not None:
+            return model
+        provider, _, upstream = name.partition("/")
+        if upstream and provider in self._open_providers:
+            model = ModelInfo(id=name, provider=provider, upstream=upstream, listed=False)
+            self._by_name[name] = model
+            return model
+        return None
+
+    def __iter__(self) -> Iterator[ModelInfo]:
+        return iter(self.models)
