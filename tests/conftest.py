@@ -1,0 +1,182 @@
+"""Shared fixtures: fake upstreams and the real gateway server in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests.fakes import FakeUpstream
+
+ROOT = Path(__file__).resolve().parent.parent
+GATEWAY = str(Path(sys.executable).parent / "gateway")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+FAKE_MODELS = """
+[[models]]
+id = "fake/ok"
+provider = "fake"
+upstream = "ok"
+aliases = ["fake-ok"]
+input_price = 1.0
+output_price = 2.0
+cached_input_price = 0.5
+capabilities = ["tools", "vision", "reasoning"]
+"""
+
+
+def fake_config(tmp: Path, upstream_url: str, extra: str = "", models: str = FAKE_MODELS) -> str:
+    """A gateway config: SQLite in ``tmp``, the mock, and a provider ``fake`` at the fake upstream.
+
+    Every upstream model name of the fake is also servable as ``fake/<name>``.
+    """
+    return f"""
+[server]
+max_body_bytes = 1048576
+graceful_timeout = 5.0
+commit_timeout = 10.0
+
+[storage]
+url = "sqlite:///{tmp}/gateway.db"
+ledger_flush_interval = 0.1
+
+[upstream]
+connect_timeout = 2.0
+first_byte_timeout = 3.0
+idle_timeout = 3.0
+
+[providers.mock]
+kind = "mock"
+
+[providers.fake]
+kind = "openai"
+base_url = "{upstream_url}"
+api_key = "sk-fake-upstream-secret"
+allow_any_model = true
+
+[[models]]
+id = "mock/echo"
+provider = "mock"
+upstream = "echo"
+aliases = ["echo"]
+
+[[models]]
+id = "mock/lorem"
+provider = "mock"
+upstream = "lorem"
+input_price = 0.1
+output_price = 0.4
+{models}
+{extra}
+"""
+
+
+class GatewayProcess:
+    """``gateway serve`` on a free port, with a key created through the CLI."""
+
+    def __init__(self, tmp: Path, config_text: str, env: dict[str, str] | None = None) -> None:
+        self.tmp = tmp
+        self.config_path = tmp / "gateway.toml"
+        self.config_path.write_text(config_text)
+        self.port = free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = tmp / "gateway.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.key = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [GATEWAY, *args, "--config", str(self.config_path)],
+            capture_output=True, text=True, env=self.env, cwd=self.tmp, check=False,
+        )
+
+    def create_key(self, *args: str) -> str:
+        result = self.cli("keys", "create", *args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    def start(self, workers: int = 1) -> GatewayProcess:
+        self.key = self.key or self.create_key("--name", "tests", "--user", "tests@example.com")
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [GATEWAY, "serve", "--config", str(self.config_path), "--port", str(self.port),
+             "--workers", str(workers)],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.tmp,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited early:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"gateway did not become healthy:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+    def usage_rows(self) -> list[dict[str, object]]:
+        import sqlite3
+
+        with sqlite3.connect(self.tmp / "gateway.db") as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute("SELECT * FROM usage ORDER BY created_at")]
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
+) -> Iterator[GatewayProcess]:
+    """One gateway for the session, in front of the mock and the fake OpenAI upstream."""
+    tmp = tmp_path_factory.mktemp("gateway")
+    process = GatewayProcess(tmp, fake_config(tmp, upstream.url)).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def fake(upstream: FakeUpstream) -> Iterator[FakeUpstream]:
+    """The session's fake upstream, with its records cleared for this test."""
+    upstream.reset()
+    yield upstream
+    upstream.reset()
