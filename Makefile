@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install install-dev run test lint bench bench-quick clean
+.PHONY: install install-dev run test lint bench bench-quick bench-tools clean
 
 install: $(VENV)/.installed
 
@@ -30,10 +30,19 @@ lint: install-dev
 	$(VENV)/bin/ruff check gateway routers adapters tests bench
 	$(VENV)/bin/mypy
 
-bench: install-dev
+$(VENV)/.installed-bench: $(VENV)/.installed-dev pyproject.toml
+	$(PIP) install -q -e '.[dev,bench]'
+	touch $@
+
+# wrk and nginx come from the system's packages (the bench runs as root here).
+bench-tools:
+	@command -v wrk >/dev/null && { command -v nginx >/dev/null || test -x /usr/sbin/nginx; } \
+		|| { apt-get update -qq && apt-get install -y -qq wrk nginx >/dev/null; }
+
+bench: $(VENV)/.installed-bench bench-tools
 	$(PY) -m bench.run --full
 
-bench-quick: install-dev
+bench-quick: $(VENV)/.installed-bench bench-tools
 	$(PY) -m bench.run --quick
 
 clean:

@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Gateway listening on http://{host}:{port} with {max(workers, 1)} worker(s)", flush=True)
     from gateway.server import serve
 
-    return serve(config, args.config, workers)
+    return serve(config, args.config, workers, args.server)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
+    serve.add_argument(
+        "--server",
+        choices=("hypercorn", "uvicorn", "granian"),
+        default="hypercorn",
+        help="ASGI server (default hypercorn; uvicorn and granian need the 'servers' extra)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(

@@ -1,0 +1,307 @@
+"""Load generators: wrk for non-streamed requests, an aiohttp client for streams.
+
+``run_wrk`` drives one target at one concurrency for a bounded time with a Lua body and reads
+the totals and latency percentiles a Lua ``done`` hook prints as JSON. ``run_streams`` opens
+``n`` streams at once and records, per stream, the time to first content, every gap between
+two received chunks after it, and whether the stream completed (saw its end marker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_WRK_LUA = """
+wrk.method = "POST"
+wrk.body = %(body)s
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = %(auth)s
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%%d,"duration_us":%%d,"socket_errors":%%d,"status_errors":%%d,' ..
+    '"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,"mean_us":%%f}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    socket_errors: int
+    status_errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def chat_body(model: str, stream: bool = False) -> str:
+    body: dict[str, object] = {
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are a terse assistant."},
+            {"role": "user", "content": "Say hello in sixteen tokens, please."},
+        ],
+        "max_tokens": 64,
+    }
+    if stream:
+        body["stream"] = True
+    return json.dumps(body, separators=(",", ":"))
+
+
+def run_wrk(
+    url: str,
+    model: str,
+    auth: str,
+    connections: int,
+    seconds: float,
+    workdir: Path,
+    cpus: str = "1",
+    threads: int = 1,
+) -> WrkResult:
+    """One bounded wrk run pinned to ``cpus``; raises if wrk fails."""
+    script = workdir / f"wrk-{abs(hash((model, auth))) % 10**8}.lua"
+    script.write_text(
+        _WRK_LUA % {"body": _lua_string(chat_body(model)), "auth": _lua_string(f"Bearer {auth}")}
+    )
+    command = [
+        "taskset", "-c", cpus, "wrk", "-t", str(max(1, min(threads, connections))),
+        "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--timeout", "10s",
+        "-s", str(script),
+        url + "/v1/chat/completions",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 30, check=False
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            data = json.loads(line[8:])
+            return WrkResult(
+                requests=data["requests"],
+                seconds=data["duration_us"] / 1e6,
+                socket_errors=data["socket_errors"],
+                status_errors=data["status_errors"],
+                p50_ms=data["p50_us"] / 1000,
+                p90_ms=data["p90_us"] / 1000,
+                p99_ms=data["p99_us"] / 1000,
+            )
+    raise RuntimeError(f"wrk gave no result: {done.stdout[-500:]} {done.stderr[-500:]}")
+
+
+# --- streams ---------------------------------------------------------------------------------
+
+
+@dataclass
+class StreamResult:
+    """One stream as the client saw it."""
+
+    ttft: float | None = None  # seconds from sending to the first content
+    gaps: list[float] = field(default_factory=list)  # seconds between chunks after the first
+    completed: bool = False
+    status: int = 0
+    error: str = ""
+
+
+@dataclass
+class StreamsRun:
+    n: int
+    results: list[StreamResult]
+    peak_open: int
+    rss_samples: list[tuple[int, int]]  # (streams open at the client, RSS bytes of the target)
+    seconds: float
+
+    @property
+    def completed(self) -> int:
+        return sum(r.completed for r in self.results)
+
+    @property
+    def ttfts(self) -> list[float]:
+        return [r.ttft for r in self.results if r.ttft is not None]
+
+    @property
+    def gaps(self) -> list[float]:
+        return [gap for r in self.results for gap in r.gaps]
+
+    @property
+    def max_gap(self) -> float:
+        return max(self.gaps, default=0.0)
+
+
+_CONTENT_MARKERS = (b'"content":"', b'"content": "', b"text_delta")
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """One streamed request over its own connection, timing every chunk as it arrives.
+
+    A raw protocol rather than aiohttp: at 1,000 streams of 50 chunks/s the client's own
+    per-chunk cost decides whether gaps are the target's or the client's; this one only takes
+    a timestamp per ``data_received``.
+    """
+
+    def __init__(self, request: bytes, result: StreamResult, opened: Callable[[int], None],
+                 started: float) -> None:
+        self.request = request
+        self.result = result
+        self.opened = opened
+        self.started = started
+        self.head = b""
+        self.in_body = False
+        self.last = 0.0
+        self.tail = b""
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        result = self.result
+        if not self.in_body:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status_line = self.head[: self.head.find(b"\r\n")]
+            parts = status_line.split(b" ", 2)
+            result.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            data = self.head[end + 4 :]
+            self.in_body = True
+            if result.status != 200:
+                result.error = f"status {result.status}"
+                self._finish()
+                return
+            self.opened(1)
+            self.counted = True
+            if not data:
+                return
+        if result.ttft is None:
+            if any(marker in data for marker in _CONTENT_MARKERS):
+                result.ttft = now - self.started
+                self.last = now
+        else:
+            result.gaps.append(now - self.last)
+            self.last = now
+        self.tail = (self.tail + data)[-96:]
+        # The end of a chunked body after the stream's own end marker.
+        if self.tail.endswith(b"0\r\n\r\n") and self._saw_end():
+            result.completed = True
+            self._finish()
+
+    def _saw_end(self) -> bool:
+        return b"[DONE]" in self.tail or b"message_stop" in self.tail
+
+    def _finish(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.opened(-1)
+            self.counted = False
+        if not self.result.completed and not self.result.error:
+            if self.in_body and self._saw_end():  # a body delimited by closing
+                self.result.completed = True
+            else:
+                self.result.error = "connection closed early"
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def _one_stream(host: str, port: int, request: bytes, result: StreamResult,
+                      opened: Callable[[int], None], timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    protocol: _StreamProtocol | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            _, protocol = await loop.create_connection(
+                lambda: _StreamProtocol(request, result, opened, started), host, port
+            )
+            await protocol.done
+    except TimeoutError:
+        result.error = "timeout"
+    except OSError as exc:
+        result.error = type(exc).__name__
+    finally:
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.close()
+
+
+async def run_streams(
+    url: str,
+    model: str,
+    auth: str,
+    n: int,
+    timeout: float = 60.0,
+    rss: Callable[[], int] | None = None,
+    ramp_seconds: float = 0.0,
+) -> StreamsRun:
+    """``n`` concurrent streams (started over ``ramp_seconds``), RSS sampled every 50 ms."""
+    host, _, port_text = url.removeprefix("http://").rstrip("/").partition(":")
+    body = chat_body(model, stream=True).encode()
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port_text}\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Bearer {auth}\r\n"
+        f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    results = [StreamResult() for _ in range(n)]
+    open_now = 0
+    peak = 0
+    samples: list[tuple[int, int]] = []
+
+    def opened(delta: int) -> None:
+        nonlocal open_now, peak
+        open_now += delta
+        peak = max(peak, open_now)
+
+    started = time.perf_counter()
+    tasks = []
+    for i, result in enumerate(results):
+        if ramp_seconds and i:
+            # Start on schedule (not after fixed sleeps, which drift when the loop is busy).
+            delay = started + ramp_seconds * i / n - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        tasks.append(
+            asyncio.create_task(
+                _one_stream(host, int(port_text), request, result, opened, timeout)
+            )
+        )
+        if rss is not None and i % 50 == 0:
+            samples.append((open_now, rss()))
+    pending = set(tasks)
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=0.05)
+        if rss is not None:
+            samples.append((open_now, rss()))
+    return StreamsRun(n, results, peak, samples, time.perf_counter() - started)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]

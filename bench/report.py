@@ -1,0 +1,223 @@
+"""The markdown table, the goal checks and the plots of one benchmark run (from its raw JSON)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+Raw = dict[str, Any]
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def summarize(raw: Raw) -> dict[str, dict[str, Any]]:
+    """One flat dict of figures per target."""
+    targets: dict[str, Any] = raw["targets"]
+    out: dict[str, dict[str, Any]] = {}
+    for name, t in targets.items():
+        s: dict[str, Any] = {"kind": t["kind"], "error": t["error"]}
+        for concurrency, runs in t["wrk"].items():
+            c = int(concurrency)
+            s[f"rps_{c}"] = _median([r["rps"] for r in runs])
+            s[f"p50_{c}"] = _median([r["p50_ms"] for r in runs])
+            s[f"p99_{c}"] = _median([r["p99_ms"] for r in runs])
+            s[f"errors_{c}"] = sum(r["socket_errors"] + r["status_errors"] for r in runs)
+        s["cpu_us"] = _median(t["cpu_us_per_request"])
+        streams = t["streams"]
+        s["ttft_p50"] = _median([r["ttft_p50_ms"] for r in streams])
+        s["gap_p50"] = _median([r["gap_p50_ms"] for r in streams])
+        s["gap_p99"] = _median([r["gap_p99_ms"] for r in streams])
+        s["streams_completed"] = sum(r["completed"] for r in streams)
+        s["streams_sent"] = sum(r["n"] for r in streams)
+        if streams and s["streams_completed"]:
+            s["stream_cpu_us"] = sum(r["cpu_s"] for r in streams) / s["streams_sent"] * 1e6
+        ok_levels = [r["n"] for r in t["sweep"] if r.get("ok")]
+        base_ok = all(
+            r["completed"] == r["n"] and r["gap_max_ms"] <= 200 for r in streams
+        ) and bool(streams)
+        s["max_streams"] = max(ok_levels, default=streams[0]["n"] if base_ok else 0)
+        s["sweep_failed_at"] = next((r["n"] for r in t["sweep"] if not r.get("ok")), None)
+        s["rss_idle_mb"] = t["rss_idle"] / 2**20
+        samples = t["rss_samples"]
+        if samples:
+            peak_open, peak_rss = max(samples, key=lambda p: (p[0], p[1]))
+            s["rss_peak_mb"] = peak_rss / 2**20
+            s["peak_open"] = peak_open
+            s["rss_per_stream_kb"] = (
+                (peak_rss - t["rss_idle"]) / peak_open / 1024 if peak_open else None
+            )
+        s["requests_sent"] = t["requests_sent"]
+        s["ledger_rows"] = t["ledger_rows"]
+        out[name] = s
+    direct = out.get("direct", {})
+    for s in out.values():
+        if s.get("ttft_p50") is not None and direct.get("ttft_p50") is not None:
+            s["added_ttft"] = s["ttft_p50"] - direct["ttft_p50"]
+    return out
+
+
+def table(raw: Raw) -> str:
+    summary = summarize(raw)
+    concurrencies = sorted({int(c) for t in raw["targets"].values() for c in t["wrk"]})
+    head = ["target"]
+    for c in concurrencies:
+        head += [f"req/s c{c}", f"p50/p99 ms c{c}"]
+    head += ["CPU µs/req", "req/s per core", "added TTFT p50 ms", "gap p50/p99 ms",
+             "streams ok", "max streams no stall", "RSS idle MB", "RSS KB/stream",
+             "ledger rows/sent"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, s in summary.items():
+        row = [name]
+        for c in concurrencies:
+            errors = s.get(f"errors_{c}") or 0
+            row.append(_fmt(s.get(f"rps_{c}"), 0) + (f" ({errors} err)" if errors else ""))
+            row.append(f"{_fmt(s.get(f'p50_{c}'), 2)} / {_fmt(s.get(f'p99_{c}'), 2)}")
+        cpu = s.get("cpu_us")
+        row.append(_fmt(cpu, 0))
+        row.append(_fmt(1e6 / cpu, 0) if cpu else "-")
+        row.append(_fmt(s.get("added_ttft"), 2) if s["kind"] != "direct" else "(base)")
+        row.append(f"{_fmt(s.get('gap_p50'), 1)} / {_fmt(s.get('gap_p99'), 1)}")
+        row.append(f"{s['streams_completed']}/{s['streams_sent']}")
+        failed = s.get("sweep_failed_at")
+        row.append(f"{s['max_streams']}" + (f" (stall at {failed})" if failed else ""))
+        row.append(_fmt(s.get("rss_idle_mb"), 0))
+        row.append(_fmt(s.get("rss_per_stream_kb"), 1))
+        if s["ledger_rows"] is not None:
+            row.append(f"{s['ledger_rows']}/{s['requests_sent']}")
+        else:
+            row.append("n/a")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def goals(raw: Raw) -> str:
+    """The issue's targets, checked for each gateway server against its floor and peer."""
+    summary = summarize(raw)
+    direct = summary.get("direct", {})
+    litellm = summary.get("litellm", {})
+    lines = []
+    for name, s in summary.items():
+        if s["kind"] != "gateway":
+            continue
+        server = name.split("-", 1)[1]
+        bare = summary.get(f"bare-{server}") or summary.get("bare-hypercorn", {})
+        checks: list[tuple[str, bool | None, str]] = []
+        if s.get("cpu_us") and bare.get("cpu_us"):
+            ratio = s["cpu_us"] / bare["cpu_us"]
+            checks.append(("CPU/request ≤ 1.5x bare", ratio <= 1.5, f"{ratio:.2f}x"))
+        if s.get("cpu_us") and litellm.get("cpu_us"):
+            ratio = litellm["cpu_us"] / s["cpu_us"]
+            checks.append(("req/s per core ≥ 20x LiteLLM", ratio >= 20, f"{ratio:.1f}x"))
+        if s.get("added_ttft") is not None:
+            checks.append(("added TTFT p50 ≤ 2 ms", s["added_ttft"] <= 2,
+                           f"{s['added_ttft']:.2f} ms"))
+        if s.get("gap_p99") is not None and direct.get("gap_p99") is not None:
+            delta = s["gap_p99"] - direct["gap_p99"]
+            checks.append(("gap p99 ≤ direct + 5 ms", delta <= 5, f"{delta:+.1f} ms"))
+        checks.append(("1,000 streams, no stall", s["max_streams"] >= 1000,
+                       f"max {s['max_streams']}"))
+        if s.get("rss_per_stream_kb") is not None:
+            checks.append(("≤ 30 KB RSS per stream", s["rss_per_stream_kb"] <= 30,
+                           f"{s['rss_per_stream_kb']:.1f} KB at {s['peak_open']} open"))
+        if s["ledger_rows"] is not None:
+            lost = max(s["requests_sent"] - s["ledger_rows"], 0)
+            checks.append(("no ledger row lost", lost == 0,
+                           f"{s['ledger_rows']} rows for {s['requests_sent']} requests"))
+        if s["error"]:
+            checks.append(("clean SIGTERM exit", False, s["error"]))
+        cells = ", ".join(
+            f"{'✅' if ok else '❌'} {label}: {value}" for label, ok, value in checks
+        )
+        lines.append(f"- **{name}**: {cells}")
+    return "\n".join(lines)
+
+
+def plot(raw: Raw, out: Path) -> list[Path]:
+    """latency.png (p50 and p99 against concurrency) and rss.png (RSS against open streams)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written = []
+    summary = summarize(raw)
+    concurrencies = sorted({int(c) for t in raw["targets"].values() for c in t["wrk"]})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, s in summary.items():
+        for ax, q in zip(axes, ("p50", "p99"), strict=True):
+            ys = [s.get(f"{q}_{c}") for c in concurrencies]
+            points = [(c, y) for c, y in zip(concurrencies, ys, strict=True) if y is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=name)
+    for ax, q in zip(axes, ("p50", "p99"), strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent connections")
+        ax.set_ylabel(f"{q} latency (ms)")
+        ax.set_title(f"Non-streamed {q} latency")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "latency.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, t in raw["targets"].items():
+        samples = t["rss_samples"]
+        if not samples:
+            continue
+        best: dict[int, int] = {0: t["rss_idle"]}
+        for open_now, rss in samples:
+            best[open_now] = max(best.get(open_now, 0), rss)
+        xs = sorted(best)
+        ax.plot(xs, [best[x] / 2**20 for x in xs], label=name, linewidth=1.2)
+    ax.set_xlabel("open streams")
+    ax.set_ylabel("RSS (MiB)")
+    ax.set_title("Memory against open streams")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "rss.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def write(raw: Raw, out: Path) -> str:
+    """Write results.md and the plots into ``out``; returns the markdown."""
+    meta = raw["meta"]
+    text = (
+        f"# Benchmark results ({meta['mode']}, {meta['date']}, {meta['cpus']} CPUs, "
+        f"{meta['seconds']} s)\n\n"
+        "Non-streamed: wrk, 16-token answers. Streams: 64 tokens 20 ms apart, "
+        f"{meta['plan']['streams']} at once. Target on core 0, load and fake upstream on "
+        "core 1. Medians over interleaved rounds.\n\n"
+        + table(raw)
+        + "\n\n## Goals\n\n"
+        + goals(raw)
+        + "\n\n![latency](latency.png)\n\n![rss](rss.png)\n"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(text)
+    plot(raw, out)
+    return text
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    raw_path = Path(sys.argv[1])
+    print(write(json.loads(raw_path.read_text()), raw_path.parent.parent))
