@@ -39,10 +39,17 @@ bench-tools:
 	@command -v wrk >/dev/null && { command -v nginx >/dev/null || test -x /usr/sbin/nginx; } \
 		|| { apt-get update -qq && apt-get install -y -qq wrk nginx >/dev/null; }
 
-bench: $(VENV)/.installed-bench bench-tools
+# The peer, pinned, in its own virtualenv (1.100.5 installs here; never 1.107.0, reported
+# compromised).
+LITELLM := bench/.venv-litellm/bin/litellm
+$(LITELLM):
+	test -x bench/.venv-litellm/bin/python || $(PYTHON) -m venv bench/.venv-litellm
+	bench/.venv-litellm/bin/pip install -q 'litellm[proxy]==1.100.5'
+
+bench: $(VENV)/.installed-bench bench-tools $(LITELLM)
 	$(PY) -m bench.run --full
 
-bench-quick: $(VENV)/.installed-bench bench-tools
+bench-quick: $(VENV)/.installed-bench bench-tools $(LITELLM)
 	$(PY) -m bench.run --quick
 
 clean:

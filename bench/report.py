@@ -107,11 +107,12 @@ def goals(raw: Raw) -> str:
         if s["kind"] != "gateway":
             continue
         server = name.split("-", 1)[1]
-        bare = summary.get(f"bare-{server}") or summary.get("bare-hypercorn", {})
+        bare_name = f"bare-{server}" if f"bare-{server}" in summary else "bare-hypercorn"
+        bare = summary.get(bare_name, {})
         checks: list[tuple[str, bool | None, str]] = []
         if s.get("cpu_us") and bare.get("cpu_us"):
             ratio = s["cpu_us"] / bare["cpu_us"]
-            checks.append(("CPU/request ≤ 1.5x bare", ratio <= 1.5, f"{ratio:.2f}x"))
+            checks.append((f"CPU/request ≤ 1.5x {bare_name}", ratio <= 1.5, f"{ratio:.2f}x"))
         if s.get("cpu_us") and litellm.get("cpu_us"):
             ratio = litellm["cpu_us"] / s["cpu_us"]
             checks.append(("req/s per core ≥ 20x LiteLLM", ratio >= 20, f"{ratio:.1f}x"))
