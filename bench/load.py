@@ -305,3 +305,81 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
+
+
+async def hold_streams(
+    url: str,
+    model: str,
+    auth: str,
+    n: int,
+    rss: Callable[[], int],
+    steps: int = 4,
+    rate: float = 250.0,
+    step_timeout: float = 15.0,
+    hold_seconds: float = 1.0,
+) -> StreamsRun:
+    """Open ``n`` long streams in ``steps`` steps, sampling RSS once each step is all open.
+
+    Streams start at ``rate`` per second; after a step's streams have all received their
+    first content (or ``step_timeout``), RSS is sampled; after the last step the streams are
+    held ``hold_seconds`` more, then the client closes them all. Every gap between chunks is
+    recorded throughout; a stream counts as completed if it was open and healthy when closed.
+    """
+    host, _, port_text = url.removeprefix("http://").rstrip("/").partition(":")
+    body = chat_body(model, stream=True).encode()
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port_text}\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Bearer {auth}\r\n"
+        f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    loop = asyncio.get_running_loop()
+    results = [StreamResult() for _ in range(n)]
+    protocols: list[_StreamProtocol] = []
+    open_now = 0
+    peak = 0
+
+    def opened(delta: int) -> None:
+        nonlocal open_now, peak
+        open_now += delta
+        peak = max(peak, open_now)
+
+    async def start(result: StreamResult) -> None:
+        started = time.perf_counter()
+        try:
+            _, protocol = await loop.create_connection(
+                lambda: _StreamProtocol(request, result, opened, started), host, int(port_text)
+            )
+            protocols.append(protocol)
+        except OSError as exc:
+            result.error = type(exc).__name__
+
+    samples: list[tuple[int, int]] = [(0, rss())]
+    started = time.perf_counter()
+    tasks: list[asyncio.Task[None]] = []
+    for step in range(1, steps + 1):
+        goal = n * step // steps
+        step_start = time.perf_counter()
+        for i in range(len(tasks), goal):
+            delay = step_start + (i - len(tasks)) / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(start(results[i])))
+        deadline = time.perf_counter() + step_timeout
+        while time.perf_counter() < deadline:
+            if sum(r.ttft is not None or bool(r.error) for r in results[:goal]) >= goal:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        samples.append((open_now, rss()))
+    await asyncio.sleep(hold_seconds)
+    healthy = [r.ttft is not None and not r.error and not r.completed for r in results]
+    for protocol in protocols:
+        if protocol.transport is not None:
+            protocol.transport.close()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0.1)
+    for result, ok in zip(results, healthy, strict=True):
+        result.completed = ok
+        if ok:
+            result.error = ""
+    return StreamsRun(n, results, peak, samples, time.perf_counter() - started)

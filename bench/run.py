@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.load import percentile, run_streams, run_wrk
+from bench.load import hold_streams, percentile, run_streams, run_wrk
 from bench.targets import (
     LOAD_CPUS,
     ROOT,
@@ -47,9 +47,11 @@ from bench.targets import (
 RESULTS = ROOT / "bench" / "results"
 NONSTREAM = "bench-tok16"
 STREAM = "bench-tok64-gap20"
-SWEEP_STREAM = "bench-tok150-gap20"  # 3 s long, so a ramped-up level is really all open at once
+# Held streams: a token every 100 ms for up to 60 s; the client closes them after measuring.
+# (At 20 ms a Python proxy on one core is CPU-bound long before 1,000 streams: the table's
+# "µs/chunk" column gives that ceiling, 1e6 / (50 x µs per chunk) streams.)
+SWEEP_STREAM = "bench-tok600-gap100"
 STREAM_RAMP = 1.0  # seconds over which the 256 streams start (arrivals, not one burst)
-SWEEP_RAMP = 1.5
 STALL_SECONDS = 0.200
 
 
@@ -83,6 +85,7 @@ class TargetResults:
     sweep: list[dict[str, Any]] = field(default_factory=list)
     rss_idle: int = 0
     rss_samples: list[tuple[int, int]] = field(default_factory=list)
+    holds: list[dict[str, Any]] = field(default_factory=list)
     requests_sent: int = 0
     ledger_rows: int | None = None
     ledger_rows_ok: int | None = None
@@ -177,15 +180,15 @@ async def measure_sweep(plan: Plan, targets: list[Target],
         for target in list(alive):
             pids = target.pids()
             before = cpu_seconds(pids)
-            run = await run_streams(target.url, target.model(SWEEP_STREAM), target.key, level,
-                                    timeout=30.0, rss=lambda pids=pids: rss_bytes(pids),
-                                    ramp_seconds=SWEEP_RAMP)
+            run = await hold_streams(target.url, target.model(SWEEP_STREAM), target.key, level,
+                                     rss=lambda pids=pids: rss_bytes(pids))
             summary = _streams_summary(run, cpu_seconds(pids) - before)
             ok = run.completed == level and run.max_gap <= STALL_SECONDS
             summary["ok"] = ok
             record = results[target.name]
             record.sweep.append(summary)
             record.rss_samples.extend(run.rss_samples)
+            record.holds.append({"n": level, "samples": run.rss_samples})
             record.requests_sent += level
             _log(f"{target.name:18} {level} streams: {summary['completed']} completed, "
                  f"peak open {run.peak_open}, max gap {summary['gap_max_ms']:.0f} ms "
