@@ -69,7 +69,7 @@ class Plan:
     bare_servers: tuple[str, ...]
 
 
-QUICK = Plan(1, (1, 64), 2, 1, 256, (1000,), ("hypercorn", "uvicorn", "granian"),
+QUICK = Plan(1, (1, 64), 2, 2, 256, (1000,), ("hypercorn", "uvicorn", "granian"),
              ("hypercorn", "uvicorn"))
 FULL = Plan(8, (1, 16, 64, 256), 3, 3, 256, (256, 512, 1000, 2000, 4000),
             ("hypercorn", "uvicorn", "granian"), ("hypercorn", "uvicorn", "granian"))
