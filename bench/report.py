@@ -89,7 +89,10 @@ def table(raw: Raw) -> str:
         row.append(f"{s['streams_completed']}/{s['streams_sent']}")
         row.append(_fmt(s.get("chunk_cpu_us"), 1))
         failed = s.get("sweep_failed_at")
-        row.append(f"{s['max_streams']}" + (f" (stall at {failed})" if failed else ""))
+        if s["max_streams"]:
+            row.append(f"{s['max_streams']}" + (f" (stall at {failed})" if failed else ""))
+        else:
+            row.append(f"< {s['streams_sent'] // max(len(raw['targets'][name]['streams']), 1)}")
         row.append(_fmt(s.get("rss_idle_mb"), 0))
         row.append(_fmt(s.get("rss_per_stream_kb"), 1))
         if s["ledger_rows"] is not None:
