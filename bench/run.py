@@ -15,6 +15,7 @@ numbers in ``bench/results/raw/<time>.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -181,7 +182,7 @@ async def measure_sweep(plan: Plan, targets: list[Target],
             pids = target.pids()
             before = cpu_seconds(pids)
             run = await hold_streams(target.url, target.model(SWEEP_STREAM), target.key, level,
-                                     rss=lambda pids=pids: rss_bytes(pids))
+                                     rss=functools.partial(rss_bytes, pids))
             summary = _streams_summary(run, cpu_seconds(pids) - before)
             ok = run.completed == level and run.max_gap <= STALL_SECONDS
             summary["ok"] = ok

@@ -11,6 +11,7 @@ usage ledger, and the process exits 0.
 from __future__ import annotations
 
 import os
+import sys
 
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.run import run
@@ -102,6 +103,13 @@ def serve(
     """Run until told to stop; returns the exit code."""
     if config_path:
         os.environ["GATEWAY_CONFIG"] = os.path.abspath(config_path)
+    if server in ("uvicorn", "granian") and not _has(server):
+        print(
+            f"gateway: --server {server} is not installed; install the 'servers' extra "
+            "(pip install 'llm-gateway[servers]') or use --server hypercorn",
+            file=sys.stderr,
+        )
+        return 2
     if server == "uvicorn":
         return serve_uvicorn(config, workers)
     if server == "granian":
