@@ -539,7 +539,7 @@ class _EventView(msgspec.Struct):
     message: _MessageView | None = None
     delta: _DeltaView | None = None
     usage: UsageWire | None = None
-    error: msgspec.Raw | None = None
+    error: msgspec.Raw = msgspec.Raw()  # empty when absent
 
 
 _event_view = msgspec.json.Decoder(_EventView)
@@ -557,6 +557,11 @@ ERROR_STATUS: dict[str, int] = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
+
+
+def has_value(raw: msgspec.Raw) -> bool:
+    """True when a ``Raw`` field was present and not null."""
+    return len(raw) > 0 and bytes(raw) != b"null"
 
 
 def mid_stream_error(raw: msgspec.Raw) -> ProviderHTTPError:
@@ -616,7 +621,7 @@ class AnthropicPassthrough:
                 self.usage = anthropic_usage_to_canonical(view.usage, self.usage)
             if view.delta is not None and view.delta.stop_reason:
                 self.stop_reason = view.delta.stop_reason
-        elif kind == "error" and view.error is not None:
+        elif kind == "error" and has_value(view.error):
             raise mid_stream_error(view.error)
         return item + b"\n\n"
 

@@ -18,6 +18,7 @@ from adapters.anthropic import (
     UsageWire,
     anthropic_stop_to_canonical,
     anthropic_usage_to_canonical,
+    has_value,
     mid_stream_error,
 )
 from adapters.errors import ProviderProtocolError
@@ -256,7 +257,7 @@ class _EventWire(msgspec.Struct):
     content_block: _BlockWire | None = None
     delta: _DeltaWire | None = None
     usage: UsageWire | None = None
-    error: msgspec.Raw | None = None
+    error: msgspec.Raw = msgspec.Raw()  # empty when absent
 
 
 _event_wire = msgspec.json.Decoder(_EventWire)
@@ -306,7 +307,7 @@ class AnthropicEventDecoder:
             return events
         if kind == "message_stop":
             return self.close()
-        if kind == "error" and wire.error is not None:
+        if kind == "error" and has_value(wire.error):
             raise mid_stream_error(wire.error)
         return []  # ping, and event types added after this was written
 

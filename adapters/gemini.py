@@ -24,6 +24,7 @@ import msgspec
 from msgspec import UNSET
 
 from adapters import canonical as c
+from adapters.anthropic import has_value
 from adapters.errors import ProviderHTTPError, ProviderProtocolError
 
 _encode = msgspec.json.encode
@@ -260,7 +261,7 @@ class ResponseWire(msgspec.Struct, rename="camel"):
     usage_metadata: UsageWire | None = None
     model_version: str = ""
     response_id: str = ""
-    error: msgspec.Raw | None = None
+    error: msgspec.Raw = msgspec.Raw()  # empty when absent
 
 
 _response_wire = msgspec.json.Decoder(ResponseWire)
@@ -271,7 +272,7 @@ def _decode(body: bytes) -> ResponseWire:
         wire = _response_wire.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ProviderProtocolError(f"malformed Gemini answer: {exc}") from exc
-    if wire.error is not None:
+    if has_value(wire.error):
         error = msgspec.json.decode(wire.error)
         error = error if isinstance(error, dict) else {}
         code = error.get("code")

@@ -490,8 +490,9 @@ class _DeltaView(msgspec.Struct):
     reasoning_content: str | None = None
     reasoning: str | None = None
     refusal: str | None = None
-    tool_calls: msgspec.Raw | None = None
-    function_call: msgspec.Raw | None = None
+    # msgspec cannot decode ``Raw | None`` (it expects null): container types instead.
+    tool_calls: list[msgspec.Raw] | None = None
+    function_call: dict[str, msgspec.Raw] | None = None
 
 
 class _ChoiceView(msgspec.Struct):
@@ -503,7 +504,7 @@ class _ChunkView(msgspec.Struct):
     model: str = ""
     choices: list[_ChoiceView] = []
     usage: UsageWire | None = None
-    error: msgspec.Raw | None = None
+    error: msgspec.Raw = msgspec.Raw()  # empty when absent; ``Raw | None`` cannot decode
 
 
 _chunk_view = msgspec.json.Decoder(_ChunkView)
@@ -518,6 +519,11 @@ def _delta_has_content(delta: _DeltaView | None) -> bool:
         or delta.refusal
         or delta.function_call
     )
+
+
+def has_value(raw: msgspec.Raw) -> bool:
+    """True when a ``Raw`` field was present and not null."""
+    return len(raw) > 0 and bytes(raw) != b"null"
 
 
 def _mid_stream_error(raw: msgspec.Raw) -> ProviderHTTPError:
@@ -559,7 +565,7 @@ class OpenAIPassthrough:
             chunk = _chunk_view.decode(data)
         except msgspec.DecodeError as exc:
             raise ProviderProtocolError(f"malformed stream chunk: {exc}") from exc
-        if chunk.error is not None:
+        if has_value(chunk.error):
             raise _mid_stream_error(chunk.error)
         if chunk.usage is not None:
             self.usage = openai_usage_to_canonical(chunk.usage)
@@ -797,7 +803,7 @@ class _StreamChunk(msgspec.Struct):
     model: str = ""
     choices: list[_StreamChoice] = []
     usage: UsageWire | None = None
-    error: msgspec.Raw | None = None
+    error: msgspec.Raw = msgspec.Raw()  # empty when absent; ``Raw | None`` cannot decode
 
 
 _stream_chunk = msgspec.json.Decoder(_StreamChunk)
@@ -841,7 +847,7 @@ class OpenAIChunkDecoder:
             chunk = _stream_chunk.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ProviderProtocolError(f"malformed stream chunk: {exc}") from exc
-        if chunk.error is not None:
+        if has_value(chunk.error):
             raise _mid_stream_error(chunk.error)
         events: list[c.StreamEvent] = []
         if not self._started:
