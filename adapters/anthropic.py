@@ -322,7 +322,7 @@ def anthropic_to_canonical(request: MessagesRequest) -> c.Request:
     if request.thinking:
         canonical.reasoning = anthropic_thinking_to_canonical(request.thinking)
     user = (request.metadata or {}).get("user_id")
-    if isinstance(user, str):
+    if isinstance(user, str) and len(user) <= 64:  # OpenAI's limit; Claude Code's ids are longer
         canonical.user = user
     return canonical
 

@@ -100,6 +100,23 @@ def _tool_choice_to_anthropic(choice: c.ToolChoice) -> dict[str, Any]:
     return out
 
 
+def _signed_thinking_leads_tool_turn(messages: list[dict[str, Any]]) -> bool:
+    """Whether thinking may be switched on for this history.
+
+    With thinking on, Anthropic refuses a last assistant turn that called tools without opening
+    with its signed thinking block, which history from another model never has: thinking is
+    then left off for this request rather than failing it.
+    """
+    for message in reversed(messages):
+        if message["role"] != "assistant":
+            continue
+        content = message["content"]
+        if not any(block["type"] == "tool_use" for block in content):
+            return True
+        return content[0]["type"] in ("thinking", "redacted_thinking")
+    return True
+
+
 def canonical_to_anthropic_request(request: c.Request, model: str) -> dict[str, Any]:
     """A canonical request as an Anthropic Messages body for ``model``."""
     messages: list[dict[str, Any]] = []
@@ -130,7 +147,7 @@ def canonical_to_anthropic_request(request: c.Request, model: str) -> dict[str, 
         if budget is UNSET and request.reasoning.effort is not UNSET:
             effort = request.reasoning.effort
             budget = EFFORT_BUDGET.get(effort, 8192) if effort != "none" else UNSET
-        if budget is not UNSET:
+        if budget is not UNSET and _signed_thinking_leads_tool_turn(messages):
             budget = max(budget, 1024)
             thinking = True
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
