@@ -96,6 +96,14 @@ class DialectUpstream(FakeUpstream):
             results.insert(0, str(message.get("content")))
         if model == "tools" and results:
             text = "results: " + " | ".join(results)
+            if body.get("stream"):
+                usage = {
+                    "prompt_tokens": 10,
+                    "completion_tokens": 3,
+                    "total_tokens": 13,
+                    "prompt_tokens_details": {"cached_tokens": 4},
+                }
+                return await self._stream(request, body, "tools-results", text, usage)
             return web.json_response(
                 {
                     "id": "chatcmpl-fake",
