@@ -653,7 +653,12 @@ def _canonical_messages_to_openai(request: c.Request) -> list[dict[str, Any]]:
         messages.append({"role": "system", "content": c.text_of(request.system)})
     for message in request.messages:
         if message.role == "assistant":
-            messages.append(_blocks_to_message(message.content))
+            # Reasoning is not sent back: Groq, Cerebras and others refuse a reasoning_content
+            # property (400), and Anthropic-signed thinking means nothing to another model.
+            spoken: list[c.ContentBlock] = [
+                b for b in message.content if not isinstance(b, c.ThinkingBlock)
+            ]
+            messages.append(_blocks_to_message(spoken))
             continue
         results = [b for b in message.content if isinstance(b, c.ToolResultBlock)]
         others = [b for b in message.content if not isinstance(b, c.ToolResultBlock)]

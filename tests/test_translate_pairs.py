@@ -148,8 +148,7 @@ def test_anthropic_request_to_openai_body() -> None:
             },
             {
                 "role": "assistant",
-                "content": "Reading.",
-                "reasoning_content": "look first",
+                "content": "Reading.",  # thinking is not sent back (many providers refuse it)
                 "tool_calls": [
                     {
                         "id": "toolu_1",
