@@ -124,6 +124,7 @@ def _result_response(block: c.ToolResultBlock) -> dict[str, Any]:
 def _parts(message: c.Message, names: dict[str, str]) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     pending_signature = ""  # a signed, empty thinking block stands for the next call's signature
+    first_call_seen = False
     for block in message.content:
         if isinstance(block, c.TextBlock):
             if block.text:
@@ -146,7 +147,12 @@ def _parts(message: c.Message, names: dict[str, str]) -> list[dict[str, Any]]:
             call: dict[str, Any] = {"name": block.name, "args": block.input}
             if call_id and not call_id.startswith("call_gemini_"):
                 call["id"] = call_id
-            parts.append({"functionCall": call, "thoughtSignature": signature or SKIP_SIGNATURE})
+            part: dict[str, Any] = {"functionCall": call}
+            if signature or not first_call_seen:
+                # Gemini signs only the first of parallel calls, and checks only that one.
+                part["thoughtSignature"] = signature or SKIP_SIGNATURE
+            first_call_seen = True
+            parts.append(part)
         elif isinstance(block, c.ToolResultBlock):
             call_id, _ = unpack_tool_id(block.tool_use_id)
             name = block.name if block.name is not UNSET else names.get(block.tool_use_id, "")

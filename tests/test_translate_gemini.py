@@ -101,10 +101,8 @@ def test_request_golden() -> None:
                         "functionCall": {"name": "f", "args": {"a": 1}, "id": "call_1"},
                         "thoughtSignature": SIGNATURE,
                     },
-                    {
-                        "functionCall": {"name": "g", "args": {}, "id": "toolu_other_model"},
-                        "thoughtSignature": SKIP_SIGNATURE,
-                    },
+                    # Only the first of parallel calls carries a signature.
+                    {"functionCall": {"name": "g", "args": {}, "id": "toolu_other_model"}},
                 ],
             },
             {
@@ -298,3 +296,20 @@ def test_stream_decoder_golden() -> None:
         c.UsageUpdate(usage=c.Usage(input_tokens=5, output_tokens=3, cache_read_tokens=2)),
         c.Finish(stop_reason="tool_use"),
     ]
+
+
+def test_unsigned_first_call_gets_the_documented_placeholder() -> None:
+    request = c.Request(
+        model="m",
+        messages=[
+            c.Message(
+                role="assistant",
+                content=[
+                    c.ToolUseBlock(id="toolu_1", name="f"),
+                    c.ToolUseBlock(id="toolu_2", name="g"),
+                ],
+            )
+        ],
+    )
+    parts = canonical_to_gemini_request(request)["contents"][0]["parts"]
+    assert [part.get("thoughtSignature") for part in parts] == [SKIP_SIGNATURE, None]
