@@ -251,3 +251,43 @@ def test_count_tokens(dialect_gateway: GatewayProcess) -> None:
         client(dialect_gateway).messages.count_tokens(
             model="nope/none", messages=[{"role": "user", "content": "x"}]
         )
+
+
+def test_streamed_error_before_commit_is_a_typed_sdk_error(
+    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+) -> None:
+    with pytest.raises(anthropic.RateLimitError):  # noqa: SIM117
+        with client(dialect_gateway).messages.stream(
+            model="fakeanthropic/error-429",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "x"}],
+        ) as stream:
+            stream.get_final_message()
+
+
+@pytest.mark.parametrize("provider", ["fakeanthropic", "fake"])
+def test_streamed_usage_with_cache_reaches_the_ledger(
+    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+) -> None:
+    """Cache reads and writes of a stream are recorded and billed, pass-through or not."""
+    marker = f"ledger-{provider}"
+    with client(dialect_gateway).messages.stream(
+        model=f"{provider}/ok", max_tokens=10, messages=[{"role": "user", "content": marker}]
+    ) as stream:
+        request_id = stream.response.headers["x-request-id"]
+        stream.get_final_message()
+
+    def row() -> dict[str, object] | None:
+        rows = [r for r in dialect_gateway.usage_rows() if r["request_id"] == request_id]
+        return rows[0] if rows else None
+
+    assert fakes.wait_for(lambda: row() is not None)
+    recorded = row()
+    assert recorded is not None
+    assert recorded["dialect"] == "anthropic"
+    if provider == "fakeanthropic":
+        # 10 uncached + 20 read + 5 written, as the canonical (OpenAI) count includes the cache.
+        assert (recorded["prompt_tokens"], recorded["cached_tokens"]) == (35, 20)
+        assert recorded["cache_creation_tokens"] == 5
+    else:
+        assert (recorded["prompt_tokens"], recorded["cached_tokens"]) == (10, 4)
