@@ -21,6 +21,7 @@ from adapters.anthropic_upstream import (
     canonical_to_anthropic_request,
 )
 from adapters.base import Call, ProviderSettings, RawReply
+from adapters.errors import ProviderProtocolError
 from adapters.sse import SSEFramer, event_data
 from adapters.upstream import UpstreamClient, first_chunk_within
 
@@ -70,6 +71,22 @@ class AnthropicProvider:
         if call.raw is not None:
             return RawReply(body)
         return anthropic_response_to_canonical(body)
+
+    async def count_tokens(self, body: dict[str, Any], model: str, beta: str | None) -> int:
+        """Anthropic's own count for a count_tokens body (``model`` rewritten)."""
+        call = Call(model=model, stream=False, headers={"anthropic-beta": beta} if beta else {})
+        url = self.url + "/count_tokens"
+        response = await self.client.post(
+            url, _encode({**body, "model": model}), self._headers(call)
+        )
+        try:
+            payload = await response.read()
+        finally:
+            response.close()
+        try:
+            return int(msgspec.json.decode(payload)["input_tokens"])
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ProviderProtocolError(f"malformed count_tokens answer: {exc}") from exc
 
     async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
         response = await self.client.post(self.url, self._body(call), self._headers(call))

@@ -25,11 +25,14 @@ from adapters.anthropic import (
     canonical_to_anthropic_response,
     inspect_anthropic_response,
 )
+from adapters.anthropic_provider import AnthropicProvider
 from adapters.base import StreamTranslator
+from adapters.errors import ProviderError
 from gateway.auth import key_from_headers
 from gateway.errors import BadRequest, GatewayError, ModelNotFound
 from gateway.ingress import Parsed, decode_json
 from gateway.state import Gateway
+from routers.catalog import ModelInfo
 
 _messages_request = msgspec.json.Decoder(MessagesRequest)
 _count_request = msgspec.json.Decoder(CountTokensRequest)
@@ -144,8 +147,24 @@ def estimate_input_tokens(request: CountTokensRequest) -> int:
     return max(1, (chars + 3) // 4) + images * 1600 + 4 * len(canonical.messages)
 
 
+async def _upstream_count(
+    gateway: Gateway, target: ModelInfo, raw: bytes, headers: Any
+) -> int | None:
+    """Anthropic's exact count when the model is served by Anthropic; None to estimate."""
+    adapter = gateway.adapters.get(target.provider)
+    if not isinstance(adapter, AnthropicProvider):
+        return None
+    try:
+        return await adapter.count_tokens(
+            msgspec.json.decode(raw), target.upstream, headers.get("anthropic-beta")
+        )
+    except ProviderError:
+        return None  # an estimate beats an error for a count
+
+
 def count_tokens_endpoint(gateway: Gateway) -> Any:
-    """``POST /v1/messages/count_tokens``: an estimate, for the model the caller may use."""
+    """``POST /v1/messages/count_tokens``: Anthropic's own count for a model it serves, an
+    estimate for any other."""
 
     async def count_tokens(request: Request) -> Response:
         try:
@@ -156,14 +175,18 @@ def count_tokens_endpoint(gateway: Gateway) -> Any:
                     headers.get("x-api-key", "").encode("latin-1") or None,
                 )
             )
-            body: CountTokensRequest = decode_json(await request.body(), _count_request)
+            raw = await request.body()
+            body: CountTokensRequest = decode_json(raw, _count_request)
             _check_messages(body.messages)
-            if gateway.planner.plan(body.model) is None:
+            plan = gateway.planner.plan(body.model)
+            if plan is None:
                 raise ModelNotFound(
                     f"Unknown model '{body.model}': GET /v1/models lists the models you can use",
                     param="model",
                 )
-            count = estimate_input_tokens(body)
+            count = await _upstream_count(gateway, plan.targets[0], raw, headers)
+            if count is None:
+                count = estimate_input_tokens(body)
         except GatewayError as error:
             return Response(
                 error.body("anthropic"),

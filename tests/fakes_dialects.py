@@ -82,6 +82,7 @@ class DialectUpstream(FakeUpstream):
     def add_routes(self, app: web.Application) -> None:
         super().add_routes(app)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_post("/v1beta/models/{target}", self._gemini)
 
     async def openai_behaviour(
@@ -177,6 +178,14 @@ class DialectUpstream(FakeUpstream):
         await response.write(_event("message_delta", delta))
         await response.write(_event("message_stop", {"type": "message_stop"}))
         return response
+
+    async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(Recorded(request.path, dict(request.headers), body))
+        if str(body.get("model", "")).startswith("error-"):
+            error = {"type": "api_error", "message": "fake count error"}
+            return web.json_response({"type": "error", "error": error}, status=500)
+        return web.json_response({"input_tokens": 4242})
 
     @staticmethod
     def _anthropic_blocks(model: str, body: dict[str, Any]) -> list[dict[str, Any]]:

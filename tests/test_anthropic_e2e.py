@@ -291,3 +291,18 @@ def test_streamed_usage_with_cache_reaches_the_ledger(
         assert recorded["cache_creation_tokens"] == 5
     else:
         assert (recorded["prompt_tokens"], recorded["cached_tokens"]) == (10, 4)
+
+
+def test_count_tokens_asks_anthropic_for_its_models(
+    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+) -> None:
+    count = client(dialect_gateway).messages.count_tokens(
+        model="fakeanthropic/ok", messages=[{"role": "user", "content": "hello"}]
+    )
+    assert count.input_tokens == 4242
+    assert fakes.requests[-1].body["model"] == "ok"
+    assert fakes.requests[-1].headers["x-api-key"] == "sk-ant-fake-upstream-secret"
+    fallback = client(dialect_gateway).messages.count_tokens(
+        model="fakeanthropic/error-500", messages=[{"role": "user", "content": "hello"}]
+    )
+    assert 0 < fallback.input_tokens < 100  # the estimate, when Anthropic cannot count
