@@ -18,7 +18,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import structlog
+from msgspec import UNSET
 
 from adapters import canonical as c
 from adapters.base import Adapter, Call, RawReply, StreamTranslator
@@ -224,10 +226,14 @@ class ChatEndpoint:
                 model=target.upstream, stream=parsed.stream, raw=parsed.raw(), headers=headers
             )
         else:
+            request = self.ingress.to_canonical(parsed)
+            if request.max_tokens is not UNSET and request.max_tokens > target.max_output > 0:
+                # Translated requests ask no more than the model gives (Claude Code asks 32k).
+                request = msgspec.structs.replace(request, max_tokens=target.max_output)
             call = Call(
                 model=target.upstream,
                 stream=parsed.stream,
-                request=self.ingress.to_canonical(parsed),
+                request=request,
                 headers=headers,
             )
         return adapter, call

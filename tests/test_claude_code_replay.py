@@ -133,6 +133,7 @@ def test_claude_code_conversation_to_openai_upstream(
     assert sent["messages"][0]["content"].startswith("You are Claude Code")
     assert len(sent["tools"]) == 12
     assert sent["reasoning_effort"] == "low"
+    assert sent["max_tokens"] == 16384  # Claude Code's 32000, cut to the model's max_output
     assistant = sent["messages"][2]
     assert [json.loads(call["function"]["arguments"]) for call in assistant["tool_calls"]] == [
         {"arg": "make"},
