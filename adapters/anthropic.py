@@ -292,9 +292,7 @@ def anthropic_to_canonical(request: MessagesRequest) -> c.Request:
     messages: list[c.Message] = []
     for message in request.messages:
         blocks = anthropic_blocks_to_canonical(message.content)
-        role: Literal["user", "assistant"] = (
-            "assistant" if message.role == "assistant" else "user"
-        )
+        role: Literal["user", "assistant"] = "assistant" if message.role == "assistant" else "user"
         if messages and messages[-1].role == role:
             messages[-1].content.extend(blocks)
         else:
@@ -588,13 +586,14 @@ class AnthropicPassthrough:
     upstream's model to the served model id by a byte replacement (no re-encoding).
     """
 
-    __slots__ = ("_model_to", "committed", "stop_reason", "usage")
+    __slots__ = ("_model_to", "_stopped", "committed", "stop_reason", "usage")
 
     def __init__(self, served_model: str) -> None:
         self.committed = False
         self.usage: c.Usage | None = None
         self.stop_reason: str | None = None
         self._model_to = _encode(served_model)
+        self._stopped = False
 
     def feed(self, item: bytes | c.StreamEvent) -> bytes:
         if not isinstance(item, bytes):
@@ -621,12 +620,18 @@ class AnthropicPassthrough:
                 self.usage = anthropic_usage_to_canonical(view.usage, self.usage)
             if view.delta is not None and view.delta.stop_reason:
                 self.stop_reason = view.delta.stop_reason
+        elif kind == "message_stop":
+            self._stopped = True
         elif kind == "error" and has_value(view.error):
             raise mid_stream_error(view.error)
         return item + b"\n\n"
 
     def close(self) -> bytes:
-        return b""
+        """Nothing after a whole stream; an error event after one cut short before its end."""
+        if self._stopped:
+            return b""
+        error = {"type": "api_error", "message": "the upstream ended the stream early; retry"}
+        return anthropic_error_frame({"type": "error", "error": error})
 
 
 class _ResponseView(msgspec.Struct):

@@ -21,7 +21,7 @@ from adapters.anthropic import (
     has_value,
     mid_stream_error,
 )
-from adapters.errors import ProviderProtocolError
+from adapters.errors import ProviderConnectionError, ProviderProtocolError
 
 # Anthropic requires max_tokens; this is what a request that did not say gets.
 DEFAULT_MAX_TOKENS = 4096
@@ -289,6 +289,7 @@ class AnthropicEventDecoder:
         self._stop_sequence: str | None = None
         self._blocks: set[int] = set()  # indices of blocks with a canonical form
         self._finished = False
+        self._stopped = False
 
     def feed(self, data: bytes) -> list[c.StreamEvent]:
         try:
@@ -323,6 +324,7 @@ class AnthropicEventDecoder:
                 events.append(c.UsageUpdate(usage=self._usage))
             return events
         if kind == "message_stop":
+            self._stopped = True
             return self.close()
         if kind == "error" and has_value(wire.error):
             raise mid_stream_error(wire.error)
@@ -367,9 +369,11 @@ class AnthropicEventDecoder:
         return [c.BlockDelta(index=index, delta=item)]
 
     def close(self) -> list[c.StreamEvent]:
-        """The closing events, once."""
+        """The closing events, once; a stream that ends before ``message_stop`` was cut."""
         if self._finished:
             return []
+        if not self._stopped:
+            raise ProviderConnectionError("the stream ended before message_stop")
         self._finished = True
         events: list[c.StreamEvent] = [c.BlockStop(index=i) for i in sorted(self._blocks)]
         self._blocks.clear()

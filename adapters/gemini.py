@@ -25,7 +25,7 @@ from msgspec import UNSET
 
 from adapters import canonical as c
 from adapters.anthropic import has_value
-from adapters.errors import ProviderHTTPError, ProviderProtocolError
+from adapters.errors import ProviderConnectionError, ProviderHTTPError, ProviderProtocolError
 
 _encode = msgspec.json.encode
 SIGNATURE_MARK = "__sig_"
@@ -396,9 +396,10 @@ class GeminiChunkDecoder:
         if self._closed:
             return []
         self._closed = True
+        if self._finish is None:
+            # Gemini's last chunk always has a finish reason: without one the stream was cut.
+            raise ProviderConnectionError("the stream ended without a finish reason")
         events: list[c.StreamEvent] = []
         self._stop_open(events)
-        if not self._started:
-            return events
         events.append(c.Finish(stop_reason=gemini_finish_to_canonical(self._finish, self._called)))
         return events

@@ -15,6 +15,8 @@ model              behaviour (both dialects)
 ``thinking``       a thinking block (signed) before the text
 ``error-<code>``   answers that HTTP status in the dialect's error shape
 ``overloaded``     (Anthropic, streamed) one text delta, then an ``overloaded_error`` event
+``truncated``      (streamed) the body ends cleanly before the stream's end (no
+                   ``message_stop``; no Gemini finish reason)
 =================  ===========================================================================
 
 Usage always reports cache reads (Anthropic also cache writes), so tests can check they survive.
@@ -170,6 +172,8 @@ class DialectUpstream(FakeUpstream):
                 error = {"type": "overloaded_error", "message": "Overloaded"}
                 await response.write(_event("error", {"type": "error", "error": error}))
                 return response
+            if model == "truncated":
+                return response  # a clean end of the body, but no message_stop
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": stop, "stop_sequence": None},
@@ -301,6 +305,8 @@ class DialectUpstream(FakeUpstream):
                 "usageMetadata": {"promptTokenCount": 30},
             }
             if number == len(pieces) - 1:
+                if model == "truncated":
+                    break  # ends cleanly, but without the chunk holding the finish reason
                 chunk["candidates"][0]["finishReason"] = finish
                 chunk["usageMetadata"] = usage
             await response.write(b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n")

@@ -306,3 +306,18 @@ def test_count_tokens_asks_anthropic_for_its_models(
         model="fakeanthropic/error-500", messages=[{"role": "user", "content": "hello"}]
     )
     assert 0 < fallback.input_tokens < 100  # the estimate, when Anthropic cannot count
+
+
+@pytest.mark.parametrize("provider", ["fakeanthropic", "fakegemini"])
+def test_stream_cut_short_by_the_upstream_ends_with_an_error(
+    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+) -> None:
+    """A body that ends before the stream's own end is not passed off as a whole answer."""
+    with pytest.raises(anthropic.APIStatusError) as caught:  # noqa: SIM117
+        with client(dialect_gateway).messages.stream(
+            model=f"{provider}/truncated",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "a b c d"}],
+        ) as stream:
+            stream.get_final_message()
+    assert "ended" in str(caught.value)

@@ -504,3 +504,12 @@ def test_inspect_response_renames_model_and_reads_usage() -> None:
     renamed, usage = inspect_anthropic_response(body, "anthropic/x")
     assert json.loads(renamed)["model"] == "anthropic/x"
     assert usage == c.Usage(input_tokens=4, output_tokens=2, cache_read_tokens=3)
+
+
+def test_passthrough_close_without_message_stop_is_an_error_event() -> None:
+    passthrough = AnthropicPassthrough("m")
+    name, data = events(passthrough.close())[0]
+    assert name == "error"
+    assert data["error"]["type"] == "api_error"
+    passthrough.feed(sse("message_stop", {"type": "message_stop"}))
+    assert passthrough.close() == b""

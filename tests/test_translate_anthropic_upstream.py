@@ -15,7 +15,7 @@ from adapters.anthropic_upstream import (
     anthropic_response_to_canonical,
     canonical_to_anthropic_request,
 )
-from adapters.errors import ProviderHTTPError
+from adapters.errors import ProviderConnectionError, ProviderHTTPError
 
 
 def conversation() -> c.Request:
@@ -268,3 +268,11 @@ def test_event_decoder_error_event() -> None:
         decoder.feed(json.dumps(error).encode())
     assert caught.value.status == 429
     assert caught.value.message == "slow down"
+
+
+def test_event_decoder_stream_ending_before_message_stop_is_cut() -> None:
+    decoder = AnthropicEventDecoder()
+    start = {"type": "message_start", "message": {"id": "m", "model": "c"}}
+    decoder.feed(json.dumps(start).encode())
+    with pytest.raises(ProviderConnectionError):
+        decoder.close()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from adapters import canonical as c
-from adapters.errors import ProviderHTTPError
+from adapters.errors import ProviderConnectionError, ProviderHTTPError
 from adapters.gemini import (
     SKIP_SIGNATURE,
     GeminiChunkDecoder,
@@ -313,3 +313,10 @@ def test_unsigned_first_call_gets_the_documented_placeholder() -> None:
     )
     parts = canonical_to_gemini_request(request)["contents"][0]["parts"]
     assert [part.get("thoughtSignature") for part in parts] == [SKIP_SIGNATURE, None]
+
+
+def test_stream_without_a_finish_reason_was_cut() -> None:
+    decoder = GeminiChunkDecoder()
+    decoder.feed(json.dumps({"candidates": [{"content": {"parts": [{"text": "a"}]}}]}).encode())
+    with pytest.raises(ProviderConnectionError):
+        decoder.close()
