@@ -828,6 +828,7 @@ class OpenAIChunkDecoder:
         self._finish: c.StopReason | None = None
         self._usage: c.Usage | None = None
         self._closed = False
+        self._tool_id = ""  # the id of the latest tool call started
 
     def _switch(
         self,
@@ -872,7 +873,9 @@ class OpenAIChunkDecoder:
                     index = self._switch("text", c.TextStart(), events)
                     events.append(c.BlockDelta(index=index, delta=c.TextDelta(text=text)))
                 for call in delta.tool_calls or []:
-                    key = f"tool:{call.index}"
+                    # A new id at the same index is a new call: some providers send no index.
+                    key = f"tool:{call.index}:{call.id or self._tool_id}"
+                    self._tool_id = call.id or self._tool_id
                     if self._open is None or self._open[0] != key:
                         name = call.function.name if call.function else ""
                         start = c.ToolUseStart(id=call.id or f"call_{call.index}", name=name)

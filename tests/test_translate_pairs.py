@@ -701,3 +701,22 @@ def test_regression_cached_tokens_dropped_from_streamed_usage() -> None:
     usage = openai_chunks(frames + encoder.close())[-1]["usage"]
     assert usage["prompt_tokens"] == 40
     assert usage["prompt_tokens_details"] == {"cached_tokens": 30, "cache_creation_tokens": 8}
+
+
+def test_parallel_tool_calls_without_index_stay_apart() -> None:
+    """Providers that omit tool_calls[].index: a new id starts a new call."""
+    out = openai_to_anthropic_stream(
+        [
+            delta({"tool_calls": [{"id": "a", "function": {"name": "f", "arguments": '{"x":'}}]}),
+            delta({"tool_calls": [{"function": {"arguments": "1}"}}]}),
+            delta({"tool_calls": [{"id": "b", "function": {"name": "g", "arguments": "{}"}}]}),
+            delta({}, "tool_calls"),
+        ]
+    )
+    starts = [d["content_block"]["id"] for n, d in out if n == "content_block_start"]
+    assert starts == ["a", "b"]
+    args: dict[int, str] = {}
+    for name, data in out:
+        if name == "content_block_delta":
+            args[data["index"]] = args.get(data["index"], "") + data["delta"]["partial_json"]
+    assert args == {0: '{"x":1}', 1: "{}"}
