@@ -491,18 +491,23 @@ class AnthropicStreamEncoder:
             )
             out = self._start(item.index, kind, fresh)
         assert self._open is not None
-        index = self._open[1]
+        # Only the delta's own string is encoded per event; the envelope is fixed bytes.
+        head = (
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d'
+            % (self._open[1])
+        )
         if isinstance(delta, c.TextDelta):
-            wire: dict[str, Any] = {"type": "text_delta", "text": delta.text}
+            wire = b',"delta":{"type":"text_delta","text":' + _encode(delta.text)
         elif isinstance(delta, c.ThinkingDelta):
-            wire = {"type": "thinking_delta", "thinking": delta.thinking}
+            wire = b',"delta":{"type":"thinking_delta","thinking":' + _encode(delta.thinking)
         elif isinstance(delta, c.SignatureDelta):
-            wire = {"type": "signature_delta", "signature": delta.signature}
+            wire = b',"delta":{"type":"signature_delta","signature":' + _encode(delta.signature)
         else:
             assert isinstance(delta, c.ToolArgsDelta)
-            wire = {"type": "input_json_delta", "partial_json": delta.partial_json}
-        body = {"type": "content_block_delta", "index": index, "delta": wire}
-        return out + event("content_block_delta", _encode(body))
+            wire = b',"delta":{"type":"input_json_delta","partial_json":' + _encode(
+                delta.partial_json
+            )
+        return out + head + wire + b"}}\n\n"
 
     def close(self) -> bytes:
         out = b"" if self._started else self._message_start()
