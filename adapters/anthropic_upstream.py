@@ -100,6 +100,23 @@ def _tool_choice_to_anthropic(choice: c.ToolChoice) -> dict[str, Any]:
     return out
 
 
+def _json_instruction(request: c.Request) -> str:
+    """OpenAI's response_format as an instruction: Anthropic has no JSON mode of its own."""
+    if request.response_format is UNSET:
+        return ""
+    kind = request.response_format.get("type")
+    if kind == "json_object":
+        return "Answer with one JSON object and nothing else: no prose, no code fences."
+    if kind == "json_schema":
+        spec = request.response_format.get("json_schema") or {}
+        schema = msgspec.json.encode(spec.get("schema", {})).decode()
+        return (
+            "Answer with one JSON object that conforms to this JSON Schema, and nothing else "
+            f"(no prose, no code fences): {schema}"
+        )
+    return ""
+
+
 def _signed_thinking_leads_tool_turn(messages: list[dict[str, Any]]) -> bool:
     """Whether thinking may be switched on for this history.
 
@@ -135,6 +152,9 @@ def canonical_to_anthropic_request(request: c.Request, model: str) -> dict[str, 
         for block in request.system
         if block.text
     ]
+    instruction = _json_instruction(request)
+    if instruction:
+        system.append({"type": "text", "text": instruction})
     if system:
         body["system"] = system
     if request.stream:

@@ -276,3 +276,16 @@ def test_event_decoder_stream_ending_before_message_stop_is_cut() -> None:
     decoder.feed(json.dumps(start).encode())
     with pytest.raises(ProviderConnectionError):
         decoder.close()
+
+
+def test_response_format_becomes_a_system_instruction() -> None:
+    request = c.Request(
+        model="m",
+        messages=[c.Message(role="user", content=[c.TextBlock(text="x")])],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "n", "schema": {"type": "object"}},
+        },
+    )
+    system = canonical_to_anthropic_request(request, "m")["system"]
+    assert system[-1]["text"].endswith('(no prose, no code fences): {"type":"object"}')
