@@ -80,9 +80,7 @@ def anthropic_routes(gateway: Gateway) -> list[Route]:
     routes: list[Route] = []
     for prefix in ("", "/anthropic"):
         routes.append(Route(f"{prefix}/v1/messages", messages, methods=["POST"]))
-        routes.append(
-            Route(f"{prefix}/v1/messages/count_tokens", count_tokens, methods=["POST"])
-        )
+        routes.append(Route(f"{prefix}/v1/messages/count_tokens", count_tokens, methods=["POST"]))
     return routes
 
 
