@@ -254,6 +254,12 @@ def config_warnings(config: GatewayConfig) -> list[str]:
             "server.workers > 1 with limits.storage = memory://: each worker counts limits "
             "on its own; use redis:// to share them"
         )
-    for name, variable in sorted(config.disabled_providers.items()):
-        warnings.append(f"providers.{name}: disabled, {variable} is not set")
     return warnings
+
+
+def disabled_providers_note(config: GatewayConfig) -> str | None:
+    """One line naming the providers switched off for want of a key, and the variable for each."""
+    if not config.disabled_providers:
+        return None
+    off = ", ".join(f"{name} ({var})" for name, var in sorted(config.disabled_providers.items()))
+    return f"providers off until their key is set: {off}"
