@@ -97,8 +97,13 @@ def test_sigterm_lets_streams_finish_flushes_usage_and_exits_0(
 
 
 def test_several_workers_serve_and_write_one_ledger(tmp_path: Path, upstream: FakeUpstream) -> None:
-    gateway = GatewayProcess(tmp_path, fake_config(tmp_path, upstream.url)).start(workers=2)
+    # Rows are written only at shutdown here, so every worker must be let to flush.
+    config = fake_config(tmp_path, upstream.url).replace(
+        "ledger_flush_interval = 0.1", "ledger_flush_interval = 600"
+    )
+    gateway = GatewayProcess(tmp_path, config).start(workers=2)
     try:
+        # One connection, so one worker holds every row while the other has none to flush.
         with httpx.Client() as http:
             for index in range(8):
                 answer = http.post(
