@@ -490,9 +490,8 @@ class _DeltaView(msgspec.Struct):
     reasoning_content: str | None = None
     reasoning: str | None = None
     refusal: str | None = None
-    # msgspec cannot decode ``Raw | None`` (it expects null): container types instead.
-    tool_calls: list[msgspec.Raw] | None = None
-    function_call: dict[str, msgspec.Raw] | None = None
+    tool_calls: list[Any] | None = None
+    function_call: dict[str, Any] | None = None
 
 
 class _ChoiceView(msgspec.Struct):
@@ -504,7 +503,7 @@ class _ChunkView(msgspec.Struct):
     model: str = ""
     choices: list[_ChoiceView] = []
     usage: UsageWire | None = None
-    error: msgspec.Raw = msgspec.Raw()  # empty when absent; ``Raw | None`` cannot decode
+    error: Any = None
 
 
 _chunk_view = msgspec.json.Decoder(_ChunkView)
@@ -521,16 +520,7 @@ def _delta_has_content(delta: _DeltaView | None) -> bool:
     )
 
 
-def has_value(raw: msgspec.Raw) -> bool:
-    """True when a ``Raw`` field was present and not null."""
-    return len(raw) > 0 and bytes(raw) != b"null"
-
-
-def _mid_stream_error(raw: msgspec.Raw) -> ProviderHTTPError:
-    try:
-        error = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        error = {}
+def _mid_stream_error(error: Any) -> ProviderHTTPError:
     message = error.get("message", "error mid-stream") if isinstance(error, dict) else str(error)
     status = error.get("code") if isinstance(error, dict) else None
     return ProviderHTTPError(status if isinstance(status, int) and status >= 400 else 502, message)
@@ -565,7 +555,7 @@ class OpenAIPassthrough:
             chunk = _chunk_view.decode(data)
         except msgspec.DecodeError as exc:
             raise ProviderProtocolError(f"malformed stream chunk: {exc}") from exc
-        if has_value(chunk.error):
+        if chunk.error is not None:
             raise _mid_stream_error(chunk.error)
         if chunk.usage is not None:
             self.usage = openai_usage_to_canonical(chunk.usage)
@@ -808,7 +798,7 @@ class _StreamChunk(msgspec.Struct):
     model: str = ""
     choices: list[_StreamChoice] = []
     usage: UsageWire | None = None
-    error: msgspec.Raw = msgspec.Raw()  # empty when absent; ``Raw | None`` cannot decode
+    error: Any = None
 
 
 _stream_chunk = msgspec.json.Decoder(_StreamChunk)
@@ -853,7 +843,7 @@ class OpenAIChunkDecoder:
             chunk = _stream_chunk.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ProviderProtocolError(f"malformed stream chunk: {exc}") from exc
-        if has_value(chunk.error):
+        if chunk.error is not None:
             raise _mid_stream_error(chunk.error)
         events: list[c.StreamEvent] = []
         if not self._started:
