@@ -240,6 +240,7 @@ def parse_config(text: str, source: str = "<string>") -> GatewayConfig:
         for name in (m.get("id"), *(m.get("aliases") or ()))
         if isinstance(name, str)
     ]
+    _check_named_tables(raw)
     try:
         config = msgspec.convert(raw, GatewayConfig)
     except msgspec.ValidationError as exc:
@@ -255,6 +256,31 @@ def parse_config(text: str, source: str = "<string>") -> GatewayConfig:
     _check_consistency(config)
     _check_routing(config)
     return config
+
+
+_NAMED_TABLES: dict[str, type[Section]] = {}
+
+
+def _check_named_tables(raw: dict[str, Any]) -> None:
+    """Check each entry of a ``[section.<name>]`` table alone, so an error names its entry
+    (msgspec only says ``routers[...]``)."""
+    if not _NAMED_TABLES:
+        _NAMED_TABLES.update(
+            providers=ProviderConfig, routers=RouterConfig, personas=PersonaConfig
+        )
+    for section, kind in _NAMED_TABLES.items():
+        table = raw.get(section)
+        if not isinstance(table, dict):
+            continue
+        for name, value in table.items():
+            try:
+                msgspec.convert(value, kind)
+            except msgspec.ValidationError as exc:
+                message, _, where = str(exc).rpartition(" - at `")
+                if not message:
+                    message, where = str(exc), "$"
+                key = f"{section}.{name}" + where.rstrip("`").removeprefix("$")
+                raise ConfigError(f"{key}: {message}") from exc
 
 
 def _check_consistency(config: GatewayConfig) -> None:

@@ -129,6 +129,28 @@ class Planner:
             rule=rule,
         )
 
+    def listing(self) -> list[dict[str, object]]:
+        """Routers and personas as ``/v1/models`` entries (catalog models are listed apart)."""
+        entries: list[dict[str, object]] = []
+        seen: set[int] = set()
+        for router in self.routers.values():
+            if id(router) in seen:
+                continue
+            seen.add(id(router))
+            entries.append({
+                "id": router.name, "object": "model", "created": 0, "owned_by": "gateway",
+                "type": "router", "router_kind": router.kind, "description": router.description,
+                "models": [m.id for m in router.models],
+            })
+        for persona in self.personas.values():
+            overlay = persona.overlay
+            entries.append({
+                "id": persona.name, "object": "model", "created": 0, "owned_by": "gateway",
+                "type": "persona", "target": persona.target, "description": persona.description,
+                "max_output_tokens": overlay.max_tokens, "temperature": overlay.temperature,
+            })
+        return entries
+
     # --- pieces ---
 
     def _chain(self, name: str, chain: list[str]) -> list[ModelInfo]:
