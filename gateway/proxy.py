@@ -153,16 +153,23 @@ def all_failed(attempts: Attempts) -> GatewayError:
     retry_in = 0
     if attempts.benched:
         retry_in = max(1, math.ceil(min(attempts.benched.values()) - time.monotonic()))
-    resting = ", ".join(attempts.benched)
+    tried = {target.id for target, _ in failures}
+    resting = ", ".join(name for name in attempts.benched if name not in tried)
     if not failures:
-        if attempts.benched:
+        if resting and set(attempts.benched) <= attempts.limited:
+            return RateLimited(
+                f"Every model for this request is rate-limited by its provider ({resting}); "
+                f"retry in {retry_in} s",
+                headers={"Retry-After": str(retry_in)},
+            )
+        if resting:
             return ServiceUnavailable(
                 f"Every model for this request is resting after failures or rate limits "
                 f"({resting}); retry in {retry_in} s",
                 headers={"Retry-After": str(retry_in)},
             )
         return AllTargetsFailed("No model of this request could be tried; retry later")
-    if len(failures) == 1 and not attempts.benched:
+    if len(failures) == 1 and not resting:
         target, error = failures[0]
         return from_provider_error(error, target.id)
     listing = "; ".join(f"{target.id}: {error}" for target, error in failures)

@@ -11,7 +11,8 @@ outcome; what moves on:
 Any other 4xx is the request's own fault and stops the walk. When the targets run out and a
 failure may pass, the walk starts over (``retries`` times) after an exponential backoff with
 jitter, or after the soonest bench ends if that is later (a 429's ``Retry-After`` benches its
-deployment for that long); a wait over ``max_wait`` ends the walk instead.
+deployment for that long); a wait over ``max_wait`` ends the walk instead. A round lost to
+timeouts alone is not retried: the caller has already waited each one out.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from adapters.errors import ProviderError, ProviderHTTPError
+from adapters.errors import ProviderError, ProviderHTTPError, ProviderTimeout
 from routers.catalog import ModelInfo
 from routers.health import Health
 from routers.plan import Plan
@@ -65,10 +66,12 @@ class Attempts:
         self.policy = policy
         self.failures: list[tuple[ModelInfo, ProviderError]] = []
         self.benched: dict[str, float] = {}  # model id -> when its first deployment returns
+        self.limited: set[str] = set()  # model ids resting for a provider's rate limit
         self.count = 0
         self._index = 0
         self._round = 0
         self._round_failures = 0
+        self._round_start = 0
         self._min_context = 0
         self._started_at = 0.0
 
@@ -87,6 +90,8 @@ class Attempts:
                 if until:
                     known = self.benched.get(target.id)
                     self.benched[target.id] = min(known, until) if known else until
+                    if self.health.rate_limited(target.health_key):
+                        self.limited.add(target.id)
                     continue
                 return target, self.plan.level(index)
             wait = self._retry_wait(now)
@@ -95,6 +100,7 @@ class Attempts:
             await asyncio.sleep(wait)
             self._round += 1
             self._round_failures = 0
+            self._round_start = len(self.failures)
             self._index = 0
 
     def _retry_wait(self, now: float) -> float | None:
@@ -102,10 +108,11 @@ class Attempts:
             return None
         if self._round_failures == 0 and not self.benched:
             return None
-        if self.failures and not any(
-            moves_on(e) and not e.context_overflow for _, e in self.failures
-        ):
+        this_round = [error for _, error in self.failures[self._round_start:]]
+        if self.failures and not any(moves_on(e) and not e.context_overflow for e in this_round):
             return None
+        if this_round and all(isinstance(e, ProviderTimeout) for e in this_round):
+            return None  # the caller has already waited out every timeout once
         wait = self.policy.backoff(self._round)
         eligible = [
             self.health.benched_until(t.health_key, now)

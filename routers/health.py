@@ -29,6 +29,10 @@ class Health(Protocol):
         """When the deployment ``key`` comes back (0 when it is not benched)."""
         ...
 
+    def rate_limited(self, key: str) -> bool:
+        """Whether the deployment's current bench is a provider's rate limit."""
+        ...
+
     def in_flight(self, key: str) -> int: ...
 
     def latency(self, key: str) -> float | None:
@@ -51,6 +55,7 @@ class _State:
     latency: float | None = None
     failures: int = 0
     benched_until: float = 0.0
+    limited: bool = False
 
 
 class MemoryHealth:
@@ -74,6 +79,10 @@ class MemoryHealth:
         if state is None or state.benched_until <= now:
             return 0.0
         return state.benched_until
+
+    def rate_limited(self, key: str) -> bool:
+        state = self._states.get(key)
+        return state is not None and state.limited
 
     def in_flight(self, key: str) -> int:
         state = self._states.get(key)
@@ -109,4 +118,7 @@ class MemoryHealth:
             pause = max(self.cooldown, retry_after or 0.0)
         else:
             return
-        state.benched_until = max(state.benched_until, now + min(pause, self.max_cooldown))
+        until = now + min(pause, self.max_cooldown)
+        if until > state.benched_until:
+            state.benched_until = until
+            state.limited = rate_limited

@@ -314,8 +314,9 @@ def test_a_long_retry_after_goes_back_to_the_caller(
     assert fake.hits["long-429"] == 1
     # Benched now: the next request does not reach the upstream at all.
     again = post(gw, {"model": "fake/long-429", "messages": HELLO})
-    assert again.status_code == 503
-    assert "retry-after" in again.headers and "resting" in again.json()["error"]["message"]
+    assert again.status_code == 429
+    assert 55 <= int(again.headers["retry-after"]) <= 60
+    assert "rate-limited" in again.json()["error"]["message"]
     assert fake.hits["long-429"] == 1
 
 
@@ -489,6 +490,11 @@ def test_configured_fallbacks_and_cooldown_by_hit_counts(
     # allowed_fails = 2: two failures bench it, and the next three requests skip it.
     assert fake.hits["cool-500"] == 2
     assert fake.hits["backup-ok"] == 5
+    # Asked for alone (its fallback has no say in a chain of one), it is resting: 503.
+    alone = post(gw, {"model": "t/primary", "models": ["t/primary"], "route": "fallback",
+                      "messages": HELLO})
+    assert alone.status_code == 503 and 55 <= int(alone.headers["retry-after"]) <= 60
+    assert fake.hits["cool-500"] == 2
 
 
 def test_deployments_share_a_model_and_a_failing_one_is_benched(

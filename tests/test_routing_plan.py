@@ -118,7 +118,7 @@ def test_attempts_retry_after_a_backoff_and_give_up_on_a_long_wait() -> None:
         calls = 0
         while (step := await attempts.next()) is not None:
             calls += 1
-            attempts.failed(step[0], ProviderTimeout("first_token"))
+            attempts.failed(step[0], ProviderHTTPError(503, "busy"))
         return calls
 
     assert asyncio.run(walk()) == 3  # the first try and two retries
@@ -131,6 +131,14 @@ def test_attempts_retry_after_a_backoff_and_give_up_on_a_long_wait() -> None:
         return len(limited.failures)
 
     assert asyncio.run(limited_walk()) == 1  # a 60 s Retry-After is not waited out
+    timed_out = Attempts(Plan("m", [model]), MemoryHealth(allowed_fails=10), policy)
+
+    async def timeout_walk() -> int:
+        while (step := await timed_out.next()) is not None:
+            timed_out.failed(step[0], ProviderTimeout("first_token"))
+        return len(timed_out.failures)
+
+    assert asyncio.run(timeout_walk()) == 1  # a timeout is not waited out twice
 
 
 def test_looks_like_code() -> None:
