@@ -36,8 +36,9 @@ class Parsed:
     form, each built only when first needed.
 
     Routing: ``chain`` is the caller's own fallback chain (``models`` with ``route:
-    "fallback"``, at the top level or inside ``extra_body``), None when it sent none, and
-    ``routing_fields`` says the body holds those keys (stripped before it goes upstream).
+    "fallback"``, at the top level or inside ``extra_body``; ``routing_chain(body)`` reads it
+    for any JSON dialect), None when it sent none, and ``routing_fields`` says the body holds
+    those keys (stripped before it goes upstream).
     ``features`` computes ``routers.features.RequestFeatures`` on first use, with the function
     the ingress gave (``None``: computed from the canonical request by the dispatcher).
     """

@@ -109,7 +109,13 @@ class Planner:
             else:
                 model = self.catalog.get(target)
                 if model is None:
-                    return None
+                    if persona is None:
+                        return None
+                    raise RoutingRefused(
+                        f"Persona '{name}' points at '{target}', which is not available (is its "
+                        "provider switched off?): tell the operator",
+                        status=503,
+                    )
                 models = [model, *self._fallbacks(model)]
         if len(models) > 1 or router is not None:
             models = self._fit(models, features(), router.name if router else None)

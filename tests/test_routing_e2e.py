@@ -533,6 +533,9 @@ def test_auto_routes_each_kind_of_request(gw: GatewayProcess, fake: FakeUpstream
     assert served(HELLO) == "t/default"
     response = post(gw, {"model": "router/auto", "messages": HELLO})
     assert response.headers["x-router"] == "auto"
+    ledger = row(gw, response.headers["x-request-id"])
+    assert (ledger["router"], ledger["model_requested"], ledger["model_served"]) == (
+        "auto", "router/auto", "t/default")
     assert fake.hits["ok-text"] == 1 and fake.hits["ok-notools"] == 0
 
 
