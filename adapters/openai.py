@@ -490,8 +490,8 @@ class _DeltaView(msgspec.Struct):
     reasoning_content: str | None = None
     reasoning: str | None = None
     refusal: str | None = None
-    tool_calls: msgspec.Raw | None = None
-    function_call: msgspec.Raw | None = None
+    tool_calls: list[Any] | None = None
+    function_call: dict[str, Any] | None = None
 
 
 class _ChoiceView(msgspec.Struct):
@@ -503,7 +503,7 @@ class _ChunkView(msgspec.Struct):
     model: str = ""
     choices: list[_ChoiceView] = []
     usage: UsageWire | None = None
-    error: msgspec.Raw | None = None
+    error: Any = None
 
 
 _chunk_view = msgspec.json.Decoder(_ChunkView)
@@ -520,11 +520,7 @@ def _delta_has_content(delta: _DeltaView | None) -> bool:
     )
 
 
-def _mid_stream_error(raw: msgspec.Raw) -> ProviderHTTPError:
-    try:
-        error = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        error = {}
+def _mid_stream_error(error: Any) -> ProviderHTTPError:
     message = error.get("message", "error mid-stream") if isinstance(error, dict) else str(error)
     status = error.get("code") if isinstance(error, dict) else None
     return ProviderHTTPError(status if isinstance(status, int) and status >= 400 else 502, message)
@@ -797,7 +793,7 @@ class _StreamChunk(msgspec.Struct):
     model: str = ""
     choices: list[_StreamChoice] = []
     usage: UsageWire | None = None
-    error: msgspec.Raw | None = None
+    error: Any = None
 
 
 _stream_chunk = msgspec.json.Decoder(_StreamChunk)

@@ -8,7 +8,13 @@ import sys
 import time
 
 from gateway.auth import create_key
-from gateway.config import ConfigError, GatewayConfig, config_warnings, load_config
+from gateway.config import (
+    ConfigError,
+    GatewayConfig,
+    config_warnings,
+    disabled_providers_note,
+    load_config,
+)
 from gateway.storage import Store, open_store
 
 
@@ -44,6 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else config.server.workers
     for warning in config_warnings(config):
         print(f"gateway: warning: {warning}", file=sys.stderr)
+    if note := disabled_providers_note(config):
+        print(f"gateway: {note}", file=sys.stderr)
     key = asyncio.run(_ensure_first_key(config))
     if key:
         print("No API key existed yet, so one was created (it is shown only this once):")
@@ -122,6 +130,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
     for warning in config_warnings(config):
         print(f"warning: {warning}")
+    if note := disabled_providers_note(config):
+        print(f"note: {note}")
     print(
         f"ok: {config.source}: {len(config.providers)} provider(s), {len(config.models)} model(s)"
     )

@@ -10,6 +10,7 @@ turns on those whose key is present.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -218,9 +219,33 @@ def _drop_providers_without_keys(raw: dict[str, Any], missing: dict[str, str]) -
     return disabled
 
 
-def _locate(raw: dict[str, Any], msgspec_path: str) -> str:
-    """Turn msgspec's ``$.models[2].provider`` into ``models[2].provider``."""
-    return msgspec_path.removeprefix("$.").removeprefix("$")
+def _locate(raw: dict[str, Any], msgspec_path: str, message: str) -> str:
+    """Turn msgspec's ``$.models[2].provider`` into ``models[2].provider``.
+
+    msgspec writes a table's key as ``[...]``; the key is found by converting the table one
+    entry at a time until the same error comes back.
+    """
+    path = msgspec_path.removeprefix("$.").removeprefix("$")
+    prefix, marker, rest = path.partition("[...]")
+    if not marker:
+        return path
+    table = raw
+    for part in prefix.split("."):
+        table = table.get(part, {}) if isinstance(table, dict) else {}
+    if isinstance(table, dict):
+        for key, value in table.items():
+            trial = copy.deepcopy(raw)
+            holder = trial
+            parts = prefix.split(".")
+            for part in parts[:-1]:
+                holder = holder[part]
+            holder[parts[-1]] = {key: value}
+            try:
+                msgspec.convert(trial, GatewayConfig)
+            except msgspec.ValidationError as exc:
+                if str(exc).startswith(message):
+                    return f"{prefix}.{key}{rest}"
+    return path
 
 
 def parse_config(text: str, source: str = "<string>") -> GatewayConfig:
@@ -247,7 +272,7 @@ def parse_config(text: str, source: str = "<string>") -> GatewayConfig:
         message = str(exc)
         where = message.rsplit(" - at `", 1)
         if len(where) == 2:
-            key = _locate(raw, where[1].rstrip("`"))
+            key = _locate(raw, where[1].rstrip("`"), where[0])
             message = f"{key}: {where[0]}"
         raise ConfigError(message) from exc
     config.disabled_providers = disabled
@@ -327,8 +352,6 @@ def config_warnings(config: GatewayConfig) -> list[str]:
             "server.workers > 1 with limits.storage = memory://: each worker counts limits "
             "on its own; use redis:// to share them"
         )
-    for name, variable in sorted(config.disabled_providers.items()):
-        warnings.append(f"providers.{name}: disabled, {variable} is not set")
     return warnings
 
 
@@ -427,3 +450,11 @@ def _check_routing(config: GatewayConfig) -> None:
             raise ConfigError(f"{where}.max_tokens: must be at least 1")
         if persona.temperature is not UNSET and not 0 <= persona.temperature <= 2:
             raise ConfigError(f"{where}.temperature: must be between 0 and 2")
+
+
+def disabled_providers_note(config: GatewayConfig) -> str | None:
+    """One line naming the providers switched off for want of a key, and the variable for each."""
+    if not config.disabled_providers:
+        return None
+    off = ", ".join(f"{name} ({var})" for name, var in sorted(config.disabled_providers.items()))
+    return f"providers off until their key is set: {off}"

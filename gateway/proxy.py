@@ -72,6 +72,7 @@ class Exchange:
         "estimated",
         "extra_headers",
         "fallback_level",
+        "headers_sent",
         "model_requested",
         "principal",
         "request_id",
@@ -100,6 +101,7 @@ class Exchange:
         self.fallback_level = 0
         self.ttft: float | None = None
         self.estimated = False
+        self.headers_sent = False
         self.extra_headers: list[tuple[bytes, bytes]] = []
 
     def response_headers(self, base: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -305,7 +307,11 @@ class ChatEndpoint:
         except GatewayError as error:
             exchange.status = error.status
             exchange.error_type = error.openai_type
-            await send_error(send, error, self.ingress.dialect, exchange.request_id)
+            if exchange.headers_sent:
+                frame = self.ingress.error_frame(error)
+                await send({"type": "http.response.body", "body": frame, "more_body": False})
+            else:
+                await send_error(send, error, self.ingress.dialect, exchange.request_id)
         except ClientDisconnected:
             exchange.status = 499
             exchange.error_type = "client_disconnected"
@@ -439,7 +445,6 @@ class ChatEndpoint:
     ) -> None:
         attempts = self._attempts(plan)
         bodies = _Bodies(parsed, self.ingress, plan)
-        sent_headers = False
         while (step := await attempts.next()) is not None:
             target, level = step
             adapter, call = self._call_for(bodies, target, headers)
@@ -455,20 +460,16 @@ class ChatEndpoint:
             exchange.attempts = attempts.count
             try:
                 try:
-                    held, sent_headers = await self._until_commit(
-                        items, translator, exchange, send, sent_headers
-                    )
+                    held = await self._until_commit(items, translator, exchange, send)
                 except ProviderError as error:
                     await items.aclose()  # type: ignore[attr-defined]
                     if attempts.failed(target, error):
                         continue
-                    await self._fail_stream(
-                        from_provider_error(error, target.id), exchange, send, sent_headers
-                    )
-                    return
+                    raise from_provider_error(error, target.id) from error
                 attempts.succeeded(target)
                 exchange.ttft = time.perf_counter() - exchange.started
-                if not sent_headers:
+                if not exchange.headers_sent:
+                    exchange.headers_sent = True
                     await send(
                         {
                             "type": "http.response.start",
@@ -481,22 +482,7 @@ class ChatEndpoint:
             finally:
                 attempts.end(target)
         exchange.served = None
-        await self._fail_stream(all_failed(attempts), exchange, send, sent_headers)
-
-    async def _fail_stream(
-        self, error: GatewayError, exchange: Exchange, send: Send, sent_headers: bool
-    ) -> None:
-        if not sent_headers:
-            raise error
-        exchange.status = error.status
-        exchange.error_type = error.openai_type
-        await send(
-            {
-                "type": "http.response.body",
-                "body": self.ingress.error_frame(error),
-                "more_body": False,
-            }
-        )
+        raise all_failed(attempts)
 
     async def _until_commit(
         self,
@@ -504,8 +490,7 @@ class ChatEndpoint:
         translator: StreamTranslator,
         exchange: Exchange,
         send: Send,
-        sent_headers: bool,
-    ) -> tuple[list[bytes], bool]:
+    ) -> list[bytes]:
         """Read until the first content (or the end); returns the frames held so far."""
         loop = asyncio.get_running_loop()
         config = self.gateway.config
@@ -526,7 +511,8 @@ class ChatEndpoint:
                     step.cancel()
                     await asyncio.wait((step,))
                     raise ProviderTimeout("first_token")
-                if not sent_headers:
+                if not exchange.headers_sent:
+                    exchange.headers_sent = True
                     await send(
                         {
                             "type": "http.response.start",
@@ -534,7 +520,6 @@ class ChatEndpoint:
                             "headers": exchange.response_headers(_SSE_HEADERS),
                         }
                     )
-                    sent_headers = True
                 await send({"type": "http.response.body", "body": _KEEPALIVE, "more_body": True})
                 keepalive_at = (
                     loop.time() + min(commit_timeout, 5.0) if commit_timeout > 0 else deadline
@@ -542,12 +527,12 @@ class ChatEndpoint:
             try:
                 item = step.result()
             except StopAsyncIteration:
-                return held, sent_headers
+                return held
             frame = translator.feed(item)
             if frame:
                 held.append(frame)
             if translator.committed:
-                return held, sent_headers
+                return held
 
     async def _relay(
         self,
