@@ -174,7 +174,7 @@ def all_failed(attempts: Attempts) -> GatewayError:
     if len(failures) == 1 and not resting:
         target, error = failures[0]
         return from_provider_error(error, target.id)
-    listing = "; ".join(f"{target.id}: {error}" for target, error in failures)
+    listing = "; ".join(f"{target.id}: {_describe(error)}" for target, error in failures)
     if resting:
         listing += f"; resting, not tried: {resting}"
     errors = [error for _, error in failures]
@@ -197,6 +197,14 @@ def all_failed(attempts: Attempts) -> GatewayError:
     if all(isinstance(e, ProviderTimeout) for e in errors):
         return UpstreamTimeout(f"All {count} timed out ({listing}); retry later", headers=headers)
     return AllTargetsFailed(f"All {count} failed ({listing}); retry later", headers=headers)
+
+
+def _describe(error: ProviderError) -> str:
+    """One failed attempt for an error message; a refusal of our credentials is not quoted,
+    since providers echo part of the key in it."""
+    if isinstance(error, ProviderHTTPError) and error.status in (401, 403):
+        return f"HTTP {error.status}: the provider refused the gateway's credentials"
+    return str(error)
 
 
 def routing_error(refusal: RoutingRefused) -> GatewayError:

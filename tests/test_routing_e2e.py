@@ -451,6 +451,15 @@ def test_when_every_model_fails_each_attempt_is_listed(
     assert "fake/error-500-all" in message and "fake/error-503-all" in message
     assert "HTTP 500" in message and "HTTP 503" in message
     assert "sk-" not in message
+    async def refuses_key(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response({"error": {"message": "Incorrect API key provided: sk-fa***et"}},
+                                 status=401)
+
+    fake.handlers["bad-key"] = refuses_key
+    response = post(gw, chain("fake/bad-key", "fake/error-500-all3"))
+    assert response.status_code == 502  # a 401 is the gateway's key, not the caller's: moved on
+    assert "refused the gateway's credentials" in response.json()["error"]["message"]
+    assert "sk-" not in response.text and fake.hits["error-500-all3"] >= 1
     response, _ = stream_post(gw, chain("fake/error-429-all", "fake/error-429-all2"))
     assert response.status_code == 429 and "retry-after" in response.headers
 
