@@ -30,9 +30,12 @@ from adapters.base import StreamTranslator
 from adapters.errors import ProviderError
 from gateway.auth import key_from_headers
 from gateway.errors import BadRequest, GatewayError, ModelNotFound
-from gateway.ingress import Parsed, decode_json
+from gateway.ingress import Parsed, decode_json, routing_chain
+from gateway.proxy import routing_error
 from gateway.state import Gateway
 from routers.catalog import ModelInfo
+from routers.features import features_from_canonical
+from routers.plan import RoutingRefused
 
 _messages_request = msgspec.json.Decoder(MessagesRequest)
 _count_request = msgspec.json.Decoder(CountTokensRequest)
@@ -87,7 +90,18 @@ class AnthropicIngress:
                     "max_tokens must be greater than thinking.budget_tokens",
                     param="max_tokens",
                 )
-        return Parsed(body, request, request.model, bool(request.stream), True)
+        # The caller's own fallback chain (``models`` + ``route``), as on the OpenAI endpoint.
+        routing_fields = b'"models"' in body or b'"route"' in body
+        chain = routing_chain(body) if routing_fields else None
+        return Parsed(
+            body,
+            request,
+            request.model,
+            bool(request.stream),
+            True,
+            chain=chain,
+            routing_fields=routing_fields,
+        )
 
     def to_canonical(self, parsed: Parsed) -> c.Request:
         return parsed.canonical(anthropic_to_canonical)
@@ -113,17 +127,22 @@ class AnthropicIngress:
 # --- count_tokens ---------------------------------------------------------------------------
 
 
+def count_request_to_canonical(request: CountTokensRequest) -> c.Request:
+    return anthropic_to_canonical(
+        MessagesRequest(
+            model=request.model,
+            messages=request.messages,
+            system=request.system,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
+        )
+    )
+
+
 def estimate_input_tokens(request: CountTokensRequest) -> int:
     """About four characters a token over everything the model reads, images at a flat 1,600
     (Anthropic's cost of a ~1.15 megapixel image). An estimate, not a tokenizer."""
-    as_messages = MessagesRequest(
-        model=request.model,
-        messages=request.messages,
-        system=request.system,
-        tools=request.tools,
-        tool_choice=request.tool_choice,
-    )
-    canonical = anthropic_to_canonical(as_messages)
+    canonical = count_request_to_canonical(request)
     chars = sum(len(block.text) for block in canonical.system)
     images = 0
     for message in canonical.messages:
@@ -178,7 +197,12 @@ def count_tokens_endpoint(gateway: Gateway) -> Any:
             raw = await request.body()
             body: CountTokensRequest = decode_json(raw, _count_request)
             _check_messages(body.messages)
-            plan = gateway.planner.plan(body.model)
+            try:
+                plan = gateway.planner.plan(
+                    body.model, lambda: features_from_canonical(count_request_to_canonical(body))
+                )
+            except RoutingRefused as refusal:
+                raise routing_error(refusal) from refusal
             if plan is None:
                 raise ModelNotFound(
                     f"Unknown model '{body.model}': GET /v1/models lists the models you can use",
