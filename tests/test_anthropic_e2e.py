@@ -321,3 +321,20 @@ def test_stream_cut_short_by_the_upstream_ends_with_an_error(
         ) as stream:
             stream.get_final_message()
     assert "ended" in str(caught.value)
+
+
+def test_callers_fallback_chain_across_dialects(
+    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+) -> None:
+    """``models`` + ``route: fallback`` on the Anthropic endpoint: a failing OpenAI-dialect
+    model falls back to an Anthropic pass-through, which never sees the routing keys."""
+    message = client(dialect_gateway).messages.create(
+        model="fake/error-503",
+        max_tokens=20,
+        messages=[{"role": "user", "content": "fall back"}],
+        extra_body={"models": ["fake/error-503", "fakeanthropic/ok"], "route": "fallback"},
+    )
+    assert message.model == "fakeanthropic/ok"
+    assert message.content[0].text == "fake: fall back"  # type: ignore[union-attr]
+    sent = fakes.requests[-1].body
+    assert "models" not in sent and "route" not in sent
