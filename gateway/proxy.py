@@ -267,6 +267,18 @@ def strip_routing_fields(body: dict[str, Any]) -> None:
             body.setdefault(key, value)
 
 
+def fit_to_model(request: c.Request, target: ModelInfo) -> c.Request:
+    """A translated request trimmed to what ``target`` takes: no more output tokens than its
+    ``max_output`` (Claude Code asks 32000 of every model), and no reasoning controls for a
+    listed model without the ``reasoning`` capability (gpt-4o refuses ``reasoning_effort``)."""
+    changes: dict[str, Any] = {}
+    if request.max_tokens is not UNSET and request.max_tokens > target.max_output > 0:
+        changes["max_tokens"] = target.max_output
+    if request.reasoning is not UNSET and target.listed and "reasoning" not in target.capabilities:
+        changes["reasoning"] = UNSET
+    return msgspec.structs.replace(request, **changes) if changes else request
+
+
 class ChatEndpoint:
     """One chat endpoint (ASGI app) for one ingress dialect."""
 
@@ -363,10 +375,7 @@ class ChatEndpoint:
             call = Call(model=target.upstream, stream=stream, raw=bodies.raw_body(),
                         headers=headers)
         else:
-            request = bodies.canonical_request()
-            if request.max_tokens is not UNSET and request.max_tokens > target.max_output > 0:
-                # Translated requests ask no more than the model gives (Claude Code asks 32k).
-                request = msgspec.structs.replace(request, max_tokens=target.max_output)
+            request = fit_to_model(bodies.canonical_request(), target)
             call = Call(
                 model=target.upstream,
                 stream=stream,
