@@ -51,6 +51,7 @@ class MessagesRequest(msgspec.Struct, omit_defaults=True):
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None  # effort, and structured output's format
 
 
 class CountTokensRequest(msgspec.Struct, omit_defaults=True):
@@ -277,20 +278,42 @@ def anthropic_tool_choice_to_canonical(choice: dict[str, Any]) -> c.ToolChoice:
     )
 
 
-def anthropic_thinking_to_canonical(thinking: dict[str, Any]) -> c.Reasoning | UnsetType:
+def anthropic_thinking_to_canonical(
+    thinking: dict[str, Any], effort: str | None = None
+) -> c.Reasoning | UnsetType:
+    """``thinking`` (a budget, or ``adaptive`` at ``output_config.effort``) as reasoning."""
     kind = thinking.get("type")
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
         return c.Reasoning(budget_tokens=budget if isinstance(budget, int) else 1024)
     if kind == "adaptive":
-        return c.Reasoning(effort="medium")
+        # Anthropic's effort levels are low, medium, high and max; OpenAI's stop at high.
+        return c.Reasoning(effort="high" if effort == "max" else effort or "medium")
+    return UNSET
+
+
+def _output_format(output_config: dict[str, Any]) -> dict[str, Any] | UnsetType:
+    """Anthropic's structured output (``output_config.format``) as OpenAI's response_format."""
+    spec = output_config.get("format")
+    if isinstance(spec, dict) and spec.get("type") == "json_schema":
+        schema = spec.get("schema")
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema if isinstance(schema, dict) else {}},
+        }
     return UNSET
 
 
 def anthropic_to_canonical(request: MessagesRequest) -> c.Request:
     """A validated Anthropic Messages request in canonical form."""
     messages: list[c.Message] = []
+    system = anthropic_system_to_canonical(request.system)
     for message in request.messages:
+        if message.role == "system":
+            # Claude Code's mid-conversation system messages: other dialects have one system
+            # prompt, so they join it.
+            system.extend(anthropic_system_to_canonical(message.content))
+            continue
         blocks = anthropic_blocks_to_canonical(message.content)
         role: Literal["user", "assistant"] = "assistant" if message.role == "assistant" else "user"
         if messages and messages[-1].role == role:
@@ -300,7 +323,7 @@ def anthropic_to_canonical(request: MessagesRequest) -> c.Request:
     canonical = c.Request(
         model=request.model,
         messages=messages,
-        system=anthropic_system_to_canonical(request.system),
+        system=system,
         stream=bool(request.stream),
     )
     if request.max_tokens is not None:
@@ -317,8 +340,14 @@ def anthropic_to_canonical(request: MessagesRequest) -> c.Request:
         canonical.tools = anthropic_tools_to_canonical(request.tools)
     if request.tool_choice:
         canonical.tool_choice = anthropic_tool_choice_to_canonical(request.tool_choice)
+    output_config = request.output_config or {}
     if request.thinking:
-        canonical.reasoning = anthropic_thinking_to_canonical(request.thinking)
+        effort = output_config.get("effort")
+        canonical.reasoning = anthropic_thinking_to_canonical(
+            request.thinking, effort if isinstance(effort, str) else None
+        )
+    if output_config:
+        canonical.response_format = _output_format(output_config)
     user = (request.metadata or {}).get("user_id")
     if isinstance(user, str) and len(user) <= 64:  # OpenAI's limit; Claude Code's ids are longer
         canonical.user = user

@@ -39,7 +39,7 @@ from routers.plan import RoutingRefused
 
 _messages_request = msgspec.json.Decoder(MessagesRequest)
 _count_request = msgspec.json.Decoder(CountTokensRequest)
-_ROLES = ("user", "assistant")
+_ROLES = ("user", "assistant", "system")  # system: Claude Code's mid-conversation messages
 
 
 def _check_messages(messages: list[Any]) -> None:
@@ -48,7 +48,7 @@ def _check_messages(messages: list[Any]) -> None:
     for index, message in enumerate(messages):
         if message.role not in _ROLES:
             raise BadRequest(
-                f"messages.{index}.role: Input should be 'user' or 'assistant'",
+                f"messages.{index}.role: Input should be 'user', 'assistant' or 'system'",
                 param=f"messages.{index}.role",
             )
         if isinstance(message.content, list):

@@ -232,3 +232,38 @@ def test_openai_passthrough_streams_tool_calls(
         if call.function is not None
     )
     assert arguments == '{"city": "Paris"}{"tz": "CET"}'
+
+
+def test_claude_code_2_1_request_shape_is_accepted(
+    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+) -> None:
+    """Regression, found by running Claude Code 2.1.197 against the gateway: its
+    mid-conversation ``system`` messages were refused (400 on messages.1.role)."""
+    api = anthropic.Anthropic(
+        base_url=dialect_gateway.url + "/anthropic",
+        auth_token=dialect_gateway.key,
+        api_key=None,
+        max_retries=0,
+    )
+    with api.messages.stream(
+        model="fake/ok",
+        max_tokens=32000,
+        system=SYSTEM,
+        messages=[
+            {"role": "user", "content": "hello"},
+            {"role": "system", "content": "Available agent types: general"},  # type: ignore[typeddict-item]
+        ],
+        tools=tools(),
+        thinking={"type": "adaptive"},  # type: ignore[typeddict-item]
+        extra_body={
+            "output_config": {"effort": "high"},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        },
+        extra_headers={"anthropic-beta": BETA + ",mid-conversation-system-2026-04-07"},
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == "fake: hello"  # type: ignore[union-attr]
+    sent = fakes.requests[-1].body
+    assert sent["messages"][0]["role"] == "system"
+    assert sent["messages"][0]["content"].endswith("Available agent types: general")
+    assert sent["reasoning_effort"] == "high"

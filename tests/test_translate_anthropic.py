@@ -513,3 +513,36 @@ def test_passthrough_close_without_message_stop_is_an_error_event() -> None:
     assert data["error"]["type"] == "api_error"
     passthrough.feed(sse("message_stop", {"type": "message_stop"}))
     assert passthrough.close() == b""
+
+
+def test_claude_code_2_1_shape_system_messages_adaptive_thinking_and_output_config() -> None:
+    """Seen from Claude Code 2.1: role ``system`` mid-conversation, ``thinking: adaptive`` with
+    ``output_config.effort``, and structured output in ``output_config.format``."""
+    canonical = anthropic_to_canonical(
+        request(
+            system=[{"type": "text", "text": "base"}],
+            messages=[
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": "Available agent types: ..."},
+                {"role": "user", "content": "go"},
+            ],
+            thinking={"type": "adaptive"},
+            output_config={
+                "effort": "max",
+                "format": {"type": "json_schema", "schema": {"type": "object"}},
+            },
+            context_management={"edits": [{"type": "clear_thinking_20251015"}]},
+        )
+    )
+    assert canonical.system == [
+        c.TextBlock(text="base"),
+        c.TextBlock(text="Available agent types: ..."),
+    ]
+    assert canonical.messages == [
+        c.Message(role="user", content=[c.TextBlock(text="hi"), c.TextBlock(text="go")])
+    ]
+    assert canonical.reasoning == c.Reasoning(effort="high")
+    assert canonical.response_format == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": {"type": "object"}},
+    }
