@@ -240,7 +240,14 @@ def anthropic_system_to_canonical(system: str | list[dict[str, Any]] | None) -> 
         return []
     if isinstance(system, str):
         return [c.TextBlock(text=system)] if system else []
-    return [_text(block) for block in system if block.get("type", "text") == "text"]
+    return [
+        _text(block)
+        for block in system
+        if block.get("type", "text") == "text"
+        # Claude Code's attribution line is for Anthropic alone; elsewhere it only breaks the
+        # prompt prefix that providers cache.
+        and not str(block.get("text", "")).startswith("x-anthropic-billing-header:")
+    ]
 
 
 def anthropic_tools_to_canonical(tools: list[dict[str, Any]]) -> list[c.Tool]:

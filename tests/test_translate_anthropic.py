@@ -520,7 +520,10 @@ def test_claude_code_2_1_shape_system_messages_adaptive_thinking_and_output_conf
     ``output_config.effort``, and structured output in ``output_config.format``."""
     canonical = anthropic_to_canonical(
         request(
-            system=[{"type": "text", "text": "base"}],
+            system=[
+                {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.197.c31;"},
+                {"type": "text", "text": "base"},
+            ],
             messages=[
                 {"role": "user", "content": "hi"},
                 {"role": "system", "content": "Available agent types: ..."},
