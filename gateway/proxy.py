@@ -33,7 +33,9 @@ from gateway.errors import (
 )
 from gateway.ingress import Ingress, Parsed, new_request_id
 from gateway.ledger import UsageRow
+from gateway.limits import AccountHeaders, Ticket
 from gateway.state import Gateway
+from gateway.usage_estimate import BYOK_KEYS, estimate_usage, max_tokens_of
 from routers.catalog import ModelInfo
 from routers.plan import Plan
 
@@ -175,6 +177,8 @@ class ChatEndpoint:
                 extra["anthropic-beta"] = value.decode("latin-1")
         exchange = Exchange(request_id or new_request_id())
         responded = False
+        ticket: Ticket | None = None
+        body = b""
         try:
             gateway = self.gateway
             exchange.principal = await gateway.keys.authenticate(
@@ -191,6 +195,12 @@ class ChatEndpoint:
                     param="model",
                 )
             exchange.router = plan.router
+            ticket = await gateway.accounts.admission.admit(
+                exchange.principal, plan.targets[0], len(body), max_tokens_of(parsed)
+            )
+            BYOK_KEYS.set(ticket.byok or None)
+            source = "byok" if plan.targets[0].provider in ticket.byok else "pool"
+            exchange.extra_headers = AccountHeaders(ticket, source, exchange)
             if parsed.stream:
                 responded = True
                 await self._stream(parsed, plan, exchange, extra, receive, send)
@@ -203,6 +213,8 @@ class ChatEndpoint:
                 frame = self.ingress.error_frame(error)
                 await send({"type": "http.response.body", "body": frame, "more_body": False})
             else:
+                for name, value in exchange.extra_headers:
+                    error.headers.setdefault(name.decode(), value.decode("latin-1"))
                 await send_error(send, error, self.ingress.dialect, exchange.request_id)
         except ClientDisconnected:
             exchange.status = 499
@@ -217,7 +229,7 @@ class ChatEndpoint:
                 )
                 await send_error(send, internal, self.ingress.dialect, exchange.request_id)
         finally:
-            self._settle(exchange)
+            self._settle(exchange, ticket, body)
 
     # --- targets ---
 
@@ -236,6 +248,9 @@ class ChatEndpoint:
                 request=self.ingress.to_canonical(parsed),
                 headers=headers,
             )
+        byok = BYOK_KEYS.get()
+        if byok:
+            call.api_key = byok.get(target.provider)
         return adapter, call
 
     # --- non-streamed ---
@@ -436,14 +451,15 @@ class ChatEndpoint:
 
     # --- settle ---
 
-    def _settle(self, exchange: Exchange) -> None:
+    def _settle(self, exchange: Exchange, ticket: Ticket | None = None, body: bytes = b"") -> None:
         gateway = self.gateway
         latency_ms = (time.perf_counter() - exchange.started) * 1000
         ttft_ms = exchange.ttft * 1000 if exchange.ttft is not None else None
-        usage = exchange.usage or c.Usage()
         served = exchange.served
         if served is not None and exchange.usage is None and exchange.status in (200, 499):
             exchange.estimated = True
+            exchange.usage = estimate_usage(body, self.ingress.dialect)
+        usage = exchange.usage or c.Usage()
         cost = (
             served.cost(
                 usage.input_tokens,
@@ -454,6 +470,8 @@ class ChatEndpoint:
             if served is not None
             else 0.0
         )
+        if ticket is not None:
+            gateway.accounts.admission.settle(ticket, served, exchange.usage, cost)
         principal = exchange.principal
         if principal is not None:
             gateway.ledger.record(
