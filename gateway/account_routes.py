@@ -108,7 +108,8 @@ def account_routes(gateway: Gateway) -> list[Route]:
         who = await principal(request)
         s = services()
         state = await s.cache.user(who)
-        tier = s.cache.tier(state.tier)
+        tier_name = state.tier if state.registered else who.tier
+        tier = s.cache.tier(tier_name)
         record = await s.store.find_user(who.user) if who.user else None
         now = time.time()
         limiter = s.limiter
@@ -125,7 +126,7 @@ def account_routes(gateway: Gateway) -> list[Route]:
             "id": record.id if record else None,
             "email": who.user,
             "name": record.name if record else "",
-            "tier": state.tier,
+            "tier": tier_name,
             "status": "blocked" if state.blocked else "active",
             "balance_usd": round(s.cache.available(state), 10),
             "prepaid": tier.prepaid,
@@ -184,11 +185,12 @@ def account_routes(gateway: Gateway) -> list[Route]:
         body = await _body(request)
         s = services()
         state = await s.cache.user(who)
-        tier = s.cache.tier(state.tier)
+        tier_name = state.tier if state.registered else who.tier
+        tier = s.cache.tier(tier_name)
         active = [k for k in await gateway.store.list_keys(who.user) if k.revoked_at is None]
         if tier.max_keys and len(active) >= tier.max_keys:
             raise PermissionDenied(
-                f"Your {state.tier} tier allows {tier.max_keys} API keys; revoke one first",
+                f"Your {tier_name} tier allows {tier.max_keys} API keys; revoke one first",
                 code="key_limit_reached",
             )
         models = body.get("allowed_models") or []
@@ -202,7 +204,7 @@ def account_routes(gateway: Gateway) -> list[Route]:
                            tuple(models))
         key, record = await create_key(gateway.store, gateway.config.keys.prefix,
                                        name=str(body.get("name") or "")[:200], user=who.user,
-                                       tier=state.tier)
+                                       tier=tier_name)
         if policy != KeyPolicy():
             await s.store.set_key_policy(record.id, policy)
         return _json({**key_entry(record, policy), "key": key}, 201)

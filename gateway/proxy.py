@@ -35,7 +35,7 @@ from gateway.ingress import Ingress, Parsed, new_request_id
 from gateway.ledger import UsageRow
 from gateway.limits import AccountHeaders, Ticket
 from gateway.state import Gateway
-from gateway.usage_estimate import BYOK_KEYS, estimate_usage, max_tokens_of
+from gateway.usage_estimate import BYOK_KEYS, SentBodies, estimate_usage, max_tokens_of
 from routers.catalog import ModelInfo
 from routers.plan import Plan
 
@@ -179,6 +179,7 @@ class ChatEndpoint:
         responded = False
         ticket: Ticket | None = None
         body = b""
+        send = sent = SentBodies(send)  # counts the answer if the upstream reports no usage
         try:
             gateway = self.gateway
             exchange.principal = await gateway.keys.authenticate(
@@ -229,7 +230,7 @@ class ChatEndpoint:
                 )
                 await send_error(send, internal, self.ingress.dialect, exchange.request_id)
         finally:
-            self._settle(exchange, ticket, body)
+            self._settle(exchange, ticket, body, sent.chunks)
 
     # --- targets ---
 
@@ -451,14 +452,25 @@ class ChatEndpoint:
 
     # --- settle ---
 
-    def _settle(self, exchange: Exchange, ticket: Ticket | None = None, body: bytes = b"") -> None:
+    def _settle(
+        self,
+        exchange: Exchange,
+        ticket: Ticket | None = None,
+        body: bytes = b"",
+        sent: list[bytes] | None = None,
+    ) -> None:
         gateway = self.gateway
         latency_ms = (time.perf_counter() - exchange.started) * 1000
         ttft_ms = exchange.ttft * 1000 if exchange.ttft is not None else None
         served = exchange.served
-        if served is not None and exchange.usage is None and exchange.status in (200, 499):
+        if (
+            served is not None
+            and exchange.usage is None
+            and (exchange.status in (200, 499) or exchange.ttft is not None)
+        ):
+            # No usage from the upstream (cut stream, disconnect): count with the tokenizer.
             exchange.estimated = True
-            exchange.usage = estimate_usage(body, self.ingress.dialect)
+            exchange.usage = estimate_usage(body, sent)
         usage = exchange.usage or c.Usage()
         cost = (
             served.cost(

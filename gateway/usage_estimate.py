@@ -1,8 +1,9 @@
 """Token counts when an upstream reports none, and per-request account context.
 
 Counting uses ``bpe-openai`` (the o200k_base BPE of OpenAI's current models, its vocabulary
-shipped inside the wheel: nothing is downloaded at run time). Only the prompt can be counted
-here, from the request body's text; rows counted this way are marked ``estimated``.
+shipped inside the wheel: nothing is downloaded at run time). The prompt is counted from the
+request body's text, the completion from the answer frames the client received; rows counted
+this way are marked ``estimated``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def count_tokens(text: str) -> int:
     return len(encoding().encode(text)) if text else 0
 
 
+_TEXT_KEYS = frozenset(
+    ("text", "content", "system", "arguments", "input", "partial_json", "thinking",
+     "reasoning_content", "refusal")
+)
+
+
 def _texts(node: Any, out: list[str]) -> None:
     if isinstance(node, str):
         out.append(node)
@@ -51,23 +58,67 @@ def _texts(node: Any, out: list[str]) -> None:
             _texts(item, out)
     elif isinstance(node, dict):
         for key, value in node.items():
-            if key in ("text", "content", "system", "arguments", "input") or isinstance(
+            if key in _TEXT_KEYS or isinstance(
                 value, list | dict
             ):
                 _texts(value, out)
 
 
-def estimate_usage(body: bytes, dialect: str) -> c.Usage:
-    """Prompt tokens of a request body (OpenAI or Anthropic), counted with the tokenizer."""
+def _answer_texts(sent: list[bytes]) -> list[str]:
+    """The generated text in what was sent: SSE ``data:`` frames or one JSON body."""
+    texts: list[str] = []
+    whole = b"".join(sent)
+    lines = [ln[5:] for ln in whole.split(b"\n") if ln.startswith(b"data:")]
+    for payload in lines or [whole]:
+        payload = payload.strip()
+        if not payload or payload == b"[DONE]":
+            continue
+        try:
+            frame = msgspec.json.decode(payload)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(frame, dict) and "error" not in frame:
+            _texts(frame.get("choices") or frame.get("delta") or frame.get("content_block")
+                   or frame.get("content"), texts)
+    return texts
+
+
+def estimate_usage(body: bytes, sent: list[bytes] | None = None) -> c.Usage:
+    """Usage counted with the tokenizer: the prompt from the request body (OpenAI or
+    Anthropic), the completion from the answer frames sent to the client."""
+    texts: list[str] = []
     try:
         request = msgspec.json.decode(body)
     except msgspec.DecodeError:
-        return c.Usage()
-    texts: list[str] = []
+        request = None
     if isinstance(request, dict):
         _texts(request.get("messages"), texts)
         _texts(request.get("system"), texts)
-    return c.Usage(input_tokens=count_tokens("\n".join(texts)))
+    output = _answer_texts(sent) if sent else []
+    return c.Usage(
+        input_tokens=count_tokens("\n".join(texts)), output_tokens=count_tokens("".join(output))
+    )
+
+
+class SentBodies:
+    """Wraps ASGI ``send`` to keep (references to) the body chunks sent, up to ``limit`` bytes,
+    so a call whose upstream reported no usage can still be counted."""
+
+    __slots__ = ("chunks", "limit", "send", "size")
+
+    def __init__(self, send: Any, limit: int = 8 * 1024 * 1024) -> None:
+        self.send = send
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if self.size < self.limit and message["type"] == "http.response.body":
+            chunk = message.get("body")
+            if chunk:
+                self.chunks.append(chunk)
+                self.size += len(chunk)
+        await self.send(message)
 
 
 def max_tokens_of(parsed: Any) -> int | None:

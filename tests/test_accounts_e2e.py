@@ -296,3 +296,20 @@ def test_password_reset_and_checkout(gw: GatewayProcess) -> None:
     done = post(gw, "/v1/billing/checkout", {"tier": "pro"}, session)
     assert done.status_code == 200 and done.json()["tier"] == "pro"
     assert get(gw, "/v1/auth/me", session).json()["tier"] == "pro"
+
+
+def test_cut_stream_without_usage_is_counted_with_the_tokenizer(gw: GatewayProcess) -> None:
+    from gateway.usage_estimate import count_tokens
+
+    token = signup(gw, "cut@example.com")
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", headers={
+            "Authorization": f"Bearer {token}"}, json={
+            "model": "fake/cut", "stream": True,
+            "messages": [{"role": "user", "content": "hello there world"}]}) as answer:
+        request_id = answer.headers["x-request-id"]
+        received = answer.read()
+    assert b"fake: " in received and b'"error"' in received  # two words, then an error frame
+    row = usage_row(gw, token, request_id)
+    assert row["estimated"] == 1
+    assert row["prompt_tokens"] == count_tokens("hello there world")
+    assert row["completion_tokens"] == count_tokens("fake: hello ") > 0
