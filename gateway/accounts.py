@@ -3,8 +3,8 @@
 The request path reads only memory: ``AccountCache`` keeps each user's tier, status, balance and
 provider keys for ``accounts.cache_ttl`` seconds (a change made on this instance drops the entry
 at once), and the maintenance switch is refreshed by a background task. Balances are reserved
-in-process with no ``await`` between the check and the reservation, so concurrent requests
-cannot overspend; spending is queued and written in batches by ``DebitWriter``.
+through ``gateway.balances`` (no ``await`` between check and reservation, so concurrent
+requests cannot overspend); spending is queued and written in batches by ``DebitWriter``.
 
 Passwords are hashed with Argon2id (memory-hard, ``argon2-cffi``) in a worker thread. Sessions
 and reset tokens are long random strings of which only the SHA-256 is stored.
@@ -31,6 +31,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from gateway.accounts_store import AccountsStore, KeyPolicy, UserRecord
 from gateway.auth import Principal
+from gateway.balances import LocalBalances
 from gateway.config import AccountsConfig, GatewayConfig, TierConfig
 from gateway.errors import AuthenticationFailed, BadRequest, RateLimited, ServiceUnavailable
 from gateway.storage import StorageUnavailable
@@ -154,8 +155,7 @@ class AccountCache:
         self.ttl = config.accounts.cache_ttl
         self._users: dict[str, UserState] = {}
         self._policies: dict[str, tuple[KeyPolicy, float]] = {}
-        self.reserved: dict[str, float] = {}
-        self.pending: dict[str, float] = {}  # spent, not yet written
+        self.balances = LocalBalances()
         self._generation = 0
         self.maintenance: str | None = None  # the operator's message while switched on
 
@@ -220,41 +220,19 @@ class AccountCache:
     def forget_policy(self, key_id: str) -> None:
         self._policies.pop(key_id, None)
 
-    # --- balances: synchronous, so check-and-reserve cannot interleave ---
+    # --- balances (``gateway.balances``) ---
 
     def available(self, state: UserState) -> float:
-        email = state.email
-        return state.balance - self.pending.get(email, 0.0) - self.reserved.get(email, 0.0)
+        return self.balances.available(state.email, state.balance)
 
-    def reserve(self, state: UserState, amount: float) -> bool:
-        if self.available(state) < amount or self.available(state) <= 0:
-            return False
-        self.reserved[state.email] = self.reserved.get(state.email, 0.0) + amount
-        return True
-
-    def release(self, email: str, amount: float) -> None:
-        left = self.reserved.get(email, 0.0) - amount
-        if left <= 1e-12:
-            self.reserved.pop(email, None)
-        else:
-            self.reserved[email] = left
-
-    def spend(self, email: str, amount: float) -> None:
-        if amount > 0:
-            self.pending[email] = self.pending.get(email, 0.0) + amount
-
-    def take_pending(self) -> dict[str, float]:
-        return dict(self.pending)
+    async def reserve(self, state: UserState, amount: float) -> bool:
+        return await self.balances.reserve(state.email, state.balance, amount)
 
     def written(self, debits: dict[str, float]) -> None:
         """Debits reached the database: move them from pending into the cached balances."""
         self._generation += 1
+        self.balances.written(debits)
         for email, amount in debits.items():
-            left = self.pending.get(email, 0.0) - amount
-            if left <= 1e-12:
-                self.pending.pop(email, None)
-            else:
-                self.pending[email] = left
             state = self._users.get(email)
             if state is not None:
                 state.balance -= amount
@@ -283,7 +261,7 @@ class DebitWriter:
                     await refresh_maintenance(self.cache)
 
     async def flush(self) -> None:
-        debits = self.cache.take_pending()
+        debits = self.cache.balances.take_pending()
         if not debits:
             return
         try:

@@ -15,8 +15,8 @@ Counters are incremented first and rolled back on refusal, so N concurrent reque
 limit of K let exactly K through. Tokens are reserved from an estimate (prompt bytes / 4 plus
 ``max_tokens`` or ``accounts.output_reserve_tokens``) and corrected from real usage at settle.
 
-The balance of a prepaid tier is reserved in-process by ``AccountCache.reserve`` with no
-``await`` between check and reservation (a Redis backend would do the same in one Lua script).
+The balance of a prepaid tier is reserved through ``gateway.balances.BalanceBook``: in this
+process with no ``await`` between check and reservation (a Redis backend: one Lua script).
 """
 
 from __future__ import annotations
@@ -176,19 +176,19 @@ class Admission:
         output_tokens = min(max_tokens or self.output_reserve, target.max_output)
         ticket.estimate_usd = target.cost(prompt_tokens, output_tokens)
         ticket.reserved_tokens = prompt_tokens + output_tokens
-        # The balance first: synchronous check-and-reserve (no await in between).
+        # The balance first: an atomic check-and-reserve (gateway.balances).
         if ticket.prepaid:
-            self._reserve_balance(state, ticket)
+            await self._reserve_balance(state, ticket)
         try:
             await self._count(principal, state, tier, policy.requests_per_minute,
                               policy.requests_per_day, target, ticket)
         except GatewayError:
-            cache.release(state.email, ticket.reserved_usd)
+            cache.balances.release(state.email, ticket.reserved_usd)
             raise
         return ticket
 
-    def _reserve_balance(self, state: UserState, ticket: Ticket) -> None:
-        if not self.cache.reserve(state, ticket.estimate_usd):
+    async def _reserve_balance(self, state: UserState, ticket: Ticket) -> None:
+        if not await self.cache.reserve(state, ticket.estimate_usd):
             available = max(self.cache.available(state), 0.0)
             raise InsufficientBalance(
                 f"Insufficient balance: ${available:.6f} left, this request may cost up to "
@@ -274,10 +274,10 @@ class Admission:
         self, ticket: Ticket, served: ModelInfo | None, usage: c.Usage | None, cost: float
     ) -> None:
         """Release reservations, debit the cost, and correct the token counters (no I/O here)."""
-        self.cache.release(ticket.user, ticket.reserved_usd)
+        self.cache.balances.release(ticket.user, ticket.reserved_usd)
         byok = served is not None and served.provider in ticket.byok
         if served is not None and ticket.tier.prepaid and not byok:
-            self.cache.spend(ticket.user, cost)
+            self.cache.balances.spend(ticket.user, cost)
         actual = usage.input_tokens + usage.output_tokens if usage is not None else 0
         adjust = [(t, actual - t.amount) for t in ticket.token_counters]
         if served is None:  # nothing was served: give the credits back

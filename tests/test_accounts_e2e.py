@@ -194,7 +194,7 @@ def test_keys_api_and_isolation(gw: GatewayProcess) -> None:
     assert chat(gw, key).status_code == 401  # at once, on this instance
 
 
-def test_balance_402_and_concurrent_overspend(gw: GatewayProcess) -> None:
+def test_balance_402_and_concurrent_overspend(gw: GatewayProcess, fake: FakeUpstream) -> None:
     token = signup(gw, "payer@example.com")
     admin(gw, "payer@example.com", "tier", tier="pro")
     broke = chat(gw, token, model="fake/pricey", text="a b c", max_tokens=4)
@@ -215,6 +215,7 @@ def test_balance_402_and_concurrent_overspend(gw: GatewayProcess) -> None:
     statuses = asyncio.run(burst())
     # each call costs exactly $1 (4 output tokens at $250k/M): $10 serves 10
     assert statuses.count(200) == 10 and statuses.count(402) == 90
+    assert fake.hits["pricey"] == 10  # refused before any upstream call
     deadline = time.monotonic() + 5
     while get(gw, "/v1/auth/me", token).json()["balance_usd"] > 1e-9:
         assert time.monotonic() < deadline

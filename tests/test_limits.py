@@ -115,7 +115,7 @@ async def test_balance_for_ten_serves_ten_of_a_hundred(world) -> None:
     assert all(isinstance(r, InsufficientBalance) for r in results if isinstance(r, Exception))
     for ticket in tickets:  # each really cost $1
         admission.settle(ticket, MODEL, None, 1.0)
-    assert cache.pending["rich@example.com"] == pytest.approx(10.0)
+    assert cache.balances.pending["rich@example.com"] == pytest.approx(10.0)
     with pytest.raises(InsufficientBalance):
         await admission.admit(who("pro", "rich@example.com"), MODEL, 40, 4)
 
