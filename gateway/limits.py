@@ -71,10 +71,14 @@ class Limiter:
     """Windows and counters in one ``limits`` storage; ``clock`` is the time of day."""
 
     def __init__(self, uri: str, clock: Clock = time.time) -> None:
-        self.storage = storage_from_string(async_storage_uri(uri))
+        options: dict[str, str] = {}
+        if uri.split("://", 1)[0].removeprefix("async+").startswith("redis"):
+            options["implementation"] = "redispy"  # redis-py is the client this project ships
+        self.storage = storage_from_string(async_storage_uri(uri), **options)
         self.moving = MovingWindowRateLimiter(self.storage)
         self.clock = clock
         self._items: dict[int, RateLimitItemPerMinute] = {}
+        self._periods: tuple[str, str, float, float, float] | None = None
 
     def _minute(self, limit: int) -> RateLimitItemPerMinute:
         item = self._items.get(limit)
@@ -97,11 +101,23 @@ class Limiter:
     async def get(self, key: str) -> int:
         return int(await self.storage.get(key))  # type: ignore[misc]
 
+    def periods(self, now: float) -> tuple[str, str, float, float]:
+        """(UTC day, UTC month, next midnight, next month start), recomputed once a day."""
+        cached = self._periods
+        if cached is None or not cached[4] <= now < cached[2]:
+            midnight = next_midnight(now)
+            moment = datetime.fromtimestamp(now, UTC)
+            cached = self._periods = (
+                moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m"), midnight,
+                next_month(now), midnight - 86400.0,
+            )
+        return cached[0], cached[1], cached[2], cached[3]
+
     def day(self) -> str:
-        return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%d")
+        return self.periods(self.clock())[0]
 
     def month(self) -> str:
-        return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m")
+        return self.periods(self.clock())[1]
 
 
 @dataclass(slots=True)
@@ -210,9 +226,12 @@ class Admission:
     ) -> None:
         limiter = self.limiter
         now = limiter.clock()
-        midnight, month_end = next_midnight(now), next_month(now)
-        user, day, month = state.email or principal.key_id, limiter.day(), limiter.month()
-        daily = [
+        day, month, midnight, month_end = limiter.periods(now)
+        user = state.email or principal.key_id
+        daily = [] if not (
+            key_rpd or tier.requests_per_day or tier.credits_per_day or tier.tokens_per_day
+            or tier.tokens_per_month
+        ) else [
             (f"rpd:{day}:u:{user}", 1, tier.requests_per_day, midnight, "daily_limit_exceeded",
              "requests per day"),
             (f"rpd:{day}:k:{principal.key_id}", 1, key_rpd, midnight, "daily_limit_exceeded",

@@ -151,3 +151,14 @@ def test_refusal_bodies_in_both_dialects(
     assert anthropic == {"type": "error", "error": {"type": anthropic_type,
                                                     "message": error.message}}
     assert msgspec.json.decode(error.body("openai"))["error"]["type"] == openai_type
+
+
+def test_tier_config_errors_name_the_key() -> None:
+    from gateway.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"accounts.default_tier: 'gold' is not a configured"):
+        parse_config('[accounts]\ndefault_tier = "gold"\n[tiers.free]\n')
+    with pytest.raises(ConfigError, match=r"tiers.free.requests_per_minute: must not be neg"):
+        parse_config("[tiers.free]\nrequests_per_minute = -1\n")
+    with pytest.raises(ConfigError, match=r"accounts.self_service_tiers: unknown tier 'x'"):
+        parse_config('[accounts]\nself_service_tiers = ["x"]\n[tiers.free]\n')
