@@ -304,6 +304,12 @@ def account_routes(gateway: Gateway) -> list[Route]:
         return {"object": "checkout", "status": "completed", "tier": tier,
                 "price_usd": gateway.config.tiers[tier].price_usd}
 
+    async def tiers(request: Request) -> Any:
+        allowed = gateway.config.accounts.self_service_tiers
+        return {"object": "list", "default": gateway.config.accounts.default_tier, "data": [
+            {"id": name, **msgspec.to_builtins(tier), "self_service": name in allowed}
+            for name, tier in gateway.config.tiers.items()]}
+
     # --- admin ---
 
     def admin(request: Request) -> None:
@@ -384,6 +390,7 @@ def account_routes(gateway: Gateway) -> list[Route]:
         ("/v1/usage/requests/{request_id}", usage_request, ["GET"]),
         ("/v1/billing/invoices", list_invoices, ["GET"]),
         ("/v1/billing/checkout", checkout, ["POST"]),
+        ("/v1/tiers", tiers, ["GET"]),
         ("/v1/admin/users", admin_users, ["GET"]),
         ("/v1/admin/users/{email}/{action}", admin_update, ["POST"]),
         ("/v1/admin/maintenance", maintenance, ["GET", "POST"]),

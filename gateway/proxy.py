@@ -230,7 +230,7 @@ class ChatEndpoint:
                 )
                 await send_error(send, internal, self.ingress.dialect, exchange.request_id)
         finally:
-            self._settle(exchange, ticket, body, sent.chunks)
+            self._settle(exchange, ticket, body, sent)
 
     # --- targets ---
 
@@ -457,7 +457,7 @@ class ChatEndpoint:
         exchange: Exchange,
         ticket: Ticket | None = None,
         body: bytes = b"",
-        sent: list[bytes] | None = None,
+        sent: SentBodies | None = None,
     ) -> None:
         gateway = self.gateway
         latency_ms = (time.perf_counter() - exchange.started) * 1000

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import warnings
 from typing import Any
 
 import msgspec
@@ -32,7 +33,9 @@ def encoding() -> Any:
         if _encoding is None:
             import bpe_openai  # type: ignore[import-untyped]
 
-            _encoding = bpe_openai.get_encoding("o200k_base")
+            with warnings.catch_warnings():  # its loader uses a deprecated importlib call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                _encoding = bpe_openai.get_encoding("o200k_base")
         return _encoding
 
 
@@ -83,7 +86,7 @@ def _answer_texts(sent: list[bytes]) -> list[str]:
     return texts
 
 
-def estimate_usage(body: bytes, sent: list[bytes] | None = None) -> c.Usage:
+def estimate_usage(body: bytes, sent: SentBodies | None = None) -> c.Usage:
     """Usage counted with the tokenizer: the prompt from the request body (OpenAI or
     Anthropic), the completion from the answer frames sent to the client."""
     texts: list[str] = []
@@ -94,29 +97,34 @@ def estimate_usage(body: bytes, sent: list[bytes] | None = None) -> c.Usage:
     if isinstance(request, dict):
         _texts(request.get("messages"), texts)
         _texts(request.get("system"), texts)
-    output = _answer_texts(sent) if sent else []
-    return c.Usage(
-        input_tokens=count_tokens("\n".join(texts)), output_tokens=count_tokens("".join(output))
-    )
+    output_tokens = 0
+    if sent:
+        output_tokens = count_tokens("".join(_answer_texts(sent.chunks)))
+        kept = sum(len(chunk) for chunk in sent.chunks)
+        if sent.size > kept > 0:  # only the first ``limit`` bytes were kept: scale up
+            output_tokens = round(output_tokens * sent.size / kept)
+    return c.Usage(input_tokens=count_tokens("\n".join(texts)), output_tokens=output_tokens)
 
 
 class SentBodies:
-    """Wraps ASGI ``send`` to keep (references to) the body chunks sent, up to ``limit`` bytes,
-    so a call whose upstream reported no usage can still be counted."""
+    """Wraps ASGI ``send`` to keep references to the first ``limit`` bytes of body sent (and
+    count the rest), so a call whose upstream reported no usage can still be counted. The cap
+    bounds the memory held per request; past it the count is scaled by bytes."""
 
     __slots__ = ("chunks", "limit", "send", "size")
 
-    def __init__(self, send: Any, limit: int = 8 * 1024 * 1024) -> None:
+    def __init__(self, send: Any, limit: int = 256 * 1024) -> None:
         self.send = send
         self.chunks: list[bytes] = []
         self.size = 0
         self.limit = limit
 
     async def __call__(self, message: dict[str, Any]) -> None:
-        if self.size < self.limit and message["type"] == "http.response.body":
+        if message["type"] == "http.response.body":
             chunk = message.get("body")
             if chunk:
-                self.chunks.append(chunk)
+                if self.size < self.limit:
+                    self.chunks.append(chunk)
                 self.size += len(chunk)
         await self.send(message)
 

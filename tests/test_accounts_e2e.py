@@ -291,6 +291,9 @@ def test_password_reset_and_checkout(gw: GatewayProcess) -> None:
     login = post(gw, "/v1/auth/login", {"email": "forgetful@example.com",
                                         "password": "brand new pass"})
     session = login.json()["token"]
+    tiers = {t["id"]: t for t in httpx.get(f"{gw.url}/v1/tiers").json()["data"]}
+    assert tiers["pro"]["self_service"] and tiers["pro"]["prepaid"]
+    assert not tiers["enterprise"]["self_service"]
     denied = post(gw, "/v1/billing/checkout", {"tier": "enterprise"}, session)
     assert denied.status_code == 403
     assert denied.json()["error"]["code"] == "self_service_disabled"
