@@ -31,10 +31,10 @@ def encoding() -> Any:
     global _encoding
     with _lock:
         if _encoding is None:
-            import bpe_openai  # type: ignore[import-untyped]
-
             with warnings.catch_warnings():  # its loader uses a deprecated importlib call
                 warnings.simplefilter("ignore", DeprecationWarning)
+                import bpe_openai  # type: ignore[import-untyped]
+
                 _encoding = bpe_openai.get_encoding("o200k_base")
         return _encoding
 
