@@ -58,3 +58,4 @@ async def test_non_streamed_body_and_the_memory_cap_scales() -> None:
     capped = await _sent(*[frame] * 10, limit=len(frame) * 5)
     assert len(capped.chunks) == 5 and capped.size == len(frame) * 10
     assert estimate_usage(b"{}", capped).output_tokens == 2 * count_tokens("word " * 100)
+
