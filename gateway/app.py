@@ -87,7 +87,8 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
             await authenticate(gateway, request)
         except GatewayError as error:
             return error_response(error)
-        return JSONResponse({"object": "list", "data": [model_entry(m) for m in gateway.catalog]})
+        models = [model_entry(m) for m in gateway.catalog]
+        return JSONResponse({"object": "list", "data": models + gateway.planner.listing()})
 
     async def get_model(request: Request) -> Response:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import structlog
 from msgspec import UNSET
@@ -27,13 +28,17 @@ from gateway.ledger import Ledger
 from gateway.limits import Admission, Limiter
 from gateway.storage import Store, open_store
 from gateway.usage_estimate import warm_up
+from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, ModelInfo
+from routers.health import MemoryHealth
+from routers.named import OCR_PROMPT, Router, Rule
+from routers.personas import Overlay, Persona
 from routers.plan import Planner
 
 
 def build_catalog(config: GatewayConfig) -> Catalog:
     models = [
-        ModelInfo(
+        _with_deployments(config, ModelInfo(
             id=model.id,
             provider=model.provider,
             upstream=model.upstream or model.id.split("/", 1)[-1],
@@ -48,11 +53,95 @@ def build_catalog(config: GatewayConfig) -> Catalog:
             aliases=tuple(model.aliases),
             free=model.free,
             credits=model.credits,
-        )
-        for model in config.models
+            fallbacks=tuple(model.fallbacks),
+            strategy=model.strategy,
+            weight=model.weight,
+        ), index)
+        for index, model in enumerate(config.models)
     ]
     open_providers = [name for name, p in config.providers.items() if p.allow_any_model]
     return Catalog(models, open_providers)
+
+
+def _with_deployments(config: GatewayConfig, model: ModelInfo, index: int) -> ModelInfo:
+    """``model`` with its configured deployments (those whose provider is on) attached."""
+    extra = [
+        replace(
+            model,
+            provider=deployment.provider,
+            upstream=deployment.upstream or model.upstream,
+            weight=deployment.weight,
+            health_key="",
+        )
+        for deployment in config.models[index].deployments
+        if deployment.provider in config.providers
+    ]
+    if not extra:
+        return model
+    return replace(model, deployments=(model, *extra))
+
+
+def _overlay(system: str, temperature: object, max_tokens: object) -> Overlay | None:
+    overlay = Overlay(
+        system=system,
+        temperature=float(temperature) if isinstance(temperature, int | float) else None,
+        max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+    )
+    return overlay if overlay != Overlay() else None
+
+
+def build_planner(config: GatewayConfig, catalog: Catalog) -> Planner:
+    """The planner: catalog, named routers, personas and deployment health."""
+
+    def models(names: list[str]) -> tuple[ModelInfo, ...]:
+        # Names of switched-off models drop out; the config check refused unknown ones.
+        found = (catalog.get(name) for name in names)
+        return tuple(dict.fromkeys(m for m in found if m is not None))
+
+    routers = []
+    for name, spec in config.routers.items():
+        chain = models(spec.models)
+        if spec.kind == "free" and not spec.models:
+            chain = tuple(m for m in catalog if m.free)
+        prompt = spec.prompt or (OCR_PROMPT if spec.kind == "ocr" else "")
+        temperature = spec.temperature
+        if spec.kind == "ocr" and temperature is UNSET:
+            temperature = 0.0
+        routers.append(
+            Router(
+                name=name,
+                kind=spec.kind,
+                models=chain,
+                rules=tuple(
+                    Rule(rule.when, models(rule.models), rule.min_prompt_tokens)
+                    for rule in spec.rules
+                ),
+                overlay=_overlay(prompt, temperature, spec.max_tokens),
+                description=spec.description,
+            )
+        )
+    personas = [
+        Persona(
+            name=name,
+            target=spec.target,
+            overlay=_overlay(spec.system, spec.temperature, spec.max_tokens) or Overlay(),
+            description=spec.description,
+        )
+        for name, spec in config.personas.items()
+    ]
+    routing = config.routing
+    health = MemoryHealth(routing.allowed_fails, routing.cooldown, routing.max_cooldown)
+    return Planner(catalog, routers, personas, health, routing.router_prefixes)
+
+
+def build_retry_policy(config: GatewayConfig) -> RetryPolicy:
+    routing = config.routing
+    return RetryPolicy(
+        retries=routing.retries,
+        backoff_base=routing.backoff_base,
+        backoff_max=routing.backoff_max,
+        max_wait=routing.max_retry_wait,
+    )
 
 
 def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, Adapter]:
@@ -78,7 +167,8 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.catalog = build_catalog(config)
-        self.planner = Planner(self.catalog)
+        self.planner = build_planner(config, self.catalog)
+        self.retry_policy = build_retry_policy(config)
         upstream = config.upstream
         self.client = UpstreamClient(
             Timeouts(

@@ -129,11 +129,16 @@ class SentBodies:
         await self.send(message)
 
 
-def max_tokens_of(parsed: Any) -> int | None:
-    """The output cap a request asked for, if any."""
+def max_tokens_of(parsed: Any, overlay: Any = None) -> int | None:
+    """The output cap of a request: the caller's, capped by a persona's (``overlay``)."""
     typed = parsed.typed
+    asked: int | None = None
     for name in ("max_completion_tokens", "max_tokens"):
         value = getattr(typed, name, None)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+            asked = value
+            break
+    cap = getattr(overlay, "max_tokens", None) if overlay is not None else None
+    if isinstance(cap, int) and cap > 0:
+        return min(asked, cap) if asked else cap
+    return asked
