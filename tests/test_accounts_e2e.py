@@ -317,3 +317,15 @@ def test_cut_stream_without_usage_is_counted_with_the_tokenizer(gw: GatewayProce
     assert row["estimated"] == 1
     assert row["prompt_tokens"] == count_tokens("hello there world")
     assert row["completion_tokens"] == count_tokens("fake: hello ") > 0
+
+
+def test_per_key_limits_and_admin_listing(gw: GatewayProcess) -> None:
+    token = signup(gw, "perkey@example.com")
+    made = post(gw, "/v1/keys", {"name": "slow", "requests_per_minute": 2}, token).json()
+    assert made["requests_per_minute"] == 2
+    statuses = [chat(gw, made["key"]).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert chat(gw, token).status_code == 200  # the user's other credentials are not limited
+    users = httpx.get(f"{gw.url}/v1/admin/users", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert "perkey@example.com" in [u["email"] for u in users.json()["data"]]
+    assert "password_hash" not in users.text
