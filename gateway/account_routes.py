@@ -27,8 +27,10 @@ from gateway.errors import (
     GatewayError,
     NotFound,
     PermissionDenied,
+    ServiceUnavailable,
 )
 from gateway.state import AccountServices, Gateway
+from gateway.storage import StorageUnavailable
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -40,7 +42,12 @@ def _json(content: Any, status: int = 200) -> Response:
 def _guard(handler: Callable[[Request], Awaitable[Any]]) -> Handler:
     async def endpoint(request: Request) -> Response:
         try:
-            result = await handler(request)
+            try:
+                result = await handler(request)
+            except StorageUnavailable as exc:
+                raise ServiceUnavailable(
+                    "The account store is unavailable; retry in a few seconds"
+                ) from exc
         except GatewayError as error:
             return Response(error.body("openai"), error.status, headers=error.headers,
                             media_type="application/json")
