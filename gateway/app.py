@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.account_routes import account_routes
 from gateway.auth import Principal, key_from_headers
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import GatewayError, NotFound
@@ -137,6 +138,7 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
         Route("/v1/models", list_models, methods=["GET"]),
         *anthropic_routes(gateway),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+        *account_routes(gateway),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}

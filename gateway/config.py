@@ -106,6 +106,46 @@ class KeysConfig(Section):
     prefix: str = "gw-"
 
 
+class TierConfig(Section):
+    """One account tier; 0 means unlimited for every limit."""
+
+    description: str = ""
+    requests_per_minute: int = 0
+    requests_per_day: int = 0
+    tokens_per_day: int = 0
+    tokens_per_month: int = 0
+    credits_per_day: int = 0
+    max_keys: int = 0
+    # Prepaid tiers draw a balance down by cost and refuse with 402 when it cannot cover a call.
+    prepaid: bool = False
+    # Models this tier may call (ids or aliases); empty means every model.
+    models: list[str] = msgspec.field(default_factory=list)
+    # Monthly price shown by checkout (USD); informational.
+    price_usd: float = 0.0
+
+
+class AccountsConfig(Section):
+    """Users, sessions, admin access, BYOK and notifications."""
+
+    default_tier: str = "free"
+    # Admin API key (Bearer) for /v1/admin/*; empty switches the admin API off.
+    admin_key: str = ""
+    # Server secret that encrypts stored provider keys (BYOK); empty switches BYOK off.
+    secret: str = ""
+    # Tiers a user may switch to by POST /v1/billing/checkout; empty means operator-only.
+    self_service_tiers: list[str] = msgspec.field(default_factory=list)
+    signup: bool = True
+    cache_ttl: float = 5.0
+    session_ttl: float = 30 * 86400.0
+    reset_token_ttl: float = 3600.0
+    login_max_failures: int = 5
+    login_lockout: float = 300.0
+    # Output tokens reserved for a call that does not say max_tokens (balance and token limits).
+    output_reserve_tokens: int = 1024
+    # Where reset tokens and other notices go: "" logs them, an http(s) URL gets a JSON POST.
+    notify_webhook: str = ""
+
+
 class RoutingConfig(Section):
     """Retries, cool-downs and router names (see docs/routing.md)."""
 
@@ -157,6 +197,8 @@ class GatewayConfig(Section):
     keys: KeysConfig = msgspec.field(default_factory=KeysConfig)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
     models: list[ModelConfig] = msgspec.field(default_factory=list)
+    tiers: dict[str, TierConfig] = msgspec.field(default_factory=dict)
+    accounts: AccountsConfig = msgspec.field(default_factory=AccountsConfig)
     # Providers switched off because their API key variable is unset (name -> variable).
     disabled_providers: dict[str, str] = msgspec.field(default_factory=dict)
     source: str = ""
@@ -330,6 +372,24 @@ def _check_consistency(config: GatewayConfig) -> None:
         raise ConfigError("server.port: must be between 0 and 65535")
     if config.server.workers < 1:
         raise ConfigError("server.workers: must be at least 1")
+    _check_tiers(config)
+
+
+def _check_tiers(config: GatewayConfig) -> None:
+    tiers = config.tiers
+    if tiers and config.accounts.default_tier not in tiers:
+        raise ConfigError(
+            f"accounts.default_tier: {config.accounts.default_tier!r} is not a configured tier "
+            f"({', '.join(sorted(tiers))})"
+        )
+    for name in config.accounts.self_service_tiers:
+        if name not in tiers:
+            raise ConfigError(f"accounts.self_service_tiers: unknown tier {name!r}")
+    for name, tier in tiers.items():
+        for field_name in ("requests_per_minute", "requests_per_day", "tokens_per_day",
+                           "tokens_per_month", "credits_per_day", "max_keys"):
+            if getattr(tier, field_name) < 0:
+                raise ConfigError(f"tiers.{name}.{field_name}: must not be negative")
 
 
 def load_config(path: str | Path | None = None) -> GatewayConfig:

@@ -40,7 +40,9 @@ from gateway.errors import (
 )
 from gateway.ingress import Ingress, Parsed, new_request_id
 from gateway.ledger import UsageRow
+from gateway.limits import AccountHeaders, Ticket
 from gateway.state import Gateway
+from gateway.usage_estimate import BYOK_KEYS, SentBodies, estimate_usage, max_tokens_of
 from routers.attempts import Attempts
 from routers.catalog import ModelInfo
 from routers.personas import BODY_APPLIERS, apply_to_canonical
@@ -303,6 +305,9 @@ class ChatEndpoint:
                 extra["anthropic-beta"] = value.decode("latin-1")
         exchange = Exchange(request_id or new_request_id())
         responded = False
+        ticket: Ticket | None = None
+        body = b""
+        send = sent = SentBodies(send)  # counts the answer if the upstream reports no usage
         try:
             gateway = self.gateway
             exchange.principal = await gateway.keys.authenticate(
@@ -319,6 +324,12 @@ class ChatEndpoint:
                     param="model",
                 )
             exchange.router = plan.router
+            ticket = await gateway.accounts.admission.admit(
+                exchange.principal, plan.targets[0], len(body), max_tokens_of(parsed, plan.overlay)
+            )
+            BYOK_KEYS.set(ticket.byok or None)
+            source = "byok" if plan.targets[0].provider in ticket.byok else "pool"
+            exchange.extra_headers = AccountHeaders(ticket, source, exchange)
             if plan.persona:
                 exchange.extra_headers.append((b"x-persona", plan.persona.encode()))
             if parsed.stream:
@@ -333,6 +344,8 @@ class ChatEndpoint:
                 frame = self.ingress.error_frame(error)
                 await send({"type": "http.response.body", "body": frame, "more_body": False})
             else:
+                for name, value in exchange.extra_headers:
+                    error.headers.setdefault(name.decode(), value.decode("latin-1"))
                 await send_error(send, error, self.ingress.dialect, exchange.request_id)
         except ClientDisconnected:
             exchange.status = 499
@@ -347,7 +360,7 @@ class ChatEndpoint:
                 )
                 await send_error(send, internal, self.ingress.dialect, exchange.request_id)
         finally:
-            self._settle(exchange)
+            self._settle(exchange, ticket, body, sent)
 
     # --- targets ---
 
@@ -382,6 +395,9 @@ class ChatEndpoint:
                 request=request,
                 headers=headers,
             )
+        byok = BYOK_KEYS.get()
+        if byok:
+            call.api_key = byok.get(target.provider)
         return adapter, call
 
     # --- non-streamed ---
@@ -596,14 +612,26 @@ class ChatEndpoint:
 
     # --- settle ---
 
-    def _settle(self, exchange: Exchange) -> None:
+    def _settle(
+        self,
+        exchange: Exchange,
+        ticket: Ticket | None = None,
+        body: bytes = b"",
+        sent: SentBodies | None = None,
+    ) -> None:
         gateway = self.gateway
         latency_ms = (time.perf_counter() - exchange.started) * 1000
         ttft_ms = exchange.ttft * 1000 if exchange.ttft is not None else None
-        usage = exchange.usage or c.Usage()
         served = exchange.served
-        if served is not None and exchange.usage is None and exchange.status in (200, 499):
+        if (
+            served is not None
+            and exchange.usage is None
+            and (exchange.status in (200, 499) or exchange.ttft is not None)
+        ):
+            # No usage from the upstream (cut stream, disconnect): count with the tokenizer.
             exchange.estimated = True
+            exchange.usage = estimate_usage(body, sent)
+        usage = exchange.usage or c.Usage()
         cost = (
             served.cost(
                 usage.input_tokens,
@@ -614,6 +642,8 @@ class ChatEndpoint:
             if served is not None
             else 0.0
         )
+        if ticket is not None:
+            gateway.accounts.admission.settle(ticket, served, exchange.usage, cost)
         principal = exchange.principal
         if principal is not None:
             gateway.ledger.record(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import structlog
@@ -10,10 +11,23 @@ from msgspec import UNSET
 from adapters.base import Adapter, ProviderSettings
 from adapters.registry import build_adapter
 from adapters.upstream import Timeouts, UpstreamClient
+from gateway.accounts import (
+    SESSION_PREFIX,
+    AccountCache,
+    Accounts,
+    DebitWriter,
+    Notifier,
+    SecretBox,
+    Sessions,
+    refresh_maintenance,
+)
+from gateway.accounts_store import AccountsStore
 from gateway.auth import KeyCache
 from gateway.config import GatewayConfig
 from gateway.ledger import Ledger
+from gateway.limits import Admission, Limiter
 from gateway.storage import Store, open_store
+from gateway.usage_estimate import warm_up
 from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, ModelInfo
 from routers.health import MemoryHealth
@@ -171,6 +185,7 @@ class Gateway:
         self._store: Store | None = None
         self._keys: KeyCache | None = None
         self._ledger: Ledger | None = None
+        self._accounts: AccountServices | None = None
 
     @property
     def store(self) -> Store:
@@ -190,6 +205,12 @@ class Gateway:
             raise RuntimeError("gateway not started")
         return self._ledger
 
+    @property
+    def accounts(self) -> AccountServices:
+        if self._accounts is None:
+            raise RuntimeError("gateway not started")
+        return self._accounts
+
     async def start(self) -> None:
         storage = self.config.storage
         self._store = await open_store(storage.url)
@@ -200,10 +221,41 @@ class Gateway:
             flush_interval=storage.ledger_flush_interval,
         )
         self._ledger.start()
+        self._accounts = AccountServices(self.config, self._store, self._keys)
+        await self._accounts.start()
 
     async def stop(self) -> None:
+        if self._accounts is not None:
+            await self._accounts.stop()
         if self._ledger is not None:
             await self._ledger.close()
         await self.client.close()
         if self._store is not None:
             await self._store.close()
+
+
+class AccountServices:
+    """Accounts, sessions, balances, limits and admission of one gateway process."""
+
+    def __init__(self, config: GatewayConfig, store: Store, keys: KeyCache) -> None:
+        accounts = config.accounts
+        self.store = AccountsStore(store.db)
+        self.box = SecretBox(accounts.secret or os.environ.get("GATEWAY_SECRET", ""))
+        self.admin_key = accounts.admin_key or os.environ.get("GATEWAY_ADMIN_KEY", "")
+        self.cache = AccountCache(self.store, config, self.box)
+        self.sessions = Sessions(self.store, accounts, self.cache)
+        self.notifier = Notifier(accounts.notify_webhook)
+        self.accounts = Accounts(self.store, config, self.cache, self.sessions, self.notifier)
+        self.limiter = Limiter(config.limits.storage)
+        self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
+        self.writer = DebitWriter(self.cache)
+        keys.session_prefix = SESSION_PREFIX
+        keys.sessions = self.sessions.authenticate
+
+    async def start(self) -> None:
+        await refresh_maintenance(self.cache)
+        self.writer.start()
+        warm_up()
+
+    async def stop(self) -> None:
+        await self.writer.close()
