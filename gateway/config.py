@@ -128,6 +128,8 @@ class AccountsConfig(Section):
     """Users, sessions, admin access, BYOK and notifications."""
 
     default_tier: str = "free"
+    # Tier of the key `gateway serve` creates on first start (the operator's own).
+    operator_tier: str = "enterprise"
     # Admin API key (Bearer) for /v1/admin/*; empty switches the admin API off.
     admin_key: str = ""
     # Server secret that encrypts stored provider keys (BYOK); empty switches BYOK off.
