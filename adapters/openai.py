@@ -490,8 +490,8 @@ class _DeltaView(msgspec.Struct):
     reasoning_content: str | None = None
     reasoning: str | None = None
     refusal: str | None = None
-    tool_calls: msgspec.Raw | None = None
-    function_call: msgspec.Raw | None = None
+    tool_calls: list[Any] | None = None
+    function_call: dict[str, Any] | None = None
 
 
 class _ChoiceView(msgspec.Struct):
@@ -503,7 +503,7 @@ class _ChunkView(msgspec.Struct):
     model: str = ""
     choices: list[_ChoiceView] = []
     usage: UsageWire | None = None
-    error: msgspec.Raw | None = None
+    error: Any = None
 
 
 _chunk_view = msgspec.json.Decoder(_ChunkView)
@@ -520,11 +520,7 @@ def _delta_has_content(delta: _DeltaView | None) -> bool:
     )
 
 
-def _mid_stream_error(raw: msgspec.Raw) -> ProviderHTTPError:
-    try:
-        error = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        error = {}
+def _mid_stream_error(error: Any) -> ProviderHTTPError:
     message = error.get("message", "error mid-stream") if isinstance(error, dict) else str(error)
     status = error.get("code") if isinstance(error, dict) else None
     return ProviderHTTPError(status if isinstance(status, int) and status >= 400 else 502, message)
@@ -647,7 +643,12 @@ def _canonical_messages_to_openai(request: c.Request) -> list[dict[str, Any]]:
         messages.append({"role": "system", "content": c.text_of(request.system)})
     for message in request.messages:
         if message.role == "assistant":
-            messages.append(_blocks_to_message(message.content))
+            # Reasoning is not sent back: Groq, Cerebras and others refuse a reasoning_content
+            # property (400), and Anthropic-signed thinking means nothing to another model.
+            spoken: list[c.ContentBlock] = [
+                b for b in message.content if not isinstance(b, c.ThinkingBlock)
+            ]
+            messages.append(_blocks_to_message(spoken))
             continue
         results = [b for b in message.content if isinstance(b, c.ToolResultBlock)]
         others = [b for b in message.content if not isinstance(b, c.ToolResultBlock)]
@@ -797,7 +798,7 @@ class _StreamChunk(msgspec.Struct):
     model: str = ""
     choices: list[_StreamChoice] = []
     usage: UsageWire | None = None
-    error: msgspec.Raw | None = None
+    error: Any = None
 
 
 _stream_chunk = msgspec.json.Decoder(_StreamChunk)
@@ -817,6 +818,7 @@ class OpenAIChunkDecoder:
         self._finish: c.StopReason | None = None
         self._usage: c.Usage | None = None
         self._closed = False
+        self._tool_id = ""  # the id of the latest tool call started
 
     def _switch(
         self,
@@ -861,7 +863,9 @@ class OpenAIChunkDecoder:
                     index = self._switch("text", c.TextStart(), events)
                     events.append(c.BlockDelta(index=index, delta=c.TextDelta(text=text)))
                 for call in delta.tool_calls or []:
-                    key = f"tool:{call.index}"
+                    # A new id at the same index is a new call: some providers send no index.
+                    key = f"tool:{call.index}:{call.id or self._tool_id}"
+                    self._tool_id = call.id or self._tool_id
                     if self._open is None or self._open[0] != key:
                         name = call.function.name if call.function else ""
                         start = c.ToolUseStart(id=call.id or f"call_{call.index}", name=name)

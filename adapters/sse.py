@@ -17,12 +17,14 @@ class SSEFramer:
         self._scanned = 0  # bytes of the buffer already known to hold no separator
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        pending_cr = self._buffer.endswith(b"\r")
         buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\r" in chunk:
+        if pending_cr or b"\r" in chunk:
             buffer = buffer.replace(b"\r\n", b"\n")
         events: list[bytes] = []
         start = 0
-        search_from = max(self._scanned - 1, 0)
+        # A CRLF joined across the chunk boundary shrinks the buffer by one: look back two.
+        search_from = max(self._scanned - 2, 0)
         while True:
             end = buffer.find(b"\n\n", search_from)
             if end < 0:

@@ -8,7 +8,13 @@ import sys
 import time
 
 from gateway.auth import create_key
-from gateway.config import ConfigError, GatewayConfig, config_warnings, load_config
+from gateway.config import (
+    ConfigError,
+    GatewayConfig,
+    config_warnings,
+    disabled_providers_note,
+    load_config,
+)
 from gateway.storage import Store, open_store
 
 
@@ -29,7 +35,12 @@ async def _ensure_first_key(config: GatewayConfig) -> str | None:
     try:
         if await store.count_active_keys():
             return None
-        key, _ = await create_key(store, config.keys.prefix, name="default", user="admin@localhost")
+        tier = config.accounts.operator_tier
+        if tier not in config.tiers:
+            tier = config.accounts.default_tier
+        key, _ = await create_key(
+            store, config.keys.prefix, name="default", user="admin@localhost", tier=tier
+        )
         return key
     finally:
         await store.close()
@@ -44,6 +55,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else config.server.workers
     for warning in config_warnings(config):
         print(f"gateway: warning: {warning}", file=sys.stderr)
+    if note := disabled_providers_note(config):
+        print(f"gateway: {note}", file=sys.stderr)
     key = asyncio.run(_ensure_first_key(config))
     if key:
         print("No API key existed yet, so one was created (it is shown only this once):")
@@ -122,6 +135,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
     for warning in config_warnings(config):
         print(f"warning: {warning}")
+    if note := disabled_providers_note(config):
+        print(f"note: {note}")
     print(
         f"ok: {config.source}: {len(config.providers)} provider(s), {len(config.models)} model(s)"
     )

@@ -184,7 +184,8 @@ _UPSTREAM_4XX_TYPES: dict[int, tuple[str, str]] = {
 def from_provider_error(error: ProviderError, target: str) -> GatewayError:
     """The client-facing error for one failed upstream call to ``target``."""
     if isinstance(error, ProviderTimeout):
-        return UpstreamTimeout(f"{target}: upstream timed out ({error.phase}); retry later")
+        phase = error.phase.replace("_", " ")
+        return UpstreamTimeout(f"{target}: upstream timed out waiting for the {phase}; retry later")
     if isinstance(error, ProviderHTTPError) and 400 <= error.status < 500:
         if error.status in (401, 403):
             # The provider refused *our* credentials: not the caller's fault, not their key.

@@ -105,7 +105,11 @@ class GatewayProcess:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [GATEWAY, *args, "--config", str(self.config_path)],
-            capture_output=True, text=True, env=self.env, cwd=self.tmp, check=False,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.tmp,
+            check=False,
         )
 
     def create_key(self, *args: str) -> str:
@@ -117,9 +121,20 @@ class GatewayProcess:
         self.key = self.key or self.create_key("--name", "tests", "--user", "tests@example.com")
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [GATEWAY, "serve", "--config", str(self.config_path), "--port", str(self.port),
-             "--workers", str(workers)],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.tmp,
+            [
+                GATEWAY,
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.tmp,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -118,7 +118,10 @@ class FakeUpstream:
         if self._loop is None:
             return
         future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)  # type: ignore[union-attr]
-        future.result(10)
+        try:
+            future.result(3)  # a handler still stalling on purpose must not hold the session up
+        except TimeoutError:
+            future.cancel()
         self._loop.call_soon_threadsafe(self._loop.stop)
 
     def reset(self) -> None:
@@ -254,13 +257,19 @@ class FakeUpstream:
             finish = "stop"
             if model == "tools":
                 for index, call in enumerate(self._tool_calls()):
-                    first = {"index": index, "id": call["id"], "type": "function",
-                             "function": {"name": call["function"]["name"], "arguments": ""}}
+                    first = {
+                        "index": index,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["function"]["name"], "arguments": ""},
+                    }
                     await response.write(chunk({"tool_calls": [first]}))
                     arguments = call["function"]["arguments"]
                     for part in (arguments[:5], arguments[5:]):
                         await response.write(
-                            chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+                            chunk(
+                                {"tool_calls": [{"index": index, "function": {"arguments": part}}]}
+                            )
                         )
                 finish = "tool_calls"
             else:
@@ -283,8 +292,16 @@ class FakeUpstream:
             await response.write(chunk({}, finish))
             if (body.get("stream_options") or {}).get("include_usage"):
                 await response.write(
-                    sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-                         "model": model + "-2025", "choices": [], "usage": usage})
+                    sse(
+                        {
+                            "id": "chatcmpl-fake",
+                            "object": "chat.completion.chunk",
+                            "created": 1,
+                            "model": model + "-2025",
+                            "choices": [],
+                            "usage": usage,
+                        }
+                    )
                 )
             await response.write(b"data: [DONE]\n\n")
         except (ConnectionResetError, asyncio.CancelledError):

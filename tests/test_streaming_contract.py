@@ -1,0 +1,59 @@
+"""The streaming contract's slow paths: keep-alives before commit, first-token timeout after."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import GatewayProcess, fake_config
+from tests.fakes import FakeUpstream
+
+
+@pytest.fixture(scope="module")
+def impatient(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
+) -> Iterator[GatewayProcess]:
+    tmp = tmp_path_factory.mktemp("impatient")
+    config = fake_config(tmp, upstream.url).replace("commit_timeout = 10.0", "commit_timeout = 0.3")
+    gateway = GatewayProcess(tmp, config).start()
+    yield gateway
+    gateway.stop()
+
+
+def test_uncommitted_stream_sends_headers_and_keepalives_then_times_out(
+    impatient: GatewayProcess, fake: FakeUpstream
+) -> None:
+    body = {
+        "model": "fake/stall-stream",
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    started = time.monotonic()
+    with httpx.stream(
+        "POST",
+        f"{impatient.url}/v1/chat/completions",
+        json=body,
+        headers=impatient.headers(),
+        timeout=10,
+    ) as response:
+        headers_after = time.monotonic() - started
+        assert response.status_code == 200
+        assert response.headers["x-resolved-model"] == "fake/stall-stream"
+        lines = [line for line in response.iter_lines() if line]
+    assert headers_after < 2.5  # well before the 3 s first-token timeout
+    assert ": keep-alive" in lines
+    error = json.loads(lines[-1].removeprefix("data: "))["error"]
+    assert error["type"] == "timeout" and "first token" in error["message"]
+
+
+def test_a_fast_stream_sends_no_keepalive(impatient: GatewayProcess, fake: FakeUpstream) -> None:
+    body = {"model": "fake/ok", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    with httpx.stream(
+        "POST", f"{impatient.url}/v1/chat/completions", json=body, headers=impatient.headers()
+    ) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert ": keep-alive" not in lines and lines[-1] == "data: [DONE]"
