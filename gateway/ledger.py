@@ -48,6 +48,7 @@ class UsageRow:
     attempts: int = 1
     fallback_level: int = 0
     estimated: bool = False
+    cache_hit: bool = False
 
 
 class Ledger:
