@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -106,4 +107,7 @@ def serve(config: GatewayConfig, config_path: str | None, workers: int) -> int:
     if workers <= 1:
         hconfig = hypercorn_config(config, 0)  # hypercorn's "0 workers": in this very process
         return run(hconfig)
+    if not os.environ.get("GATEWAY_METRICS_DIR"):
+        # Workers publish metric snapshots here so /metrics adds up all of them.
+        os.environ["GATEWAY_METRICS_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
     return supervise(hypercorn_config(config, workers), workers)
