@@ -48,6 +48,8 @@ class StorageConfig(Section):
     ledger_batch_size: int = 200
     ledger_flush_interval: float = 0.5
     key_cache_ttl: float = 30.0
+    # PostgreSQL only: connections per process (workers x instances x this <= max_connections).
+    pool_size: int = 10
 
 
 class LimitsConfig(Section):
@@ -274,6 +276,8 @@ def _check_scaleout(config: GatewayConfig) -> None:
         raise ConfigError(
             'cache.backend: "redis" needs limits.storage = "redis://…" (the Redis it uses)'
         )
+    if config.storage.pool_size < 1:
+        raise ConfigError("storage.pool_size: must be at least 1")
     if config.cache.ttl <= 0:
         raise ConfigError("cache.ttl: must be positive (seconds)")
 

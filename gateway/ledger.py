@@ -98,18 +98,22 @@ class Ledger:
             batch = self._rows[: self.batch_size * 5]
             try:
                 await self.store.insert_usage([astuple(row) for row in batch])
-                last_used: dict[str, float] = {}
-                for row in batch:
-                    if row.key_id:
-                        last_used[row.key_id] = max(row.created_at, last_used.get(row.key_id, 0.0))
-                if last_used:
-                    await self.store.touch_keys(last_used)
             except StorageUnavailable as exc:
                 self._trim()
                 log.warning("ledger_write_failed", error=str(exc), queued=len(self._rows))
                 return False
+            # Written: dequeue before anything else can fail, or a retry would write them twice.
             del self._rows[: len(batch)]
             self.written += len(batch)
+            last_used: dict[str, float] = {}
+            for row in batch:
+                if row.key_id:
+                    last_used[row.key_id] = max(row.created_at, last_used.get(row.key_id, 0.0))
+            if last_used:
+                try:
+                    await self.store.touch_keys(last_used)
+                except StorageUnavailable as exc:  # last_used_at is informative: not retried
+                    log.warning("ledger_touch_keys_failed", error=str(exc))
         return True
 
     def _trim(self) -> None:

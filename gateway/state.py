@@ -111,7 +111,7 @@ class Gateway:
 
     async def start(self) -> None:
         storage = self.config.storage
-        self._store = await open_store(storage.url)
+        self._store = await open_store(storage.url, storage.pool_size)
         self._keys = KeyCache(self._store, storage.key_cache_ttl)
         self._ledger = Ledger(
             self._store,

@@ -325,7 +325,7 @@ def sqlite_path(url: str) -> str:
     return path[1:] if path.startswith("/") else path
 
 
-async def open_store(url: str) -> Store:
+async def open_store(url: str, pool_size: int = 10) -> Store:
     """Connect to the database named by ``storage.url`` and bring its schema up to date."""
     db: Database
     if url.startswith("sqlite:"):
@@ -335,7 +335,7 @@ async def open_store(url: str) -> Store:
     elif url.split(":", 1)[0] in ("postgresql", "postgres", "postgresql+asyncpg"):
         from gateway.storage_pg import PostgresDatabase
 
-        postgres = PostgresDatabase(url)
+        postgres = PostgresDatabase(url, max_size=pool_size)
         await postgres.connect()
         db = postgres
     else:

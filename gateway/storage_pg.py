@@ -69,7 +69,7 @@ class PostgresDatabase:
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10, timeout: float = 10.0):
         # asyncpg understands postgresql:// and postgres://; "postgresql+asyncpg://" is SQLAlchemy.
         self.url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        self.min_size = min_size
+        self.min_size = min(min_size, max_size)
         self.max_size = max_size
         self.timeout = timeout
         self._pool: asyncpg.Pool | None = None
@@ -119,19 +119,21 @@ class PostgresDatabase:
 
     @contextlib.asynccontextmanager
     async def migration_lock(self) -> AsyncIterator[None]:
-        """Held while migrating, so instances starting together do not race on the schema."""
+        """Held while migrating, so instances starting together do not race on the schema.
+
+        The lock lives on a connection of its own (outside the pool, which may have a single
+        connection) and goes away with it, even if this process dies mid-migration.
+        """
         try:
-            conn = await self._get_pool().acquire()
+            conn = await asyncpg.connect(self.url, timeout=self.timeout)
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
         except _DRIVER_ERRORS as exc:
             raise StorageUnavailable(str(exc) or type(exc).__name__) from exc
         try:
-            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+            yield
         finally:
-            await self._get_pool().release(conn)
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await conn.close()
 
     async def close(self) -> None:
         if self._pool is not None:

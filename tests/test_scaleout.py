@@ -223,9 +223,32 @@ def test_postgres_outage_keeps_cached_keys_and_loses_no_usage_row(
     finally:
         pg_ctl("start")
         assert wait_postgres()
+    # Restarted mid-run: requests keep flowing to both instances while it goes down and up.
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            statuses.append(send(a if len(statuses) % 2 else b, "during"))
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        eventually(lambda: len(statuses) >= 3)
+        pg_ctl("restart")
+        assert wait_postgres()
+        eventually(lambda: len(statuses) >= 10)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert statuses and set(statuses) == {200}
     assert send(a, "after") == 200 and send(b, "after") == 200
     rows = eventually(lambda: len(u := usage(pg_url, ids)) == len(ids) and u, timeout=30)
-    assert rows and len(rows) == 6
+    assert rows and len(rows) == len(ids) >= 16
+    quoted = ",".join(f"'{r}'" for r in ids)
+    counts = pg_query(pg_url, f"SELECT COUNT(*), COUNT(DISTINCT request_id) FROM usage "
+                              f"WHERE request_id IN ({quoted})")
+    assert counts == [[str(len(ids)), str(len(ids))]]  # none lost, none written twice
     assert chat(b, fresh).status_code == 200
     assert eventually(lambda: httpx.get(f"{a.url}/ready", timeout=5).status_code == 200)
 

@@ -95,3 +95,19 @@ async def test_unreachable_server_is_storage_unavailable() -> None:
         await db.connect()
     with pytest.raises(StorageUnavailable):
         await db.fetchall("SELECT 1")
+
+
+async def test_instances_starting_together_migrate_once(pg_url: str) -> None:  # noqa: F811
+    """Four stores with one-connection pools open the same fresh schema at the same moment."""
+    import asyncio
+
+    schema = f"race_{time.time_ns()}"
+    pg_query(pg_url, f"CREATE SCHEMA {schema}")
+    url = f"{pg_url}?options=-csearch_path%3D{schema}"
+    stores = await asyncio.gather(*(open_store(url, pool_size=1) for _ in range(4)))
+    try:
+        versions = await stores[0].db.fetchall("SELECT version FROM schema_version ORDER BY 1")
+        assert [v for (v,) in versions] == list(range(1, len(storage.MIGRATIONS) + 1))
+    finally:
+        for store in stores:
+            await store.close()
