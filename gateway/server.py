@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -109,5 +110,10 @@ def serve(config: GatewayConfig, config_path: str | None, workers: int) -> int:
         return run(hconfig)
     if not os.environ.get("GATEWAY_METRICS_DIR"):
         # Workers publish metric snapshots here so /metrics adds up all of them.
-        os.environ["GATEWAY_METRICS_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["GATEWAY_METRICS_DIR"] = metrics_dir
+        try:
+            return supervise(hypercorn_config(config, workers), workers)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return supervise(hypercorn_config(config, workers), workers)

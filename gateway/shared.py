@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
@@ -88,6 +88,22 @@ class Shared:
             raise RedisUnavailable(what) from exc
         self._up()
         return result
+
+    def script(self, lua: str) -> Callable[[list[str], list[Any]], Awaitable[Any]]:
+        """A Lua script run atomically in Redis (EVALSHA, loaded on first use).
+
+        For counters that must not race across instances (rate limits, quotas, reservations)::
+
+            take = shared.script(TAKE_LUA)
+            left = await shared.call(lambda: take([shared.key("rl:" + key_id)], [limit, 60]),
+                                     "rate limits")
+        """
+        registered = self.client.register_script(lua)
+
+        async def run(keys: list[str], args: list[Any]) -> Any:
+            return await registered(keys=keys, args=args)
+
+        return run
 
     async def ping(self) -> bool:
         try:

@@ -137,3 +137,28 @@ def test_multi_node_example_is_a_valid_config_without_warnings() -> None:
     assert config.storage.url.startswith("postgresql://")
     assert config.limits.storage.startswith("redis://") and config.cache.backend == "redis"
     assert [w for w in config_warnings(config) if "disabled" not in w] == []
+
+
+async def test_shared_script_counts_atomically_under_the_prefix() -> None:
+    """The building block for shared limits: a Lua script over prefixed keys, real Redis."""
+    import asyncio
+    import secrets
+
+    from gateway.shared import Shared
+    from tests.services import REDIS_URL, ensure_redis
+
+    ensure_redis()
+    shared = Shared(REDIS_URL, prefix=f"gwtest:{secrets.token_hex(4)}:")
+    incr = shared.script(
+        "local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], ARGV[1]) return n"
+    )
+    name = shared.key("counter")
+    try:
+        results = await asyncio.gather(
+            *(shared.call(lambda: incr([name], [5000]), "test") for _ in range(20))
+        )
+        assert sorted(results) == list(range(1, 21))
+        assert await shared.ping() and shared.healthy
+    finally:
+        await shared.client.delete(name)
+        await shared.close()
