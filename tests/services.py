@@ -8,6 +8,7 @@ If a service is stopped, it is started the way the README says.
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -51,6 +52,8 @@ def wait_postgres(timeout: float = 30) -> bool:
 
 
 def ensure_postgres() -> None:
+    if shutil.which("psql") is None:
+        pytest.skip("PostgreSQL is not installed on this machine (apt-get install postgresql)")
     if _psql("SELECT 1").returncode == 0:
         return
     pg_ctl("start")
@@ -88,6 +91,8 @@ def stop_redis() -> None:
 
 
 def ensure_redis() -> None:
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("Redis is not installed on this machine (apt-get install redis-server)")
     if not redis_ping():
         start_redis()
     if not redis_ping():
