@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
+import uuid
 from dataclasses import astuple, dataclass
 
 import structlog
@@ -49,6 +51,8 @@ class UsageRow:
     fallback_level: int = 0
     estimated: bool = False
     cache_hit: bool = False
+    # Unique id given by the ledger at the first write attempt (retries reuse it).
+    row_id: str | None = None
 
 
 class Ledger:
@@ -68,6 +72,8 @@ class Ledger:
         self.written = 0
         self.dropped = 0
         self._rows: list[UsageRow] = []
+        self._id_prefix = uuid.uuid4().hex[:16] + "-"
+        self._next_id = itertools.count(1)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -90,12 +96,20 @@ class Ledger:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
             self._wake.clear()
-            backoff = self.flush_interval if await self.flush() else min(backoff * 2, 10.0)
+            try:
+                written = await self.flush()
+            except Exception:  # the writer must outlive any surprise, or rows pile up unseen
+                log.exception("ledger_flush_crashed", queued=len(self._rows))
+                written = False
+            backoff = self.flush_interval if written else min(backoff * 2, 10.0)
 
     async def flush(self) -> bool:
         """Write what is queued; False if the store refused (the rows stay queued)."""
         while self._rows:
             batch = self._rows[: self.batch_size * 5]
+            for row in batch:
+                if row.row_id is None:
+                    row.row_id = f"{self._id_prefix}{next(self._next_id)}"
             try:
                 await self.store.insert_usage([astuple(row) for row in batch])
             except StorageUnavailable as exc:

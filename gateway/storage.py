@@ -159,6 +159,12 @@ MIGRATIONS: list[list[str]] = [
         # Requests answered from the response cache (gateway.cache), billed at the cached rate.
         "ALTER TABLE usage ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0",
     ],
+    [
+        # Set by the ledger once per row and kept across retries: a batch whose commit was
+        # acknowledged too late (the connection died) is written again without duplicates.
+        "ALTER TABLE usage ADD COLUMN row_id TEXT",
+        "CREATE UNIQUE INDEX usage_row_id ON usage (row_id)",
+    ],
 ]
 
 
@@ -202,6 +208,7 @@ USAGE_COLUMNS = (
     "fallback_level",
     "estimated",
     "cache_hit",
+    "row_id",
 )
 
 
@@ -304,7 +311,9 @@ class Store:
     async def insert_usage(self, rows: Sequence[Sequence[Any]]) -> None:
         placeholders = ", ".join("?" for _ in USAGE_COLUMNS)
         await self.db.executemany(
-            f"INSERT INTO usage ({', '.join(USAGE_COLUMNS)}) VALUES ({placeholders})", rows
+            f"INSERT INTO usage ({', '.join(USAGE_COLUMNS)}) VALUES ({placeholders})"
+            " ON CONFLICT (row_id) DO NOTHING",
+            rows,
         )
 
     async def usage_rows(self, limit: int = 1000) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from gateway.storage import StorageUnavailable
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     OSError,
     ConnectionError,
     TimeoutError,

@@ -51,6 +51,10 @@ def wait_postgres(timeout: float = 30) -> bool:
     return False
 
 
+def postgres_up() -> bool:
+    return _psql("SELECT 1").returncode == 0
+
+
 def ensure_postgres() -> None:
     if shutil.which("psql") is None:
         pytest.skip("PostgreSQL is not installed on this machine (apt-get install postgresql)")

@@ -111,3 +111,27 @@ async def test_instances_starting_together_migrate_once(pg_url: str) -> None:  #
     finally:
         for store in stores:
             await store.close()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+async def test_a_batch_written_again_is_not_duplicated(
+    engine: str, pg_url: str, tmp_path: object  # noqa: F811
+) -> None:
+    """A retry after a lost commit acknowledgement writes the same rows again: kept once."""
+    url = pg_url if engine == "postgresql" else f"sqlite:///{tmp_path}/gw.db"
+    store = await open_store(url)
+    try:
+        ledger = Ledger(store)
+        request_id = f"dup-{time.time_ns()}"
+        ledger.record(UsageRow(request_id=request_id, created_at=time.time()))
+        ledger.record(UsageRow(request_id=request_id, created_at=time.time()))  # client reuse
+        batch = list(ledger._rows)
+        assert await ledger.flush()
+        assert len({row.row_id for row in batch}) == 2
+        from dataclasses import astuple
+
+        await store.insert_usage([astuple(row) for row in batch])  # the retry
+        rows = [r for r in await store.usage_rows() if r["request_id"] == request_id]
+        assert len(rows) == 2
+    finally:
+        await store.close()
