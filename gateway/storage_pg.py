@@ -94,7 +94,8 @@ class PostgresDatabase:
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
-            status = await self._get_pool().execute(translate(sql), *_params(params))
+            async with self._get_pool().acquire(timeout=self.timeout) as conn:
+                status = await conn.execute(translate(sql), *_params(params))
         except _DRIVER_ERRORS as exc:
             raise StorageUnavailable(str(exc) or type(exc).__name__) from exc
         return _rowcount(status)
@@ -106,14 +107,15 @@ class PostgresDatabase:
         try:
             # One transaction: a batch is written whole or not at all, so a retry never
             # duplicates half of it.
-            async with self._get_pool().acquire() as conn, conn.transaction():
+            async with self._get_pool().acquire(timeout=self.timeout) as conn, conn.transaction():
                 await conn.executemany(translate(sql), args)
         except _DRIVER_ERRORS as exc:
             raise StorageUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
-            records = await self._get_pool().fetch(translate(sql), *_params(params))
+            async with self._get_pool().acquire(timeout=self.timeout) as conn:
+                records = await conn.fetch(translate(sql), *_params(params))
         except _DRIVER_ERRORS as exc:
             raise StorageUnavailable(str(exc) or type(exc).__name__) from exc
         return [tuple(record) for record in records]
