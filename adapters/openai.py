@@ -643,7 +643,12 @@ def _canonical_messages_to_openai(request: c.Request) -> list[dict[str, Any]]:
         messages.append({"role": "system", "content": c.text_of(request.system)})
     for message in request.messages:
         if message.role == "assistant":
-            messages.append(_blocks_to_message(message.content))
+            # Reasoning is not sent back: Groq, Cerebras and others refuse a reasoning_content
+            # property (400), and Anthropic-signed thinking means nothing to another model.
+            spoken: list[c.ContentBlock] = [
+                b for b in message.content if not isinstance(b, c.ThinkingBlock)
+            ]
+            messages.append(_blocks_to_message(spoken))
             continue
         results = [b for b in message.content if isinstance(b, c.ToolResultBlock)]
         others = [b for b in message.content if not isinstance(b, c.ToolResultBlock)]
@@ -813,6 +818,7 @@ class OpenAIChunkDecoder:
         self._finish: c.StopReason | None = None
         self._usage: c.Usage | None = None
         self._closed = False
+        self._tool_id = ""  # the id of the latest tool call started
 
     def _switch(
         self,
@@ -857,7 +863,9 @@ class OpenAIChunkDecoder:
                     index = self._switch("text", c.TextStart(), events)
                     events.append(c.BlockDelta(index=index, delta=c.TextDelta(text=text)))
                 for call in delta.tool_calls or []:
-                    key = f"tool:{call.index}"
+                    # A new id at the same index is a new call: some providers send no index.
+                    key = f"tool:{call.index}:{call.id or self._tool_id}"
+                    self._tool_id = call.id or self._tool_id
                     if self._open is None or self._open[0] != key:
                         name = call.function.name if call.function else ""
                         start = c.ToolUseStart(id=call.id or f"call_{call.index}", name=name)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from adapters.anthropic_provider import AnthropicProvider
 from adapters.base import Adapter, ProviderSettings
+from adapters.gemini_provider import GeminiProvider
 from adapters.mock import MockProvider
 from adapters.openai_provider import OpenAIProvider
 from adapters.upstream import UpstreamClient
@@ -13,6 +15,8 @@ AdapterFactory = Callable[[ProviderSettings, UpstreamClient], Adapter]
 
 PROVIDER_KINDS: dict[str, AdapterFactory] = {
     "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
     "mock": MockProvider,
 }
 

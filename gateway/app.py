@@ -14,10 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.account_routes import account_routes
 from gateway.auth import Principal, key_from_headers
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import GatewayError, NotFound
 from gateway.ingress import OpenAIIngress
+from gateway.ingress_anthropic import AnthropicIngress, count_tokens_endpoint
 from gateway.logs import configure_logging
 from gateway.proxy import ChatEndpoint
 from gateway.state import Gateway
@@ -72,6 +74,17 @@ def model_entry(model: ModelInfo) -> dict[str, Any]:
     }
 
 
+def anthropic_routes(gateway: Gateway) -> list[Route]:
+    """The Anthropic Messages endpoints, also under ``/anthropic`` for ``ANTHROPIC_BASE_URL``."""
+    messages = ChatEndpoint(gateway, AnthropicIngress())
+    count_tokens = count_tokens_endpoint(gateway)
+    routes: list[Route] = []
+    for prefix in ("", "/anthropic"):
+        routes.append(Route(f"{prefix}/v1/messages", messages, methods=["POST"]))
+        routes.append(Route(f"{prefix}/v1/messages/count_tokens", count_tokens, methods=["POST"]))
+    return routes
+
+
 def create_app(config: GatewayConfig | None = None) -> Starlette:
     """The gateway as an ASGI app; ``config`` defaults to ``load_config()``."""
     config = config or load_config()
@@ -99,7 +112,8 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
             await authenticate(gateway, request)
         except GatewayError as error:
             return error_response(error)
-        return JSONResponse({"object": "list", "data": [model_entry(m) for m in gateway.catalog]})
+        models = [model_entry(m) for m in gateway.catalog]
+        return JSONResponse({"object": "list", "data": models + gateway.planner.listing()})
 
     async def get_model(request: Request) -> Response:
         try:
@@ -120,7 +134,8 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
         error.status = exc.status_code
         error.openai_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         error.anthropic_type = error.openai_type
-        return error_response(error)
+        dialect = "anthropic" if "/messages" in request.url.path else "openai"
+        return error_response(error, dialect)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -136,7 +151,9 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/chat/completions", ChatEndpoint(gateway, OpenAIIngress()), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
+        *anthropic_routes(gateway),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+        *account_routes(gateway),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}

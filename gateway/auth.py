@@ -13,6 +13,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.errors import AuthenticationFailed, ServiceUnavailable
@@ -70,12 +71,17 @@ class KeyCache:
         # True while revocations from other instances may be missed (Redis down, fail closed):
         # every request then asks the store, and a cached entry serves only if it is down.
         self.strict = False
+        # Session tokens (``gateway.accounts``): a prefix and the resolver for such tokens.
+        self.session_prefix = ""
+        self.sessions: Callable[[str], Awaitable[Principal]] | None = None
 
     async def authenticate(self, key: str | None) -> Principal:
         if not key:
             raise AuthenticationFailed(
                 "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
             )
+        if self.sessions is not None and key.startswith(self.session_prefix):
+            return await self.sessions(key)
         key_hash = hash_key(key)
         now = time.monotonic()
         cached = self._known.get(key_hash)

@@ -35,7 +35,12 @@ async def _ensure_first_key(config: GatewayConfig) -> str | None:
     try:
         if await store.count_active_keys():
             return None
-        key, _ = await create_key(store, config.keys.prefix, name="default", user="admin@localhost")
+        tier = config.accounts.operator_tier
+        if tier not in config.tiers:
+            tier = config.accounts.default_tier
+        key, _ = await create_key(
+            store, config.keys.prefix, name="default", user="admin@localhost", tier=tier
+        )
         return key
     finally:
         await store.close()

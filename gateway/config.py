@@ -96,6 +96,14 @@ class ProviderConfig(Section):
     tokens_per_second: float = 0.0
 
 
+class DeploymentConfig(Section):
+    """Another place that serves a model: a provider (its own key or region) and its name there."""
+
+    provider: str
+    upstream: str = ""
+    weight: float = 1.0
+
+
 class ModelConfig(Section):
     id: str
     provider: str
@@ -109,10 +117,101 @@ class ModelConfig(Section):
     aliases: list[str] = msgspec.field(default_factory=list)
     free: bool = False
     credits: int = 1
+    # Models tried in order when this one fails (at most four: a plan holds five models).
+    fallbacks: list[str] = msgspec.field(default_factory=list)
+    # More deployments besides provider/upstream, and how a request picks among them.
+    deployments: list[DeploymentConfig] = msgspec.field(default_factory=list)
+    strategy: Literal["weighted", "least_busy", "latency"] = "weighted"
+    weight: float = 1.0
 
 
 class KeysConfig(Section):
     prefix: str = "gw-"
+
+
+class TierConfig(Section):
+    """One account tier; 0 means unlimited for every limit."""
+
+    description: str = ""
+    requests_per_minute: int = 0
+    requests_per_day: int = 0
+    tokens_per_day: int = 0
+    tokens_per_month: int = 0
+    credits_per_day: int = 0
+    max_keys: int = 0
+    # Prepaid tiers draw a balance down by cost and refuse with 402 when it cannot cover a call.
+    prepaid: bool = False
+    # Models this tier may call (ids or aliases); empty means every model.
+    models: list[str] = msgspec.field(default_factory=list)
+    # Monthly price shown by checkout (USD); informational.
+    price_usd: float = 0.0
+
+
+class AccountsConfig(Section):
+    """Users, sessions, admin access, BYOK and notifications."""
+
+    default_tier: str = "free"
+    # Tier of the key `gateway serve` creates on first start (the operator's own).
+    operator_tier: str = "enterprise"
+    # Admin API key (Bearer) for /v1/admin/*; empty switches the admin API off.
+    admin_key: str = ""
+    # Server secret that encrypts stored provider keys (BYOK); empty switches BYOK off.
+    secret: str = ""
+    # Tiers a user may switch to by POST /v1/billing/checkout; empty means operator-only.
+    self_service_tiers: list[str] = msgspec.field(default_factory=list)
+    signup: bool = True
+    cache_ttl: float = 5.0
+    session_ttl: float = 30 * 86400.0
+    reset_token_ttl: float = 3600.0
+    login_max_failures: int = 5
+    login_lockout: float = 300.0
+    # Output tokens reserved for a call that does not say max_tokens (balance and token limits).
+    output_reserve_tokens: int = 1024
+    # Where reset tokens and other notices go: "" logs them, an http(s) URL gets a JSON POST.
+    notify_webhook: str = ""
+
+
+class RoutingConfig(Section):
+    """Retries, cool-downs and router names (see docs/routing.md)."""
+
+    # Rounds over a plan's targets after all have failed (fallbacks always come first).
+    retries: int = 1
+    backoff_base: float = 0.25         # seconds; doubles each round, with jitter
+    backoff_max: float = 4.0
+    max_retry_wait: float = 5.0        # a longer Retry-After goes back to the caller instead
+    allowed_fails: int = 3             # failures in a row that bench a deployment
+    cooldown: float = 30.0             # seconds on the bench (a 429 uses its Retry-After)
+    max_cooldown: float = 300.0
+    health: str = "memory://"
+    # Routers answer to "<prefix>/<name>" too (e.g. "router/auto").
+    router_prefixes: list[str] = msgspec.field(default_factory=lambda: ["router"])
+
+
+class RouterRuleConfig(Section):
+    when: Literal["images", "tools", "audio", "long_context", "code", "always"]
+    models: list[str]
+    min_prompt_tokens: int = 32000
+
+
+class RouterConfig(Section):
+    kind: Literal["auto", "free", "ocr", "fallback"]
+    # auto: the default chain; free: the rotation (empty: every model marked free);
+    # ocr and fallback: the chain.
+    models: list[str] = msgspec.field(default_factory=list)
+    rules: list[RouterRuleConfig] = msgspec.field(default_factory=list)
+    # A system prompt put ahead of the caller's (ocr: the extraction prompt; empty: built in).
+    prompt: str = ""
+    temperature: float | UnsetType = UNSET
+    max_tokens: int | UnsetType = UNSET
+    description: str = ""
+
+
+class PersonaConfig(Section):
+    target: str                        # a model, alias or router
+    system: str = ""                   # sent ahead of the caller's system prompt
+    temperature: float | UnsetType = UNSET  # used when the caller sets none
+    max_tokens: int | UnsetType = UNSET     # a cap, and the default when the caller sets none
+    description: str = ""
 
 
 class GatewayConfig(Section):
@@ -124,9 +223,16 @@ class GatewayConfig(Section):
     keys: KeysConfig = msgspec.field(default_factory=KeysConfig)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
     models: list[ModelConfig] = msgspec.field(default_factory=list)
+    tiers: dict[str, TierConfig] = msgspec.field(default_factory=dict)
+    accounts: AccountsConfig = msgspec.field(default_factory=AccountsConfig)
     # Providers switched off because their API key variable is unset (name -> variable).
     disabled_providers: dict[str, str] = msgspec.field(default_factory=dict)
     source: str = ""
+    routing: RoutingConfig = msgspec.field(default_factory=lambda: RoutingConfig())
+    routers: dict[str, RouterConfig] = msgspec.field(default_factory=dict)
+    personas: dict[str, PersonaConfig] = msgspec.field(default_factory=dict)
+    # Names of models switched off with their provider (routers may still mention them).
+    disabled_models: list[str] = msgspec.field(default_factory=list)
 
 
 class _MissingEnv(Exception):
@@ -218,7 +324,16 @@ def parse_config(text: str, source: str = "<string>") -> GatewayConfig:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
     missing: dict[str, str] = {}
     raw = _interpolate_tree(raw, "", missing)
+    all_models = [m for m in raw.get("models", []) if isinstance(m, dict)]
     disabled = _drop_providers_without_keys(raw, missing)
+    dropped = [
+        name
+        for m in all_models
+        if m.get("provider") in disabled
+        for name in (m.get("id"), *(m.get("aliases") or ()))
+        if isinstance(name, str)
+    ]
+    _check_named_tables(raw)
     try:
         config = msgspec.convert(raw, GatewayConfig)
     except msgspec.ValidationError as exc:
@@ -229,9 +344,36 @@ def parse_config(text: str, source: str = "<string>") -> GatewayConfig:
             message = f"{key}: {where[0]}"
         raise ConfigError(message) from exc
     config.disabled_providers = disabled
+    config.disabled_models = dropped
     config.source = source
     _check_consistency(config)
+    _check_routing(config)
     return config
+
+
+_NAMED_TABLES: dict[str, type[Section]] = {}
+
+
+def _check_named_tables(raw: dict[str, Any]) -> None:
+    """Check each entry of a ``[section.<name>]`` table alone, so an error names its entry
+    (msgspec only says ``routers[...]``)."""
+    if not _NAMED_TABLES:
+        _NAMED_TABLES.update(
+            providers=ProviderConfig, routers=RouterConfig, personas=PersonaConfig
+        )
+    for section, kind in _NAMED_TABLES.items():
+        table = raw.get(section)
+        if not isinstance(table, dict):
+            continue
+        for name, value in table.items():
+            try:
+                msgspec.convert(value, kind)
+            except msgspec.ValidationError as exc:
+                message, _, where = str(exc).rpartition(" - at `")
+                if not message:
+                    message, where = str(exc), "$"
+                key = f"{section}.{name}" + where.rstrip("`").removeprefix("$")
+                raise ConfigError(f"{key}: {message}") from exc
 
 
 def _check_consistency(config: GatewayConfig) -> None:
@@ -257,22 +399,18 @@ def _check_consistency(config: GatewayConfig) -> None:
     if config.server.workers < 1:
         raise ConfigError("server.workers: must be at least 1")
     _check_scaleout(config)
+    _check_tiers(config)
 
 
 def _check_scaleout(config: GatewayConfig) -> None:
-    limits_url = config.limits.storage
-    if not limits_url.startswith(("memory://", "redis://", "rediss://", "unix://")):
-        raise ConfigError(
-            f"limits.storage: unsupported URL {limits_url.split(':')[0]!r}: "
-            "use memory:// or redis://host:port[/db]"
-        )
+    limits_url = config.limits.storage.removeprefix("async+")
     storage_url = config.storage.url
     if not storage_url.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+asyncpg:")):
         raise ConfigError(
             f"storage.url: unsupported URL {storage_url.split(':')[0]!r}: "
             "use sqlite:///path or postgresql://user@host:5432/db"
         )
-    if config.cache.backend == "redis" and limits_url.startswith("memory"):
+    if config.cache.backend == "redis" and not limits_url.startswith(("redis", "unix")):
         raise ConfigError(
             'cache.backend: "redis" needs limits.storage = "redis://…" (the Redis it uses)'
         )
@@ -280,6 +418,23 @@ def _check_scaleout(config: GatewayConfig) -> None:
         raise ConfigError("storage.pool_size: must be at least 1")
     if config.cache.ttl <= 0:
         raise ConfigError("cache.ttl: must be positive (seconds)")
+
+
+def _check_tiers(config: GatewayConfig) -> None:
+    tiers = config.tiers
+    if tiers and config.accounts.default_tier not in tiers:
+        raise ConfigError(
+            f"accounts.default_tier: {config.accounts.default_tier!r} is not a configured tier "
+            f"({', '.join(sorted(tiers))})"
+        )
+    for name in config.accounts.self_service_tiers:
+        if name not in tiers:
+            raise ConfigError(f"accounts.self_service_tiers: unknown tier {name!r}")
+    for name, tier in tiers.items():
+        for field_name in ("requests_per_minute", "requests_per_day", "tokens_per_day",
+                           "tokens_per_month", "credits_per_day", "max_keys"):
+            if getattr(tier, field_name) < 0:
+                raise ConfigError(f"tiers.{name}.{field_name}: must not be negative")
 
 
 def load_config(path: str | Path | None = None) -> GatewayConfig:
@@ -317,6 +472,103 @@ def config_warnings(config: GatewayConfig) -> list[str]:
             'use "redis" to share answers'
         )
     return warnings
+
+
+def _model_name_status(config: GatewayConfig, names: set[str], name: str) -> str:
+    """``ok``, ``disabled`` (its provider has no key) or ``unknown``."""
+    if name in names:
+        return "ok"
+    if name in config.disabled_models:
+        return "disabled"
+    provider, _, upstream = name.partition("/")
+    if upstream:
+        if provider in config.providers and config.providers[provider].allow_any_model:
+            return "ok"
+        if provider in config.disabled_providers:
+            return "disabled"
+    return "unknown"
+
+
+def _check_routing(config: GatewayConfig) -> None:
+    """Routers, personas, fallbacks and deployments name things that exist."""
+    routing = config.routing
+    for key in ("retries", "backoff_base", "backoff_max", "max_retry_wait", "cooldown",
+                "max_cooldown"):
+        if getattr(routing, key) < 0:
+            raise ConfigError(f"routing.{key}: must not be negative")
+    if routing.allowed_fails < 1:
+        raise ConfigError("routing.allowed_fails: must be at least 1")
+    if not routing.health.startswith("memory://"):
+        raise ConfigError("routing.health: only memory:// is supported for now")
+    for prefix in routing.router_prefixes:
+        if not prefix or "/" in prefix:
+            raise ConfigError(f"routing.router_prefixes: {prefix!r} must be a word without '/'")
+    models: set[str] = set()
+    for model in config.models:
+        models.add(model.id)
+        models.update(model.aliases)
+    taken: dict[str, str] = {name: "a model" for name in models}
+    for name in config.routers:
+        if name in taken:
+            raise ConfigError(f"routers.{name}: the name is already used by {taken[name]}")
+        taken[name] = "a router"
+        for prefix in routing.router_prefixes:
+            taken[f"{prefix}/{name}"] = "a router"
+    for name in config.personas:
+        if name in taken:
+            raise ConfigError(f"personas.{name}: the name is already used by {taken[name]}")
+        taken[name] = "a persona"
+
+    def check_model(where: str, name: str) -> None:
+        if name in config.routers or name in config.personas:
+            raise ConfigError(f"{where}: {name!r} is a router or persona; name a model here")
+        if _model_name_status(config, models, name) == "unknown":
+            raise ConfigError(f"{where}: unknown model {name!r}")
+
+    for index, model in enumerate(config.models):
+        where = f"models[{index}]"
+        if len(model.fallbacks) > 4:
+            raise ConfigError(f"{where}.fallbacks: at most 4 (a plan holds 5 models)")
+        for position, name in enumerate(model.fallbacks):
+            check_model(f"{where}.fallbacks[{position}]", name)
+        if model.weight <= 0:
+            raise ConfigError(f"{where}.weight: must be more than 0")
+        for position, deployment in enumerate(model.deployments):
+            at = f"{where}.deployments[{position}]"
+            if (deployment.provider not in config.providers
+                    and deployment.provider not in config.disabled_providers):
+                raise ConfigError(f"{at}.provider: unknown provider {deployment.provider!r}")
+            if deployment.weight <= 0:
+                raise ConfigError(f"{at}.weight: must be more than 0")
+    for name, router in config.routers.items():
+        where = f"routers.{name}"
+        for position, model_name in enumerate(router.models):
+            check_model(f"{where}.models[{position}]", model_name)
+        for number, rule in enumerate(router.rules):
+            if router.kind != "auto":
+                raise ConfigError(f"{where}.rules: only routers of kind 'auto' have rules")
+            if not rule.models:
+                raise ConfigError(f"{where}.rules[{number}].models: list at least one model")
+            for position, model_name in enumerate(rule.models):
+                check_model(f"{where}.rules[{number}].models[{position}]", model_name)
+        if router.kind in ("ocr", "fallback", "auto") and not router.models:
+            raise ConfigError(f"{where}.models: list at least one model")
+        if router.max_tokens is not UNSET and router.max_tokens < 1:
+            raise ConfigError(f"{where}.max_tokens: must be at least 1")
+    for name, persona in config.personas.items():
+        where = f"personas.{name}"
+        if persona.target in config.personas:
+            raise ConfigError(f"{where}.target: {persona.target!r} is a persona; name a model "
+                              "or router")
+        is_router = persona.target in config.routers or any(
+            persona.target == f"{p}/{r}" for p in routing.router_prefixes for r in config.routers
+        )
+        if not is_router and _model_name_status(config, models, persona.target) == "unknown":
+            raise ConfigError(f"{where}.target: unknown model or router {persona.target!r}")
+        if persona.max_tokens is not UNSET and persona.max_tokens < 1:
+            raise ConfigError(f"{where}.max_tokens: must be at least 1")
+        if persona.temperature is not UNSET and not 0 <= persona.temperature <= 2:
+            raise ConfigError(f"{where}.temperature: must be between 0 and 2")
 
 
 def disabled_providers_note(config: GatewayConfig) -> str | None:

@@ -10,6 +10,7 @@ results.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -27,24 +28,68 @@ from adapters.openai import (
     openai_to_canonical,
 )
 from gateway.errors import BadRequest, GatewayError
+from routers.features import RequestFeatures, features_from_canonical
 
 
 class Parsed:
     """A validated request: its typed view, its raw body for pass-through, and its canonical
-    form, each built only when first needed."""
+    form, each built only when first needed.
 
-    __slots__ = ("_canonical", "_raw", "body", "model", "stream", "typed", "wants_usage")
+    Routing: ``chain`` is the caller's own fallback chain (``models`` with ``route:
+    "fallback"``, at the top level or inside ``extra_body``; ``routing_chain(body)`` reads it
+    for any JSON dialect), None when it sent none, and ``routing_fields`` says the body holds
+    those keys (stripped before it goes upstream).
+    ``features`` computes ``routers.features.RequestFeatures`` on first use, with the function
+    the ingress gave (``None``: computed from the canonical request by the dispatcher).
+    """
+
+    __slots__ = (
+        "_canonical",
+        "_features",
+        "_raw",
+        "body",
+        "chain",
+        "features_of",
+        "model",
+        "routing_fields",
+        "stream",
+        "typed",
+        "wants_usage",
+    )
 
     def __init__(
-        self, body: bytes, typed: Any, model: str, stream: bool, wants_usage: bool
+        self,
+        body: bytes,
+        typed: Any,
+        model: str,
+        stream: bool,
+        wants_usage: bool,
+        *,
+        chain: list[str] | None = None,
+        routing_fields: bool = False,
+        features_of: Callable[[Any], RequestFeatures] | None = None,
     ) -> None:
         self.body = body
         self.typed = typed
         self.model = model
         self.stream = stream
         self.wants_usage = wants_usage
+        self.chain = chain
+        self.routing_fields = routing_fields
+        self.features_of = features_of
         self._raw: dict[str, Any] | None = None
         self._canonical: c.Request | None = None
+        self._features: RequestFeatures | None = None
+
+    def features(self, fallback: Callable[[], c.Request]) -> RequestFeatures:
+        """The routing features, computed once; ``fallback`` gives the canonical request when
+        the ingress has no cheaper way."""
+        if self._features is None:
+            if self.features_of is not None:
+                self._features = self.features_of(self.typed)
+            else:
+                self._features = features_from_canonical(fallback())
+        return self._features
 
     def raw(self) -> dict[str, Any]:
         """The body as the client sent it, as a dict (the adapter may rewrite ``model``)."""
@@ -129,7 +174,20 @@ class OpenAIIngress:
                 )
         if request.n is not None and request.n < 1:
             raise BadRequest("'n' must be at least 1", param="n")
-        return Parsed(body, request, request.model, bool(request.stream), request.wants_usage)
+        chain: list[str] | None = None
+        routing_fields = b'"models"' in body or b'"route"' in body
+        if routing_fields:
+            chain = routing_chain(body)
+        return Parsed(
+            body,
+            request,
+            request.model,
+            bool(request.stream),
+            request.wants_usage,
+            chain=chain,
+            routing_fields=routing_fields,
+            features_of=openai_features,
+        )
 
     def to_canonical(self, parsed: Parsed) -> c.Request:
         return parsed.canonical(openai_to_canonical)
@@ -150,6 +208,89 @@ class OpenAIIngress:
 
     def error_frame(self, error: GatewayError) -> bytes:
         return openai_error_frame(error.openai_body())
+
+
+class _Chain(msgspec.Struct):
+    models: list[str] | None = None
+    route: str | None = None
+
+
+class _RoutingView(msgspec.Struct):
+    """Only the routing keys of a body; everything else is skipped unread."""
+
+    models: list[str] | None = None
+    route: str | None = None
+    extra_body: _Chain | None = None
+
+
+_routing_view = msgspec.json.Decoder(_RoutingView)
+
+
+def routing_chain(body: bytes) -> list[str] | None:
+    """The caller's fallback chain from ``models``/``route``, top level or in ``extra_body``.
+
+    (The OpenAI SDK merges ``extra_body`` into the top level; other clients send it as is.)
+    """
+    try:
+        view = _routing_view.decode(body)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from exc
+    models, route = view.models, view.route
+    if view.extra_body is not None:
+        models = models if models is not None else view.extra_body.models
+        route = route if route is not None else view.extra_body.route
+    if route is not None and route != "fallback":
+        raise BadRequest(f"'route' must be \"fallback\", not {route!r}", param="route")
+    if models is None:
+        if route is not None:
+            raise BadRequest("'route' is \"fallback\" but 'models' is missing: list the "
+                             "models to try in order", param="models")
+        return None
+    return models
+
+
+def openai_features(request: ChatRequest) -> RequestFeatures:
+    """Routing features of an OpenAI chat request, in one walk over its messages."""
+    chars = 0
+    images = 0
+    audio = False
+    last_user: str | list[dict[str, Any]] | None = None
+    for message in request.messages:
+        content = message.content
+        if isinstance(content, str):
+            chars += len(content)
+        elif content:
+            for part in content:
+                kind = part.get("type")
+                if kind == "text":
+                    part_text = part.get("text")
+                    chars += len(part_text) if isinstance(part_text, str) else 0
+                elif kind == "image_url":
+                    images += 1
+                elif kind in ("input_audio", "audio"):
+                    audio = True
+        for call in message.tool_calls or ():
+            chars += len(call.function.arguments)
+        if message.role == "user":
+            last_user = content
+
+    def text() -> str:
+        if isinstance(last_user, str):
+            return last_user
+        if not last_user:
+            return ""
+        return "\n".join(
+            str(p.get("text", "")) for p in last_user if p.get("type") == "text"
+        )
+
+    return RequestFeatures(
+        has_tools=bool(request.tools),
+        has_audio=audio,
+        prompt_chars=chars,
+        images=images,
+        max_output=request.output_limit,
+        text=text,
+    )
 
 
 def new_request_id() -> str:

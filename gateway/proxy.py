@@ -14,28 +14,39 @@ A client that disconnects cancels the upstream request at once; partial usage is
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import structlog
+from msgspec import UNSET
 
 from adapters import canonical as c
 from adapters.base import Adapter, Call, RawReply, StreamTranslator
-from adapters.errors import ProviderError, ProviderTimeout
+from adapters.errors import ProviderError, ProviderHTTPError, ProviderTimeout
 from gateway.auth import Principal, key_from_headers
 from gateway.errors import (
     AllTargetsFailed,
+    BadRequest,
     BodyTooLarge,
     GatewayError,
     ModelNotFound,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamTimeout,
     from_provider_error,
 )
 from gateway.ingress import Ingress, Parsed, new_request_id
 from gateway.ledger import UsageRow
+from gateway.limits import AccountHeaders, Ticket
 from gateway.state import Gateway
+from gateway.usage_estimate import BYOK_KEYS, SentBodies, estimate_usage, max_tokens_of
+from routers.attempts import Attempts
 from routers.catalog import ModelInfo
-from routers.plan import Plan
+from routers.personas import BODY_APPLIERS, apply_to_canonical
+from routers.plan import Plan, RoutingRefused
 
 Scope = dict[str, Any]
 Receive = Any
@@ -144,13 +155,132 @@ def _safe_request_id(value: bytes) -> str | None:
     return text if text.isprintable() and text.isascii() and text.strip() else None
 
 
-def all_failed(failures: list[tuple[ModelInfo, ProviderError]]) -> GatewayError:
-    """The error for a plan whose every target failed, listing each attempt."""
-    if len(failures) == 1:
+def all_failed(attempts: Attempts) -> GatewayError:
+    """The most telling error for a plan whose every target failed, listing each attempt."""
+    failures = attempts.failures
+    retry_in = 0
+    if attempts.benched:
+        retry_in = max(1, math.ceil(min(attempts.benched.values()) - time.monotonic()))
+    tried = {target.id for target, _ in failures}
+    resting = ", ".join(name for name in attempts.benched if name not in tried)
+    if not failures:
+        if resting and set(attempts.benched) <= attempts.limited:
+            return RateLimited(
+                f"Every model for this request is rate-limited by its provider ({resting}); "
+                f"retry in {retry_in} s",
+                headers={"Retry-After": str(retry_in)},
+            )
+        if resting:
+            return ServiceUnavailable(
+                f"Every model for this request is resting after failures or rate limits "
+                f"({resting}); retry in {retry_in} s",
+                headers={"Retry-After": str(retry_in)},
+            )
+        return AllTargetsFailed("No model of this request could be tried; retry later")
+    if len(failures) == 1 and not resting:
         target, error = failures[0]
         return from_provider_error(error, target.id)
-    attempts = "; ".join(f"{target.id}: {error}" for target, error in failures)
-    return AllTargetsFailed(f"All {len(failures)} models failed ({attempts}); retry later")
+    listing = "; ".join(f"{target.id}: {_describe(error)}" for target, error in failures)
+    if resting:
+        listing += f"; resting, not tried: {resting}"
+    errors = [error for _, error in failures]
+    hints = [e.retry_after for e in errors if isinstance(e, ProviderHTTPError) and e.retry_after]
+    seconds = math.ceil(min(hints)) if hints else retry_in
+    headers = {"Retry-After": str(max(1, seconds))} if seconds else {}
+    count = f"{len(failures)} attempt{'s' if len(failures) > 1 else ''}"
+    if all(isinstance(e, ProviderHTTPError) and e.status == 429 for e in errors):
+        return RateLimited(
+            f"Every model is rate-limited ({listing}); retry in {max(1, seconds)} s",
+            headers=headers,
+        )
+    if all(e.context_overflow for e in errors):
+        return BadRequest(
+            f"The prompt is too long for every model tried ({listing}); shorten it or name a "
+            "model with a larger context",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    if all(isinstance(e, ProviderTimeout) for e in errors):
+        return UpstreamTimeout(f"All {count} timed out ({listing}); retry later", headers=headers)
+    return AllTargetsFailed(f"All {count} failed ({listing}); retry later", headers=headers)
+
+
+def _describe(error: ProviderError) -> str:
+    """One failed attempt for an error message; a refusal of our credentials is not quoted,
+    since providers echo part of the key in it."""
+    if isinstance(error, ProviderHTTPError) and error.status in (401, 403):
+        return f"HTTP {error.status}: the provider refused the gateway's credentials"
+    return str(error)
+
+
+def routing_error(refusal: RoutingRefused) -> GatewayError:
+    """A planner's refusal as the client error it stands for."""
+    if refusal.status == 404:
+        return ModelNotFound(refusal.message, param=refusal.param)
+    if refusal.status == 503:
+        return ServiceUnavailable(refusal.message)
+    return BadRequest(refusal.message, param=refusal.param, code=refusal.code)
+
+
+class _Bodies:
+    """What one request sends upstream, prepared once however many targets it tries: the
+    caller's body (routing keys stripped, overlay applied) or its canonical form."""
+
+    __slots__ = ("canonical", "dialect", "ingress", "overlay", "parsed", "raw")
+
+    def __init__(self, parsed: Parsed, ingress: Ingress, plan: Plan) -> None:
+        self.parsed = parsed
+        self.ingress = ingress
+        self.dialect = ingress.dialect
+        self.overlay = plan.overlay
+        self.raw: dict[str, Any] | None = None
+        self.canonical: c.Request | None = None
+
+    def passthrough(self) -> bool:
+        return self.overlay is None or self.dialect in BODY_APPLIERS
+
+    def raw_body(self) -> dict[str, Any]:
+        if self.raw is None:
+            raw = self.parsed.raw()
+            if self.parsed.routing_fields:
+                strip_routing_fields(raw)
+            if self.overlay is not None:
+                BODY_APPLIERS[self.dialect](raw, self.overlay)
+            self.raw = raw
+        return self.raw
+
+    def canonical_request(self) -> c.Request:
+        if self.canonical is None:
+            request = self.ingress.to_canonical(self.parsed)
+            if self.overlay is not None:
+                apply_to_canonical(request, self.overlay)
+            self.canonical = request
+        return self.canonical
+
+
+def strip_routing_fields(body: dict[str, Any]) -> None:
+    """Remove the gateway's own keys (``models``, ``route``) before a body goes upstream, and
+    unwrap ``extra_body`` as the OpenAI SDK would have."""
+    body.pop("models", None)
+    body.pop("route", None)
+    extra = body.pop("extra_body", None)
+    if isinstance(extra, dict):
+        extra.pop("models", None)
+        extra.pop("route", None)
+        for key, value in extra.items():
+            body.setdefault(key, value)
+
+
+def fit_to_model(request: c.Request, target: ModelInfo) -> c.Request:
+    """A translated request trimmed to what ``target`` takes: no more output tokens than its
+    ``max_output`` (Claude Code asks 32000 of every model), and no reasoning controls for a
+    listed model without the ``reasoning`` capability (gpt-4o refuses ``reasoning_effort``)."""
+    changes: dict[str, Any] = {}
+    if request.max_tokens is not UNSET and request.max_tokens > target.max_output > 0:
+        changes["max_tokens"] = target.max_output
+    if request.reasoning is not UNSET and target.listed and "reasoning" not in target.capabilities:
+        changes["reasoning"] = UNSET
+    return msgspec.structs.replace(request, **changes) if changes else request
 
 
 class ChatEndpoint:
@@ -179,6 +309,9 @@ class ChatEndpoint:
                 cache_directive = value
         exchange = Exchange(request_id or new_request_id())
         responded = False
+        ticket: Ticket | None = None
+        body = b""
+        send = sent = SentBodies(send)  # counts the answer if the upstream reports no usage
         try:
             gateway = self.gateway
             exchange.principal = await gateway.keys.authenticate(
@@ -188,13 +321,21 @@ class ChatEndpoint:
             parsed = self.ingress.parse(body)
             exchange.model_requested = parsed.model
             exchange.stream = parsed.stream
-            plan = gateway.planner.plan(parsed.model)
+            plan = self._plan(parsed)
             if plan is None:
                 raise ModelNotFound(
                     f"Unknown model '{parsed.model}': GET /v1/models lists the models you can use",
                     param="model",
                 )
             exchange.router = plan.router
+            ticket = await gateway.accounts.admission.admit(
+                exchange.principal, plan.targets[0], len(body), max_tokens_of(parsed, plan.overlay)
+            )
+            BYOK_KEYS.set(ticket.byok or None)
+            source = "byok" if plan.targets[0].provider in ticket.byok else "pool"
+            exchange.extra_headers = AccountHeaders(ticket, source, exchange)
+            if plan.persona:
+                exchange.extra_headers.append((b"x-persona", plan.persona.encode()))
             if parsed.stream:
                 responded = True
                 await self._stream(parsed, plan, exchange, extra, receive, send)
@@ -213,6 +354,8 @@ class ChatEndpoint:
                 frame = self.ingress.error_frame(error)
                 await send({"type": "http.response.body", "body": frame, "more_body": False})
             else:
+                for name, value in exchange.extra_headers:
+                    error.headers.setdefault(name.decode(), value.decode("latin-1"))
                 await send_error(send, error, self.ingress.dialect, exchange.request_id)
         except ClientDisconnected:
             exchange.status = 499
@@ -227,25 +370,44 @@ class ChatEndpoint:
                 )
                 await send_error(send, internal, self.ingress.dialect, exchange.request_id)
         finally:
-            self._settle(exchange)
+            self._settle(exchange, ticket, body, sent)
 
     # --- targets ---
 
+    def _plan(self, parsed: Parsed) -> Plan | None:
+        """The routers' plan for this request (see routers/plan.py)."""
+        ingress = self.ingress
+
+        def features() -> Any:
+            return parsed.features(lambda: ingress.to_canonical(parsed))
+
+        try:
+            return self.gateway.planner.plan(parsed.model, features, parsed.chain)
+        except RoutingRefused as refusal:
+            raise routing_error(refusal) from refusal
+
+    def _attempts(self, plan: Plan) -> Attempts:
+        return Attempts(plan, self.gateway.planner.health, self.gateway.retry_policy)
+
     def _call_for(
-        self, parsed: Parsed, target: ModelInfo, headers: dict[str, str]
+        self, bodies: _Bodies, target: ModelInfo, headers: dict[str, str]
     ) -> tuple[Adapter, Call]:
         adapter = self.gateway.adapters[target.provider]
-        if adapter.dialect == self.ingress.dialect:
-            call = Call(
-                model=target.upstream, stream=parsed.stream, raw=parsed.raw(), headers=headers
-            )
+        stream = bodies.parsed.stream
+        if adapter.dialect == self.ingress.dialect and bodies.passthrough():
+            call = Call(model=target.upstream, stream=stream, raw=bodies.raw_body(),
+                        headers=headers)
         else:
+            request = fit_to_model(bodies.canonical_request(), target)
             call = Call(
                 model=target.upstream,
-                stream=parsed.stream,
-                request=self.ingress.to_canonical(parsed),
+                stream=stream,
+                request=request,
                 headers=headers,
             )
+        byok = BYOK_KEYS.get()
+        if byok:
+            call.api_key = byok.get(target.provider)
         return adapter, call
 
     # --- non-streamed ---
@@ -253,10 +415,13 @@ class ChatEndpoint:
     async def _complete(
         self, parsed: Parsed, plan: Plan, exchange: Exchange, headers: dict[str, str], send: Send
     ) -> None:
-        failures: list[tuple[ModelInfo, ProviderError]] = []
-        for level, target in enumerate(plan.targets):
-            adapter, call = self._call_for(parsed, target, headers)
-            exchange.attempts = level + 1
+        attempts = self._attempts(plan)
+        bodies = _Bodies(parsed, self.ingress, plan)
+        while (step := await attempts.next()) is not None:
+            target, level = step
+            adapter, call = self._call_for(bodies, target, headers)
+            attempts.begin(target)
+            exchange.attempts = attempts.count
             try:
                 reply = await adapter.complete(call)
                 if isinstance(reply, RawReply):
@@ -264,10 +429,12 @@ class ChatEndpoint:
                 else:
                     body, usage = self.ingress.canonical_reply(reply, target.id), reply.usage
             except ProviderError as error:
-                failures.append((target, error))
-                if not error.retryable and not error.context_overflow:
+                if not attempts.failed(target, error):
                     raise from_provider_error(error, target.id) from error
                 continue
+            finally:
+                attempts.end(target)
+            attempts.succeeded(target)
             exchange.served = target
             exchange.fallback_level = level
             exchange.usage = usage
@@ -281,7 +448,7 @@ class ChatEndpoint:
             )
             await send({"type": "http.response.body", "body": body})
             return
-        raise all_failed(failures)
+        raise all_failed(attempts)
 
     # --- streamed ---
 
@@ -325,10 +492,11 @@ class ChatEndpoint:
     async def _stream_targets(
         self, parsed: Parsed, plan: Plan, exchange: Exchange, headers: dict[str, str], send: Send
     ) -> None:
-        failures: list[tuple[ModelInfo, ProviderError]] = []
-        for level, target in enumerate(plan.targets):
-            adapter, call = self._call_for(parsed, target, headers)
-            exchange.attempts = level + 1
+        attempts = self._attempts(plan)
+        bodies = _Bodies(parsed, self.ingress, plan)
+        while (step := await attempts.next()) is not None:
+            target, level = step
+            adapter, call = self._call_for(bodies, target, headers)
             exchange.served, exchange.fallback_level = target, level
             if adapter.dialect == self.ingress.dialect:
                 translator = self.ingress.passthrough_translator(parsed, target.id)
@@ -337,28 +505,33 @@ class ChatEndpoint:
                     parsed, target.id, exchange.request_id
                 )
             items = adapter.stream(call)
+            attempts.begin(target)
+            exchange.attempts = attempts.count
             try:
-                held = await self._until_commit(items, translator, exchange, send)
-            except ProviderError as error:
-                await items.aclose()  # type: ignore[attr-defined]
-                failures.append((target, error))
-                if error.retryable or error.context_overflow:
-                    continue
-                raise from_provider_error(error, target.id) from error
-            exchange.ttft = time.perf_counter() - exchange.started
-            if not exchange.headers_sent:
-                exchange.headers_sent = True
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": exchange.response_headers(_SSE_HEADERS),
-                    }
-                )
-            await self._relay(items, translator, held, exchange, send)
-            return
+                try:
+                    held = await self._until_commit(items, translator, exchange, send)
+                except ProviderError as error:
+                    await items.aclose()  # type: ignore[attr-defined]
+                    if attempts.failed(target, error):
+                        continue
+                    raise from_provider_error(error, target.id) from error
+                attempts.succeeded(target)
+                exchange.ttft = time.perf_counter() - exchange.started
+                if not exchange.headers_sent:
+                    exchange.headers_sent = True
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": exchange.response_headers(_SSE_HEADERS),
+                        }
+                    )
+                await self._relay(items, translator, held, exchange, send, attempts)
+                return
+            finally:
+                attempts.end(target)
         exchange.served = None
-        raise all_failed(failures)
+        raise all_failed(attempts)
 
     async def _until_commit(
         self,
@@ -417,6 +590,7 @@ class ChatEndpoint:
         held: list[bytes],
         exchange: Exchange,
         send: Send,
+        attempts: Attempts | None = None,
     ) -> None:
         """Send the held frames, then everything else the upstream streams, then the close."""
         if held:
@@ -427,6 +601,8 @@ class ChatEndpoint:
                 if frame:
                     await send({"type": "http.response.body", "body": frame, "more_body": True})
         except ProviderError as failure:
+            if attempts is not None and exchange.served is not None:
+                attempts.broke(exchange.served, failure)
             error = from_provider_error(failure, exchange.served.id if exchange.served else "")
             exchange.usage = translator.usage
             exchange.status = 502 if error.status < 500 else error.status
@@ -446,14 +622,26 @@ class ChatEndpoint:
 
     # --- settle ---
 
-    def _settle(self, exchange: Exchange) -> None:
+    def _settle(
+        self,
+        exchange: Exchange,
+        ticket: Ticket | None = None,
+        body: bytes = b"",
+        sent: SentBodies | None = None,
+    ) -> None:
         gateway = self.gateway
         latency_ms = (time.perf_counter() - exchange.started) * 1000
         ttft_ms = exchange.ttft * 1000 if exchange.ttft is not None else None
-        usage = exchange.usage or c.Usage()
         served = exchange.served
-        if served is not None and exchange.usage is None and exchange.status in (200, 499):
+        if (
+            served is not None
+            and exchange.usage is None
+            and (exchange.status in (200, 499) or exchange.ttft is not None)
+        ):
+            # No usage from the upstream (cut stream, disconnect): count with the tokenizer.
             exchange.estimated = True
+            exchange.usage = estimate_usage(body, sent)
+        usage = exchange.usage or c.Usage()
         cost = (
             served.cost(
                 usage.input_tokens,
@@ -464,6 +652,8 @@ class ChatEndpoint:
             if served is not None
             else 0.0
         )
+        if ticket is not None:
+            gateway.accounts.admission.settle(ticket, served, exchange.usage, cost)
         principal = exchange.principal
         if principal is not None:
             gateway.ledger.record(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 
 import structlog
 from msgspec import UNSET
@@ -11,20 +12,37 @@ from msgspec import UNSET
 from adapters.base import Adapter, ProviderSettings
 from adapters.registry import build_adapter
 from adapters.upstream import Timeouts, UpstreamClient
+from gateway.accounts import (
+    SESSION_PREFIX,
+    AccountCache,
+    Accounts,
+    DebitWriter,
+    Notifier,
+    SecretBox,
+    Sessions,
+    refresh_maintenance,
+)
+from gateway.accounts_store import AccountsStore
 from gateway.auth import KeyCache
 from gateway.cache import ResponseCache, build_cache
 from gateway.config import GatewayConfig
 from gateway.ledger import Ledger
+from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
 from gateway.shared import REVOCATIONS, Shared
 from gateway.storage import StorageUnavailable, Store, open_store
+from gateway.usage_estimate import warm_up
+from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, ModelInfo
+from routers.health import MemoryHealth
+from routers.named import OCR_PROMPT, Router, Rule
+from routers.personas import Overlay, Persona
 from routers.plan import Planner
 
 
 def build_catalog(config: GatewayConfig) -> Catalog:
     models = [
-        ModelInfo(
+        _with_deployments(config, ModelInfo(
             id=model.id,
             provider=model.provider,
             upstream=model.upstream or model.id.split("/", 1)[-1],
@@ -39,11 +57,95 @@ def build_catalog(config: GatewayConfig) -> Catalog:
             aliases=tuple(model.aliases),
             free=model.free,
             credits=model.credits,
-        )
-        for model in config.models
+            fallbacks=tuple(model.fallbacks),
+            strategy=model.strategy,
+            weight=model.weight,
+        ), index)
+        for index, model in enumerate(config.models)
     ]
     open_providers = [name for name, p in config.providers.items() if p.allow_any_model]
     return Catalog(models, open_providers)
+
+
+def _with_deployments(config: GatewayConfig, model: ModelInfo, index: int) -> ModelInfo:
+    """``model`` with its configured deployments (those whose provider is on) attached."""
+    extra = [
+        replace(
+            model,
+            provider=deployment.provider,
+            upstream=deployment.upstream or model.upstream,
+            weight=deployment.weight,
+            health_key="",
+        )
+        for deployment in config.models[index].deployments
+        if deployment.provider in config.providers
+    ]
+    if not extra:
+        return model
+    return replace(model, deployments=(model, *extra))
+
+
+def _overlay(system: str, temperature: object, max_tokens: object) -> Overlay | None:
+    overlay = Overlay(
+        system=system,
+        temperature=float(temperature) if isinstance(temperature, int | float) else None,
+        max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+    )
+    return overlay if overlay != Overlay() else None
+
+
+def build_planner(config: GatewayConfig, catalog: Catalog) -> Planner:
+    """The planner: catalog, named routers, personas and deployment health."""
+
+    def models(names: list[str]) -> tuple[ModelInfo, ...]:
+        # Names of switched-off models drop out; the config check refused unknown ones.
+        found = (catalog.get(name) for name in names)
+        return tuple(dict.fromkeys(m for m in found if m is not None))
+
+    routers = []
+    for name, spec in config.routers.items():
+        chain = models(spec.models)
+        if spec.kind == "free" and not spec.models:
+            chain = tuple(m for m in catalog if m.free)
+        prompt = spec.prompt or (OCR_PROMPT if spec.kind == "ocr" else "")
+        temperature = spec.temperature
+        if spec.kind == "ocr" and temperature is UNSET:
+            temperature = 0.0
+        routers.append(
+            Router(
+                name=name,
+                kind=spec.kind,
+                models=chain,
+                rules=tuple(
+                    Rule(rule.when, models(rule.models), rule.min_prompt_tokens)
+                    for rule in spec.rules
+                ),
+                overlay=_overlay(prompt, temperature, spec.max_tokens),
+                description=spec.description,
+            )
+        )
+    personas = [
+        Persona(
+            name=name,
+            target=spec.target,
+            overlay=_overlay(spec.system, spec.temperature, spec.max_tokens) or Overlay(),
+            description=spec.description,
+        )
+        for name, spec in config.personas.items()
+    ]
+    routing = config.routing
+    health = MemoryHealth(routing.allowed_fails, routing.cooldown, routing.max_cooldown)
+    return Planner(catalog, routers, personas, health, routing.router_prefixes)
+
+
+def build_retry_policy(config: GatewayConfig) -> RetryPolicy:
+    routing = config.routing
+    return RetryPolicy(
+        retries=routing.retries,
+        backoff_base=routing.backoff_base,
+        backoff_max=routing.backoff_max,
+        max_wait=routing.max_retry_wait,
+    )
 
 
 def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, Adapter]:
@@ -69,7 +171,8 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.catalog = build_catalog(config)
-        self.planner = Planner(self.catalog)
+        self.planner = build_planner(config, self.catalog)
+        self.retry_policy = build_retry_policy(config)
         upstream = config.upstream
         self.client = UpstreamClient(
             Timeouts(
@@ -86,6 +189,7 @@ class Gateway:
         self._store: Store | None = None
         self._keys: KeyCache | None = None
         self._ledger: Ledger | None = None
+        self._accounts: AccountServices | None = None
         # Redis (limits.storage = "redis://…"), shared by every feature that needs it.
         self.shared: Shared | None = None
         self.cache: ResponseCache | None = None
@@ -109,6 +213,12 @@ class Gateway:
             raise RuntimeError("gateway not started")
         return self._ledger
 
+    @property
+    def accounts(self) -> AccountServices:
+        if self._accounts is None:
+            raise RuntimeError("gateway not started")
+        return self._accounts
+
     async def start(self) -> None:
         storage = self.config.storage
         self._store = await open_store(storage.url, storage.pool_size)
@@ -119,6 +229,8 @@ class Gateway:
             flush_interval=storage.ledger_flush_interval,
         )
         self._ledger.start()
+        self._accounts = AccountServices(self.config, self._store, self._keys)
+        await self._accounts.start()
         self._start_shared()
         if os.environ.get("GATEWAY_METRICS_DIR"):
             self.metrics.start_export(os.environ["GATEWAY_METRICS_DIR"])
@@ -147,8 +259,9 @@ class Gateway:
 
     def _start_shared(self) -> None:
         limits = self.config.limits
-        if limits.storage.startswith(("redis://", "rediss://", "unix://")):
-            self.shared = Shared(limits.storage, limits.redis_prefix, limits.redis_failure)
+        url = limits.storage.removeprefix("async+")
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            self.shared = Shared(url, limits.redis_prefix, limits.redis_failure)
             self.shared.subscribe(
                 REVOCATIONS,
                 self.keys.forget,
@@ -175,8 +288,37 @@ class Gateway:
         await self.metrics.stop()
         if self.shared is not None:
             await self.shared.close()
+        if self._accounts is not None:
+            await self._accounts.stop()
         if self._ledger is not None:
             await self._ledger.close()
         await self.client.close()
         if self._store is not None:
             await self._store.close()
+
+
+class AccountServices:
+    """Accounts, sessions, balances, limits and admission of one gateway process."""
+
+    def __init__(self, config: GatewayConfig, store: Store, keys: KeyCache) -> None:
+        accounts = config.accounts
+        self.store = AccountsStore(store.db)
+        self.box = SecretBox(accounts.secret or os.environ.get("GATEWAY_SECRET", ""))
+        self.admin_key = accounts.admin_key or os.environ.get("GATEWAY_ADMIN_KEY", "")
+        self.cache = AccountCache(self.store, config, self.box)
+        self.sessions = Sessions(self.store, accounts, self.cache)
+        self.notifier = Notifier(accounts.notify_webhook)
+        self.accounts = Accounts(self.store, config, self.cache, self.sessions, self.notifier)
+        self.limiter = Limiter(config.limits.storage)
+        self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
+        self.writer = DebitWriter(self.cache)
+        keys.session_prefix = SESSION_PREFIX
+        keys.sessions = self.sessions.authenticate
+
+    async def start(self) -> None:
+        await refresh_maintenance(self.cache)
+        self.writer.start()
+        warm_up()
+
+    async def stop(self) -> None:
+        await self.writer.close()

@@ -155,6 +155,64 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX usage_key_time ON usage (key_id, created_at)",
         "CREATE INDEX usage_user_time ON usage (user_email, created_at)",
     ],
+    # 2: accounts (gateway.accounts_store): users, sessions, reset tokens, balance top-ups,
+    # per-key limits, BYOK provider keys, operator settings.
+    [
+        """CREATE TABLE users (
+            email TEXT PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            tier TEXT NOT NULL DEFAULT 'free',
+            status TEXT NOT NULL DEFAULT 'active',
+            balance_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            user_email TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            revoked_at DOUBLE PRECISION
+        )""",
+        "CREATE INDEX sessions_user ON sessions (user_email)",
+        """CREATE TABLE password_resets (
+            token_hash TEXT PRIMARY KEY,
+            user_email TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            used_at DOUBLE PRECISION
+        )""",
+        """CREATE TABLE balance_ledger (
+            id TEXT PRIMARY KEY,
+            user_email TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            amount_usd DOUBLE PRECISION NOT NULL,
+            kind TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX balance_ledger_user_time ON balance_ledger (user_email, created_at)",
+        """CREATE TABLE key_policies (
+            key_id TEXT PRIMARY KEY,
+            requests_per_minute INTEGER NOT NULL DEFAULT 0,
+            requests_per_day INTEGER NOT NULL DEFAULT 0,
+            allowed_models TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE provider_keys (
+            user_email TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            hint TEXT NOT NULL DEFAULT '',
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (user_email, provider)
+        )""",
+        """CREATE TABLE settings (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+    ],
+    # 3, 4: scale-out (gateway.cache, gateway.ledger).
     [
         # Requests answered from the response cache (gateway.cache), billed at the cached rate.
         "ALTER TABLE usage ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0",

@@ -2,6 +2,10 @@
 
 Names resolve in this order: an exact catalog id, an alias, then ``<provider>/<model>`` for a
 provider that allows any of its models (served at zero listed price unless configured).
+
+A model may have several deployments (providers, keys, regions): each is a ``ModelInfo`` of
+its own with the same ``id`` and prices but its own ``provider``/``upstream`` and ``weight``.
+Health is tracked per deployment under ``health_key``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,25 @@ class ModelInfo:
     free: bool = False
     credits: int = 1
     listed: bool = True  # False for "<provider>/<model>" names served without a catalog entry
+    # Routing: configured fallback model names, other deployments, how to pick among them.
+    fallbacks: tuple[str, ...] = ()
+    deployments: tuple[ModelInfo, ...] = ()
+    strategy: str = "weighted"  # weighted | least_busy | latency
+    weight: float = 1.0
+    health_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.health_key:
+            object.__setattr__(self, "health_key", f"{self.provider}:{self.upstream}")
+
+    def can(self, capability: str) -> bool:
+        """Whether the catalog says this model has ``capability``; unlisted models may."""
+        return not self.listed or capability in self.capabilities
+
+    @property
+    def all_deployments(self) -> tuple[ModelInfo, ...]:
+        """Every deployment that serves this model (the model itself when none are set)."""
+        return self.deployments or (self,)
 
     def cost(
         self,

@@ -1,30 +1,233 @@
-"""Plans: the ordered targets that may serve one request."""
+"""Plans: the ordered targets that may serve one request, and the planner that makes them.
+
+A name resolves, in order, to: a catalog model (id, alias or ``<provider>/<model>``) with its
+configured fallbacks; a persona (its overlay on its target's plan); a named router, as ``name``
+or ``<prefix>/name``. A request may instead carry its own chain (``models`` with
+``route: "fallback"``), of at most ``MAX_MODELS`` models.
+
+When a plan has alternatives (a chain, fallbacks, a router), models that cannot serve the
+request (images to a text-only model, tools, a prompt over the context window) are dropped
+before any call. A plain model name is one dict lookup and is sent as asked: the upstream has
+the last word on what it accepts.
+
+Each model expands into its deployments, ordered by the model's strategy (``weighted``,
+``least_busy`` or ``latency``); ``levels`` says which model of the plan each target serves
+(0 = the first choice).
+"""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from routers.catalog import Catalog, ModelInfo
+from routers.features import RequestFeatures
+from routers.health import Health, MemoryHealth
+from routers.named import Router, RoutingRefused, unfit_reason
+from routers.personas import Overlay, Persona
+
+MAX_MODELS = 5
+
+__all__ = ["MAX_MODELS", "Plan", "Planner", "RoutingRefused"]
 
 
 @dataclass(slots=True)
 class Plan:
-    """Targets to try in order (at most five); ``router`` names the router that chose them."""
+    """Targets to try in order; ``router`` names the router that chose them."""
 
     requested: str
     targets: list[ModelInfo]
     router: str | None = None
+    levels: list[int] | None = None  # fallback level of each target; None means [0, 1, 2, ...]
+    overlay: Overlay | None = None
+    persona: str | None = None
+    rule: str | None = None
+
+    def level(self, index: int) -> int:
+        return self.levels[index] if self.levels is not None else index
 
 
 class Planner:
-    """Turns the model name a client sent into a plan."""
+    """Turns the model name a client sent (or its chain) into a plan."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        routers: Iterable[Router] = (),
+        personas: Iterable[Persona] = (),
+        health: Health | None = None,
+        router_prefixes: Iterable[str] = (),
+    ) -> None:
         self.catalog = catalog
+        self.health: Health = health or MemoryHealth()
+        self.routers: dict[str, Router] = {}
+        for router in routers:
+            self.routers[router.name] = router
+            for prefix in router_prefixes:
+                self.routers[f"{prefix}/{router.name}"] = router
+        self.personas = {persona.name: persona for persona in personas}
+        # Names that plan to one target with nothing to decide: the hot path.
+        self._direct: dict[str, ModelInfo] = {}
+        for model in catalog:
+            if not model.fallbacks and not model.deployments:
+                self._direct[model.id] = model
+                for alias in model.aliases:
+                    self._direct[alias] = model
+        self._rng = random.Random()
 
-    def plan(self, name: str) -> Plan | None:
-        """The plan for ``name``, or None when nothing by that name can be served."""
-        model = self.catalog.get(name)
-        if model is None:
-            return None
-        return Plan(requested=name, targets=[model])
+    def plan(
+        self,
+        name: str,
+        features: Callable[[], RequestFeatures],
+        chain: list[str] | None = None,
+    ) -> Plan | None:
+        """The plan for ``name`` (or ``chain``); None when nothing by that name exists.
+
+        Raises ``RoutingRefused`` for a request that names things but cannot be routed.
+        """
+        if chain is None:
+            direct = self._direct.get(name)
+            if direct is not None:
+                return Plan(requested=name, targets=[direct])
+        overlay: Overlay | None = None
+        persona: Persona | None = None
+        router: Router | None = None
+        rule: str | None = None
+        if chain is not None:
+            models = self._chain(name, chain)
+        else:
+            persona = self.personas.get(name)
+            target = name
+            if persona is not None:
+                target, overlay = persona.target, persona.overlay
+            router = self.routers.get(target)
+            if router is not None:
+                models, rule = router.choose(features(), self.health)
+                if router.overlay is not None:
+                    overlay = overlay.over(router.overlay) if overlay else router.overlay
+            else:
+                model = self.catalog.get(target)
+                if model is None:
+                    if persona is None:
+                        return None
+                    raise RoutingRefused(
+                        f"Persona '{name}' points at '{target}', which is not available (is its "
+                        "provider switched off?): tell the operator",
+                        status=503,
+                    )
+                models = [model, *self._fallbacks(model)]
+        if len(models) > 1 or router is not None:
+            models = self._fit(models, features(), router.name if router else None)
+        targets: list[ModelInfo] = []
+        levels: list[int] = []
+        for level, model in enumerate(models[:MAX_MODELS]):
+            for deployment in self._deployments(model):
+                targets.append(deployment)
+                levels.append(level)
+        return Plan(
+            requested=name,
+            targets=targets,
+            router=router.name if router else None,
+            levels=levels,
+            overlay=overlay,
+            persona=persona.name if persona else None,
+            rule=rule,
+        )
+
+    def listing(self) -> list[dict[str, object]]:
+        """Routers and personas as ``/v1/models`` entries (catalog models are listed apart)."""
+        entries: list[dict[str, object]] = []
+        seen: set[int] = set()
+        for router in self.routers.values():
+            if id(router) in seen:
+                continue
+            seen.add(id(router))
+            entries.append({
+                "id": router.name, "object": "model", "created": 0, "owned_by": "gateway",
+                "type": "router", "router_kind": router.kind, "description": router.description,
+                "models": [m.id for m in router.models],
+            })
+        for persona in self.personas.values():
+            overlay = persona.overlay
+            entries.append({
+                "id": persona.name, "object": "model", "created": 0, "owned_by": "gateway",
+                "type": "persona", "target": persona.target, "description": persona.description,
+                "max_output_tokens": overlay.max_tokens, "temperature": overlay.temperature,
+            })
+        return entries
+
+    # --- pieces ---
+
+    def _chain(self, name: str, chain: list[str]) -> list[ModelInfo]:
+        names = list(chain)
+        if name and name not in names:
+            names.insert(0, name)
+        if not names:
+            raise RoutingRefused("'models' is empty: list the models to try in order",
+                                 param="models")
+        if len(names) > MAX_MODELS:
+            extra = " (with 'model', which is tried first)" if len(names) > len(chain) else ""
+            raise RoutingRefused(
+                f"A fallback chain takes at most {MAX_MODELS} models; this one has "
+                f"{len(names)}{extra}: drop some from 'models'",
+                param="models",
+            )
+        models: list[ModelInfo] = []
+        for entry in names:
+            where = f"models[{chain.index(entry)}]" if entry in chain else "model"
+            if entry in self.routers or entry in self.personas:
+                raise RoutingRefused(
+                    f"{where}: '{entry}' is a router or persona; a fallback chain lists models",
+                    param=where,
+                )
+            model = self.catalog.get(entry)
+            if model is None:
+                raise RoutingRefused(
+                    f"{where}: unknown model '{entry}': GET /v1/models lists the models you "
+                    "can use",
+                    status=404,
+                    param=where,
+                    code="model_not_found",
+                )
+            if model not in models:
+                models.append(model)
+        return models
+
+    def _fallbacks(self, model: ModelInfo) -> list[ModelInfo]:
+        found = []
+        for name in model.fallbacks:
+            fallback = self.catalog.get(name)
+            if fallback is not None and fallback is not model:
+                found.append(fallback)
+        return found
+
+    @staticmethod
+    def _fit(models: list[ModelInfo], features: RequestFeatures,
+             router: str | None) -> list[ModelInfo]:
+        fit = [m for m in models if unfit_reason(m, features) is None]
+        if fit:
+            return fit
+        if not models:
+            raise RoutingRefused(
+                f"The '{router}' router has no model configured: tell the operator", status=503
+            )
+        reasons = "; ".join(f"{m.id} {unfit_reason(m, features)}" for m in models)
+        raise RoutingRefused(f"No model of this request can serve it: {reasons}",
+                             param="model")
+
+    def _deployments(self, model: ModelInfo) -> list[ModelInfo]:
+        deployments = model.deployments
+        if not deployments:
+            return [model]
+        health = self.health
+        rng = self._rng
+        if model.strategy == "least_busy":
+            return sorted(deployments, key=lambda d: (health.in_flight(d.health_key), rng.random()))
+        if model.strategy == "latency":
+            # Unmeasured deployments sort first, so each gets measured.
+            return sorted(deployments, key=lambda d: (health.latency(d.health_key) or 0.0,
+                                                      rng.random()))
+        # Weighted random order without replacement (Efraimidis-Spirakis keys).
+        return sorted(deployments,
+                      key=lambda d: -(rng.random() ** (1.0 / d.weight)) if d.weight > 0 else 1.0)

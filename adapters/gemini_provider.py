@@ -1,0 +1,90 @@
+"""The client for Google's Gemini API (provider kind ``gemini``).
+
+``base_url`` is the one Google's SDK uses (``https://generativelanguage.googleapis.com``); the
+adapter appends ``/v1beta/models/{model}:generateContent`` (``:streamGenerateContent?alt=sse``
+for streams) and sends the key as ``x-goog-api-key``. Gemini has no client-facing dialect here,
+so every call is converted from the canonical request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import msgspec
+
+from adapters import canonical as c
+from adapters.base import Call, ProviderSettings, RawReply
+from adapters.gemini import (
+    GeminiChunkDecoder,
+    canonical_to_gemini_request,
+    gemini_response_to_canonical,
+)
+from adapters.sse import SSEFramer, event_data
+from adapters.upstream import UpstreamClient, first_chunk_within
+
+_encode = msgspec.json.encode
+
+
+class GeminiProvider:
+    """``generateContent`` over Gemini's HTTP API."""
+
+    dialect = "gemini"
+
+    def __init__(self, settings: ProviderSettings, client: UpstreamClient) -> None:
+        self.settings = settings
+        self.client = client
+        base = settings.base_url.rstrip("/")
+        self.base = base if base.endswith(("/v1beta", "/v1")) else base + "/v1beta"
+
+    def url(self, model: str, stream: bool) -> str:
+        name = quote(model.removeprefix("models/"), safe="-._~/")
+        if stream:
+            return f"{self.base}/models/{name}:streamGenerateContent?alt=sse"
+        return f"{self.base}/models/{name}:generateContent"
+
+    def _headers(self, call: Call) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.settings.headers}
+        key = call.api_key or self.settings.api_key
+        if key:
+            headers["x-goog-api-key"] = key
+        return headers
+
+    def _body(self, call: Call) -> bytes:
+        if call.request is None:
+            raise ValueError("the Gemini provider answers canonical requests only")
+        return _encode(canonical_to_gemini_request(call.request))
+
+    async def complete(self, call: Call) -> RawReply | c.Response:
+        url = self.url(call.model, stream=False)
+        response = await self.client.post(url, self._body(call), self._headers(call))
+        try:
+            body = await response.read()
+        finally:
+            response.close()
+        answer = gemini_response_to_canonical(body)
+        answer.model = answer.model or call.model
+        return answer
+
+    async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
+        url = self.url(call.model, stream=True)
+        response = await self.client.post(url, self._body(call), self._headers(call))
+        framer = SSEFramer()
+        decoder = GeminiChunkDecoder()
+        try:
+            chunks = response.chunks()
+            chunk = await first_chunk_within(chunks, self.client.timeouts.first_byte)
+            while chunk is not None:
+                for event in framer.feed(chunk):
+                    if (data := event_data(event)) is not None:
+                        for item in decoder.feed(data):
+                            yield item
+                chunk = await anext(chunks, None)
+            for event in framer.flush():
+                if (data := event_data(event)) is not None:
+                    for item in decoder.feed(data):
+                        yield item
+            for item in decoder.close():
+                yield item
+        finally:
+            response.close()

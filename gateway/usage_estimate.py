@@ -1,0 +1,144 @@
+"""Token counts when an upstream reports none, and per-request account context.
+
+Counting uses ``bpe-openai`` (the o200k_base BPE of OpenAI's current models, its vocabulary
+shipped inside the wheel: nothing is downloaded at run time). The prompt is counted from the
+request body's text, the completion from the answer frames the client received; rows counted
+this way are marked ``estimated``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import warnings
+from typing import Any
+
+import msgspec
+
+from adapters import canonical as c
+
+# The caller's own provider keys for the request being served (provider -> key), or None.
+BYOK_KEYS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "byok_keys", default=None
+)
+
+_encoding: Any = None
+_lock = threading.Lock()
+
+
+def encoding() -> Any:
+    """The tokenizer, loaded once (about 0.15 s); ``warm_up`` loads it off the event loop."""
+    global _encoding
+    with _lock:
+        if _encoding is None:
+            with warnings.catch_warnings():  # its loader uses a deprecated importlib call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import bpe_openai  # type: ignore[import-untyped]
+
+                _encoding = bpe_openai.get_encoding("o200k_base")
+        return _encoding
+
+
+def warm_up() -> None:
+    threading.Thread(target=encoding, name="tokenizer-warm-up", daemon=True).start()
+
+
+def count_tokens(text: str) -> int:
+    return len(encoding().encode(text)) if text else 0
+
+
+_TEXT_KEYS = frozenset(
+    ("text", "content", "system", "arguments", "input", "partial_json", "thinking",
+     "reasoning_content", "refusal")
+)
+
+
+def _texts(node: Any, out: list[str]) -> None:
+    if isinstance(node, str):
+        out.append(node)
+    elif isinstance(node, list):
+        for item in node:
+            _texts(item, out)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in _TEXT_KEYS or isinstance(
+                value, list | dict
+            ):
+                _texts(value, out)
+
+
+def _answer_texts(sent: list[bytes]) -> list[str]:
+    """The generated text in what was sent: SSE ``data:`` frames or one JSON body."""
+    texts: list[str] = []
+    whole = b"".join(sent)
+    lines = [ln[5:] for ln in whole.split(b"\n") if ln.startswith(b"data:")]
+    for payload in lines or [whole]:
+        payload = payload.strip()
+        if not payload or payload == b"[DONE]":
+            continue
+        try:
+            frame = msgspec.json.decode(payload)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(frame, dict) and "error" not in frame:
+            _texts(frame.get("choices") or frame.get("delta") or frame.get("content_block")
+                   or frame.get("content"), texts)
+    return texts
+
+
+def estimate_usage(body: bytes, sent: SentBodies | None = None) -> c.Usage:
+    """Usage counted with the tokenizer: the prompt from the request body (OpenAI or
+    Anthropic), the completion from the answer frames sent to the client."""
+    texts: list[str] = []
+    try:
+        request = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        request = None
+    if isinstance(request, dict):
+        _texts(request.get("messages"), texts)
+        _texts(request.get("system"), texts)
+    output_tokens = 0
+    if sent:
+        output_tokens = count_tokens("".join(_answer_texts(sent.chunks)))
+        kept = sum(len(chunk) for chunk in sent.chunks)
+        if sent.size > kept > 0:  # only the first ``limit`` bytes were kept: scale up
+            output_tokens = round(output_tokens * sent.size / kept)
+    return c.Usage(input_tokens=count_tokens("\n".join(texts)), output_tokens=output_tokens)
+
+
+class SentBodies:
+    """Wraps ASGI ``send`` to keep references to the first ``limit`` bytes of body sent (and
+    count the rest), so a call whose upstream reported no usage can still be counted. The cap
+    bounds the memory held per request; past it the count is scaled by bytes."""
+
+    __slots__ = ("chunks", "limit", "send", "size")
+
+    def __init__(self, send: Any, limit: int = 256 * 1024) -> None:
+        self.send = send
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            chunk = message.get("body")
+            if chunk:
+                if self.size < self.limit:
+                    self.chunks.append(chunk)
+                self.size += len(chunk)
+        await self.send(message)
+
+
+def max_tokens_of(parsed: Any, overlay: Any = None) -> int | None:
+    """The output cap of a request: the caller's, capped by a persona's (``overlay``)."""
+    typed = parsed.typed
+    asked: int | None = None
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = getattr(typed, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            asked = value
+            break
+    cap = getattr(overlay, "max_tokens", None) if overlay is not None else None
+    if isinstance(cap, int) and cap > 0:
+        return min(asked, cap) if asked else cap
+    return asked

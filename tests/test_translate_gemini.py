@@ -1,0 +1,322 @@
+"""Golden, pure translation tests for the Gemini dialect: canonical -> generateContent body,
+answers and stream chunks -> canonical, thought signatures and usage."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from adapters import canonical as c
+from adapters.errors import ProviderConnectionError, ProviderHTTPError
+from adapters.gemini import (
+    SKIP_SIGNATURE,
+    GeminiChunkDecoder,
+    canonical_to_gemini_request,
+    gemini_response_to_canonical,
+    pack_tool_id,
+    unpack_tool_id,
+)
+
+SIGNATURE = "CiQB+/z9Q2lnbmF0dXJlcw=="
+
+
+def test_request_golden() -> None:
+    request = c.Request(
+        model="m",
+        system=[c.TextBlock(text="one"), c.TextBlock(text="two")],
+        messages=[
+            c.Message(
+                role="user",
+                content=[
+                    c.TextBlock(text="look"),
+                    c.ImageBlock(url="https://x/y.webp"),
+                    c.ImageBlock(data="QUJD", media_type="image/jpeg"),
+                    c.ImageBlock(url="data:image/gif;base64,R0lG"),
+                ],
+            ),
+            c.Message(
+                role="assistant",
+                content=[
+                    c.TextBlock(text="calling"),
+                    c.ToolUseBlock(id=pack_tool_id("call_1", SIGNATURE), name="f", input={"a": 1}),
+                    c.ToolUseBlock(id="toolu_other_model", name="g", input={}),
+                ],
+            ),
+            c.Message(
+                role="user",
+                content=[
+                    c.ToolResultBlock(
+                        tool_use_id=pack_tool_id("call_1", SIGNATURE),
+                        content=[c.TextBlock(text="ok")],
+                    ),
+                    c.ToolResultBlock(
+                        tool_use_id="toolu_other_model",
+                        content=[c.TextBlock(text="bad")],
+                        is_error=True,
+                    ),
+                ],
+            ),
+        ],
+        tools=[
+            c.Tool(
+                name="f",
+                description="does f",
+                parameters={
+                    "$schema": "http://json-schema.org/draft-07/schema#",
+                    "type": "object",
+                    "properties": {"a": {"type": "integer"}},
+                },
+            ),
+            c.Tool(name="g", parameters={"type": "object", "properties": {}}),
+        ],
+        tool_choice=c.ToolChoice(mode="tool", name="f"),
+        max_tokens=100,
+        temperature=0.3,
+        top_p=0.9,
+        top_k=4,
+        stop=["END"],
+        seed=7,
+        response_format={"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
+        reasoning=c.Reasoning(budget_tokens=2000),
+    )
+    assert canonical_to_gemini_request(request) == {
+        "systemInstruction": {"parts": [{"text": "one\n\ntwo"}]},
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {"text": "look"},
+                    {"fileData": {"mimeType": "image/webp", "fileUri": "https://x/y.webp"}},
+                    {"inlineData": {"mimeType": "image/jpeg", "data": "QUJD"}},
+                    {"inlineData": {"mimeType": "image/gif", "data": "R0lG"}},
+                ],
+            },
+            {
+                "role": "model",
+                "parts": [
+                    {"text": "calling"},
+                    {
+                        "functionCall": {"name": "f", "args": {"a": 1}, "id": "call_1"},
+                        "thoughtSignature": SIGNATURE,
+                    },
+                    # Only the first of parallel calls carries a signature.
+                    {"functionCall": {"name": "g", "args": {}, "id": "toolu_other_model"}},
+                ],
+            },
+            {
+                "role": "user",
+                "parts": [
+                    {
+                        "functionResponse": {
+                            "name": "f",
+                            "response": {"result": "ok"},
+                            "id": "call_1",
+                        }
+                    },
+                    {
+                        "functionResponse": {
+                            "name": "g",
+                            "response": {"error": "bad"},
+                            "id": "toolu_other_model",
+                        }
+                    },
+                ],
+            },
+        ],
+        "tools": [
+            {
+                "functionDeclarations": [
+                    {
+                        "name": "f",
+                        "description": "does f",
+                        "parametersJsonSchema": {
+                            "type": "object",
+                            "properties": {"a": {"type": "integer"}},
+                        },
+                    },
+                    {"name": "g"},
+                ]
+            }
+        ],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f"]}},
+        "generationConfig": {
+            "maxOutputTokens": 100,
+            "temperature": 0.3,
+            "topP": 0.9,
+            "topK": 4,
+            "seed": 7,
+            "stopSequences": ["END"],
+            "responseMimeType": "application/json",
+            "responseJsonSchema": {"type": "object"},
+            "thinkingConfig": {"thinkingBudget": 2000, "includeThoughts": True},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("auto", "AUTO"), ("none", "NONE"), ("required", "ANY")]
+)
+def test_tool_choice_modes(mode: Any, expected: str) -> None:
+    request = c.Request(
+        model="m", messages=[], tools=[c.Tool(name="f")], tool_choice=c.ToolChoice(mode=mode)
+    )
+    assert canonical_to_gemini_request(request)["toolConfig"] == {
+        "functionCallingConfig": {"mode": expected}
+    }
+
+
+def test_pack_and_unpack_tool_id_round_trip_with_id_safe_characters() -> None:
+    packed = pack_tool_id("call_1", SIGNATURE)
+    assert all(ch.isalnum() or ch in "_-" for ch in packed)
+    assert unpack_tool_id(packed) == ("call_1", SIGNATURE)
+    assert unpack_tool_id("call_plain") == ("call_plain", "")
+    assert pack_tool_id("call_1", "") == "call_1"
+
+
+def test_response_to_canonical_with_thoughts_calls_and_usage() -> None:
+    body = {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {"text": "pondering", "thought": True},
+                        {"text": "answer"},
+                        {
+                            "functionCall": {"name": "f", "args": {"a": 1}, "id": "fc1"},
+                            "thoughtSignature": SIGNATURE,
+                        },
+                    ],
+                },
+                "finishReason": "STOP",
+            }
+        ],
+        "usageMetadata": {
+            "promptTokenCount": 100,
+            "candidatesTokenCount": 20,
+            "cachedContentTokenCount": 60,
+            "thoughtsTokenCount": 30,
+            "totalTokenCount": 150,
+        },
+        "modelVersion": "gemini-2.5-flash",
+        "responseId": "r1",
+    }
+    response = gemini_response_to_canonical(json.dumps(body).encode())
+    assert response == c.Response(
+        id="r1",
+        model="gemini-2.5-flash",
+        content=[
+            c.ThinkingBlock(thinking="pondering"),
+            c.TextBlock(text="answer"),
+            c.ToolUseBlock(
+                id=pack_tool_id("fc1", SIGNATURE), name="f", input={"a": 1}, signature=SIGNATURE
+            ),
+        ],
+        stop_reason="tool_use",
+        usage=c.Usage(
+            input_tokens=100, output_tokens=50, cache_read_tokens=60, reasoning_tokens=30
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("finish", "expected"),
+    [
+        ("STOP", "end_turn"),
+        ("MAX_TOKENS", "max_tokens"),
+        ("SAFETY", "refusal"),
+        ("OTHER", "end_turn"),
+    ],
+)
+def test_finish_reasons(finish: str, expected: str) -> None:
+    body = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": finish}]}
+    assert gemini_response_to_canonical(json.dumps(body).encode()).stop_reason == expected
+
+
+def test_error_body_inside_a_stream_raises() -> None:
+    body = {"error": {"code": 503, "message": "model overloaded", "status": "UNAVAILABLE"}}
+    with pytest.raises(ProviderHTTPError) as caught:
+        GeminiChunkDecoder().feed(json.dumps(body).encode())
+    assert caught.value.status == 503
+
+
+def test_stream_decoder_golden() -> None:
+    chunks: list[dict[str, Any]] = [
+        {
+            "candidates": [{"content": {"parts": [{"text": "hm", "thought": True}]}}],
+            "modelVersion": "g",
+            "responseId": "r",
+        },
+        {"candidates": [{"content": {"parts": [{"text": "Hel"}]}}]},
+        {"candidates": [{"content": {"parts": [{"text": "lo"}]}}]},
+        {
+            "candidates": [
+                {
+                    "content": {
+                        "parts": [
+                            {
+                                "functionCall": {"name": "f", "args": {"a": 1}},
+                                "thoughtSignature": SIGNATURE,
+                            }
+                        ]
+                    },
+                    "finishReason": "STOP",
+                }
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 5,
+                "candidatesTokenCount": 3,
+                "cachedContentTokenCount": 2,
+            },
+        },
+    ]
+    decoder = GeminiChunkDecoder()
+    out: list[c.StreamEvent] = []
+    for chunk in chunks:
+        out.extend(decoder.feed(json.dumps(chunk).encode()))
+    out.extend(decoder.close())
+    tool_start = out[8]
+    assert isinstance(tool_start, c.BlockStart) and isinstance(tool_start.block, c.ToolUseStart)
+    call_id = tool_start.block.id
+    assert unpack_tool_id(call_id)[1] == SIGNATURE
+    assert out == [
+        c.MessageStart(id="r", model="g"),
+        c.BlockStart(index=0, block=c.ThinkingStart()),
+        c.BlockDelta(index=0, delta=c.ThinkingDelta(thinking="hm")),
+        c.BlockStop(index=0),
+        c.BlockStart(index=1, block=c.TextStart()),
+        c.BlockDelta(index=1, delta=c.TextDelta(text="Hel")),
+        c.BlockDelta(index=1, delta=c.TextDelta(text="lo")),
+        c.BlockStop(index=1),
+        c.BlockStart(index=2, block=c.ToolUseStart(id=call_id, name="f", signature=SIGNATURE)),
+        c.BlockDelta(index=2, delta=c.ToolArgsDelta(partial_json='{"a":1}')),
+        c.BlockStop(index=2),
+        c.UsageUpdate(usage=c.Usage(input_tokens=5, output_tokens=3, cache_read_tokens=2)),
+        c.Finish(stop_reason="tool_use"),
+    ]
+
+
+def test_unsigned_first_call_gets_the_documented_placeholder() -> None:
+    request = c.Request(
+        model="m",
+        messages=[
+            c.Message(
+                role="assistant",
+                content=[
+                    c.ToolUseBlock(id="toolu_1", name="f"),
+                    c.ToolUseBlock(id="toolu_2", name="g"),
+                ],
+            )
+        ],
+    )
+    parts = canonical_to_gemini_request(request)["contents"][0]["parts"]
+    assert [part.get("thoughtSignature") for part in parts] == [SKIP_SIGNATURE, None]
+
+
+def test_stream_without_a_finish_reason_was_cut() -> None:
+    decoder = GeminiChunkDecoder()
+    decoder.feed(json.dumps({"candidates": [{"content": {"parts": [{"text": "a"}]}}]}).encode())
+    with pytest.raises(ProviderConnectionError):
+        decoder.close()
