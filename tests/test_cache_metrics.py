@@ -113,8 +113,6 @@ def test_metrics_add_up_living_sibling_workers(tmp_path: os.PathLike[str]) -> No
 def test_config_checks_for_scale_out() -> None:
     with pytest.raises(ConfigError, match=r"cache\.backend"):
         parse_config('[cache]\nmode = "on"\nbackend = "redis"\n')
-    with pytest.raises(ConfigError, match=r"limits\.storage"):
-        parse_config('[limits]\nstorage = "memcached://x"\n')
     with pytest.raises(ConfigError, match=r"storage\.url"):
         parse_config('[storage]\nurl = "mysql://x"\n')
     with pytest.raises(ConfigError, match=r"redis_failure"):

@@ -126,6 +126,15 @@ def test_revocation_on_one_instance_reaches_the_other_within_seconds(
     assert eventually(lambda: chat(b, key).status_code == 401, timeout=5)
     refused = chat(a, key)
     assert refused.status_code == 401 and "revoked" in refused.text
+    # The same through the HTTP API: the owner deletes a key on B, A stops taking it.
+    owner = a.create_key("--name", "owner", "--user", "owner@example.com")
+    other = a.create_key("--name", "second", "--user", "owner@example.com")
+    assert chat(a, other).status_code == 200 and chat(b, other).status_code == 200
+    listed = httpx.get(f"{b.url}/v1/keys", headers=b.headers(owner), timeout=10).json()
+    key_id = next(k["id"] for k in listed["data"] if k["name"] == "second")
+    deleted = httpx.delete(f"{b.url}/v1/keys/{key_id}", headers=b.headers(owner), timeout=10)
+    assert deleted.status_code == 200, deleted.text
+    assert eventually(lambda: chat(a, other).status_code == 401, timeout=5)
 
 
 def test_usage_rows_from_both_instances_land_in_postgres(
