@@ -54,6 +54,11 @@ redis_failure = "{failure}"
 mode = "opt-in"
 backend = "redis"
 ttl = 60
+
+[tiers.free]
+[tiers.enterprise]
+[tiers.tight]
+requests_per_minute = 5
 """
     text = fake_config(tmp, upstream, extra=extra)
     return text.replace(f'url = "sqlite:///{tmp}/gateway.db"', f'url = "{database}"')
@@ -135,6 +140,15 @@ def test_revocation_on_one_instance_reaches_the_other_within_seconds(
     deleted = httpx.delete(f"{b.url}/v1/keys/{key_id}", headers=b.headers(owner), timeout=10)
     assert deleted.status_code == 200, deleted.text
     assert eventually(lambda: chat(a, other).status_code == 401, timeout=5)
+
+
+def test_a_per_minute_limit_is_shared_by_both_instances(
+    pair: tuple[GatewayProcess, GatewayProcess],
+) -> None:
+    a, b = pair
+    key = a.create_key("--name", "tight", "--tier", "tight")
+    statuses = [chat(a if i % 2 else b, key).status_code for i in range(8)]
+    assert statuses.count(200) == 5 and statuses.count(429) == 3, statuses
 
 
 def test_usage_rows_from_both_instances_land_in_postgres(
