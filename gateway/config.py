@@ -232,7 +232,8 @@ class GatewayConfig(Section):
     routers: dict[str, RouterConfig] = msgspec.field(default_factory=dict)
     personas: dict[str, PersonaConfig] = msgspec.field(default_factory=dict)
     # Names of models switched off with their provider (routers may still mention them).
-    disabled_models: list[str] = msgspec.field(default_factory=list)
+    # Names of the models switched off with their provider (name -> provider).
+    disabled_models: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class _MissingEnv(Exception):
@@ -326,13 +327,13 @@ def parse_config(text: str, source: str = "<string>") -> GatewayConfig:
     raw = _interpolate_tree(raw, "", missing)
     all_models = [m for m in raw.get("models", []) if isinstance(m, dict)]
     disabled = _drop_providers_without_keys(raw, missing)
-    dropped = [
-        name
+    dropped = {
+        name: str(m["provider"])
         for m in all_models
         if m.get("provider") in disabled
         for name in (m.get("id"), *(m.get("aliases") or ()))
         if isinstance(name, str)
-    ]
+    }
     _check_named_tables(raw)
     try:
         config = msgspec.convert(raw, GatewayConfig)

@@ -64,7 +64,16 @@ def build_catalog(config: GatewayConfig) -> Catalog:
         for index, model in enumerate(config.models)
     ]
     open_providers = [name for name, p in config.providers.items() if p.allow_any_model]
-    return Catalog(models, open_providers)
+    switched_off = {
+        name: f"its provider '{provider}' is switched off "
+        f"({config.disabled_providers.get(provider, 'its key')} is not set)"
+        for name, provider in config.disabled_models.items()
+    }
+    for provider, variable in config.disabled_providers.items():
+        switched_off[f"{provider}/*"] = (
+            f"provider '{provider}' is switched off ({variable} is not set)"
+        )
+    return Catalog(models, open_providers, switched_off)
 
 
 def _with_deployments(config: GatewayConfig, model: ModelInfo, index: int) -> ModelInfo:

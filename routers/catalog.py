@@ -73,14 +73,29 @@ class ModelInfo:
 class Catalog:
     """Looks models up by id, alias or provider-prefixed name."""
 
-    def __init__(self, models: Iterable[ModelInfo], open_providers: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        models: Iterable[ModelInfo],
+        open_providers: Iterable[str] = (),
+        switched_off: dict[str, str] | None = None,
+    ) -> None:
         self.models: list[ModelInfo] = list(models)
+        # Names the configuration knows but cannot serve now, and why (for a clear refusal).
+        self.switched_off: dict[str, str] = dict(switched_off or {})
         self._by_name: dict[str, ModelInfo] = {}
         for model in self.models:
             self._by_name[model.id] = model
             for alias in model.aliases:
                 self._by_name[alias] = model
         self._open_providers = frozenset(open_providers)
+
+    def why_unavailable(self, name: str) -> str | None:
+        """Why a name the configuration knows cannot be served now, or None if it is unknown."""
+        reason = self.switched_off.get(name)
+        if reason is None:
+            provider, _, upstream = name.partition("/")
+            reason = self.switched_off.get(f"{provider}/*") if upstream else None
+        return reason
 
     def get(self, name: str) -> ModelInfo | None:
         """The model called ``name``, or None."""

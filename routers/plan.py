@@ -109,6 +109,13 @@ class Planner:
             else:
                 model = self.catalog.get(target)
                 if model is None:
+                    reason = self.catalog.why_unavailable(target)
+                    if reason is not None:
+                        raise RoutingRefused(
+                            f"Model '{target}' is not available here: {reason}; "
+                            "tell the operator",
+                            status=503,
+                        )
                     if persona is None:
                         return None
                     raise RoutingRefused(
@@ -174,6 +181,7 @@ class Planner:
                 param="models",
             )
         models: list[ModelInfo] = []
+        unavailable: list[str] = []
         for entry in names:
             where = f"models[{chain.index(entry)}]" if entry in chain else "model"
             if entry in self.routers or entry in self.personas:
@@ -183,6 +191,11 @@ class Planner:
                 )
             model = self.catalog.get(entry)
             if model is None:
+                reason = self.catalog.why_unavailable(entry)
+                if reason is not None:
+                    # A chain is there to survive unavailable models: skip this one.
+                    unavailable.append(f"'{entry}': {reason}")
+                    continue
                 raise RoutingRefused(
                     f"{where}: unknown model '{entry}': GET /v1/models lists the models you "
                     "can use",
@@ -192,6 +205,12 @@ class Planner:
                 )
             if model not in models:
                 models.append(model)
+        if not models:
+            raise RoutingRefused(
+                f"No model of the chain is available here ({'; '.join(unavailable)}): "
+                "tell the operator",
+                status=503,
+            )
         return models
 
     def _fallbacks(self, model: ModelInfo) -> list[ModelInfo]:

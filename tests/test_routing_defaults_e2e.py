@@ -30,8 +30,7 @@ def default_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc
 
 
 def test_personas_answer_with_their_token_limits(default_gw: GatewayProcess) -> None:
-    client = openai.OpenAI(base_url=f"{default_gw.url}/v1", api_key=default_gw.key,
-                           max_retries=0)
+    client = openai.OpenAI(base_url=f"{default_gw.url}/v1", api_key=default_gw.key, max_retries=0)
     listed = {m.id for m in client.models.list()}
     assert set(PERSONAS) <= listed and {"auto", "free", "ocr"} <= listed
     answer = client.chat.completions.with_raw_response.create(
@@ -59,3 +58,35 @@ def test_router_names_with_and_without_prefix(default_gw: GatewayProcess) -> Non
         assert response.status_code == 200, response.text
         assert response.headers["x-router"] == name.removeprefix("router/")
         assert response.headers["x-resolved-model"].startswith("mock/")
+
+
+def test_models_whose_provider_is_off_are_skipped_in_chains_and_named_alone(
+    default_gw: GatewayProcess,
+) -> None:
+    chain = {
+        "model": "anthropic/claude-sonnet-4.5",
+        "route": "fallback",
+        "models": ["anthropic/claude-sonnet-4.5", "openai/gpt-4o", "mock/lorem"],
+        "max_tokens": 3,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    url = f"{default_gw.url}/v1/chat/completions"
+    served = httpx.post(url, headers=default_gw.headers(), json=chain)
+    assert served.status_code == 200, served.text
+    assert served.headers["x-resolved-model"] == "mock/lorem"
+
+    alone = httpx.post(
+        url, headers=default_gw.headers(), json={**chain, "route": None, "models": None}
+    )
+    assert alone.status_code == 503
+    assert "ANTHROPIC_API_KEY is not set" in alone.json()["error"]["message"]
+    any_model = {**chain, "model": "openai/o3-pro", "route": None, "models": None}
+    unlisted = httpx.post(url, headers=default_gw.headers(), json=any_model)
+    assert unlisted.status_code == 503 and "OPENAI_API_KEY" in unlisted.json()["error"]["message"]
+
+    only_off = {**chain, "models": ["anthropic/claude-sonnet-4.5", "openai/gpt-4o"]}
+    refused = httpx.post(url, headers=default_gw.headers(), json=only_off)
+    assert refused.status_code == 503
+    assert "No model of the chain is available" in refused.json()["error"]["message"]
+    typo = httpx.post(url, headers=default_gw.headers(), json={**chain, "models": ["mock/lorme"]})
+    assert typo.status_code == 404
