@@ -23,7 +23,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 run: install
 	$(VENV)/bin/gateway serve
 
-test: install-dev
+test: install-dev nginx
 	$(PY) -m pytest -q
 
 lint: install-dev
@@ -54,3 +54,13 @@ bench-quick: $(VENV)/.installed-bench bench-tools $(LITELLM)
 
 clean:
 	rm -rf $(VENV) data
+
+# nginx for the scale-out test (tests/test_scaleout.py); the test skips if it cannot be installed.
+.PHONY: nginx
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null 2>&1) || \
+	   DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null 2>&1) || \
+	  echo "nginx could not be installed: the nginx test will be skipped"

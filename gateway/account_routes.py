@@ -222,7 +222,7 @@ def account_routes(gateway: Gateway) -> list[Route]:
         record = await gateway.store.revoke_key(key_id, user=who.user) if who.user else None
         if record is None:
             raise NotFound(f"No active key '{key_id}' among yours: GET /v1/keys lists them")
-        gateway.keys.forget_key_id(record.id)
+        await gateway.revoked(record.key_hash)  # here at once, other instances via Redis
         services().cache.forget_policy(record.id)
         return {"id": record.id, "object": "api_key", "deleted": True}
 

@@ -94,6 +94,19 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def ready(request: Request) -> Response:
+        checks = await gateway.ready()
+        ok = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    async def metrics(request: Request) -> Response:
+        return Response(
+            gateway.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
     async def list_models(request: Request) -> Response:
         try:
             await authenticate(gateway, request)
@@ -134,6 +147,8 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
 
     routes = [
         Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/chat/completions", ChatEndpoint(gateway, OpenAIIngress()), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         *anthropic_routes(gateway),

@@ -68,6 +68,9 @@ class KeyCache:
         self.ttl = ttl
         self._known: dict[str, tuple[Principal, float]] = {}
         self._unknown: dict[str, float] = {}
+        # True while revocations from other instances may be missed (Redis down, fail closed):
+        # every request then asks the store, and a cached entry serves only if it is down.
+        self.strict = False
         # Session tokens (``gateway.accounts``): a prefix and the resolver for such tokens.
         self.session_prefix = ""
         self.sessions: Callable[[str], Awaitable[Principal]] | None = None
@@ -82,7 +85,7 @@ class KeyCache:
         key_hash = hash_key(key)
         now = time.monotonic()
         cached = self._known.get(key_hash)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > now and not self.strict:
             return cached[0]
         if self._unknown.get(key_hash, 0.0) > now:
             raise AuthenticationFailed("Invalid API key: check the key and the auth header")
@@ -111,6 +114,11 @@ class KeyCache:
     def forget(self, key_hash: str) -> None:
         """Drop a key at once (after a revocation on this instance)."""
         self._known.pop(key_hash, None)
+
+    def expire_all(self) -> None:
+        """Recheck every cached key on its next use (revocations may have been missed while
+        Redis was away); an entry still serves if the store is down then."""
+        self._known = {h: (principal, 0.0) for h, (principal, _) in self._known.items()}
 
     def forget_key_id(self, key_id: str) -> None:
         for key_hash, (principal, _) in list(self._known.items()):

@@ -120,9 +120,20 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     async def revoke() -> bool:
         store = await _with_store(config)
         try:
-            return await store.revoke_key(args.key_id) is not None
+            record = await store.revoke_key(args.key_id)
         finally:
             await store.close()
+        if record is not None and config.limits.storage.startswith(("redis", "unix")):
+            from gateway.shared import announce_revocation
+
+            limits = config.limits
+            if not await announce_revocation(limits.storage, limits.redis_prefix, record.key_hash):
+                print(
+                    "gateway: warning: Redis unreachable; other instances drop the key within "
+                    f"storage.key_cache_ttl ({config.storage.key_cache_ttl:g} s)",
+                    file=sys.stderr,
+                )
+        return record is not None
 
     if asyncio.run(revoke()):
         print(f"revoked {args.key_id}")

@@ -48,10 +48,33 @@ class StorageConfig(Section):
     ledger_batch_size: int = 200
     ledger_flush_interval: float = 0.5
     key_cache_ttl: float = 30.0
+    # PostgreSQL only: connections per process (workers x instances x this <= max_connections).
+    pool_size: int = 10
 
 
 class LimitsConfig(Section):
     storage: str = "memory://"
+    # Redis only: namespace of every key this gateway writes (one per deployment).
+    redis_prefix: str = "gw:"
+    # Redis unreachable: "open" carries on without it, "closed" refuses what needs it (503).
+    redis_failure: Literal["open", "closed"] = "open"
+
+
+class CacheConfig(Section):
+    """The response cache (gateway.cache): exact match on the normalised request."""
+
+    # "off"; "opt-in": only requests with `X-Cache: use` and keys listed in `keys`;
+    # "on": every non-streamed request, unless it sends `X-Cache: bypass`.
+    mode: Literal["off", "opt-in", "on"] = "off"
+    # Where answers are kept: "memory" (per process) or "redis" (limits.storage, shared).
+    backend: Literal["memory", "redis"] = "memory"
+    ttl: float = 300.0
+    # Requests from these keys (id or name) are cached without asking, in "opt-in" mode.
+    keys: list[str] = msgspec.field(default_factory=list)
+    # Who shares answers: "key", "user" (default) or "global".
+    scope: Literal["key", "user", "global"] = "user"
+    max_entries: int = 10_000  # memory backend: least recently stored are evicted
+    max_entry_bytes: int = 1024 * 1024  # larger answers are not cached
 
 
 class UpstreamConfig(Section):
@@ -195,6 +218,7 @@ class GatewayConfig(Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
     upstream: UpstreamConfig = msgspec.field(default_factory=UpstreamConfig)
     keys: KeysConfig = msgspec.field(default_factory=KeysConfig)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
@@ -375,7 +399,26 @@ def _check_consistency(config: GatewayConfig) -> None:
         raise ConfigError("server.port: must be between 0 and 65535")
     if config.server.workers < 1:
         raise ConfigError("server.workers: must be at least 1")
+    _check_scaleout(config)
     _check_tiers(config)
+
+
+def _check_scaleout(config: GatewayConfig) -> None:
+    limits_url = config.limits.storage.removeprefix("async+")
+    storage_url = config.storage.url
+    if not storage_url.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+asyncpg:")):
+        raise ConfigError(
+            f"storage.url: unsupported URL {storage_url.split(':')[0]!r}: "
+            "use sqlite:///path or postgresql://user@host:5432/db"
+        )
+    if config.cache.backend == "redis" and not limits_url.startswith(("redis", "unix")):
+        raise ConfigError(
+            'cache.backend: "redis" needs limits.storage = "redis://…" (the Redis it uses)'
+        )
+    if config.storage.pool_size < 1:
+        raise ConfigError("storage.pool_size: must be at least 1")
+    if config.cache.ttl <= 0:
+        raise ConfigError("cache.ttl: must be positive (seconds)")
 
 
 def _check_tiers(config: GatewayConfig) -> None:
@@ -414,6 +457,20 @@ def config_warnings(config: GatewayConfig) -> list[str]:
         warnings.append(
             "server.workers > 1 with limits.storage = memory://: each worker counts limits "
             "on its own; use redis:// to share them"
+        )
+    if config.server.workers > 1 and config.storage.url.startswith("sqlite:"):
+        warnings.append(
+            "server.workers > 1 with SQLite: workers share the file but write one at a time; "
+            "use postgresql:// for several workers or instances"
+        )
+    if (
+        config.server.workers > 1
+        and config.cache.mode != "off"
+        and config.cache.backend == "memory"
+    ):
+        warnings.append(
+            "server.workers > 1 with cache.backend = memory: each worker caches on its own; "
+            'use "redis" to share answers'
         )
     return warnings
 

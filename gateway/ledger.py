@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
+import uuid
 from dataclasses import astuple, dataclass
 
 import structlog
@@ -48,6 +50,9 @@ class UsageRow:
     attempts: int = 1
     fallback_level: int = 0
     estimated: bool = False
+    cache_hit: bool = False
+    # Unique id given by the ledger at the first write attempt (retries reuse it).
+    row_id: str | None = None
 
 
 class Ledger:
@@ -67,6 +72,8 @@ class Ledger:
         self.written = 0
         self.dropped = 0
         self._rows: list[UsageRow] = []
+        self._id_prefix = uuid.uuid4().hex[:16] + "-"
+        self._next_id = itertools.count(1)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -89,26 +96,38 @@ class Ledger:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
             self._wake.clear()
-            backoff = self.flush_interval if await self.flush() else min(backoff * 2, 10.0)
+            try:
+                written = await self.flush()
+            except Exception:  # the writer must outlive any surprise, or rows pile up unseen
+                log.exception("ledger_flush_crashed", queued=len(self._rows))
+                written = False
+            backoff = self.flush_interval if written else min(backoff * 2, 10.0)
 
     async def flush(self) -> bool:
         """Write what is queued; False if the store refused (the rows stay queued)."""
         while self._rows:
             batch = self._rows[: self.batch_size * 5]
+            for row in batch:
+                if row.row_id is None:
+                    row.row_id = f"{self._id_prefix}{next(self._next_id)}"
             try:
                 await self.store.insert_usage([astuple(row) for row in batch])
-                last_used: dict[str, float] = {}
-                for row in batch:
-                    if row.key_id:
-                        last_used[row.key_id] = max(row.created_at, last_used.get(row.key_id, 0.0))
-                if last_used:
-                    await self.store.touch_keys(last_used)
             except StorageUnavailable as exc:
                 self._trim()
                 log.warning("ledger_write_failed", error=str(exc), queued=len(self._rows))
                 return False
+            # Written: dequeue before anything else can fail, or a retry would write them twice.
             del self._rows[: len(batch)]
             self.written += len(batch)
+            last_used: dict[str, float] = {}
+            for row in batch:
+                if row.key_id:
+                    last_used[row.key_id] = max(row.created_at, last_used.get(row.key_id, 0.0))
+            if last_used:
+                try:
+                    await self.store.touch_keys(last_used)
+                except StorageUnavailable as exc:  # last_used_at is informative: not retried
+                    log.warning("ledger_touch_keys_failed", error=str(exc))
         return True
 
     def _trim(self) -> None:

@@ -71,6 +71,7 @@ class Exchange:
 
     __slots__ = (
         "attempts",
+        "cache_hit",
         "created_at",
         "error_type",
         "estimated",
@@ -107,6 +108,7 @@ class Exchange:
         self.estimated = False
         self.headers_sent = False
         self.extra_headers: list[tuple[bytes, bytes]] = []
+        self.cache_hit = False
 
     def response_headers(self, base: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         headers = [*base, (b"x-request-id", self.request_id.encode())]
@@ -289,7 +291,7 @@ class ChatEndpoint:
         self.ingress = ingress
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = api_key = request_id = None
+        authorization = api_key = request_id = cache_directive = None
         declared: int | None = None
         extra: dict[str, str] = {}
         for name, value in scope["headers"]:
@@ -303,6 +305,8 @@ class ChatEndpoint:
                 declared = int(value) if value.isdigit() else None
             elif name == b"anthropic-beta":
                 extra["anthropic-beta"] = value.decode("latin-1")
+            elif name == b"x-cache":
+                cache_directive = value
         exchange = Exchange(request_id or new_request_id())
         responded = False
         ticket: Ticket | None = None
@@ -335,6 +339,12 @@ class ChatEndpoint:
             if parsed.stream:
                 responded = True
                 await self._stream(parsed, plan, exchange, extra, receive, send)
+            elif gateway.cache is not None and gateway.cache.wanted(
+                exchange.principal, cache_directive
+            ):
+                await gateway.cache.complete(
+                    self, body, parsed, plan, exchange, extra, send, cache_directive
+                )
             else:
                 await self._complete(parsed, plan, exchange, extra, send)
         except GatewayError as error:
@@ -635,7 +645,7 @@ class ChatEndpoint:
         cost = (
             served.cost(
                 usage.input_tokens,
-                usage.output_tokens,
+                0 if exchange.cache_hit else usage.output_tokens,
                 usage.cache_read_tokens,
                 usage.cache_creation_tokens,
             )
@@ -671,8 +681,23 @@ class ChatEndpoint:
                     attempts=exchange.attempts,
                     fallback_level=exchange.fallback_level,
                     estimated=exchange.estimated,
+                    cache_hit=exchange.cache_hit,
                 )
             )
+        gateway.metrics.record(
+            model=served.id if served else "",
+            status=exchange.status,
+            stream=exchange.stream,
+            latency=latency_ms / 1000,
+            ttft=exchange.ttft,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cache_read_tokens,
+            cost=cost,
+            failed_attempts=max(exchange.attempts - (exchange.status == 200), 0),
+            fallback=exchange.fallback_level > 0 and served is not None,
+            requested=exchange.model_requested if exchange.attempts else "",
+        )
         gateway.log.info(
             "request",
             request_id=exchange.request_id,

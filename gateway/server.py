@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -181,4 +183,12 @@ def serve(
     if workers <= 1:
         hconfig = hypercorn_config(config, 0)  # hypercorn's "0 workers": in this very process
         return run(hconfig)
+    if not os.environ.get("GATEWAY_METRICS_DIR"):
+        # Workers publish metric snapshots here so /metrics adds up all of them.
+        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["GATEWAY_METRICS_DIR"] = metrics_dir
+        try:
+            return supervise(hypercorn_config(config, workers), workers)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return supervise(hypercorn_config(config, workers), workers)

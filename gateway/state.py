@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import replace
 
@@ -23,10 +24,13 @@ from gateway.accounts import (
 )
 from gateway.accounts_store import AccountsStore
 from gateway.auth import KeyCache
+from gateway.cache import ResponseCache, build_cache
 from gateway.config import GatewayConfig
 from gateway.ledger import Ledger
 from gateway.limits import Admission, Limiter
-from gateway.storage import Store, open_store
+from gateway.metrics import Metrics
+from gateway.shared import REVOCATIONS, Shared
+from gateway.storage import StorageUnavailable, Store, open_store
 from gateway.usage_estimate import warm_up
 from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, ModelInfo
@@ -195,6 +199,10 @@ class Gateway:
         self._keys: KeyCache | None = None
         self._ledger: Ledger | None = None
         self._accounts: AccountServices | None = None
+        # Redis (limits.storage = "redis://…"), shared by every feature that needs it.
+        self.shared: Shared | None = None
+        self.cache: ResponseCache | None = None
+        self.metrics = Metrics()
 
     @property
     def store(self) -> Store:
@@ -222,7 +230,7 @@ class Gateway:
 
     async def start(self) -> None:
         storage = self.config.storage
-        self._store = await open_store(storage.url)
+        self._store = await open_store(storage.url, storage.pool_size)
         self._keys = KeyCache(self._store, storage.key_cache_ttl)
         self._ledger = Ledger(
             self._store,
@@ -232,8 +240,63 @@ class Gateway:
         self._ledger.start()
         self._accounts = AccountServices(self.config, self._store, self._keys)
         await self._accounts.start()
+        self._start_shared()
+        if os.environ.get("GATEWAY_METRICS_DIR"):
+            self.metrics.start_export(os.environ["GATEWAY_METRICS_DIR"])
+
+    async def ready(self) -> dict[str, str]:
+        """What ``/ready`` reports: each dependency "ok" or why not."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.store.ping(), timeout=2.0)
+            checks["store"] = "ok"
+        except (StorageUnavailable, TimeoutError) as exc:
+            checks["store"] = f"unavailable: {exc or 'timeout'}"
+        if self.shared is not None:
+            checks["redis"] = "ok" if await self.shared.ping() else "unavailable"
+        return checks
+
+    def metrics_text(self) -> bytes:
+        gauges = self.metrics.gauges
+        gauges["gateway_open_streams"] = self.open_streams
+        if self._ledger is not None:
+            gauges["gateway_ledger_pending_rows"] = self._ledger.pending
+            gauges["gateway_ledger_dropped_rows_total"] = self._ledger.dropped
+        if self.shared is not None:
+            gauges["gateway_redis_up"] = 1.0 if self.shared.healthy else 0.0
+        return self.metrics.render()
+
+    def _start_shared(self) -> None:
+        limits = self.config.limits
+        url = limits.storage.removeprefix("async+")
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            self.shared = Shared(url, limits.redis_prefix, limits.redis_failure)
+            self.shared.subscribe(
+                REVOCATIONS,
+                self.keys.forget,
+                on_connected=self._revocations_connected,
+                on_lost=self._revocations_lost,
+            )
+        self.cache = build_cache(self.config, self.shared)
+
+    def _revocations_connected(self) -> None:
+        self.keys.strict = False
+        self.keys.expire_all()
+
+    def _revocations_lost(self) -> None:
+        if self.config.limits.redis_failure == "closed":
+            self.keys.strict = True
+
+    async def revoked(self, key_hash: str) -> None:
+        """A key was revoked on this instance: drop it here, and everywhere via Redis."""
+        self.keys.forget(key_hash)
+        if self.shared is not None:
+            await self.shared.publish(REVOCATIONS, key_hash)
 
     async def stop(self) -> None:
+        await self.metrics.stop()
+        if self.shared is not None:
+            await self.shared.close()
         if self._accounts is not None:
             await self._accounts.stop()
         if self._ledger is not None:
