@@ -280,6 +280,18 @@ ledger_flush_interval = 0.5
 [limits]
 storage = "memory://"
 
+# Every limit on and counted, none ever reached: the bench measures the checks, not refusals.
+[tiers.bench]
+requests_per_minute = 100000000
+requests_per_day = 1000000000
+tokens_per_day = 1000000000000
+tokens_per_month = 10000000000000
+credits_per_day = 1000000000
+
+[accounts]
+default_tier = "bench"
+operator_tier = "bench"
+
 [upstream]
 connect_timeout = 5.0
 first_byte_timeout = 60.0
@@ -327,7 +339,7 @@ class Gateway(Target):
         )
         created = subprocess.run(
             [str(VENV_BIN / "gateway"), "keys", "create", "--config", str(self.config_path),
-             "--name", "bench", "--user", "bench@example.com"],
+             "--name", "bench", "--user", "bench@example.com", "--tier", "bench"],
             capture_output=True, text=True, check=True, cwd=self.workdir,
         )
         self.key = created.stdout.strip().splitlines()[-1]
