@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="gateway-hypercorn")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument(
+        "--gil", action="store_true",
+        help="only samples holding the GIL (CPU work, not waits for the GIL or for I/O)",
+    )
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
     os.sched_setaffinity(0, {int(LOAD_CPUS)})
@@ -69,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         pid = max(target.pids())  # the worker when the server forks one
         spy = subprocess.Popen(
             [py_spy, "record", "--pid", str(pid), "--duration", str(args.seconds), "--rate",
-             "250", "--format", "raw", "--nonblocking", "--output", str(collapsed)],
+             "250", "--format", "raw", "--nonblocking", "--output", str(collapsed),
+             *(["--gil"] if args.gil else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         time.sleep(0.5)

@@ -40,10 +40,22 @@ LOAD_CPUS = "1"  # wrk, the stream client, the shared fake upstream
 SCENARIOS = ("bench-tok16", "bench-tok64-gap20", "bench-tok600-gap100")
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port never handed out before in this run.
+
+    The kernel may give the same ephemeral port to two probes in a row; two targets on one
+    port means one dies at bind while the other answers its health checks.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def process_tree(pid: int) -> list[int]:
@@ -149,6 +161,11 @@ class Target:
             try:
                 with urllib.request.urlopen(self.url + self.health_path, timeout=1) as response:
                     if response.status < 500:
+                        time.sleep(0.3)  # a server that lost its port exits right after bind
+                        if self.process.poll() is not None:
+                            raise RuntimeError(
+                                f"{self.name} exited at startup; see {self.workdir}/server.log"
+                            )
                         self._pids = process_tree(self.process.pid)
                         return
             except OSError:
