@@ -20,7 +20,13 @@ _WRK_LUA = """
 wrk.method = "POST"
 wrk.body = %(body)s
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = %(auth)s
+local keys = {%(keys)s}
+local turn = 0
+request = function()
+  turn = turn %% #keys + 1
+  wrk.headers["Authorization"] = "Bearer " .. keys[turn]
+  return wrk.format()
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -68,17 +74,23 @@ def chat_body(model: str, stream: bool = False) -> str:
 def run_wrk(
     url: str,
     model: str,
-    auth: str,
+    auth: str | list[str],
     connections: int,
     seconds: float,
     workdir: Path,
     cpus: str = "1",
     threads: int = 1,
 ) -> WrkResult:
-    """One bounded wrk run pinned to ``cpus``; raises if wrk fails."""
-    script = workdir / f"wrk-{abs(hash((model, auth))) % 10**8}.lua"
+    """One bounded wrk run pinned to ``cpus``; raises if wrk fails.
+
+    With several keys (``auth`` a list) requests take them in turn, so per-user limits see
+    the load of many users, not one user at thousands of requests per second.
+    """
+    keys = [auth] if isinstance(auth, str) else auth
+    script = workdir / f"wrk-{abs(hash((model, *keys))) % 10**8}.lua"
     script.write_text(
-        _WRK_LUA % {"body": _lua_string(chat_body(model)), "auth": _lua_string(f"Bearer {auth}")}
+        _WRK_LUA % {"body": _lua_string(chat_body(model)),
+                    "keys": ", ".join(_lua_string(k) for k in keys)}
     )
     command = [
         "taskset", "-c", cpus, "wrk", "-t", str(max(1, min(threads, connections))),
@@ -228,6 +240,19 @@ class _StreamProtocol(asyncio.Protocol):
             self.done.set_result(None)
 
 
+def _stream_requests(host: str, port: str, model: str, auth: str | list[str]) -> list[bytes]:
+    """One ready-to-send streamed request per key."""
+    body = chat_body(model, stream=True).encode()
+    return [
+        (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nAuthorization: Bearer {key}\r\n"
+            f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        for key in ([auth] if isinstance(auth, str) else auth)
+    ]
+
+
 async def _one_stream(host: str, port: int, request: bytes, result: StreamResult,
                       opened: Callable[[int], None], timeout: float) -> None:
     loop = asyncio.get_running_loop()
@@ -251,7 +276,7 @@ async def _one_stream(host: str, port: int, request: bytes, result: StreamResult
 async def run_streams(
     url: str,
     model: str,
-    auth: str,
+    auth: str | list[str],
     n: int,
     timeout: float = 60.0,
     rss: Callable[[], int] | None = None,
@@ -259,12 +284,7 @@ async def run_streams(
 ) -> StreamsRun:
     """``n`` concurrent streams (started over ``ramp_seconds``), RSS sampled every 50 ms."""
     host, _, port_text = url.removeprefix("http://").rstrip("/").partition(":")
-    body = chat_body(model, stream=True).encode()
-    request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port_text}\r\n"
-        f"Content-Type: application/json\r\nAuthorization: Bearer {auth}\r\n"
-        f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    requests = _stream_requests(host, port_text, model, auth)
     results = [StreamResult() for _ in range(n)]
     open_now = 0
     peak = 0
@@ -285,7 +305,8 @@ async def run_streams(
                 await asyncio.sleep(delay)
         tasks.append(
             asyncio.create_task(
-                _one_stream(host, int(port_text), request, result, opened, timeout)
+                _one_stream(host, int(port_text), requests[i % len(requests)], result, opened,
+                            timeout)
             )
         )
         if rss is not None and i % 50 == 0:
@@ -310,7 +331,7 @@ def percentile(values: list[float], q: float) -> float:
 async def hold_streams(
     url: str,
     model: str,
-    auth: str,
+    auth: str | list[str],
     n: int,
     rss: Callable[[], int],
     steps: int = 4,
@@ -326,12 +347,7 @@ async def hold_streams(
     recorded throughout; a stream counts as completed if it was open and healthy when closed.
     """
     host, _, port_text = url.removeprefix("http://").rstrip("/").partition(":")
-    body = chat_body(model, stream=True).encode()
-    request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port_text}\r\n"
-        f"Content-Type: application/json\r\nAuthorization: Bearer {auth}\r\n"
-        f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    requests = _stream_requests(host, port_text, model, auth)
     loop = asyncio.get_running_loop()
     results = [StreamResult() for _ in range(n)]
     protocols: list[_StreamProtocol] = []
@@ -343,7 +359,7 @@ async def hold_streams(
         open_now += delta
         peak = max(peak, open_now)
 
-    async def start(result: StreamResult) -> None:
+    async def start(result: StreamResult, request: bytes) -> None:
         started = time.perf_counter()
         try:
             _, protocol = await loop.create_connection(
@@ -363,7 +379,7 @@ async def hold_streams(
             delay = step_start + (i - len(tasks)) / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(start(results[i])))
+            tasks.append(asyncio.create_task(start(results[i], requests[i % len(requests)])))
         deadline = time.perf_counter() + step_timeout
         while time.perf_counter() < deadline:
             if sum(r.ttft is not None or bool(r.error) for r in results[:goal]) >= goal:

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target.start()
         target.wait_ready()
-        run_wrk(target.url, target.model(NONSTREAM), target.key, 8, 1, workdir, LOAD_CPUS)
+        run_wrk(target.url, target.model(NONSTREAM), target.keys, 8, 1, workdir, LOAD_CPUS)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         RESULTS.joinpath("raw").mkdir(parents=True, exist_ok=True)
         mode = "stream" if args.stream else "complete"
@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
             deadline = time.monotonic() + args.seconds
             while time.monotonic() < deadline:
-                uvloop.run(run_streams(target.url, target.model(STREAM), target.key, 256,
+                uvloop.run(run_streams(target.url, target.model(STREAM), target.keys, 256,
                                        timeout=30, ramp_seconds=1.0))
         else:
-            result = run_wrk(target.url, target.model(NONSTREAM), target.key, 64, args.seconds,
+            result = run_wrk(target.url, target.model(NONSTREAM), target.keys, 64, args.seconds,
                              workdir, LOAD_CPUS)
             print(f"{result.rps:.0f} req/s during the profile")
         spy.wait(args.seconds + 30)

@@ -118,7 +118,7 @@ def measure_nonstreamed(plan: Plan, targets: list[Target], results: dict[str, Ta
             for target in rotated(targets, round_):
                 pids = target.pids()
                 before = cpu_seconds(pids)
-                result = run_wrk(target.url, target.model(NONSTREAM), target.key, concurrency,
+                result = run_wrk(target.url, target.model(NONSTREAM), target.keys, concurrency,
                                  plan.wrk_seconds, workdir, LOAD_CPUS)
                 spent = cpu_seconds(pids) - before
                 record = results[target.name]
@@ -156,7 +156,7 @@ async def measure_streams(plan: Plan, targets: list[Target],
         for target in rotated(targets, round_):
             pids = target.pids()
             before = cpu_seconds(pids)
-            run = await run_streams(target.url, target.model(STREAM), target.key, plan.streams,
+            run = await run_streams(target.url, target.model(STREAM), target.keys, plan.streams,
                                     timeout=30.0, ramp_seconds=STREAM_RAMP)
             summary = _streams_summary(run, cpu_seconds(pids) - before)
             results[target.name].streams.append(summary)
@@ -181,7 +181,7 @@ async def measure_sweep(plan: Plan, targets: list[Target],
         for target in list(alive):
             pids = target.pids()
             before = cpu_seconds(pids)
-            run = await hold_streams(target.url, target.model(SWEEP_STREAM), target.key, level,
+            run = await hold_streams(target.url, target.model(SWEEP_STREAM), target.keys, level,
                                      rss=functools.partial(rss_bytes, pids))
             summary = _streams_summary(run, cpu_seconds(pids) - before)
             ok = run.completed == level and run.max_gap <= STALL_SECONDS
@@ -200,7 +200,7 @@ async def measure_sweep(plan: Plan, targets: list[Target],
 
 def warm_up(targets: list[Target], workdir: Path, results: dict[str, TargetResults]) -> None:
     for target in targets:
-        result = run_wrk(target.url, target.model(NONSTREAM), target.key, 8, 1.0, workdir,
+        result = run_wrk(target.url, target.model(NONSTREAM), target.keys, 8, 1.0, workdir,
                          LOAD_CPUS)
         results[target.name].requests_sent += result.requests
         if result.status_errors or not result.requests:

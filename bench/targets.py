@@ -14,6 +14,7 @@ Every target answers ``POST /v1/chat/completions`` in front of the same fake ups
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -123,6 +124,7 @@ class Target:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.key = "bench-no-auth"
+        self.keys: list[str] = [self.key]  # the load takes them in turn
         self._pids: list[int] = []
 
     @property
@@ -298,8 +300,9 @@ ledger_flush_interval = 0.5
 storage = "memory://"
 
 # Every limit on and counted, none ever reached: the bench measures the checks, not refusals.
+# The load comes from USERS users in turn, so per-user windows hold what a busy user's would.
 [tiers.bench]
-requests_per_minute = 100000000
+requests_per_minute = 20000
 requests_per_day = 1000000000
 tokens_per_day = 1000000000000
 tokens_per_month = 10000000000000
@@ -332,6 +335,27 @@ output_price = 0.60
 """
 
 
+USERS = 64  # distinct users (one key each) the load spreads over
+
+
+async def _more_keys(config_path: Path, count: int) -> list[str]:
+    """``count`` keys of distinct users in the bench tier, as ``gateway keys create`` makes."""
+    from gateway.auth import create_key
+    from gateway.config import load_config
+    from gateway.storage import open_store
+
+    config = load_config(str(config_path))
+    store = await open_store(config.storage.url)
+    try:
+        return [
+            (await create_key(store, config.keys.prefix, name=f"bench-{i}",
+                              user=f"bench{i}@example.com", tier="bench"))[0]
+            for i in range(1, count + 1)
+        ]
+    finally:
+        await store.close()
+
+
 class Gateway(Target):
     kind = "gateway"
 
@@ -360,6 +384,7 @@ class Gateway(Target):
             capture_output=True, text=True, check=True, cwd=self.workdir,
         )
         self.key = created.stdout.strip().splitlines()[-1]
+        self.keys = [self.key, *asyncio.run(_more_keys(self.config_path, USERS - 1))]
 
     def command(self) -> list[str]:
         return [str(VENV_BIN / "gateway"), "serve", "--config", str(self.config_path),
