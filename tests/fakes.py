@@ -29,6 +29,7 @@ Every request is recorded (``requests``: path, headers, JSON body), hits are cou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -117,12 +118,23 @@ class FakeUpstream:
     def stop(self) -> None:
         if self._loop is None:
             return
-        future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)  # type: ignore[union-attr]
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
         try:
-            future.result(3)  # a handler still stalling on purpose must not hold the session up
+            future.result(5)
         except TimeoutError:
             future.cancel()
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _shutdown(self) -> None:
+        assert self._runner is not None
+        # A handler still stalling on purpose must not hold the session up.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._runner.cleanup(), 2)
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def reset(self) -> None:
         self.requests.clear()
