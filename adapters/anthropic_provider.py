@@ -22,8 +22,7 @@ from adapters.anthropic_upstream import (
 )
 from adapters.base import Call, ProviderSettings, RawReply
 from adapters.errors import ProviderProtocolError
-from adapters.sse import SSEFramer, event_data
-from adapters.upstream import UpstreamClient, first_chunk_within
+from adapters.upstream import UpstreamClient, relay_sse
 
 _encode = msgspec.json.encode
 API_VERSION = "2023-06-01"
@@ -90,27 +89,6 @@ class AnthropicProvider:
 
     async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
         response = await self.client.post(self.url, self._body(call), self._headers(call))
-        framer = SSEFramer()
         decoder = None if call.raw is not None else AnthropicEventDecoder()
-        try:
-            chunks = response.chunks()
-            chunk = await first_chunk_within(chunks, self.client.timeouts.first_byte)
-            while chunk is not None:
-                for event in framer.feed(chunk):
-                    if decoder is None:
-                        yield event
-                    elif (data := event_data(event)) is not None:
-                        for item in decoder.feed(data):
-                            yield item
-                chunk = await anext(chunks, None)
-            for event in framer.flush():
-                if decoder is None:
-                    yield event
-                elif (data := event_data(event)) is not None:
-                    for item in decoder.feed(data):
-                        yield item
-            if decoder is not None:
-                for item in decoder.close():
-                    yield item
-        finally:
-            response.close()
+        async for item in relay_sse(response, self.client.timeouts.first_byte, decoder):
+            yield item

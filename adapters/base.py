@@ -13,7 +13,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
+
 from adapters.canonical import Request, Response, StreamEvent, Usage
+from adapters.errors import ProviderProtocolError
 
 
 @dataclass(slots=True)
@@ -69,3 +72,22 @@ class StreamTranslator(Protocol):
     def feed(self, item: bytes | StreamEvent) -> bytes: ...
 
     def close(self) -> bytes: ...
+
+
+
+def inspect_reply(
+    body: bytes,
+    served_model: str,
+    view: msgspec.json.Decoder[Any],
+    to_usage: Any,
+) -> tuple[bytes, Usage | None]:
+    """A same-dialect answer renamed to ``served_model`` (one byte replacement of the upstream's
+    model string, no re-encoding) and its usage, read through ``view`` (a decoder of a Struct
+    with ``model`` and ``usage``) and converted by ``to_usage``."""
+    try:
+        reply = view.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ProviderProtocolError(f"malformed response body: {exc}") from exc
+    if reply.model and reply.model != served_model:
+        body = body.replace(msgspec.json.encode(reply.model), msgspec.json.encode(served_model), 1)
+    return body, (to_usage(reply.usage) if reply.usage else None)

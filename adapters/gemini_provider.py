@@ -20,8 +20,7 @@ from adapters.gemini import (
     canonical_to_gemini_request,
     gemini_response_to_canonical,
 )
-from adapters.sse import SSEFramer, event_data
-from adapters.upstream import UpstreamClient, first_chunk_within
+from adapters.upstream import UpstreamClient, relay_sse
 
 _encode = msgspec.json.encode
 
@@ -69,22 +68,6 @@ class GeminiProvider:
     async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
         url = self.url(call.model, stream=True)
         response = await self.client.post(url, self._body(call), self._headers(call))
-        framer = SSEFramer()
         decoder = GeminiChunkDecoder()
-        try:
-            chunks = response.chunks()
-            chunk = await first_chunk_within(chunks, self.client.timeouts.first_byte)
-            while chunk is not None:
-                for event in framer.feed(chunk):
-                    if (data := event_data(event)) is not None:
-                        for item in decoder.feed(data):
-                            yield item
-                chunk = await anext(chunks, None)
-            for event in framer.flush():
-                if (data := event_data(event)) is not None:
-                    for item in decoder.feed(data):
-                        yield item
-            for item in decoder.close():
-                yield item
-        finally:
-            response.close()
+        async for item in relay_sse(response, self.client.timeouts.first_byte, decoder):
+            yield item

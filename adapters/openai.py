@@ -20,6 +20,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from adapters import canonical as c
+from adapters.base import inspect_reply
 from adapters.errors import ProviderHTTPError, ProviderProtocolError
 from adapters.sse import event_data
 
@@ -587,13 +588,7 @@ _response_view = msgspec.json.Decoder(_ResponseView)
 
 def inspect_openai_response(body: bytes, served_model: str) -> tuple[bytes, c.Usage | None]:
     """A non-streamed OpenAI answer renamed to ``served_model``, and its usage."""
-    try:
-        view = _response_view.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ProviderProtocolError(f"malformed response body: {exc}") from exc
-    if view.model and view.model != served_model:
-        body = body.replace(_encode(view.model), _encode(served_model), 1)
-    return body, (openai_usage_to_canonical(view.usage) if view.usage else None)
+    return inspect_reply(body, served_model, _response_view, openai_usage_to_canonical)
 
 
 # --- upstream: canonical -> OpenAI request --------------------------------------------------

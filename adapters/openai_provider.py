@@ -19,8 +19,7 @@ from adapters.openai import (
     canonical_to_openai_request,
     openai_response_to_canonical,
 )
-from adapters.sse import SSEFramer, event_data
-from adapters.upstream import UpstreamClient, first_chunk_within
+from adapters.upstream import UpstreamClient, relay_sse
 
 _encode = msgspec.json.encode
 
@@ -68,29 +67,6 @@ class OpenAIProvider:
 
     async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
         response = await self.client.post(self.url, self._body(call), self._headers(call))
-        framer = SSEFramer()
         decoder = None if call.raw is not None else OpenAIChunkDecoder()
-        try:
-            chunks = response.chunks()
-            chunk = await first_chunk_within(chunks, self.client.timeouts.first_byte)
-            while chunk is not None:
-                for event in framer.feed(chunk):
-                    if decoder is None:
-                        yield event
-                        continue
-                    data = event_data(event)
-                    if data is not None:
-                        for item in decoder.feed(data):
-                            yield item
-                chunk = await anext(chunks, None)
-            for event in framer.flush():
-                if decoder is None:
-                    yield event
-                elif (data := event_data(event)) is not None:
-                    for item in decoder.feed(data):
-                        yield item
-            if decoder is not None:
-                for item in decoder.close():
-                    yield item
-        finally:
-            response.close()
+        async for item in relay_sse(response, self.client.timeouts.first_byte, decoder):
+            yield item

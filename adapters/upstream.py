@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
+from adapters.canonical import StreamEvent
 from adapters.errors import (
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
     ProviderTimeout,
 )
+from adapters.sse import SSEFramer, event_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,48 @@ async def first_chunk_within(chunks: AsyncIterator[bytes], seconds: float) -> by
         raise ProviderTimeout("first_byte") from exc
 
 
+class ChunkDecoder(Protocol):
+    """A dialect's SSE ``data`` payloads -> canonical events (see each dialect module)."""
+
+    def feed(self, data: bytes) -> list[StreamEvent]: ...
+
+    def close(self) -> list[StreamEvent]: ...
+
+
+async def relay_sse(
+    response: UpstreamResponse, first_byte: float, decoder: ChunkDecoder | None
+) -> AsyncIterator[bytes | StreamEvent]:
+    """An upstream SSE body as raw events (``decoder`` None: pass-through) or canonical events.
+
+    Frames are cut by ``SSEFramer`` from whatever chunks arrive; the first chunk must come
+    within ``first_byte`` seconds. The response is closed however the iteration ends, which is
+    what cancels the upstream request when a client goes away.
+    """
+    framer = SSEFramer()
+    try:
+        chunks = response.chunks()
+        chunk = await first_chunk_within(chunks, first_byte)
+        while chunk is not None:
+            for event in framer.feed(chunk):
+                if decoder is None:
+                    yield event
+                elif (data := event_data(event)) is not None:
+                    for item in decoder.feed(data):
+                        yield item
+            chunk = await anext(chunks, None)
+        for event in framer.flush():
+            if decoder is None:
+                yield event
+            elif (data := event_data(event)) is not None:
+                for item in decoder.feed(data):
+                    yield item
+        if decoder is not None:
+            for item in decoder.close():
+                yield item
+    finally:
+        response.close()
+
+
 __all__ = [
     "ProviderError",
     "Timeouts",
@@ -179,4 +224,5 @@ __all__ = [
     "UpstreamResponse",
     "error_message",
     "first_chunk_within",
+    "relay_sse",
 ]
