@@ -68,6 +68,8 @@ class Plan:
     sweep: tuple[int, ...]
     servers: tuple[str, ...]
     bare_servers: tuple[str, ...]
+    # Servers measured again with two workers (non-streamed rounds only): issue 5's comparison.
+    two_worker_servers: tuple[str, ...] = ("uvicorn",)
 
 
 QUICK = Plan(1, (1, 64), 2, 2, 256, (1000,), ("hypercorn", "uvicorn", "granian"),
@@ -106,6 +108,7 @@ def build_targets(plan: Plan, workdir: Path, upstream: str, with_litellm: bool) 
     targets: list[Target] = [Direct(workdir, upstream), Nginx(workdir, upstream)]
     targets += [Bare(workdir, upstream, server) for server in plan.bare_servers]
     targets += [Gateway(workdir, upstream, server) for server in plan.servers]
+    targets += [Gateway(workdir, upstream, server, workers=2) for server in plan.two_worker_servers]
     if with_litellm:
         targets.append(LiteLLM(workdir, upstream))
     return targets
@@ -266,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         measure_nonstreamed(plan, targets, results, workdir)
         import uvloop
 
-        uvloop.run(measure_streams(plan, targets, results))
-        uvloop.run(measure_sweep(plan, targets, results))
+        streamed = [t for t in targets if not (isinstance(t, Gateway) and t.workers > 1)]
+        uvloop.run(measure_streams(plan, streamed, results))
+        uvloop.run(measure_sweep(plan, streamed, results))
     finally:
         for target in targets:
             code = target.stop()

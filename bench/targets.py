@@ -113,6 +113,8 @@ def rss_bytes(pids: list[int]) -> int:
 class Target:
     """One server under test."""
 
+    cpus = SERVER_CPUS  # the cores the server may use (taskset list)
+
     name = ""
     kind = ""  # direct | nginx | bare | gateway | litellm
     startup_timeout = 30.0
@@ -147,7 +149,7 @@ class Target:
         self.prepare()
         log = (self.workdir / "server.log").open("ab")
         self.process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPUS, *self.command()],
+            ["taskset", "-c", self.cpus, *self.command()],
             stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.workdir,
             start_new_session=True,
         )
@@ -359,9 +361,15 @@ async def _more_keys(config_path: Path, count: int) -> list[str]:
 class Gateway(Target):
     kind = "gateway"
 
-    def __init__(self, workdir: Path, upstream_url: str, server: str = "hypercorn") -> None:
+    def __init__(
+        self, workdir: Path, upstream_url: str, server: str = "hypercorn", workers: int = 1
+    ) -> None:
         self.server = server
-        self.name = f"gateway-{server}"
+        self.workers = workers
+        self.name = f"gateway-{server}" + (f"-{workers}w" if workers > 1 else "")
+        if workers > 1:
+            # Several workers only help with several cores: both, shared with the load.
+            self.cpus = f"{SERVER_CPUS},{LOAD_CPUS}"
         super().__init__(workdir, upstream_url)
         self.config_path = self.workdir / "gateway.toml"
         self.db_path = self.workdir / "gateway.db"
@@ -388,7 +396,8 @@ class Gateway(Target):
 
     def command(self) -> list[str]:
         return [str(VENV_BIN / "gateway"), "serve", "--config", str(self.config_path),
-                "--port", str(self.port), "--server", self.server]
+                "--port", str(self.port), "--server", self.server,
+                "--workers", str(self.workers)]
 
     def ledger_rows(self) -> tuple[int, int]:
         """(rows, rows with status 200) in the usage ledger; call after ``stop``."""
