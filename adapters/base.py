@@ -47,6 +47,9 @@ class ProviderSettings:
     api_key: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     tokens_per_second: float = 0.0
+    # How an OpenAI-compatible provider names the output cap of a translated request: OpenAI's
+    # reasoning models refuse "max_tokens"; many compatible servers know only "max_tokens".
+    max_tokens_field: str = "max_tokens"
 
 
 class Adapter(Protocol):

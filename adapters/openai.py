@@ -664,7 +664,9 @@ def _tool_choice_to_openai(choice: c.ToolChoice) -> str | dict[str, Any]:
     return choice.mode
 
 
-def canonical_to_openai_request(request: c.Request, model: str) -> dict[str, Any]:
+def canonical_to_openai_request(
+    request: c.Request, model: str, max_tokens_field: str = "max_tokens"
+) -> dict[str, Any]:
     """A canonical request as an OpenAI chat-completions body for ``model``."""
     body: dict[str, Any] = {"model": model, "messages": _canonical_messages_to_openai(request)}
     if request.stream:
@@ -688,7 +690,7 @@ def canonical_to_openai_request(request: c.Request, model: str) -> dict[str, Any
         if request.tool_choice.disable_parallel is not UNSET and request.tools is not UNSET:
             body["parallel_tool_calls"] = not request.tool_choice.disable_parallel
     if request.max_tokens is not UNSET:
-        body["max_tokens"] = request.max_tokens
+        body[max_tokens_field] = request.max_tokens
     for name in ("temperature", "top_p", "seed", "response_format", "user"):
         value = getattr(request, name)
         if value is not UNSET:

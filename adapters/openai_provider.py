@@ -53,7 +53,11 @@ class OpenAIProvider:
                 }
             return _encode(body)
         assert call.request is not None
-        return _encode(canonical_to_openai_request(call.request, call.model))
+        return _encode(
+            canonical_to_openai_request(
+                call.request, call.model, self.settings.max_tokens_field
+            )
+        )
 
     async def complete(self, call: Call) -> RawReply | c.Response:
         response = await self.client.post(self.url, self._body(call), self._headers(call))

@@ -92,6 +92,9 @@ class ProviderConfig(Section):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     # Serve any "<provider>/<model>" name, not only the models listed in the catalog.
     allow_any_model: bool = False
+    # openai kind: the field a translated request's output cap goes in ("max_tokens", or
+    # "max_completion_tokens" for OpenAI itself, whose reasoning models refuse max_tokens).
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     # mock only: generation speed; 0 means as fast as possible.
     tokens_per_second: float = 0.0
 

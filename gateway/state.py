@@ -167,6 +167,7 @@ def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, A
                 api_key=provider.api_key,
                 headers=dict(provider.headers),
                 tokens_per_second=provider.tokens_per_second,
+                max_tokens_field=provider.max_tokens_field,
             ),
             client,
         )
