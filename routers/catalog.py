@@ -70,6 +70,9 @@ class ModelInfo:
         ) / 1_000_000
 
 
+MAX_UNLISTED = 4096  # "<provider>/<model>" names remembered beyond the catalog
+
+
 class Catalog:
     """Looks models up by id, alias or provider-prefixed name."""
 
@@ -88,6 +91,7 @@ class Catalog:
             for alias in model.aliases:
                 self._by_name[alias] = model
         self._open_providers = frozenset(open_providers)
+        self._unlisted: dict[str, ModelInfo] = {}
 
     def why_unavailable(self, name: str) -> str | None:
         """Why a name the configuration knows cannot be served now, or None if it is unknown."""
@@ -102,10 +106,16 @@ class Catalog:
         model = self._by_name.get(name)
         if model is not None:
             return model
+        model = self._unlisted.get(name)
+        if model is not None:
+            return model
         provider, _, upstream = name.partition("/")
         if upstream and provider in self._open_providers:
             model = ModelInfo(id=name, provider=provider, upstream=upstream, listed=False)
-            self._by_name[name] = model
+            # Callers choose these names: remember a bounded number, not every one ever sent.
+            if len(self._unlisted) >= MAX_UNLISTED:
+                self._unlisted.pop(next(iter(self._unlisted)))
+            self._unlisted[name] = model
             return model
         return None
 

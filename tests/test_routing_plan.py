@@ -211,3 +211,15 @@ def test_the_default_config_ships_the_clearai_personas() -> None:
         planner.plan("ocr", lambda: features())
     image_plan = planner.plan("auto", lambda: features(images=1))
     assert image_plan is not None and image_plan.rule == "images"
+
+
+def test_unlisted_names_are_remembered_up_to_a_bound() -> None:
+    from routers.catalog import MAX_UNLISTED, Catalog
+
+    catalog = Catalog([], open_providers=["open"])
+    first = catalog.get("open/model-0")
+    assert first is not None and first.upstream == "model-0" and not first.listed
+    for index in range(1, MAX_UNLISTED + 50):
+        assert catalog.get(f"open/model-{index}") is not None
+    assert len(catalog._unlisted) == MAX_UNLISTED
+    assert catalog.get("closed/model") is None
