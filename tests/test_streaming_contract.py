@@ -57,3 +57,27 @@ def test_a_fast_stream_sends_no_keepalive(impatient: GatewayProcess, fake: FakeU
     ) as response:
         lines = [line for line in response.iter_lines() if line]
     assert ": keep-alive" not in lines and lines[-1] == "data: [DONE]"
+
+
+def test_anthropic_stream_keepalives_then_an_error_event(
+    impatient: GatewayProcess, fake: FakeUpstream
+) -> None:
+    body = {
+        "model": "fake/stall-stream",
+        "max_tokens": 50,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    with httpx.stream(
+        "POST",
+        f"{impatient.url}/anthropic/v1/messages",
+        json=body,
+        headers={"x-api-key": impatient.key, "anthropic-version": "2023-06-01"},
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line]
+    assert ": keep-alive" in lines
+    assert lines[-2] == "event: error"
+    error = json.loads(lines[-1].removeprefix("data: "))
+    assert error["type"] == "error" and error["error"]["type"] == "timeout_error"
