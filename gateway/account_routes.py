@@ -358,6 +358,8 @@ def account_routes(gateway: Gateway) -> list[Route]:
             if not isinstance(amount, int | float) or isinstance(amount, bool) or amount <= 0:
                 raise BadRequest("'amount_usd' must be a positive number", param="amount_usd")
             ok = await s.store.credit(email, float(amount), "topup", str(body.get("note") or ""))
+            if ok:
+                await s.cache.credited(email, float(amount))  # other instances: at once
         else:
             raise NotFound(f"Unknown admin action '{action}'")
         if not ok:

@@ -499,8 +499,11 @@ def _check_routing(config: GatewayConfig) -> None:
             raise ConfigError(f"routing.{key}: must not be negative")
     if routing.allowed_fails < 1:
         raise ConfigError("routing.allowed_fails: must be at least 1")
-    if not routing.health.startswith("memory://"):
-        raise ConfigError("routing.health: only memory:// is supported for now")
+    if not routing.health.startswith("memory://") and routing.health != "local":
+        raise ConfigError(
+            'routing.health: "memory://" (shared through Redis when limits.storage is Redis) '
+            'or "local" (always per process)'
+        )
     for prefix in routing.router_prefixes:
         if not prefix or "/" in prefix:
             raise ConfigError(f"routing.router_prefixes: {prefix!r} must be a word without '/'")
