@@ -182,6 +182,8 @@ class RoutingConfig(Section):
     allowed_fails: int = 3             # failures in a row that bench a deployment
     cooldown: float = 30.0             # seconds on the bench (a 429 uses its Retry-After)
     max_cooldown: float = 300.0
+    # "memory://": per process, shared through Redis when limits.storage is Redis;
+    # "local": per process always (gateway.health_shared).
     health: str = "memory://"
     # Routers answer to "<prefix>/<name>" too (e.g. "router/auto").
     router_prefixes: list[str] = msgspec.field(default_factory=lambda: ["router"])
