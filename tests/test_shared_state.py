@@ -61,6 +61,8 @@ cooldown = 30.0
 prepaid = true
 [tiers.credits]
 credits_per_day = 3
+[tiers.tokens]
+tokens_per_day = 45
 """
 
 
@@ -184,6 +186,21 @@ def test_daily_credits_shared_under_the_configured_prefix(
     assert refused["code"] == "daily_credits_exhausted"
     # the `limits` library's keys honour limits.redis_prefix
     assert redis_cli("--scan", "--pattern", f"{prefix}limits*")
+
+
+def test_tokens_reserved_on_one_instance_count_on_the_other(
+    pair: tuple[GatewayProcess, GatewayProcess],
+) -> None:
+    a, b = pair
+    key = a.create_key("--name", "tokens", "--tier", "tokens")
+    # Admission reserves ~17 prompt tokens + max_tokens 20 of the 45 a day; the call really
+    # uses 14. On A: 37 <= 45, served. On B: 14 (or 37, before A's correction) + 37 > 45.
+    assert chat(a, key, max_tokens=20).status_code == 200
+    refused = chat(b, key, max_tokens=20)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "daily_token_limit_exceeded"
+    # once A has corrected its reservation to the 14 used, what is left fits a smaller one
+    assert eventually(lambda: chat(b, key, max_tokens=4).status_code == 200, timeout=5)
 
 
 def test_a_deployment_benched_on_one_instance_is_skipped_by_the_other(
