@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from aiohttp import web
 
 from tests.conftest import GatewayProcess
 from tests.fakes import FakeUpstream
@@ -44,6 +45,12 @@ output_price = 250000.0
 id = "fake/flaky"
 provider = "fake"
 upstream = "error-500-bench"
+fallbacks = ["fake/ok"]
+
+[[models]]
+id = "fake/limited"
+provider = "fake"
+upstream = "limited-bench"
 fallbacks = ["fake/ok"]
 
 [accounts]
@@ -222,6 +229,28 @@ def test_a_deployment_benched_on_one_instance_is_skipped_by_the_other(
     assert eventually(skipped_on_b, timeout=5)
     assert fake.hits["error-500-bench"] == 2
     assert "deployment_benched_elsewhere" in b.logs()
+
+
+def test_a_rate_limit_on_one_instance_benches_the_deployment_on_the_other(
+    pair: tuple[GatewayProcess, GatewayProcess], fake: FakeUpstream,
+) -> None:
+    a, b = pair
+
+    async def too_many(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response({"error": {"message": "slow down", "type": "rate_limit"}},
+                                 status=429, headers={"Retry-After": "20"})
+
+    fake.handlers["limited-bench"] = too_many
+    # One 429 benches at once, for its Retry-After; the fallback serves meanwhile.
+    assert chat(a, a.key, "fake/limited").json()["model"] == "fake/ok"
+    assert fake.hits["limited-bench"] == 1
+
+    def skipped_on_b() -> bool:
+        served = chat(b, b.key, "fake/limited")
+        return served.status_code == 200 and fake.hits["limited-bench"] == 1
+
+    assert eventually(skipped_on_b, timeout=5)
+    assert fake.hits["limited-bench"] == 1
 
 
 def test_account_changes_reach_the_other_instance(
