@@ -135,7 +135,7 @@ def account_routes(gateway: Gateway) -> list[Route]:
             "name": record.name if record else "",
             "tier": tier_name,
             "status": "blocked" if state.blocked else "active",
-            "balance_usd": round(s.cache.available(state), 10),
+            "balance_usd": round(await s.cache.current_balance(state), 10),
             "prepaid": tier.prepaid,
             "limits": msgspec.to_builtins(tier),
             "usage": used,

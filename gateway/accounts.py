@@ -247,6 +247,10 @@ class AccountCache:
     def available(self, state: UserState) -> float:
         return self.balances.available(state.email, state.balance)
 
+    async def current_balance(self, state: UserState) -> float:
+        """The balance available now, as every instance sees it (for ``/v1/auth/me``)."""
+        return await self.balances.current(state.email, state.balance)
+
     async def reserve(self, state: UserState, amount: float) -> str | None:
         """Where the reservation was made ("local", "shared"), None when refused."""
         return await self.balances.reserve(state.email, state.balance, amount)

@@ -28,6 +28,10 @@ class BalanceBook(Protocol):
 
     async def reserve(self, email: str, balance: float, amount: float) -> str | None: ...
 
+    async def current(self, email: str, balance: float) -> float:
+        """What is available now, read where it is kept (for display, not on the hot path)."""
+        ...
+
     def release(self, email: str, amount: float) -> None: ...
 
     def spend(self, email: str, amount: float) -> None: ...
@@ -62,6 +66,9 @@ class LocalBalances:
             return None
         self.reserved[email] = self.reserved.get(email, 0.0) + amount
         return "local"
+
+    async def current(self, email: str, balance: float) -> float:
+        return self.available(email, balance)
 
     def release(self, email: str, amount: float) -> None:
         _subtract(self.reserved, email, amount)
@@ -199,6 +206,18 @@ class SharedBalances:
             self.known.pop(email, None)
             return "local" if await self.local.reserve(email, balance, amount) else None
         return None
+
+    async def current(self, email: str, balance: float) -> float:
+        key = self._key(email)
+        try:
+            found = await self.shared.call(
+                lambda: self.shared.client.hmget(key, ["balance", "reserved"]), "balances"
+            )
+        except (RedisUnavailable, ServiceUnavailable):
+            return self.local.available(email, balance)
+        if found[0] is None:  # not seeded: the database's balance is all there is
+            return self.local.available(email, balance)
+        return (int(found[0]) - int(found[1] or 0)) / NANO
 
     async def _stored(self, email: str) -> float:
         """The database's balance minus this process's spending not yet written there,

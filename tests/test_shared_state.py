@@ -170,6 +170,11 @@ def test_balance_reserved_across_instances_and_consistent_with_postgres(
     # before any upstream call.
     assert statuses.count(200) == 10 and statuses.count(402) == 90, statuses
     assert fake.hits["pricey"] == 11
+    # Both instances show what is left, whichever served the calls.
+    for gw in (a, b):
+        me = httpx.get(f"{gw.url}/v1/auth/me", headers={"Authorization": f"Bearer {token}"},
+                       timeout=10)
+        assert abs(me.json()["balance_usd"]) < 1e-9, me.text
     # PostgreSQL is the truth: the debits written by both instances add up to the usage rows.
     assert eventually(lambda: abs(stored_balance(pg_url, email)) < 1e-9), stored_balance(
         pg_url, email)
