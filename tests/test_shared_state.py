@@ -306,6 +306,9 @@ def test_redis_down_balances_and_quotas_fail_open_or_closed(
         admin(a, email, "tier", tier="pro")
         admin(a, email, "topup", amount_usd=5.0)
         credits = a.create_key("--name", "outage-credits", "--tier", "credits")
+        doomed = "blocked-in-outage@example.com"
+        doomed_token = signup(a, doomed)
+        assert chat(closed, doomed_token).status_code == 200  # cached on the closed instance
         assert pricey(a, token).status_code == 200 and pricey(closed, token).status_code == 200
         # Both debits in PostgreSQL before Redis loses everything (what an instance has not
         # written yet when Redis is flushed is not in the reseeded balance: docs/scaleout.md).
@@ -322,6 +325,11 @@ def test_redis_down_balances_and_quotas_fail_open_or_closed(
                     {"model": "fake/pricey", "max_tokens": 4,
                      "messages": [{"role": "user", "content": "a b c"}]},
                     headers={"x-api-key": token, "anthropic-version": "2023-06-01"})
+                # Closed: account changes cannot be announced, so users are read each time.
+                admin(a, doomed, "block")
+                blocked_seen = eventually(
+                    lambda: chat(closed, doomed_token).status_code == 403, timeout=5
+                )
                 still_down = not redis_ping()
             finally:
                 start_redis()
@@ -339,6 +347,7 @@ def test_redis_down_balances_and_quotas_fail_open_or_closed(
         body = closed_anthropic.json()
         assert body["type"] == "error" and "shared state store" in body["error"]["message"]
         assert "redis_unavailable" in closed.logs() and "fail closed" in closed.logs()
+        assert blocked_seen
         # Back: what A spent meanwhile ($1) is replayed into the shared balance, and the
         # database has every debit: $5 - 4 x $1.
         assert eventually(lambda: pricey(a, token).status_code == 200)
