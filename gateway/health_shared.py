@@ -9,8 +9,8 @@ wrong:
   ``routing.allowed_fails``, or at once for a rate limit, the script writes the bench's end
   (wall-clock epoch) to the hash ``<prefix>health:bench`` and publishes it on the channel
   ``<prefix>health``; every instance puts it in its local copy on receipt;
-- a success after failures seen here clears the shared count (successes elsewhere don't
-  touch Redis);
+- the first success after failures seen here, or after a bench, clears the shared count
+  (other successes don't touch Redis);
 - on (re)subscription an instance loads the benches still running from the hash.
 
 In-flight counts and latency stay per process (they describe this process's own traffic).
@@ -78,9 +78,14 @@ class SharedHealth(MemoryHealth):
 
     def record_success(self, key: str, latency: float) -> None:
         state = self._states.get(key)
-        had_failures = state is not None and state.failures > 0
+        # Failures seen here, or a bench (from anywhere) now over: the shared count restarts.
+        # Otherwise a success touches no Redis at all.
+        over = state is not None and 0.0 < state.benched_until <= time.monotonic()
+        clear = state is not None and (state.failures > 0 or over)
         super().record_success(key, latency)
-        if had_failures:
+        if state is not None and over:
+            state.benched_until, state.limited = 0.0, False
+        if clear:
             self._spawn(self._clear(key))
 
     def _spawn(self, work: object) -> None:
