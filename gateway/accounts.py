@@ -291,14 +291,14 @@ class DebitWriter:
         balances = self.cache.balances
         debits = balances.take_pending()
         if not debits:
-            balances.write_failed()  # nothing was written: no write under way any more
+            balances.write_ended()  # nothing to write: no write under way any more
             return
         try:
             await self.cache.store.debit_many(debits)
         except BaseException as exc:
-            balances.write_failed()
+            balances.write_ended()
             if isinstance(exc, StorageUnavailable):
-                log.warning("debit_write_failed", error=str(exc), users=len(debits))
+                log.warning("debit_write_ended", error=str(exc), users=len(debits))
                 return
             raise
         self.cache.written(debits)

@@ -44,7 +44,7 @@ class BalanceBook(Protocol):
 
     def written(self, debits: dict[str, float]) -> None: ...
 
-    def write_failed(self) -> None: ...
+    def write_ended(self) -> None: ...
 
 
 class LocalBalances:
@@ -85,7 +85,7 @@ class LocalBalances:
         """A top-up reached the database (the cached balance is reloaded by the caller)."""
 
     def take_pending(self) -> dict[str, float]:
-        """Spending to write now; ``written`` or ``write_failed`` must follow."""
+        """Spending to write now; ``written`` or ``write_ended`` must follow."""
         self.flushing += 1
         return dict(self.pending)
 
@@ -95,7 +95,8 @@ class LocalBalances:
         for email, amount in debits.items():
             _subtract(self.pending, email, amount)
 
-    def write_failed(self) -> None:
+    def write_ended(self) -> None:
+        """A write begun by ``take_pending`` ended without writing (nothing to, or failed)."""
         self.flushing = max(self.flushing - 1, 0)
 
 
@@ -117,10 +118,10 @@ local b = redis.call('HMGET', KEYS[1], 'balance', 'reserved')
 if not b[1] then return {-1, '0'} end
 local available = tonumber(b[1]) - tonumber(b[2] or '0')
 local amount = tonumber(ARGV[1])
-if available <= 0 or available < amount then return {0, tostring(available)} end
+if available <= 0 or available < amount then return {0, string.format('%d', available)} end
 redis.call('HINCRBY', KEYS[1], 'reserved', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return {1, tostring(available - amount)}
+return {1, string.format('%d', available - amount)}
 """
 
 # KEYS[1] hash; ARGV balance, ttl: create it unless another instance already did.
@@ -287,8 +288,8 @@ class SharedBalances:
     def written(self, debits: dict[str, float]) -> None:
         self.local.written(debits)
 
-    def write_failed(self) -> None:
-        self.local.write_failed()
+    def write_ended(self) -> None:
+        self.local.write_ended()
 
     async def close(self) -> None:
         if self._tasks:
