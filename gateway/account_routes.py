@@ -135,7 +135,7 @@ def account_routes(gateway: Gateway) -> list[Route]:
             "name": record.name if record else "",
             "tier": tier_name,
             "status": "blocked" if state.blocked else "active",
-            "balance_usd": round(s.cache.available(state), 10),
+            "balance_usd": round(await s.cache.current_balance(state), 10),
             "prepaid": tier.prepaid,
             "limits": msgspec.to_builtins(tier),
             "usage": used,
@@ -358,6 +358,8 @@ def account_routes(gateway: Gateway) -> list[Route]:
             if not isinstance(amount, int | float) or isinstance(amount, bool) or amount <= 0:
                 raise BadRequest("'amount_usd' must be a positive number", param="amount_usd")
             ok = await s.store.credit(email, float(amount), "topup", str(body.get("note") or ""))
+            if ok:
+                await s.cache.credited(email, float(amount))  # other instances: at once
         else:
             raise NotFound(f"Unknown admin action '{action}'")
         if not ok:

@@ -20,6 +20,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -31,7 +32,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from gateway.accounts_store import AccountsStore, KeyPolicy, UserRecord
 from gateway.auth import Principal
-from gateway.balances import LocalBalances
+from gateway.balances import BalanceBook, LocalBalances
 from gateway.config import AccountsConfig, GatewayConfig, TierConfig
 from gateway.errors import AuthenticationFailed, BadRequest, RateLimited, ServiceUnavailable
 from gateway.storage import StorageUnavailable
@@ -155,9 +156,14 @@ class AccountCache:
         self.ttl = config.accounts.cache_ttl
         self._users: dict[str, UserState] = {}
         self._policies: dict[str, tuple[KeyPolicy, float]] = {}
-        self.balances = LocalBalances()
+        self.balances: BalanceBook = LocalBalances()
         self._generation = 0
         self.maintenance: str | None = None  # the operator's message while switched on
+        # Tells the other instances about a change made here (``gateway.state``, via Redis):
+        # "user <email>", "policy <key id>", "maintenance", "session <id>", "sessions <email>".
+        self.broadcast: Callable[[str], None] | None = None
+        # While changes from other instances cannot arrive (Redis down, fail closed): no TTL.
+        self.strict = False
 
     def tier(self, name: str) -> TierConfig:
         tiers = self.config.tiers
@@ -167,7 +173,7 @@ class AccountCache:
 
     async def user(self, principal: Principal) -> UserState:
         state = self._users.get(principal.user)
-        if state is not None and state.expires > time.monotonic():
+        if state is not None and state.expires > time.monotonic() and not self.strict:
             return state
         try:
             fresh = await self._load(principal)
@@ -204,7 +210,7 @@ class AccountCache:
     async def policy(self, key_id: str) -> KeyPolicy:
         cached = self._policies.get(key_id)
         now = time.monotonic()
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > now and not self.strict:
             return cached[0]
         try:
             policy = (await self.store.key_policies([key_id])).get(key_id, KeyPolicy())
@@ -213,19 +219,40 @@ class AccountCache:
         self._policies[key_id] = (policy, now + self.ttl)
         return policy
 
-    def forget(self, email: str) -> None:
-        """Drop a user's cached state at once (after a change on this instance)."""
+    def forget(self, email: str, announce: bool = True) -> None:
+        """Drop a user's cached state at once (after a change), here and on other instances."""
         self._users.pop(email, None)
+        if announce:
+            self.announce("user " + email)
 
-    def forget_policy(self, key_id: str) -> None:
+    def forget_all(self) -> None:
+        self._users.clear()
+        self._policies.clear()
+
+    def forget_policy(self, key_id: str, announce: bool = True) -> None:
         self._policies.pop(key_id, None)
+        if announce:
+            self.announce("policy " + key_id)
+
+    def announce(self, change: str) -> None:
+        if self.broadcast is not None:
+            self.broadcast(change)
+
+    async def credited(self, email: str, amount: float) -> None:
+        """A top-up was written to the database: the shared balance follows at once."""
+        await self.balances.credit(email, amount)
 
     # --- balances (``gateway.balances``) ---
 
     def available(self, state: UserState) -> float:
         return self.balances.available(state.email, state.balance)
 
-    async def reserve(self, state: UserState, amount: float) -> bool:
+    async def current_balance(self, state: UserState) -> float:
+        """The balance available now, as every instance sees it (for ``/v1/auth/me``)."""
+        return await self.balances.current(state.email, state.balance)
+
+    async def reserve(self, state: UserState, amount: float) -> str | None:
+        """Where the reservation was made ("local", "shared"), None when refused."""
         return await self.balances.reserve(state.email, state.balance, amount)
 
     def written(self, debits: dict[str, float]) -> None:
@@ -261,14 +288,19 @@ class DebitWriter:
                     await refresh_maintenance(self.cache)
 
     async def flush(self) -> None:
-        debits = self.cache.balances.take_pending()
+        balances = self.cache.balances
+        debits = balances.take_pending()
         if not debits:
+            balances.write_ended()  # nothing to write: no write under way any more
             return
         try:
             await self.cache.store.debit_many(debits)
-        except StorageUnavailable as exc:
-            log.warning("debit_write_failed", error=str(exc), users=len(debits))
-            return
+        except BaseException as exc:
+            balances.write_ended()
+            if isinstance(exc, StorageUnavailable):
+                log.warning("debit_write_ended", error=str(exc), users=len(debits))
+                return
+            raise
         self.cache.written(debits)
 
     async def close(self) -> None:
@@ -297,6 +329,7 @@ async def set_maintenance(cache: AccountCache, enabled: bool, message: str) -> N
         "maintenance", msgspec.json.encode(Maintenance(enabled, message)).decode()
     )
     await refresh_maintenance(cache)
+    cache.announce("maintenance")
 
 
 class Sessions:
@@ -319,7 +352,7 @@ class Sessions:
         digest = token_hash(token)
         now = time.monotonic()
         cached = self._known.get(digest)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > now and not self.cache.strict:
             return cached[0]
         try:
             found = await self.store.find_session(digest)
@@ -337,12 +370,20 @@ class Sessions:
 
     async def close(self, principal: Principal) -> None:
         await self.store.revoke_session(principal.key_id)
-        for digest, (known, _) in list(self._known.items()):
-            if known.key_id == principal.key_id:
-                del self._known[digest]
+        self.forget_session(principal.key_id)
+        self.cache.announce("session " + principal.key_id)
 
     async def close_all(self, email: str) -> None:
         await self.store.revoke_sessions_of(email)
+        self.forget_sessions_of(email)
+        self.cache.announce("sessions " + email)
+
+    def forget_session(self, session_id: str) -> None:
+        for digest, (known, _) in list(self._known.items()):
+            if known.key_id == session_id:
+                del self._known[digest]
+
+    def forget_sessions_of(self, email: str) -> None:
         for digest, (known, _) in list(self._known.items()):
             if known.user == email:
                 del self._known[digest]

@@ -185,6 +185,8 @@ class RoutingConfig(Section):
     allowed_fails: int = 3             # failures in a row that bench a deployment
     cooldown: float = 30.0             # seconds on the bench (a 429 uses its Retry-After)
     max_cooldown: float = 300.0
+    # "memory://": per process, shared through Redis when limits.storage is Redis;
+    # "local": per process always (gateway.health_shared).
     health: str = "memory://"
     # Routers answer to "<prefix>/<name>" too (e.g. "router/auto").
     router_prefixes: list[str] = msgspec.field(default_factory=lambda: ["router"])
@@ -502,8 +504,11 @@ def _check_routing(config: GatewayConfig) -> None:
             raise ConfigError(f"routing.{key}: must not be negative")
     if routing.allowed_fails < 1:
         raise ConfigError("routing.allowed_fails: must be at least 1")
-    if not routing.health.startswith("memory://"):
-        raise ConfigError("routing.health: only memory:// is supported for now")
+    if not routing.health.startswith("memory://") and routing.health != "local":
+        raise ConfigError(
+            'routing.health: "memory://" (shared through Redis when limits.storage is Redis) '
+            'or "local" (always per process)'
+        )
     for prefix in routing.router_prefixes:
         if not prefix or "/" in prefix:
             raise ConfigError(f"routing.router_prefixes: {prefix!r} must be a word without '/'")

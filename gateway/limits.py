@@ -16,7 +16,12 @@ limit of K let exactly K through. Tokens are reserved from an estimate (prompt b
 ``max_tokens`` or ``accounts.output_reserve_tokens``) and corrected from real usage at settle.
 
 The balance of a prepaid tier is reserved through ``gateway.balances.BalanceBook``: in this
-process with no ``await`` between check and reservation (a Redis backend: one Lua script).
+process with no ``await`` between check and reservation, or in Redis by one Lua script.
+
+With Redis every counter lives there under ``<limits.redis_prefix>limits/…`` (the ``limits``
+library's redis storage, whose increments are atomic), so all instances count together. When
+Redis cannot be reached, ``limits.redis_failure`` decides: ``"open"`` counts in this process
+(a ``memory://`` storage) until it is back, ``"closed"`` refuses with 503.
 """
 
 from __future__ import annotations
@@ -25,13 +30,17 @@ import asyncio
 import calendar
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
+import structlog
 from limits import RateLimitItemPerMinute
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
+from redis.exceptions import RedisError
 
 from adapters import canonical as c
 from gateway.accounts import AccountCache, UserState
@@ -46,9 +55,13 @@ from gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
+from gateway.shared import RedisUnavailable, Shared
 from routers.catalog import ModelInfo
 
+log = structlog.get_logger("gateway.limits")
+
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 
 def async_storage_uri(uri: str) -> str:
@@ -68,15 +81,24 @@ def next_month(now: float) -> float:
 
 
 class Limiter:
-    """Windows and counters in one ``limits`` storage; ``clock`` is the time of day."""
+    """Windows and counters in one ``limits`` storage; ``clock`` is the time of day.
 
-    def __init__(self, uri: str, clock: Clock = time.time) -> None:
+    With ``shared`` (Redis) every operation runs under its failure policy: 503 when closed,
+    the in-process ``fallback`` limiter when open.
+    """
+
+    def __init__(
+        self, uri: str, clock: Clock = time.time, shared: Shared | None = None
+    ) -> None:
         options: dict[str, str] = {}
         if uri.split("://", 1)[0].removeprefix("async+").startswith("redis"):
             options["implementation"] = "redispy"  # redis-py is the client this project ships
+            options["key_prefix"] = (shared.prefix if shared else "gw:") + "limits"
         self.storage = storage_from_string(async_storage_uri(uri), **options)
         self.moving = MovingWindowRateLimiter(self.storage)
         self.clock = clock
+        self.shared = shared
+        self.fallback = Limiter("memory://", clock) if shared is not None else None
         self._items: dict[int, RateLimitItemPerMinute] = {}
         self._periods: tuple[str, str, float, float, float] | None = None
 
@@ -88,6 +110,16 @@ class Limiter:
 
     async def hit_minute(self, scope: str, limit: int) -> tuple[bool, int, float]:
         """Count one request in the moving minute: (allowed, remaining, reset epoch)."""
+        if self.shared is not None and self.fallback is not None:
+            try:
+                return await self.shared.call(
+                    lambda: _wrapped(self._hit_minute(scope, limit)), "rate limits"
+                )
+            except RedisUnavailable:
+                return await self.fallback.hit_minute(scope, limit)
+        return await self._hit_minute(scope, limit)
+
+    async def _hit_minute(self, scope: str, limit: int) -> tuple[bool, int, float]:
         item = self._minute(limit)
         allowed = await self.moving.hit(item, scope)
         stats = await self.moving.get_window_stats(item, scope)
@@ -96,9 +128,29 @@ class Limiter:
     async def add(self, key: str, amount: int, until: float) -> int:
         """Add to a counter that expires at ``until``; answers the new value."""
         expiry = int(max(until - self.clock(), 1.0)) + 60
+        if self.shared is not None and self.fallback is not None:
+            try:
+                return await self.shared.call(
+                    lambda: _wrapped(self._incr(key, expiry, amount)), "quotas"
+                )
+            except RedisUnavailable:
+                return await self.fallback.add(key, amount, until)
+        return await self._incr(key, expiry, amount)
+
+    async def _incr(self, key: str, expiry: int, amount: int) -> int:
         return int(await self.storage.incr(key, expiry, amount))  # type: ignore[misc]
 
     async def get(self, key: str) -> int:
+        if self.shared is not None and self.fallback is not None:
+            try:
+                return await self.shared.call(
+                    lambda: _wrapped(self._get(key)), "quotas"
+                )
+            except RedisUnavailable:
+                return await self.fallback.get(key)
+        return await self._get(key)
+
+    async def _get(self, key: str) -> int:
         return int(await self.storage.get(key))  # type: ignore[misc]
 
     def periods(self, now: float) -> tuple[str, str, float, float]:
@@ -120,6 +172,14 @@ class Limiter:
         return self.periods(self.clock())[1]
 
 
+async def _wrapped(operation: Awaitable[T]) -> T:
+    """A ``limits`` storage call, its wrapped storage errors as the Redis errors they are."""
+    try:
+        return await operation
+    except StorageError as exc:
+        raise RedisError(str(exc.storage_error)) from exc
+
+
 @dataclass(slots=True)
 class Counter:
     key: str
@@ -136,6 +196,7 @@ class Ticket:
     tier_name: str
     prepaid: bool
     reserved_usd: float = 0.0
+    reserved_in: str = ""  # where the balance reservation lives: "local" or "shared"
     reserved_tokens: int = 0
     token_counters: list[Counter] = field(default_factory=list)
     credit_counters: list[Counter] = field(default_factory=list)
@@ -199,12 +260,13 @@ class Admission:
             await self._count(principal, state, tier, policy.requests_per_minute,
                               policy.requests_per_day, target, ticket)
         except GatewayError:
-            cache.balances.release(state.email, ticket.reserved_usd)
+            cache.balances.settle(state.email, ticket.reserved_usd, 0.0, ticket.reserved_in)
             raise
         return ticket
 
     async def _reserve_balance(self, state: UserState, ticket: Ticket) -> None:
-        if not await self.cache.reserve(state, ticket.estimate_usd):
+        where = await self.cache.reserve(state, ticket.estimate_usd)
+        if where is None:
             available = max(self.cache.available(state), 0.0)
             raise InsufficientBalance(
                 f"Insufficient balance: ${available:.6f} left, this request may cost up to "
@@ -212,7 +274,7 @@ class Admission:
                 "provider key",
                 headers={"X-Tier": ticket.tier_name, "X-Credits-Remaining": f"{available:.6f}"},
             )
-        ticket.reserved_usd = ticket.estimate_usd
+        ticket.reserved_usd, ticket.reserved_in = ticket.estimate_usd, where
 
     async def _count(
         self,
@@ -293,10 +355,11 @@ class Admission:
         self, ticket: Ticket, served: ModelInfo | None, usage: c.Usage | None, cost: float
     ) -> None:
         """Release reservations, debit the cost, and correct the token counters (no I/O here)."""
-        self.cache.balances.release(ticket.user, ticket.reserved_usd)
         byok = served is not None and served.provider in ticket.byok
-        if served is not None and ticket.tier.prepaid and not byok:
-            self.cache.balances.spend(ticket.user, cost)
+        spent = cost if served is not None and ticket.tier.prepaid and not byok else 0.0
+        if ticket.reserved_usd or spent:
+            self.cache.balances.settle(ticket.user, ticket.reserved_usd, spent,
+                                       ticket.reserved_in)
         actual = usage.input_tokens + usage.output_tokens if usage is not None else 0
         adjust = [(t, actual - t.amount) for t in ticket.token_counters]
         if served is None:  # nothing was served: give the credits back
@@ -308,8 +371,11 @@ class Admission:
             task.add_done_callback(self._tasks.discard)
 
     async def _adjust(self, adjust: list[tuple[Counter, int]]) -> None:
-        for counter, delta in adjust:
-            await self.limiter.add(counter.key, delta, counter.until)
+        try:
+            for counter, delta in adjust:
+                await self.limiter.add(counter.key, delta, counter.until)
+        except GatewayError as error:  # Redis down, fail closed: the correction is lost
+            log.warning("counter_correction_lost", error=error.message)
 
 
 def _rate_headers(limit: int, remaining: int, reset: float) -> dict[str, str]:

@@ -24,7 +24,9 @@ from typing import Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, RedisError
 
 from gateway.errors import ServiceUnavailable
 
@@ -33,6 +35,7 @@ log = structlog.get_logger("gateway.shared")
 T = TypeVar("T")
 FailureMode = Literal["open", "closed"]
 REVOCATIONS = "keys:revoked"  # channel: the SHA-256 of each revoked key
+ACCOUNTS = "accounts"  # channel: "<origin> <change>", see gateway.accounts.AccountCache
 
 
 class RedisUnavailable(Exception):
@@ -53,6 +56,9 @@ class Shared:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             health_check_interval=15,
+            # A pooled connection that died with a Redis restart is retried once, on a new one.
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[ConnectionError],
         )
         self.healthy = True
         self._tasks: list[asyncio.Task[None]] = []

@@ -1,11 +1,11 @@
 """Deployment health: in-flight counts, latency (EWMA), consecutive failures and cool-downs.
 
 The dispatcher reads health on every attempt, so reads are synchronous and local. ``Health`` is
-the interface; ``MemoryHealth`` keeps everything in this process. A shared backend (Redis, for
-several workers or nodes) implements the same methods by keeping a local copy of the bench
-list, refreshed from the shared store in the background (pub/sub or a short poll), and by
-pushing ``record_*`` calls out without awaiting them: the request path never waits on it.
-In-flight counts stay per process by nature.
+the interface; ``MemoryHealth`` keeps everything in this process. The shared backend
+(``gateway.health_shared.SharedHealth``, Redis, injected by the gateway as ``Planner.health``)
+extends ``MemoryHealth``: reads stay local, failures and benches are pushed out without
+awaiting them and benches from other processes arrive by pub/sub, so the request path never
+waits on it. In-flight counts stay per process by nature.
 
 A deployment is *benched* (skipped by every request) when it fails ``allowed_fails`` times in a
 row, for ``cooldown`` seconds; a rate-limit answer benches it at once for its ``Retry-After``
