@@ -46,6 +46,7 @@ from gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
+from gateway.memory_limits import MemoryWindows, is_memory
 from routers.catalog import ModelInfo
 
 Clock = Callable[[], float]
@@ -79,6 +80,8 @@ class Limiter:
         self.clock = clock
         self._items: dict[int, RateLimitItemPerMinute] = {}
         self._periods: tuple[str, str, float, float, float] | None = None
+        # memory://: the same windows and counters in plain dicts (gateway/memory_limits.py).
+        self.fast = MemoryWindows() if is_memory(uri) else None
 
     def _minute(self, limit: int) -> RateLimitItemPerMinute:
         item = self._items.get(limit)
@@ -88,6 +91,8 @@ class Limiter:
 
     async def hit_minute(self, scope: str, limit: int) -> tuple[bool, int, float]:
         """Count one request in the moving minute: (allowed, remaining, reset epoch)."""
+        if self.fast is not None:
+            return self.fast.hit_minute(scope, limit)
         item = self._minute(limit)
         allowed = await self.moving.hit(item, scope)
         stats = await self.moving.get_window_stats(item, scope)
@@ -96,9 +101,13 @@ class Limiter:
     async def add(self, key: str, amount: int, until: float) -> int:
         """Add to a counter that expires at ``until``; answers the new value."""
         expiry = int(max(until - self.clock(), 1.0)) + 60
+        if self.fast is not None:
+            return self.fast.add(key, amount, expiry)
         return int(await self.storage.incr(key, expiry, amount))  # type: ignore[misc]
 
     async def get(self, key: str) -> int:
+        if self.fast is not None:
+            return self.fast.get(key)
         return int(await self.storage.get(key))  # type: ignore[misc]
 
     def periods(self, now: float) -> tuple[str, str, float, float]:
