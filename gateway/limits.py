@@ -100,10 +100,14 @@ class Limiter:
 
     async def add(self, key: str, amount: int, until: float) -> int:
         """Add to a counter that expires at ``until``; answers the new value."""
-        expiry = int(max(until - self.clock(), 1.0)) + 60
+        expiry = self.expiry(until)
         if self.fast is not None:
             return self.fast.add(key, amount, expiry)
         return int(await self.storage.incr(key, expiry, amount))  # type: ignore[misc]
+
+    def expiry(self, until: float) -> int:
+        """Seconds a counter that ends at ``until`` is kept."""
+        return int(max(until - self.clock(), 1.0)) + 60
 
     async def get(self, key: str) -> int:
         if self.fast is not None:
@@ -311,7 +315,10 @@ class Admission:
         if served is None:  # nothing was served: give the credits back
             adjust += [(t, -t.amount) for t in ticket.credit_counters]
         adjust = [(t, delta) for t, delta in adjust if delta]
-        if adjust:
+        if adjust and self.limiter.fast is not None:  # memory://: no I/O, no task needed
+            for counter, delta in adjust:
+                self.limiter.fast.add(counter.key, delta, self.limiter.expiry(counter.until))
+        elif adjust:
             task = asyncio.ensure_future(self._adjust(adjust))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
