@@ -1,19 +1,22 @@
 """The gateway's own CPU per request, in process: no server, no network, no load generator.
 
-    python -m bench.micro [--requests 20000] [--stream]
+    python -m bench.micro [--requests 20000] [--stream] [--concurrency 1]
 
 The app of ``gateway.app.create_app`` (the bench's configuration: every tier limit on, 64
-users, SQLite ledger) is called as ASGI, one request after another; the upstream client of the
-``fake`` provider is replaced by a stub that answers the bench's 16-token reply (or its
-64-chunk stream) from memory. What is left is exactly what the gateway adds on top of an ASGI
-server and aiohttp, measured with ``time.process_time`` and steady to a few percent even on a
-shared machine: use it to compare changes to the hot path, A against B.
+users, SQLite ledger) is called as ASGI, one request after another (or ``--concurrency`` at
+a time); the upstream client of the ``fake`` provider is replaced by a stub that answers the
+bench's 16-token reply (or its 64-chunk stream) from memory. What is left is what the gateway
+adds on top of an ASGI server and aiohttp, measured with ``time.process_time`` and steady to a
+few percent even on a shared machine: use it to compare changes to the hot path, A against B.
+It does not see what the gateway makes the server and aiohttp do (response headers, the
+upstream request's timeouts), nor the machine's system-call costs: the bench does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 import tempfile
@@ -94,7 +97,7 @@ async def _keys(config_path: Path) -> list[str]:
         await store.close()
 
 
-async def measure(requests: int, stream: bool) -> float:
+async def measure(requests: int, stream: bool, concurrency: int = 1) -> float:
     from gateway.app import create_app
     from gateway.config import load_config
 
@@ -145,13 +148,28 @@ async def measure(requests: int, stream: bool) -> float:
 
         await app(scope, receive, send)
 
+    async def worker(first: int) -> None:
+        for i in range(first, requests, concurrency):
+            await one(scopes[i % USERS])
+
     for i in range(min(requests, 500)):  # warm-up
         await one(scopes[i % USERS])
     statuses.clear()
+    collections = [0.0, 0.0]
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collections[1] = time.perf_counter()
+        else:
+            collections[0] += time.perf_counter() - collections[1]
+
+    gc.callbacks.append(timed)
     started = time.process_time()
-    for i in range(requests):
-        await one(scopes[i % USERS])
+    await asyncio.gather(*(worker(first) for first in range(concurrency)))
     spent = time.process_time() - started
+    gc.callbacks.remove(timed)
+    print(f"garbage collection: {collections[0] / requests * 1e6:.1f} µs a request",
+          file=sys.stderr)
     await gateway.stop()
     if set(statuses) != {200}:
         raise SystemExit(f"unexpected statuses: {statuses}")
@@ -162,9 +180,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
     sys.stdout = open(os.devnull, "w")  # the gateway's JSON log lines  # noqa: SIM115
-    cost = asyncio.run(measure(args.requests, args.stream))
+    cost = asyncio.run(measure(args.requests, args.stream, args.concurrency))
     kind = "streamed (64 chunks)" if args.stream else "non-streamed"
     print(f"gateway's own CPU per {kind} request: {cost:.1f} µs", file=sys.stderr)
 
