@@ -4,6 +4,7 @@ chat endpoints."""
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -85,8 +86,44 @@ def anthropic_routes(gateway: Gateway) -> list[Route]:
     return routes
 
 
-def create_app(config: GatewayConfig | None = None) -> Starlette:
-    """The gateway as an ASGI app; ``config`` defaults to ``load_config()``."""
+class FastPaths:
+    """The ASGI entry point: ``POST`` to a chat endpoint goes straight to its ``ChatEndpoint``;
+    everything else (other routes, methods, the lifespan) to the Starlette app behind it.
+
+    ``ChatEndpoint`` answers every error itself, so Starlette's middleware stack, exception
+    wrappers and route matching (~20 µs a request) bought it nothing. Attributes such as
+    ``state`` are the Starlette app's.
+    """
+
+    def __init__(self, app: Starlette, chat: dict[str, ChatEndpoint]) -> None:
+        self.app = app
+        self.chat = chat
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            endpoint = self.chat.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+
+def chat_paths(routes: list[Any]) -> dict[str, ChatEndpoint]:
+    """The ``POST`` routes served by a ``ChatEndpoint``, by exact path."""
+    return {
+        route.path: route.app
+        for route in routes
+        if isinstance(route, Route) and isinstance(route.app, ChatEndpoint)
+        and route.methods and "POST" in route.methods and "{" not in route.path
+    }
+
+
+def create_app(config: GatewayConfig | None = None) -> FastPaths:
+    """The gateway as an ASGI app (``FastPaths`` in front of Starlette); ``config`` defaults
+    to ``load_config()``."""
     config = config or load_config()
     configure_logging(config.server.log_level)
     gateway = Gateway(config)
@@ -140,6 +177,10 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
+        # What start-up built (modules, config, catalog: ~60,000 objects) lives as long as the
+        # process: frozen out of the collector's way, a full collection takes ~0 ms, not ~15.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -159,4 +200,4 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
     app.state.gateway = gateway
-    return app
+    return FastPaths(app, chat_paths(routes))

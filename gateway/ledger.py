@@ -14,7 +14,10 @@ import contextlib
 import itertools
 import time
 import uuid
-from dataclasses import astuple, dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import Any
 
 import structlog
 
@@ -55,6 +58,11 @@ class UsageRow:
     row_id: str | None = None
 
 
+# The row as a tuple in column order: ~10x cheaper than ``dataclasses.astuple`` (which
+# deep-copies each field through a recursive helper).
+_as_tuple = attrgetter(*(f.name for f in fields(UsageRow)))
+
+
 class Ledger:
     """Batches usage rows to the store off the request path."""
 
@@ -72,6 +80,7 @@ class Ledger:
         self.written = 0
         self.dropped = 0
         self._rows: list[UsageRow] = []
+        self._deferred: set[asyncio.Task[None]] = set()
         self._id_prefix = uuid.uuid4().hex[:16] + "-"
         self._next_id = itertools.count(1)
         self._wake = asyncio.Event()
@@ -111,7 +120,7 @@ class Ledger:
                 if row.row_id is None:
                     row.row_id = f"{self._id_prefix}{next(self._next_id)}"
             try:
-                await self.store.insert_usage([astuple(row) for row in batch])
+                await self.store.insert_usage([_as_tuple(row) for row in batch])
             except StorageUnavailable as exc:
                 self._trim()
                 log.warning("ledger_write_failed", error=str(exc), queued=len(self._rows))
@@ -137,8 +146,17 @@ class Ledger:
             self.dropped += excess
             log.error("ledger_rows_dropped", dropped=excess, total_dropped=self.dropped)
 
+    def defer(self, settle: Coroutine[Any, Any, None]) -> None:
+        """Run a settlement that must wait (for the tokenizer) before its row is recorded;
+        ``close`` waits for those still running."""
+        task = asyncio.ensure_future(settle)
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred.discard)
+
     async def close(self, timeout: float = 30.0) -> None:
         """Stop the writer and write everything still queued (retrying until ``timeout``)."""
+        if self._deferred:
+            await asyncio.wait(set(self._deferred), timeout=timeout)
         self._closing = True
         self._wake.set()
         if self._task is not None:

@@ -55,6 +55,7 @@ from gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
+from gateway.memory_limits import MemoryWindows, is_memory
 from gateway.shared import RedisUnavailable, Shared
 from routers.catalog import ModelInfo
 
@@ -101,6 +102,8 @@ class Limiter:
         self.fallback = Limiter("memory://", clock) if shared is not None else None
         self._items: dict[int, RateLimitItemPerMinute] = {}
         self._periods: tuple[str, str, float, float, float] | None = None
+        # memory://: the same windows and counters in plain dicts (gateway/memory_limits.py).
+        self.fast = MemoryWindows() if is_memory(uri) else None
 
     def _minute(self, limit: int) -> RateLimitItemPerMinute:
         item = self._items.get(limit)
@@ -120,6 +123,8 @@ class Limiter:
         return await self._hit_minute(scope, limit)
 
     async def _hit_minute(self, scope: str, limit: int) -> tuple[bool, int, float]:
+        if self.fast is not None:
+            return self.fast.hit_minute(scope, limit)
         item = self._minute(limit)
         allowed = await self.moving.hit(item, scope)
         stats = await self.moving.get_window_stats(item, scope)
@@ -127,7 +132,7 @@ class Limiter:
 
     async def add(self, key: str, amount: int, until: float) -> int:
         """Add to a counter that expires at ``until``; answers the new value."""
-        expiry = int(max(until - self.clock(), 1.0)) + 60
+        expiry = self.expiry(until)
         if self.shared is not None and self.fallback is not None:
             try:
                 return await self.shared.call(
@@ -138,19 +143,25 @@ class Limiter:
         return await self._incr(key, expiry, amount)
 
     async def _incr(self, key: str, expiry: int, amount: int) -> int:
+        if self.fast is not None:
+            return self.fast.add(key, amount, expiry)
         return int(await self.storage.incr(key, expiry, amount))  # type: ignore[misc]
+
+    def expiry(self, until: float) -> int:
+        """Seconds a counter that ends at ``until`` is kept."""
+        return int(max(until - self.clock(), 1.0)) + 60
 
     async def get(self, key: str) -> int:
         if self.shared is not None and self.fallback is not None:
             try:
-                return await self.shared.call(
-                    lambda: _wrapped(self._get(key)), "quotas"
-                )
+                return await self.shared.call(lambda: _wrapped(self._get(key)), "quotas")
             except RedisUnavailable:
                 return await self.fallback.get(key)
         return await self._get(key)
 
     async def _get(self, key: str) -> int:
+        if self.fast is not None:
+            return self.fast.get(key)
         return int(await self.storage.get(key))  # type: ignore[misc]
 
     def periods(self, now: float) -> tuple[str, str, float, float]:
@@ -365,7 +376,10 @@ class Admission:
         if served is None:  # nothing was served: give the credits back
             adjust += [(t, -t.amount) for t in ticket.credit_counters]
         adjust = [(t, delta) for t, delta in adjust if delta]
-        if adjust:
+        if adjust and self.limiter.fast is not None:  # memory://: no I/O, no task needed
+            for counter, delta in adjust:
+                self.limiter.fast.add(counter.key, delta, self.limiter.expiry(counter.until))
+        elif adjust:
             task = asyncio.ensure_future(self._adjust(adjust))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

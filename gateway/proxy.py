@@ -42,7 +42,14 @@ from gateway.ingress import Ingress, Parsed, new_request_id
 from gateway.ledger import UsageRow
 from gateway.limits import AccountHeaders, Ticket
 from gateway.state import Gateway
-from gateway.usage_estimate import BYOK_KEYS, SentBodies, estimate_usage, max_tokens_of
+from gateway.usage_estimate import (
+    BYOK_KEYS,
+    SentBodies,
+    estimate_usage,
+    load_tokenizer,
+    max_tokens_of,
+    tokenizer_loaded,
+)
 from routers.attempts import Attempts
 from routers.catalog import ModelInfo
 from routers.personas import BODY_APPLIERS, apply_to_canonical
@@ -82,6 +89,7 @@ class Exchange:
         "principal",
         "request_id",
         "router",
+        "sent",
         "served",
         "started",
         "status",
@@ -109,6 +117,7 @@ class Exchange:
         self.headers_sent = False
         self.extra_headers: list[tuple[bytes, bytes]] = []
         self.cache_hit = False
+        self.sent: SentBodies | None = None  # the answer, kept only while no usage is known
 
     def response_headers(self, base: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         headers = [*base, (b"x-request-id", self.request_id.encode())]
@@ -283,6 +292,56 @@ def fit_to_model(request: c.Request, target: ModelInfo) -> c.Request:
     return msgspec.structs.replace(request, **changes) if changes else request
 
 
+class _KeepAlive:
+    """The response headers and ``: keep-alive`` comments of a stream that has not committed
+    after ``commit_timeout``: a task started by a timer, only for such streams."""
+
+    __slots__ = ("exchange", "interval", "send", "sending", "stopped", "task")
+
+    def __init__(self, exchange: Exchange, send: Send, commit_timeout: float) -> None:
+        self.exchange = exchange
+        self.send = send
+        self.interval = min(commit_timeout, 5.0)
+        self.task: asyncio.Task[None] | None = None
+        self.sending = False
+        self.stopped = False
+
+    def start(self) -> None:
+        if not self.stopped:
+            self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        exchange = self.exchange
+        while not self.stopped:
+            self.sending = True
+            if not exchange.headers_sent:
+                exchange.headers_sent = True
+                await self.send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": exchange.response_headers(_SSE_HEADERS),
+                    }
+                )
+            await self.send({"type": "http.response.body", "body": _KEEPALIVE, "more_body": True})
+            self.sending = False
+            if self.interval <= 0:  # commit_timeout 0: headers at once, then wait quietly
+                return
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        """Stop the comments; a send under way finishes first (sends must not interleave)."""
+        self.stopped = True
+        task = self.task
+        if task is None:
+            return
+        if not self.sending:
+            task.cancel()
+        await asyncio.wait((task,))
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
 class ChatEndpoint:
     """One chat endpoint (ASGI app) for one ingress dialect."""
 
@@ -311,7 +370,6 @@ class ChatEndpoint:
         responded = False
         ticket: Ticket | None = None
         body = b""
-        send = sent = SentBodies(send)  # counts the answer if the upstream reports no usage
         try:
             gateway = self.gateway
             exchange.principal = await gateway.keys.authenticate(
@@ -370,7 +428,7 @@ class ChatEndpoint:
                 )
                 await send_error(send, internal, self.ingress.dialect, exchange.request_id)
         finally:
-            self._settle(exchange, ticket, body, sent)
+            self._settle(exchange, ticket, body)
 
     # --- targets ---
 
@@ -438,6 +496,9 @@ class ChatEndpoint:
             exchange.served = target
             exchange.fallback_level = level
             exchange.usage = usage
+            if usage is None:  # counted with the tokenizer at settle
+                exchange.sent = SentBodies()
+                exchange.sent.record(body)
             exchange.ttft = time.perf_counter() - exchange.started
             await send(
                 {
@@ -540,7 +601,11 @@ class ChatEndpoint:
         exchange: Exchange,
         send: Send,
     ) -> list[bytes]:
-        """Read until the first content (or the end); returns the frames held so far."""
+        """Read until the first content (or the end); returns the frames held so far.
+
+        The items are awaited directly (no task per item): a timer starts the keep-alive task
+        once ``commit_timeout`` has passed with nothing to commit, and ``timeout_at`` ends the
+        wait at the first-token deadline."""
         loop = asyncio.get_running_loop()
         config = self.gateway.config
         deadline = loop.time() + self.gateway.client.timeouts.first_byte
@@ -548,40 +613,30 @@ class ChatEndpoint:
         keepalive_at = loop.time() + max(
             commit_timeout - (time.perf_counter() - exchange.started), 0
         )
+        keepalive = _KeepAlive(exchange, send, commit_timeout)
+        timer = loop.call_at(keepalive_at, keepalive.start) if keepalive_at < deadline else None
         held: list[bytes] = []
-        while True:
-            step = asyncio.ensure_future(anext(items))
-            while True:
-                timeout = max(min(deadline, keepalive_at) - loop.time(), 0)
-                done, _ = await asyncio.wait((step,), timeout=timeout)
-                if done:
-                    break
-                if loop.time() >= deadline:
-                    step.cancel()
-                    await asyncio.wait((step,))
-                    raise ProviderTimeout("first_token")
-                if not exchange.headers_sent:
-                    exchange.headers_sent = True
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 200,
-                            "headers": exchange.response_headers(_SSE_HEADERS),
-                        }
-                    )
-                await send({"type": "http.response.body", "body": _KEEPALIVE, "more_body": True})
-                keepalive_at = (
-                    loop.time() + min(commit_timeout, 5.0) if commit_timeout > 0 else deadline
-                )
-            try:
-                item = step.result()
-            except StopAsyncIteration:
-                return held
-            frame = translator.feed(item)
-            if frame:
-                held.append(frame)
-            if translator.committed:
-                return held
+        limit = asyncio.timeout_at(deadline)
+        try:
+            async with limit:
+                while True:
+                    try:
+                        item = await anext(items)
+                    except StopAsyncIteration:
+                        return held
+                    frame = translator.feed(item)
+                    if frame:
+                        held.append(frame)
+                    if translator.committed:
+                        return held
+        except TimeoutError:
+            if limit.expired():
+                raise ProviderTimeout("first_token") from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            await keepalive.stop()
 
     async def _relay(
         self,
@@ -592,13 +647,24 @@ class ChatEndpoint:
         send: Send,
         attempts: Attempts | None = None,
     ) -> None:
-        """Send the held frames, then everything else the upstream streams, then the close."""
+        """Send the held frames, then everything else the upstream streams, then the close.
+
+        While the upstream has reported no usage the frames sent are kept (``exchange.sent``)
+        to count the answer with the tokenizer if it never does."""
+        sent = exchange.sent = SentBodies()
         if held:
-            await send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
+            frame = b"".join(held)
+            if translator.usage is None:
+                sent.record(frame)
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
         try:
             async for item in items:
                 frame = translator.feed(item)
                 if frame:
+                    if translator.usage is None:
+                        sent.record(frame)
+                    elif sent.size:
+                        sent.clear()
                     await send({"type": "http.response.body", "body": frame, "more_body": True})
         except ProviderError as failure:
             if attempts is not None and exchange.served is not None:
@@ -622,12 +688,15 @@ class ChatEndpoint:
 
     # --- settle ---
 
+    async def _settle_later(self, exchange: Exchange, ticket: Ticket | None, body: bytes) -> None:
+        await load_tokenizer()
+        self._settle(exchange, ticket, body)
+
     def _settle(
         self,
         exchange: Exchange,
         ticket: Ticket | None = None,
         body: bytes = b"",
-        sent: SentBodies | None = None,
     ) -> None:
         gateway = self.gateway
         latency_ms = (time.perf_counter() - exchange.started) * 1000
@@ -638,9 +707,14 @@ class ChatEndpoint:
             and exchange.usage is None
             and (exchange.status in (200, 499) or exchange.ttft is not None)
         ):
-            # No usage from the upstream (cut stream, disconnect): count with the tokenizer.
+            # No usage from the upstream (cut stream, disconnect): count with the tokenizer,
+            # once it is loaded (in a thread; see gateway/usage_estimate.py).
+            if not tokenizer_loaded():
+                gateway.ledger.defer(self._settle_later(exchange, ticket, body))
+                return
             exchange.estimated = True
-            exchange.usage = estimate_usage(body, sent)
+            exchange.usage = estimate_usage(body, exchange.sent)
+            exchange.sent = None
         usage = exchange.usage or c.Usage()
         cost = (
             served.cost(

@@ -36,7 +36,6 @@ from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
 from gateway.shared import ACCOUNTS, REVOCATIONS, Shared
 from gateway.storage import StorageUnavailable, Store, open_store
-from gateway.usage_estimate import warm_up
 from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, ModelInfo
 from routers.health import MemoryHealth
@@ -353,7 +352,6 @@ class AccountServices:
     async def start(self) -> None:
         await refresh_maintenance(self.cache)
         self.writer.start()
-        warm_up()
 
     async def _stored_balance(self, email: str) -> float:
         user = await self.store.find_user(email)

@@ -4,10 +4,16 @@ Counting uses ``bpe-openai`` (the o200k_base BPE of OpenAI's current models, its
 shipped inside the wheel: nothing is downloaded at run time). The prompt is counted from the
 request body's text, the completion from the answer frames the client received; rows counted
 this way are marked ``estimated``.
+
+The tokenizer (~150 MB once loaded) is loaded on first need, not at start: the first request
+that needs it has already been answered; its settlement (ledger row, log line, token counters)
+waits in a task while ``load_tokenizer`` reads it in a thread (~0.2 s), the event loop serving
+everything else meanwhile. A process whose upstreams always report usage never loads it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 import warnings
@@ -24,10 +30,12 @@ BYOK_KEYS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVa
 
 _encoding: Any = None
 _lock = threading.Lock()
+_loading: asyncio.Future[Any] | None = None
 
 
 def encoding() -> Any:
-    """The tokenizer, loaded once (about 0.15 s); ``warm_up`` loads it off the event loop."""
+    """The tokenizer, loaded once (about 0.15 s, blocking): on the event loop, await
+    ``load_tokenizer`` first."""
     global _encoding
     with _lock:
         if _encoding is None:
@@ -39,8 +47,18 @@ def encoding() -> Any:
         return _encoding
 
 
-def warm_up() -> None:
-    threading.Thread(target=encoding, name="tokenizer-warm-up", daemon=True).start()
+def tokenizer_loaded() -> bool:
+    return _encoding is not None
+
+
+async def load_tokenizer() -> None:
+    """Load the tokenizer in a thread (once, however many callers wait)."""
+    global _loading
+    if _encoding is not None:
+        return
+    if _loading is None:
+        _loading = asyncio.get_running_loop().run_in_executor(None, encoding)
+    await asyncio.shield(_loading)
 
 
 def count_tokens(text: str) -> int:
@@ -107,25 +125,36 @@ def estimate_usage(body: bytes, sent: SentBodies | None = None) -> c.Usage:
 
 
 class SentBodies:
-    """Wraps ASGI ``send`` to keep references to the first ``limit`` bytes of body sent (and
-    count the rest), so a call whose upstream reported no usage can still be counted. The cap
-    bounds the memory held per request; past it the count is scaled by bytes."""
+    """The answer frames sent to the client while no usage is known, so a call whose upstream
+    reported none can still be counted: references to the first ``limit`` bytes (the rest only
+    counted). The cap bounds the memory held per request; past it the count is scaled by bytes.
+
+    The chat endpoint calls ``record`` for what it sends while the usage is unknown and
+    ``clear`` once the upstream reports usage (no wrapper around ``send``). Called as an ASGI
+    ``send`` wrapper, it records every body and passes the message on."""
 
     __slots__ = ("chunks", "limit", "send", "size")
 
-    def __init__(self, send: Any, limit: int = 256 * 1024) -> None:
+    def __init__(self, send: Any = None, limit: int = 256 * 1024) -> None:
         self.send = send
         self.chunks: list[bytes] = []
         self.size = 0
         self.limit = limit
 
+    def record(self, chunk: bytes) -> None:
+        if self.size < self.limit:
+            self.chunks.append(chunk)
+        self.size += len(chunk)
+
+    def clear(self) -> None:
+        self.chunks.clear()
+        self.size = 0
+
     async def __call__(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body":
             chunk = message.get("body")
             if chunk:
-                if self.size < self.limit:
-                    self.chunks.append(chunk)
-                self.size += len(chunk)
+                self.record(chunk)
         await self.send(message)
 
 

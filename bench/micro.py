@@ -1,0 +1,192 @@
+"""The gateway's own CPU per request, in process: no server, no network, no load generator.
+
+    python -m bench.micro [--requests 20000] [--stream] [--concurrency 1]
+
+The app of ``gateway.app.create_app`` (the bench's configuration: every tier limit on, 64
+users, SQLite ledger) is called as ASGI, one request after another (or ``--concurrency`` at
+a time); the upstream client of the ``fake`` provider is replaced by a stub that answers the
+bench's 16-token reply (or its 64-chunk stream) from memory. What is left is what the gateway
+adds on top of an ASGI server and aiohttp, measured with ``time.process_time`` and steady to a
+few percent even on a shared machine: use it to compare changes to the hot path, A against B.
+It does not see what the gateway makes the server and aiohttp do (response headers, the
+upstream request's timeouts), nor the machine's system-call costs: the bench does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bench.targets import _GATEWAY_MODEL, _GATEWAY_TOML, SCENARIOS
+
+USERS = 64
+_REPLY = msgspec.json.encode({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench-tok16",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "tok " * 16}}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28},
+})
+
+
+def _chunk(delta: dict[str, Any], **extra: Any) -> bytes:
+    payload = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
+               "model": "bench-tok64-gap20",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": None}], **extra}
+    return b"data: " + msgspec.json.encode(payload) + b"\n\n"
+
+
+_STREAM = [
+    _chunk({"role": "assistant", "content": ""}),
+    *[_chunk({"content": "tok "}) for _ in range(64)],
+    b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":0,'
+    b'"model":"bench-tok64-gap20","choices":[],'
+    b'"usage":{"prompt_tokens":12,"completion_tokens":64,"total_tokens":76}}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+class _Response:
+    status = 200
+    headers: Mapping[str, str] = {}
+
+    async def read(self) -> bytes:
+        return _REPLY
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for chunk in _STREAM:
+            yield chunk
+
+    def close(self) -> None:
+        return None
+
+
+class StubClient:
+    """Stands in for ``adapters.upstream.UpstreamClient``: answers from memory."""
+
+    def __init__(self, real: Any) -> None:
+        self.timeouts = real.timeouts
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> _Response:
+        return _Response()
+
+
+async def _keys(config_path: Path) -> list[str]:
+    from gateway.auth import create_key
+    from gateway.config import load_config
+    from gateway.storage import open_store
+
+    config = load_config(str(config_path))
+    store = await open_store(config.storage.url)
+    try:
+        return [
+            (await create_key(store, config.keys.prefix, name=f"bench-{i}",
+                              user=f"bench{i}@example.com", tier="bench"))[0]
+            for i in range(USERS)
+        ]
+    finally:
+        await store.close()
+
+
+async def measure(requests: int, stream: bool, concurrency: int = 1) -> float:
+    from gateway.app import create_app
+    from gateway.config import load_config
+
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-micro-"))
+    config_path = workdir / "gateway.toml"
+    models = "".join(_GATEWAY_MODEL.format(scenario=s) for s in SCENARIOS)
+    config_path.write_text(_GATEWAY_TOML.format(
+        port=0, dir=workdir, upstream="http://127.0.0.1:9", models=models))
+    keys = await _keys(config_path)
+    app = create_app(load_config(str(config_path)))
+    gateway = app.state.gateway
+    await gateway.start()
+    for adapter in gateway.adapters.values():
+        if hasattr(adapter, "client"):
+            adapter.client = StubClient(adapter.client)
+    model = "bench/bench-tok64-gap20" if stream else "bench/bench-tok16"
+    body = msgspec.json.encode({
+        "model": model, "stream": stream, "max_tokens": 64,
+        "messages": [{"role": "system", "content": "You are a benchmark."},
+                     {"role": "user", "content": "Say something short."}]})
+    scopes = [{
+        "type": "http", "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+                    (b"authorization", f"Bearer {key}".encode()),
+                    (b"content-length", str(len(body)).encode())],
+    } for key in keys]
+    statuses: dict[int, int] = {}
+    request_message = {"type": "http.request", "body": body, "more_body": False}
+    never = asyncio.get_running_loop().create_future()
+
+    async def one(scope: dict[str, Any]) -> None:
+        received = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal received
+            if not received:
+                received = True
+                return request_message
+            await never  # the client stays connected
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses[message["status"]] = statuses.get(message["status"], 0) + 1
+
+        await app(scope, receive, send)
+
+    async def worker(first: int) -> None:
+        for i in range(first, requests, concurrency):
+            await one(scopes[i % USERS])
+
+    for i in range(min(requests, 500)):  # warm-up
+        await one(scopes[i % USERS])
+    statuses.clear()
+    collections = [0.0, 0.0]
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collections[1] = time.perf_counter()
+        else:
+            collections[0] += time.perf_counter() - collections[1]
+
+    gc.callbacks.append(timed)
+    started = time.process_time()
+    await asyncio.gather(*(worker(first) for first in range(concurrency)))
+    spent = time.process_time() - started
+    gc.callbacks.remove(timed)
+    print(f"garbage collection: {collections[0] / requests * 1e6:.1f} µs a request",
+          file=sys.stderr)
+    await gateway.stop()
+    if set(statuses) != {200}:
+        raise SystemExit(f"unexpected statuses: {statuses}")
+    return spent / requests * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args()
+    sys.stdout = open(os.devnull, "w")  # the gateway's JSON log lines  # noqa: SIM115
+    cost = asyncio.run(measure(args.requests, args.stream, args.concurrency))
+    kind = "streamed (64 chunks)" if args.stream else "non-streamed"
+    print(f"gateway's own CPU per {kind} request: {cost:.1f} µs", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

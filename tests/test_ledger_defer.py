@@ -1,0 +1,37 @@
+"""A settlement deferred until the tokenizer has loaded still lands in the ledger, even when
+the gateway shuts down meanwhile: ``Ledger.close`` waits for it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.ledger import Ledger, UsageRow
+
+
+class RowsStore:
+    def __init__(self) -> None:
+        self.rows: list[Sequence[Any]] = []
+
+    async def insert_usage(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.rows.extend(rows)
+
+
+async def test_close_waits_for_a_deferred_settlement() -> None:
+    store = RowsStore()
+    ledger = Ledger(store, flush_interval=0.01)  # type: ignore[arg-type]
+    ledger.start()
+    loaded = asyncio.Event()
+
+    async def settle() -> None:
+        await loaded.wait()  # the tokenizer loading in its thread
+        ledger.record(UsageRow(request_id="req_late", created_at=1.0, completion_tokens=7))
+
+    ledger.defer(settle())
+    closing = asyncio.ensure_future(ledger.close())
+    await asyncio.sleep(0.05)
+    assert not closing.done() and store.rows == []
+    loaded.set()
+    await asyncio.wait_for(closing, 5)
+    assert [(row[0], row[11]) for row in store.rows] == [("req_late", 7)]
