@@ -30,14 +30,17 @@ are written in batches (``gateway.ledger``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
+
+T = TypeVar("T")
 
 
 class StorageUnavailable(Exception):
@@ -66,6 +69,7 @@ class SQLiteDatabase:
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
 
     async def connect(self) -> None:
         if self.path != ":memory:":
@@ -80,20 +84,39 @@ class SQLiteDatabase:
             raise StorageUnavailable("database is not connected")
         return self._conn
 
+    async def _write(self, statement: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run one write in its own transaction that holds the write lock from its start.
+
+        A deferred transaction that meets another process's writer can fail at once (its
+        snapshot is stale) instead of waiting out ``busy_timeout``, and a failed transaction
+        left open keeps that stale snapshot, so every later write failed the same way: with two
+        workers on one file, one worker's ledger never got written. ``BEGIN IMMEDIATE`` waits
+        for the lock, and a failure rolls back.
+        """
+        async with self._write_lock:
+            db = self._db()
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                result = await statement(db)
+                await db.commit()
+                return result
+            except aiosqlite.Error as exc:
+                with contextlib.suppress(aiosqlite.Error):
+                    await db.rollback()
+                raise StorageUnavailable(str(exc)) from exc
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        try:
-            cursor = await self._db().execute(sql, params)
-            await self._db().commit()
+        async def run(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(sql, params)
             return cursor.rowcount
-        except aiosqlite.Error as exc:
-            raise StorageUnavailable(str(exc)) from exc
+
+        return await self._write(run)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        try:
-            await self._db().executemany(sql, rows)
-            await self._db().commit()
-        except aiosqlite.Error as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        async def run(db: aiosqlite.Connection) -> None:
+            await db.executemany(sql, rows)
+
+        await self._write(run)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -115,3 +118,45 @@ def test_several_workers_serve_and_write_one_ledger(tmp_path: Path, upstream: Fa
     finally:
         assert gateway.stop() == 0
     assert sorted(row["request_id"] for row in gateway.usage_rows()) == [f"w-{i}" for i in range(8)]
+
+
+async def test_two_workers_writing_one_sqlite_file_under_load_lose_no_row(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    # Both workers flush small batches often, so their writes collide on the file's lock.
+    config = fake_config(tmp_path, upstream.url).replace(
+        "ledger_flush_interval = 0.1", "ledger_flush_interval = 0.01\nledger_batch_size = 5"
+    )
+    gateway = GatewayProcess(tmp_path, config).start(workers=2)
+    body = {"model": "echo", "messages": [{"role": "user", "content": "x"}]}
+    # A third writer commits all the time (as a CLI or another process would), so a worker's
+    # snapshot goes stale between its read and its write.
+    stop = threading.Event()
+
+    def keep_committing() -> None:
+        with sqlite3.connect(tmp_path / "gateway.db", timeout=30) as db:
+            while not stop.is_set():
+                db.execute("UPDATE api_keys SET name = name")
+                db.commit()
+
+    writer = threading.Thread(target=keep_committing, daemon=True)
+    writer.start()
+    try:
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+
+            async def one(index: int) -> int:
+                headers = {**gateway.headers(), "x-request-id": f"load-{index}"}
+                answer = await http.post(
+                    f"{gateway.url}/v1/chat/completions", json=body, headers=headers
+                )
+                return answer.status_code
+
+            statuses = await asyncio.gather(*(one(i) for i in range(1500)))
+        assert statuses.count(200) == 1500
+    finally:
+        stop.set()
+        writer.join(5)
+        assert gateway.stop() == 0
+    assert len(gateway.usage_rows()) == 1500
+    assert "ledger_rows_unwritten" not in gateway.logs()
