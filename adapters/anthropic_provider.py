@@ -62,11 +62,7 @@ class AnthropicProvider:
         return _encode(canonical_to_anthropic_request(call.request, call.model))
 
     async def complete(self, call: Call) -> RawReply | c.Response:
-        response = await self.client.post(self.url, self._body(call), self._headers(call))
-        try:
-            body = await response.read()
-        finally:
-            response.close()
+        body = await self.client.fetch(self.url, self._body(call), self._headers(call))
         if call.raw is not None:
             return RawReply(body)
         return anthropic_response_to_canonical(body)

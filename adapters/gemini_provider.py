@@ -56,11 +56,7 @@ class GeminiProvider:
 
     async def complete(self, call: Call) -> RawReply | c.Response:
         url = self.url(call.model, stream=False)
-        response = await self.client.post(url, self._body(call), self._headers(call))
-        try:
-            body = await response.read()
-        finally:
-            response.close()
+        body = await self.client.fetch(url, self._body(call), self._headers(call))
         answer = gemini_response_to_canonical(body)
         answer.model = answer.model or call.model
         return answer

@@ -140,6 +140,14 @@ class UpstreamClient:
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
+    async def fetch(self, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+        """POST and read the whole answer (error statuses raise ProviderHTTPError)."""
+        response = await self.post(url, body, headers)
+        try:
+            return await response.read()
+        finally:
+            response.close()
+
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
         """POST and wait for the status line; error statuses raise ProviderHTTPError."""
         try:
