@@ -120,11 +120,6 @@ class KeyCache:
         Redis was away); an entry still serves if the store is down then."""
         self._known = {h: (principal, 0.0) for h, (principal, _) in self._known.items()}
 
-    def forget_key_id(self, key_id: str) -> None:
-        for key_hash, (principal, _) in list(self._known.items()):
-            if principal.key_id == key_id:
-                del self._known[key_hash]
-
 
 async def create_key(
     store: Store, prefix: str, *, name: str = "", user: str = "", tier: str = "free"
