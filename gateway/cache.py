@@ -211,6 +211,7 @@ class ResponseCache:
                 exchange.extra_headers.append(_HIT)
                 hit_headers = exchange.response_headers([_JSON])
                 hit_headers.append((b"age", str(int(time.time() - answer.stored_at)).encode()))
+                exchange.headers_sent = True
                 await send({"type": "http.response.start", "status": 200, "headers": hit_headers})
                 await send({"type": "http.response.body", "body": answer.body})
                 return

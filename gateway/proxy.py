@@ -367,7 +367,6 @@ class ChatEndpoint:
             elif name == b"x-cache":
                 cache_directive = value
         exchange = Exchange(request_id or new_request_id())
-        responded = False
         ticket: Ticket | None = None
         body = b""
         try:
@@ -395,7 +394,6 @@ class ChatEndpoint:
             if plan.persona:
                 exchange.extra_headers.append((b"x-persona", plan.persona.encode()))
             if parsed.stream:
-                responded = True
                 await self._stream(parsed, plan, exchange, extra, receive, send)
             elif gateway.cache is not None and gateway.cache.wanted(
                 exchange.principal, cache_directive
@@ -422,7 +420,7 @@ class ChatEndpoint:
             _log.exception("request_failed", request_id=exchange.request_id)
             exchange.status = 500
             exchange.error_type = "internal_error"
-            if not responded:
+            if not exchange.headers_sent:
                 internal = GatewayError(
                     f"Internal error; quote request id {exchange.request_id} to the operator"
                 )
@@ -500,6 +498,7 @@ class ChatEndpoint:
                 exchange.sent = SentBodies()
                 exchange.sent.record(body)
             exchange.ttft = time.perf_counter() - exchange.started
+            exchange.headers_sent = True
             await send(
                 {
                     "type": "http.response.start",
