@@ -25,7 +25,6 @@ from gateway.accounts import (
     Sessions,
     refresh_maintenance,
 )
-from gateway.accounts_store import AccountsStore
 from gateway.auth import KeyCache
 from gateway.balances import SharedBalances
 from gateway.cache import ResponseCache, build_cache
@@ -35,7 +34,7 @@ from gateway.ledger import Ledger
 from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
 from gateway.shared import ACCOUNTS, REVOCATIONS, Shared
-from gateway.storage import StorageUnavailable, Store, open_store
+from gateway.storage import AccountsStore, StorageUnavailable, Store, open_store
 from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, ModelInfo
 from routers.health import MemoryHealth

@@ -10,7 +10,6 @@ import msgspec
 import pytest
 
 from gateway.accounts import AccountCache, SecretBox
-from gateway.accounts_store import AccountsStore, UserRecord
 from gateway.auth import Principal
 from gateway.config import parse_config
 from gateway.errors import (
@@ -22,7 +21,7 @@ from gateway.errors import (
     RateLimited,
 )
 from gateway.limits import Admission, Limiter
-from gateway.storage import open_store
+from gateway.storage import AccountsStore, UserRecord, open_store
 from routers.catalog import ModelInfo
 
 CONFIG = """
