@@ -22,6 +22,7 @@ from gateway.config import GatewayConfig, load_config
 from gateway.count_tokens import count_tokens_endpoint
 from gateway.errors import GatewayError, NotFound
 from gateway.logs import configure_logging
+from gateway.openapi import openapi_routes
 from gateway.proxy import ChatEndpoint
 from gateway.state import Gateway
 from routers.catalog import ModelInfo
@@ -196,6 +197,7 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         *account_routes(gateway),
     ]
+    routes += openapi_routes(routes)
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
