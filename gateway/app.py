@@ -18,6 +18,7 @@ from starlette.routing import Route
 from gateway.account_routes import account_routes
 from gateway.auth import Principal, key_from_headers
 from gateway.config import GatewayConfig, load_config
+from gateway.dashboard import dashboard_routes
 from gateway.errors import GatewayError, NotFound
 from gateway.ingress import OpenAIIngress
 from gateway.ingress_anthropic import AnthropicIngress, count_tokens_endpoint
@@ -195,6 +196,7 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
         *anthropic_routes(gateway),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         *account_routes(gateway),
+        *dashboard_routes(),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
