@@ -21,24 +21,28 @@ export function niceCeiling(value) {
 
 /** A figure of `points` ([{date, value}]) titled `title`, values shown with `format`. */
 export function barChart(title, points, format) {
+  const peak = niceCeiling(Math.max(0, ...points.map((p) => p.value)));
+  const labels = [0, 0.5, 1].map((share) => {
+    const value = peak * share;
+    // no label on a line between two whole numbers of whole things (2.5 requests)
+    const whole = points.every((p) => Number.isInteger(p.value));
+    return (share && !peak) || (whole && !Number.isInteger(value)) ? "" : format(value);
+  });
   const width = 360;
   const height = 150;
-  const left = 70;
+  const left = Math.max(36, Math.ceil(Math.max(...labels.map((l) => l.length)) * 6.4) + 10);
   const bottom = 20;
   const top = 8;
   const plotW = width - left - 4;
   const plotH = height - bottom - top;
-  const peak = niceCeiling(Math.max(0, ...points.map((p) => p.value)));
   const total = points.reduce((sum, p) => sum + p.value, 0);
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": `${title} per day: ${format(total)} in total, at most ${format(peak)} a day` });
-  for (const share of [0, 0.5, 1]) {
+  [0, 0.5, 1].forEach((share, i) => {
     const y = top + plotH * (1 - share);
     chart.append(svg("line", { class: share ? "grid-line" : "axis", x1: left, x2: width, y1: y, y2: y }));
-    if (peak || !share) {
-      chart.append(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, format(peak * share)));
-    }
-  }
+    if (labels[i]) chart.append(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, labels[i]));
+  });
   const step = plotW / Math.max(points.length, 1);
   const barW = Math.max(step * 0.7, 1);
   points.forEach((point, i) => {

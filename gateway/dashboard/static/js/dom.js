@@ -38,7 +38,10 @@ export function field({ label, hint, options, ...input }) {
 /** A message region: alert(kind, text) shows, alert.clear() hides. */
 export function messageBox() {
   const box = h("div", { class: "alert", role: "alert" });
-  box.show = (kind, text) => { box.className = `alert ${kind}`; box.textContent = text; };
+  box.show = (kind, text) => {
+    box.className = `alert ${kind}`;
+    box.textContent = /[.!?)]$/.test(text) ? text : `${text}.`;  // server messages end bare
+  };
   box.clear = () => { box.className = "alert"; box.textContent = ""; };
   return box;
 }
@@ -96,12 +99,20 @@ const intFormat = new Intl.NumberFormat("en-US");
 
 export const usd = (n) => usdFormat.format(Number(n || 0));
 export const num = (n) => intFormat.format(Number(n || 0));
+/** "1 request", "2 requests". */
+export const count = (n, word) => `${num(n)} ${word}${Number(n) === 1 ? "" : "s"}`;
 export const limit = (n) => (n ? num(n) : "Unlimited");
 
-/** A Unix time as "2026-11-30 14:05" (UTC), or "Never". */
-export function when(seconds, never = "Never") {
+/** A Unix time as "2026-11-30 14:05 UTC" (with ":07" seconds when asked), or "Never". */
+export function when(seconds, never = "Never", withSeconds = false) {
   if (!seconds) return never;
-  return new Date(seconds * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  return `${new Date(seconds * 1000).toISOString().slice(0, withSeconds ? 19 : 16).replace("T", " ")} UTC`;
+}
+
+/** An email address that may wrap after its "@" rather than mid-word. */
+export function email(address) {
+  const at = address.indexOf("@");
+  return at < 0 ? address : h("span", {}, address.slice(0, at), h("wbr"), address.slice(at));
 }
 
 export function badge(text, kind = "") {

@@ -1,7 +1,7 @@
 // The signed-in user's Overview and API keys.
 
 import { api } from "../api.js";
-import { badge, confirmDialog, field, form, h, limit, messageBox, num, page, table, usd, when }
+import { count, confirmDialog, field, form, h, limit, messageBox, num, page, table, usd, when }
   from "../dom.js";
 
 function stat(label, value, sub) {
@@ -38,8 +38,8 @@ export async function overview() {
     h("div", { class: "grid" },
       stat("Tier", me.tier, me.email),
       money,
-      stat("This month's spend", usd(period.cost_usd), `${num(period.requests)} requests, `
-        + `${num(period.total_tokens)} tokens`),
+      stat("This month's spend", usd(period.cost_usd), `${count(period.requests, "request")}, `
+        + `${count(period.total_tokens, "token")}`),
       stat("Requests today", num(u.requests_today),
         l.requests_per_day ? `of ${num(l.requests_per_day)}` : "No daily request limit")),
     h("section", { class: "panel", "aria-labelledby": "limits-title" },

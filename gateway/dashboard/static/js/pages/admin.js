@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { usageCharts } from "../chart.js";
-import { badge, field, form, h, messageBox, num, page, table, usd, when } from "../dom.js";
+import { badge, count, email, field, form, h, messageBox, num, page, table, usd, when } from "../dom.js";
 import { totalsTable, windowOf, windowSwitch } from "./usage.js";
 
 const admin = (path, options = {}) => api(path, { ...options, admin: true });
@@ -59,7 +59,7 @@ export async function users({ query, go }) {
       h("h2", { id: "users-title" }, q ? `Users matching "${q}"` : "All users",
         h("span", { class: "hint" }, ` · ${num(list.data.length)}`)),
       table(null, [
-        ["Email", (u) => [u.email, u.name ? h("div", { class: "hint" }, u.name) : null], "name"],
+        ["Email", (u) => [email(u.email), u.name ? h("div", { class: "hint" }, u.name) : null], "name"],
         ["Tier", (u) => u.tier],
         ["Status", (u) => badge(u.status, u.status === "blocked" ? "bad" : "ok")],
         ["Balance", (u) => usd(u.balance_usd), "num"],
@@ -76,12 +76,12 @@ export async function usageAll({ query, go }) {
     windowSwitch(days, "/admin/usage", go),
     h("section", { class: "panel", "aria-labelledby": "all-days" },
       h("h2", { id: "all-days" }, `Last ${days} days`),
-      h("p", { class: "muted" }, `${num(data.requests)} requests, ${num(data.total_tokens)} tokens, `
+      h("p", { class: "muted" }, `${count(data.requests, "request")}, ${count(data.total_tokens, "token")}, `
         + `${usd(data.cost_usd)} across every user.`),
       usageCharts(data.daily, { num, usd })),
     h("section", { class: "panel", "aria-labelledby": "by-user" },
       h("h2", { id: "by-user" }, "By user"),
-      totalsTable(null, "User", data.by_user, "No requests in this window.")),
+      totalsTable(null, "User", data.by_user, "No requests in this window.", email)),
     h("section", { class: "panel", "aria-labelledby": "all-models" },
       h("h2", { id: "all-models" }, "By model"),
       totalsTable(null, "Model", data.by_model, "No requests in this window.")));
@@ -90,7 +90,9 @@ export async function usageAll({ query, go }) {
 function healthState(d) {
   if (!d.benched) return badge("Serving", "ok");
   const kind = d.rate_limited ? "Rate-limited" : "Benched";
-  return [badge(kind, "bad"), h("div", { class: "hint" }, `until ${when(d.benched_until)}`)];
+  const left = Math.max(Math.round(d.benched_until - Date.now() / 1000), 0);
+  return [badge(kind, "bad"),
+    h("div", { class: "hint" }, `until ${when(d.benched_until, "", true)} (in ${left} s)`)];
 }
 
 export async function system({ go }) {

@@ -57,8 +57,8 @@ export async function forgot() {
   const box = messageBox();
   const submit = async ({ email }) => {
     const answer = await api("/v1/auth/forgot", { method: "POST", body: { email } });
-    box.show("ok", `${answer.message || "If the account exists, a reset token was sent."} `
-      + "Use it on the reset page.");
+    const sent = (answer.message || "If the account exists, a reset token was sent").replace(/\.$/, "");
+    box.show("ok", `${sent}. Use it on the reset page.`);
   };
   return card("Forgot password", "We send a single-use reset token to the account's owner.", [box,
     form({ class: "stack" }, [

@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { usageCharts } from "../chart.js";
-import { badge, h, num, page, table, usd, when } from "../dom.js";
+import { badge, count, h, num, page, table, usd, when } from "../dom.js";
 
 export const WINDOWS = [7, 30, 90];
 
@@ -19,11 +19,11 @@ export function windowOf(query) {
 }
 
 /** Totals by one dimension ({name: totals}) as a table. */
-export function totalsTable(caption, heading, byName, empty) {
+export function totalsTable(caption, heading, byName, empty, show = (name) => name) {
   const rows = Object.entries(byName || {}).map(([name, t]) => ({ name, ...t }))
     .sort((a, b) => b.cost_usd - a.cost_usd || b.requests - a.requests);
   return table(caption, [
-    [heading, (r) => r.name, "name"],
+    [heading, (r) => show(r.name), "name"],
     ["Requests", (r) => num(r.requests), "num"],
     ["Input tokens", (r) => num(r.prompt_tokens), "num hide-narrow"],
     ["Output tokens", (r) => num(r.completion_tokens), "num hide-narrow"],
@@ -48,8 +48,8 @@ export async function usage({ query, go }) {
     windowSwitch(days, "/usage", go),
     h("section", { class: "panel", "aria-labelledby": "per-day" },
       h("h2", { id: "per-day" }, `Last ${days} days`),
-      h("p", { class: "muted" }, `${num(summary.requests)} requests, ${num(summary.total_tokens)} `
-        + `tokens, ${usd(summary.cost_usd)} since ${since} (UTC days).`),
+      h("p", { class: "muted" }, `${count(summary.requests, "request")}, `
+        + `${count(summary.total_tokens, "token")}, ${usd(summary.cost_usd)} since ${since} (UTC days).`),
       usageCharts(daily.data, { num, usd })),
     h("section", { class: "panel", "aria-labelledby": "by-model" },
       h("h2", { id: "by-model" }, "By model"),
