@@ -44,14 +44,47 @@ async def usage_summary(
 
 async def usage_daily(store: AccountsStore, email: str, days: int, now: float) -> dict[str, Any]:
     """One entry per UTC day for the last ``days`` days (today included), oldest first."""
+    since = _days_since(days, now)
+    found = await usage.by_bucket(store.db, email, usage.days_from(since), since,
+                                  since + days * 86400)
+    return {"object": "list", "data": _daily(since, days, found)}
+
+
+def _days_since(days: int, now: float) -> float:
+    """The start of the first of the last ``days`` UTC days (today included)."""
     today = calendar.timegm(datetime.fromtimestamp(now, UTC).date().timetuple())
-    since = today - (days - 1) * 86400
-    found = await usage.by_bucket(store.db, email, usage.days_from(since), since, today + 86400)
-    return {"object": "list", "data": [
+    return float(today - (days - 1) * 86400)
+
+
+def _daily(since: float, days: int, found: dict[int, usage.Totals]) -> list[dict[str, Any]]:
+    """One entry per day from ``since``, oldest first, empty days included."""
+    return [
         {"date": datetime.fromtimestamp(since + day * 86400, UTC).strftime("%Y-%m-%d"),
          **_public(found.get(day, usage.empty()))}
         for day in range(days)
-    ]}
+    ]
+
+
+async def usage_of_everyone(store: AccountsStore, days: int, now: float) -> dict[str, Any]:
+    """The operator's view of the last ``days`` UTC days: totals, by user, by model, per day."""
+    since = _days_since(days, now)
+    total = usage.empty()
+    by_user: dict[str, usage.Totals] = {}
+    by_model: dict[str, usage.Totals] = {}
+    daily: dict[int, usage.Totals] = {}
+    rows = await usage.everyone_by_day(store.db, since, since + days * 86400)
+    for user, model, day, part in rows:
+        usage.add(total, part)
+        usage.add(by_user.setdefault(user or "(no account)", usage.empty()), part)
+        if model:
+            usage.add(by_model.setdefault(model, usage.empty()), part)
+        usage.add(daily.setdefault(day, usage.empty()), part)
+    return {
+        "object": "usage", "start": _iso(since), "days": days, **_public(total),
+        "by_user": {k: _public(v) for k, v in sorted(by_user.items())},
+        "by_model": {k: _public(v) for k, v in sorted(by_model.items())},
+        "daily": _daily(since, days, daily),
+    }
 
 
 async def invoices(store: AccountsStore, email: str) -> dict[str, Any]:

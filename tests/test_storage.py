@@ -217,6 +217,15 @@ async def test_usage_views_sum_only_the_window(store: Store) -> None:
         ("2025-12-31", 1, 3), ("2026-01-01", 1, 30), ("2026-01-02", 1, 100)
     ]
 
+    everyone = await billing.usage_of_everyone(accounts, 3, _at(2026, 1, 2))
+    assert {user: t["requests"] for user, t in everyone["by_user"].items()} == {me: 3, other: 1}
+    assert [(d["date"], d["requests"]) for d in everyone["daily"]] == [
+        ("2025-12-31", 1), ("2026-01-01", 1), ("2026-01-02", 2)
+    ]
+    assert everyone["by_model"]["q/b"]["prompt_tokens"] == 10099
+    recent = await accounts.recent_usage(me, 2)
+    assert [r["request_id"] for r in recent] == ["r3", "r2"]
+
     invoices = (await billing.invoices(accounts, me))["data"]
     assert [(i["period"], i["requests"], i["amount_due_usd"], i["topups_usd"])
             for i in invoices] == [

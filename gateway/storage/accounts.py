@@ -28,6 +28,8 @@ from gateway.storage.tables import (
 )
 
 _USER_FIELDS = frozenset(("tier", "status", "password_hash", "name"))
+_RECENT_FIELDS = ("request_id", "created_at", "model_requested", "model_served", "provider",
+                  "status", "latency_ms", "prompt_tokens", "completion_tokens", "cost_usd")
 _DETAIL_FIELDS = (
     "request_id", "created_at", "provider", "model_served", "prompt_tokens", "completion_tokens",
     "cached_tokens", "cost_usd", "status", "estimated", "model_requested", "stream", "key_id",
@@ -224,7 +226,17 @@ class AccountsStore:
             index_elements=[settings.c.name], set_={"value": statement.excluded.value}
         ))
 
-    # --- one request of one user, for the usage API ---
+    # --- one user's requests, for the usage API and the dashboard ---
+
+    async def recent_usage(self, email: str, limit: int) -> list[dict[str, Any]]:
+        """The user's newest ``limit`` rows, newest first, for the dashboard's request list."""
+        rows = await self.db.fetch(
+            select(*(usage.c[name] for name in _RECENT_FIELDS))
+            .where(usage.c.user == email)
+            .order_by(usage.c.created_at.desc())
+            .limit(limit)
+        )
+        return [dict(row._mapping) for row in rows]
 
     async def usage_row(self, email: str, request_id: str) -> dict[str, Any] | None:
         rows = await self.db.fetch(

@@ -122,3 +122,16 @@ async def first_activity(db: Database, email: str) -> float | None:
     ))
     found = [float(value) for value in rows[0] if value is not None]
     return min(found) if found else None
+
+
+async def everyone_by_day(db: Database, since: float, until: float
+                          ) -> list[tuple[str, str, int, Totals]]:
+    """(user, model served, day from ``since``, totals) over every user, for the operator."""
+    day = days_from(since)(_c.created_at).label("bucket")
+    rows = await db.fetch(
+        select(_c.user, _c.model_served, day, *_SUMS)
+        .where(_c.created_at >= since, _c.created_at < until)
+        .group_by(_c.user, _c.model_served, literal_column("bucket"))
+    )
+    return [(str(row.user), str(row.model_served), int(row.bucket), _totals(row))
+            for row in rows]
