@@ -19,13 +19,14 @@ def _public(total: usage.Totals) -> dict[str, Any]:
 
 
 async def usage_summary(
-    store: AccountsStore, email: str, since: float, until: float
+    store: AccountsStore, email: str, since: float, until: float, key_id: str = ""
 ) -> dict[str, Any]:
-    """Requests, tokens and cost over ``[since, until)``, in total, by provider and by model."""
+    """Requests, tokens and cost over ``[since, until)``, in total, by provider and by model
+    (of one key only when ``key_id`` is given)."""
     total = usage.empty()
     by_provider: dict[str, usage.Totals] = {}
     by_model: dict[str, usage.Totals] = {}
-    for provider, model, part in await usage.by_model(store.db, email, since, until):
+    for provider, model, part in await usage.by_model(store.db, email, since, until, key_id):
         usage.add(total, part)
         if provider:
             usage.add(by_provider.setdefault(provider, usage.empty()), part)
@@ -42,11 +43,13 @@ async def usage_summary(
     }
 
 
-async def usage_daily(store: AccountsStore, email: str, days: int, now: float) -> dict[str, Any]:
+async def usage_daily(
+    store: AccountsStore, email: str, days: int, now: float, key_id: str = ""
+) -> dict[str, Any]:
     """One entry per UTC day for the last ``days`` days (today included), oldest first."""
     since = _days_since(days, now)
     found = await usage.by_bucket(store.db, email, usage.days_from(since), since,
-                                  since + days * 86400)
+                                  since + days * 86400, key_id)
     return {"object": "list", "data": _daily(since, days, found)}
 
 

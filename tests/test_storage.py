@@ -251,3 +251,32 @@ async def test_sqlite_files_are_private(tmp_path: Path) -> None:
             await store.close()
     finally:
         os.umask(old_umask)
+
+
+@pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)
+async def test_keys_without_an_account_see_only_their_own_usage(store: Store) -> None:
+    accounts = AccountsStore(store.db)
+    rows = [UsageRow(request_id=f"r{i}", created_at=_at(2026, 1, 2), key_id=key, row_id=f"x{i}",
+                     prompt_tokens=tokens)
+            for i, (key, tokens) in enumerate([("k1", 1), ("k2", 10), ("k1", 100)])]
+    await store.insert_usage(rows)
+    mine = await billing.usage_summary(accounts, "", _at(2026, 1, 1), _at(2026, 2, 1), "k1")
+    assert (mine["requests"], mine["prompt_tokens"]) == (2, 101)
+    daily = await billing.usage_daily(accounts, "", 2, _at(2026, 1, 2), "k2")
+    assert [d["prompt_tokens"] for d in daily["data"]] == [0, 10]
+    assert [r["request_id"] for r in await accounts.recent_usage("", 5, "k2")] == ["r1"]
+    assert await accounts.usage_row("", "r1", "k1") is None
+    assert (await accounts.usage_row("", "r1", "k2") or {}).get("prompt_tokens") == 10
+
+
+@pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)
+async def test_settings_once_and_pending_signups(store: Store) -> None:
+    accounts = AccountsStore(store.db)
+    assert await accounts.setting_once("salt", "first") == "first"
+    assert await accounts.setting_once("salt", "second") == "first"
+    await accounts.insert_user(UserRecord(email="p@example.com", id="u_p", password_hash="x",
+                                          status="pending", created_at=10.0))
+    await accounts.delete_pending_user("p@example.com", created_before=5.0)
+    assert await accounts.find_user("p@example.com") is not None
+    await accounts.delete_pending_user("p@example.com", created_before=20.0)
+    assert await accounts.find_user("p@example.com") is None

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.storage.database import Database
@@ -36,6 +36,13 @@ _DETAIL_FIELDS = (
 )
 
 
+def _mine(email: str, key_id: str) -> ColumnElement[bool]:
+    """One user's usage rows; one key's only, when ``key_id`` is given."""
+    if key_id:
+        return and_(usage.c.user == email, usage.c.key_id == key_id)
+    return usage.c.user == email
+
+
 class AccountsStore:
     """The account tables over one ``Database``."""
 
@@ -57,6 +64,13 @@ class AccountsStore:
     async def find_user(self, email: str) -> UserRecord | None:
         rows = await self.db.fetch(select(users).where(users.c.email == email))
         return UserRecord(**rows[0]._mapping) if rows else None
+
+    async def delete_pending_user(self, email: str, created_before: float) -> None:
+        """Forget a signup whose verification link expired unused (the address is free again)."""
+        t = users.c
+        await self.db.execute(delete(users).where(
+            t.email == email, t.status == "pending", t.created_at < created_before
+        ))
 
     async def list_users(self) -> list[UserRecord]:
         rows = await self.db.fetch(select(users).order_by(users.c.created_at))
@@ -220,6 +234,16 @@ class AccountsStore:
         rows = await self.db.fetch(select(settings.c.value).where(settings.c.name == name))
         return str(rows[0][0]) if rows else None
 
+    async def setting_once(self, name: str, value: str) -> str:
+        """Store ``value`` unless the setting exists; answers the value in force (instances
+        starting together agree on the first one written)."""
+        await self.db.execute(
+            self._upsert(settings).values(name=name, value=value).on_conflict_do_nothing(
+                index_elements=[settings.c.name]
+            )
+        )
+        return await self.get_setting(name) or value
+
     async def set_setting(self, name: str, value: str) -> None:
         statement = self._upsert(settings).values(name=name, value=value)
         await self.db.execute(statement.on_conflict_do_update(
@@ -228,20 +252,26 @@ class AccountsStore:
 
     # --- one user's requests, for the usage API and the dashboard ---
 
-    async def recent_usage(self, email: str, limit: int) -> list[dict[str, Any]]:
-        """The user's newest ``limit`` rows, newest first, for the dashboard's request list."""
+    async def recent_usage(
+        self, email: str, limit: int, key_id: str = ""
+    ) -> list[dict[str, Any]]:
+        """The user's newest ``limit`` rows (one key's only, when ``key_id`` is given), newest
+        first, for the dashboard's request list."""
         rows = await self.db.fetch(
             select(*(usage.c[name] for name in _RECENT_FIELDS))
-            .where(usage.c.user == email)
+            .where(_mine(email, key_id))
             .order_by(usage.c.created_at.desc())
             .limit(limit)
         )
         return [dict(row._mapping) for row in rows]
 
-    async def usage_row(self, email: str, request_id: str) -> dict[str, Any] | None:
+    async def usage_row(
+        self, email: str, request_id: str, key_id: str = ""
+    ) -> dict[str, Any] | None:
+        """One request of this user (of this key, when ``key_id`` is given)."""
         rows = await self.db.fetch(
             select(*(usage.c[name] for name in _DETAIL_FIELDS))
-            .where(usage.c.user == email, usage.c.request_id == request_id)
+            .where(_mine(email, key_id), usage.c.request_id == request_id)
         )
         if not rows:
             return None

@@ -142,6 +142,9 @@ MIGRATIONS: list[list[str | Executable]] = [
         "ALTER TABLE usage ADD COLUMN row_id TEXT",
         "CREATE UNIQUE INDEX usage_row_id ON usage (row_id)",
     ],
+    # 5: key permissions (gateway.accounts.keys): "inference" or "manage"; keys made before
+    # had every power, so they keep "manage".
+    ["ALTER TABLE api_keys ADD COLUMN permissions TEXT NOT NULL DEFAULT 'manage'"],
 ]
 
 

@@ -20,6 +20,7 @@ class KeyRecord:
     created_at: float = 0.0
     last_used_at: float | None = None
     revoked_at: float | None = None
+    permissions: str = "manage"  # "inference" or "manage" (gateway.accounts.keys)
 
 
 @dataclass(slots=True)
@@ -66,7 +67,7 @@ class UserRecord:
     password_hash: str
     name: str = ""
     tier: str = "free"
-    status: str = "active"  # active | blocked
+    status: str = "active"  # active | blocked | pending (signup not verified yet)
     balance_usd: float = 0.0
     created_at: float = 0.0
 

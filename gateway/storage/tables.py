@@ -67,6 +67,7 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("last_used_at", Float),
     Column("revoked_at", Float),
+    _text("permissions", "manage"),  # "inference" or "manage" (gateway.accounts.keys)
     Index("api_keys_user", "user"),
 )
 

@@ -60,16 +60,18 @@ def _totals(row: AnyRow) -> Totals:
             "estimated": int(values["estimated"])}
 
 
-def _window(email: str, since: float, until: float) -> ColumnElement[bool]:
-    return and_(_c.user == email, _c.created_at >= since, _c.created_at < until)
+def _window(email: str, since: float, until: float, key_id: str = "") -> ColumnElement[bool]:
+    """One user's rows (one key's only, when ``key_id`` is given) in ``[since, until)``."""
+    window = and_(_c.user == email, _c.created_at >= since, _c.created_at < until)
+    return and_(window, _c.key_id == key_id) if key_id else window
 
 
-async def by_model(db: Database, email: str, since: float, until: float
+async def by_model(db: Database, email: str, since: float, until: float, key_id: str = ""
                    ) -> list[tuple[str, str, Totals]]:
     """(provider, model served, totals) of each pair used in ``[since, until)``."""
     rows = await db.fetch(
         select(_c.provider, _c.model_served, *_SUMS)
-        .where(_window(email, since, until))
+        .where(_window(email, since, until, key_id))
         .group_by(_c.provider, _c.model_served)
     )
     return [(str(row.provider), str(row.model_served), _totals(row)) for row in rows]
@@ -87,12 +89,12 @@ def periods(starts: Sequence[float]) -> Bucket:
     )
 
 
-async def by_bucket(db: Database, email: str, bucket: Bucket, since: float, until: float
-                    ) -> dict[int, Totals]:
+async def by_bucket(db: Database, email: str, bucket: Bucket, since: float, until: float,
+                    key_id: str = "") -> dict[int, Totals]:
     """Totals per bucket of ``[since, until)``; empty buckets are absent."""
     label = bucket(_c.created_at).label("bucket")
     rows = await db.fetch(
-        select(label, *_SUMS).where(_window(email, since, until))
+        select(label, *_SUMS).where(_window(email, since, until, key_id))
         .group_by(literal_column("bucket"))
     )
     return {int(row.bucket): _totals(row) for row in rows}
