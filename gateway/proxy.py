@@ -28,6 +28,7 @@ from adapters.base import Adapter, Call, RawReply, StreamTranslator
 from adapters.client import Ingress, Parsed
 from adapters.errors import InvalidRequest, ProviderError, ProviderHTTPError, ProviderTimeout
 from adapters.overlay import apply_to_canonical
+from gateway.admission import AccountHeaders, Ticket
 from gateway.auth import Principal, key_from_headers
 from gateway.errors import (
     AllTargetsFailed,
@@ -43,7 +44,6 @@ from gateway.errors import (
 )
 from gateway.ingress import new_request_id
 from gateway.ledger import UsageRow
-from gateway.limits import AccountHeaders, Ticket
 from gateway.state import Gateway
 from gateway.usage_estimate import (
     BYOK_KEYS,

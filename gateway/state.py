@@ -26,15 +26,15 @@ from gateway.accounts import (
     Sessions,
     refresh_maintenance,
 )
+from gateway.admission import Admission, Limiter
 from gateway.auth import KeyCache
-from gateway.balances import SharedBalances
+from gateway.balances import RedisBalances
 from gateway.cache import ResponseCache, build_cache
 from gateway.config import GatewayConfig
-from gateway.health_shared import SharedHealth
 from gateway.ledger import Ledger
-from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
-from gateway.shared import ACCOUNTS, REVOCATIONS, Shared
+from gateway.redis_client import ACCOUNTS, REVOCATIONS, RedisClient
+from gateway.redis_health import RedisHealth
 from gateway.storage import AccountsStore, StorageUnavailable, Store, open_store
 from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, ModelInfo
@@ -205,7 +205,7 @@ class Gateway:
         self._ledger: Ledger | None = None
         self._accounts: AccountServices | None = None
         # Redis (limits.storage = "redis://…"), shared by every feature that needs it.
-        self.shared: Shared | None = None
+        self.shared: RedisClient | None = None
         self.cache: ResponseCache | None = None
         self.metrics = Metrics()
 
@@ -272,11 +272,11 @@ class Gateway:
             gauges["gateway_redis_up"] = 1.0 if self.shared.healthy else 0.0
         return self.metrics.render()
 
-    def _open_shared(self) -> Shared | None:
+    def _open_shared(self) -> RedisClient | None:
         limits = self.config.limits
         url = limits.storage.removeprefix("async+")
         if url.startswith(("redis://", "rediss://", "unix://")):
-            return Shared(url, limits.redis_prefix, limits.redis_failure)
+            return RedisClient(url, limits.redis_prefix, limits.redis_failure)
         return None
 
     def _start_shared(self) -> None:
@@ -290,7 +290,7 @@ class Gateway:
             self.accounts.start_shared(self.shared)
             routing = self.config.routing
             if routing.health != "local":
-                health = SharedHealth(self.shared, routing.allowed_fails, routing.cooldown,
+                health = RedisHealth(self.shared, routing.allowed_fails, routing.cooldown,
                                       routing.max_cooldown)
                 health.start()
                 self.planner.health = health
@@ -314,7 +314,7 @@ class Gateway:
         await self.metrics.stop()
         if self._accounts is not None:
             await self._accounts.stop()
-        if isinstance(self.planner.health, SharedHealth):
+        if isinstance(self.planner.health, RedisHealth):
             await self.planner.health.close()
         if self.shared is not None:
             await self.shared.close()
@@ -329,7 +329,7 @@ class AccountServices:
     """Accounts, sessions, balances, limits and admission of one gateway process."""
 
     def __init__(
-        self, config: GatewayConfig, store: Store, keys: KeyCache, shared: Shared | None = None
+        self, config: GatewayConfig, store: Store, keys: KeyCache, shared: RedisClient | None = None
     ) -> None:
         accounts = config.accounts
         self.store = AccountsStore(store.db)
@@ -339,9 +339,9 @@ class AccountServices:
         self.sessions = Sessions(self.store, accounts, self.cache)
         self.notifier = Notifier(accounts.notify_webhook)
         self.accounts = Accounts(self.store, config, self.cache, self.sessions, self.notifier)
-        self.limiter = Limiter(config.limits.storage, shared=shared)
+        self.limiter = Limiter(config.limits.storage, redis=shared)
         if shared is not None:
-            self.cache.balances = SharedBalances(shared, self._stored_balance)
+            self.cache.balances = RedisBalances(shared, self._stored_balance)
         self._origin = os.urandom(6).hex()  # tells our own broadcasts from the others'
         self._tasks: set[asyncio.Task[None]] = set()
         self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
@@ -359,7 +359,7 @@ class AccountServices:
 
     # --- changes made on other instances (Redis channel ``<prefix>accounts``) ---
 
-    def start_shared(self, shared: Shared) -> None:
+    def start_shared(self, shared: RedisClient) -> None:
         """Announce account changes made here, and apply those announced elsewhere."""
 
         def broadcast(change: str) -> None:
@@ -404,5 +404,5 @@ class AccountServices:
 
     async def stop(self) -> None:
         await self.writer.close()
-        if isinstance(self.cache.balances, SharedBalances):
+        if isinstance(self.cache.balances, RedisBalances):
             await self.cache.balances.close()

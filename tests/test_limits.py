@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from gateway.accounts import AccountCache, SecretBox
+from gateway.admission import Admission, Limiter
 from gateway.auth import Principal
 from gateway.config import parse_config
 from gateway.errors import (
@@ -20,7 +21,6 @@ from gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
-from gateway.limits import Admission, Limiter
 from gateway.storage import AccountsStore, UserRecord, open_store
 from routers.catalog import ModelInfo
 
