@@ -4,7 +4,9 @@
 ``flush_interval`` seconds, or as soon as ``batch_size`` are waiting. If the database refuses,
 the rows stay queued (up to ``max_buffered``; the oldest are dropped past that, and counted) and
 the writer retries with backoff. ``close`` writes everything still queued: nothing is lost on a
-graceful shutdown.
+graceful shutdown. A batch and its keys' ``last_used_at`` are one transaction
+(``Store.insert_usage``); each row keeps the id it got at its first attempt, so a batch written
+again after a lost commit acknowledgement is kept once.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ written in batches by ``gateway.ledger``.
 
 from gateway.storage import usage
 from gateway.storage.accounts import AccountsStore
-from gateway.storage.database import Database, StorageUnavailable, open_database, sqlite_path
+from gateway.storage.database import Database, StorageUnavailable, open_database
 from gateway.storage.records import KeyPolicy, KeyRecord, UsageRow, UserRecord
 from gateway.storage.store import Store, open_store
 
@@ -33,6 +33,5 @@ __all__ = [
     "UserRecord",
     "open_database",
     "open_store",
-    "sqlite_path",
     "usage",
 ]

@@ -103,8 +103,11 @@ class AccountsStore:
 
     async def debit_many(self, debits: dict[str, float]) -> None:
         """Spending of many users at once (the batched writer of ``gateway.accounts``)."""
+        if not debits:
+            return
         params = [{"b_email": email, "b_amount": amount} for email, amount in debits.items()]
-        await self.db.execute(self._debit, params)
+        async with self.db.write() as conn:
+            await conn.execute(self._debit, params)
 
     async def ledger(self, email: str) -> list[tuple[float, float, str, str]]:
         """(created, amount, kind, note) of one user's balance changes, oldest first."""

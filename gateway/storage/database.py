@@ -23,7 +23,7 @@ import contextlib
 import math
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -128,16 +128,10 @@ class Database:
         compiled = cast(SQLCompiler, statement.compile(dialect=self.engine.dialect))
         return str(compiled), tuple(compiled.positiontup or ())
 
-    async def execute(
-        self, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] = ()
-    ) -> int:
-        """One statement (with many parameter sets: executemany) in its own transaction; the
-        number of rows it changed."""
-        if isinstance(params, Sequence) and not isinstance(params, Mapping) and not params:
-            params = None  # type: ignore[assignment]
+    async def execute(self, statement: Executable) -> int:
+        """One statement in its own transaction; the number of rows it changed."""
         async with self.write() as conn:
-            result = await conn.execute(statement, params or None)
-            return int(result.rowcount)
+            return int((await conn.execute(statement)).rowcount)
 
     async def fetch(self, statement: Executable) -> Sequence[AnyRow]:
         """Every row of one query."""

@@ -4,7 +4,7 @@ and a record becomes bind parameters by name, never by position."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 
 @dataclass(slots=True)
@@ -53,9 +53,6 @@ class UsageRow:
     cache_hit: bool = False
     # Unique id given by the ledger at the first write attempt (retries reuse it).
     row_id: str | None = None
-
-
-USAGE_FIELDS = tuple(field.name for field in fields(UsageRow))
 
 
 @dataclass(slots=True)
