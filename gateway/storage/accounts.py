@@ -109,16 +109,6 @@ class AccountsStore:
         async with self.db.write() as conn:
             await conn.execute(self._debit, params)
 
-    async def ledger(self, email: str) -> list[tuple[float, float, str, str]]:
-        """(created, amount, kind, note) of one user's balance changes, oldest first."""
-        t = balance_ledger.c
-        rows = await self.db.fetch(
-            select(t.created_at, t.amount_usd, t.kind, t.note)
-            .where(t.user_email == email)
-            .order_by(t.created_at)
-        )
-        return [(float(r[0]), float(r[1]), str(r[2]), str(r[3])) for r in rows]
-
     # --- sessions and reset tokens (only hashes are stored) ---
 
     async def insert_session(self, token_hash: str, email: str, ttl: float) -> str:
