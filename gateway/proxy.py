@@ -704,7 +704,6 @@ class ChatEndpoint:
                 usage.input_tokens,
                 0 if exchange.cache_hit else usage.output_tokens,
                 usage.cache_read_tokens,
-                usage.cache_creation_tokens,
             )
             if served is not None
             else 0.0

@@ -56,9 +56,11 @@ class ModelInfo:
         input_tokens: int,
         output_tokens: int,
         cached_tokens: int = 0,
-        cache_creation_tokens: int = 0,
     ) -> float:
-        """USD for one call; cached reads at their own rate, the rest of the input at full."""
+        """USD for one call; cached reads at their own rate, the rest of the input at full.
+        A model marked ``free`` costs nothing, whatever prices it also lists."""
+        if self.free:
+            return 0.0
         cached_price = (
             self.input_price if self.cached_input_price is None else self.cached_input_price
         )

@@ -7,9 +7,10 @@ Usage: Anthropic's ``input_tokens`` excludes cache reads and writes; the canonic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 from adapters import canonical as c
 from adapters.errors import ProviderHTTPError
@@ -24,18 +25,26 @@ class AnthropicMessage(msgspec.Struct, omit_defaults=True):
     content: str | list[dict[str, Any]]
 
 
+# Anthropic's documented ranges: a value outside gets a 400 here rather than from the upstream.
+PositiveInt = Annotated[int, Meta(ge=1)]
+Probability = Annotated[float, Meta(ge=0, le=1)]
+TopK = Annotated[int, Meta(ge=0)]
+
+
 class MessagesRequest(msgspec.Struct, omit_defaults=True):
-    """The fields of a Messages body the gateway reads (others pass through as sent)."""
+    """The fields of a Messages body the gateway reads or range-checks (others pass through as
+    sent)."""
 
     model: str
     messages: list[AnthropicMessage]
-    max_tokens: int | None = None  # required: checked by the ingress with Anthropic's wording
+    # Required: checked by the ingress with Anthropic's wording.
+    max_tokens: PositiveInt | None = None
     system: str | list[dict[str, Any]] | None = None
     stream: bool | None = None
     stop_sequences: list[str] | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
+    temperature: Probability | None = None
+    top_p: Probability | None = None
+    top_k: TopK | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
