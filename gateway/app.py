@@ -20,8 +20,10 @@ from gateway.account_routes import account_routes
 from gateway.auth import Principal, key_from_headers
 from gateway.config import GatewayConfig, load_config
 from gateway.count_tokens import count_tokens_endpoint
+from gateway.dashboard import dashboard_routes
 from gateway.errors import GatewayError, NotFound
 from gateway.logs import configure_logging
+from gateway.openapi import openapi_routes
 from gateway.proxy import ChatEndpoint
 from gateway.state import Gateway
 from routers.catalog import ModelInfo
@@ -195,7 +197,9 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
         *anthropic_routes(gateway),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         *account_routes(gateway),
+        *dashboard_routes(),
     ]
+    routes += openapi_routes(routes)
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
