@@ -40,6 +40,7 @@ from gateway.errors import (
     UpstreamTimeout,
     from_invalid_request,
     from_provider_error,
+    from_routing_refusal,
 )
 from gateway.ingress import new_request_id
 from gateway.ledger import UsageRow
@@ -55,7 +56,8 @@ from gateway.usage_estimate import (
 )
 from routers.attempts import Attempts
 from routers.catalog import ModelInfo
-from routers.plan import Plan, RoutingRefused
+from routers.plan import Plan
+from routers.refusals import RoutingRefused
 
 Scope = dict[str, Any]
 Receive = Any
@@ -222,15 +224,6 @@ def _describe(error: ProviderError) -> str:
     if isinstance(error, ProviderHTTPError) and error.status in (401, 403):
         return f"HTTP {error.status}: the provider refused the gateway's credentials"
     return str(error)
-
-
-def routing_error(refusal: RoutingRefused) -> GatewayError:
-    """A planner's refusal as the client error it stands for."""
-    if refusal.status == 404:
-        return ModelNotFound(refusal.message, param=refusal.param)
-    if refusal.status == 503:
-        return ServiceUnavailable(refusal.message)
-    return BadRequest(refusal.message, param=refusal.param, code=refusal.code)
 
 
 class _Bodies:
@@ -424,7 +417,7 @@ class ChatEndpoint:
         try:
             return self.gateway.planner.plan(parsed.model, features, parsed.chain)
         except RoutingRefused as refusal:
-            raise routing_error(refusal) from refusal
+            raise from_routing_refusal(refusal) from refusal
 
     def _attempts(self, plan: Plan) -> Attempts:
         return Attempts(plan, self.gateway.planner.health, self.gateway.retry_policy)

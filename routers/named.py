@@ -25,8 +25,7 @@ from adapters.features import RequestFeatures
 from adapters.overlay import Overlay
 from routers.catalog import ModelInfo
 from routers.health import Health
-
-CONDITIONS = ("images", "tools", "audio", "long_context", "code", "always")
+from routers.refusals import Unservable
 
 OCR_PROMPT = (
     "You are an OCR engine. Extract all text from the image(s) exactly as written, in reading "
@@ -35,18 +34,6 @@ OCR_PROMPT = (
     "and keep Thai tone marks and vowels exactly. Output only the extracted text, with no "
     "commentary; if there is no text, output nothing."
 )
-
-
-class RoutingRefused(Exception):
-    """The request cannot be routed as asked; ``status`` and ``param`` shape the client error."""
-
-    def __init__(self, message: str, *, status: int = 400, param: str | None = None,
-                 code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.param = param
-        self.code = code
 
 
 def unfit_reason(model: ModelInfo, features: RequestFeatures) -> str | None:
@@ -110,7 +97,7 @@ class Router:
                         return fit, rule.condition
             return list(self.models), "default"
         if self.kind == "ocr" and not features.has_images:
-            raise RoutingRefused(
+            raise Unservable(
                 f"The '{self.name}' router reads text from images: send at least one image "
                 "(an image_url content part)",
                 param="messages",

@@ -18,7 +18,8 @@ from gateway.state import build_catalog, build_planner
 from routers.attempts import Attempts, RetryPolicy
 from routers.catalog import Catalog, ModelInfo
 from routers.health import MemoryHealth
-from routers.plan import Plan, Planner, RoutingRefused
+from routers.plan import Plan, Planner
+from routers.refusals import RoutingRefused
 
 BASE = """
 [providers.mock]

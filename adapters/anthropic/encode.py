@@ -18,12 +18,11 @@ from adapters.anthropic.wire import (
     anthropic_usage_to_canonical,
     canonical_stop_to_anthropic,
     canonical_usage_to_anthropic,
-    event,
     mid_stream_error,
 )
 from adapters.base import has_value, inspect_reply
 from adapters.errors import CallerError, ProviderProtocolError
-from adapters.sse import event_fields
+from adapters.sse import encode_event, event_fields
 
 _encode = msgspec.json.encode
 
@@ -82,7 +81,7 @@ class _ErrorBody(msgspec.Struct, tag="error", tag_field="type"):
 
 
 def _error_event(kind: str, message: str) -> bytes:
-    return event("error", _encode(_ErrorBody(_ErrorDetail(kind, message))))
+    return encode_event(_encode(_ErrorBody(_ErrorDetail(kind, message))), "error")
 
 
 def anthropic_error_body(error: CallerError) -> bytes:
@@ -92,7 +91,7 @@ def anthropic_error_body(error: CallerError) -> bytes:
 
 def anthropic_error_frame(error: CallerError) -> bytes:
     """An error after the stream has started, as Anthropic's SDKs expect it."""
-    return event("error", anthropic_error_body(error))
+    return encode_event(anthropic_error_body(error), "error")
 
 
 _DELTA_KIND: dict[type, str] = {
@@ -137,14 +136,15 @@ class AnthropicStreamEncoder:
             "stop_sequence": None,
             "usage": canonical_usage_to_anthropic(self.usage or c.Usage()),
         }
-        return event("message_start", _encode({"type": "message_start", "message": message}))
+        return encode_event(_encode({"type": "message_start", "message": message}), "message_start")
 
     def _stop_open(self) -> bytes:
         if self._open is None:
             return b""
         index = self._open[1]
         self._open = None
-        return event("content_block_stop", b'{"type":"content_block_stop","index":%d}' % index)
+        stop = b'{"type":"content_block_stop","index":%d}' % index
+        return encode_event(stop, "content_block_stop")
 
     def _start(self, canonical_index: int, kind: str, block: dict[str, Any]) -> bytes:
         out = self._stop_open()
@@ -152,7 +152,7 @@ class AnthropicStreamEncoder:
         self._next += 1
         self._open = (canonical_index, index, kind)
         body = {"type": "content_block_start", "index": index, "content_block": block}
-        out += event("content_block_start", _encode(body))
+        out += encode_event(_encode(body), "content_block_start")
         if not self._pinged:
             self._pinged = True
             out += PING
@@ -235,8 +235,8 @@ class AnthropicStreamEncoder:
             },
             "usage": canonical_usage_to_anthropic(self.usage or c.Usage()),
         }
-        out += event("message_delta", _encode(delta))
-        return out + event("message_stop", b'{"type":"message_stop"}')
+        out += encode_event(_encode(delta), "message_delta")
+        return out + encode_event(b'{"type":"message_stop"}', "message_stop")
 
 
 # --- pass-through inspection (Anthropic upstream to Anthropic client) -----------------------

@@ -14,6 +14,7 @@ from msgspec import Meta
 
 from adapters import canonical as c
 from adapters.errors import ProviderHTTPError
+from adapters.sse import encode_event
 
 _encode = msgspec.json.encode
 
@@ -129,11 +130,7 @@ def canonical_usage_to_anthropic(usage: c.Usage) -> dict[str, int]:
 
 
 
-def event(name: str, data: bytes) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
-
-
-PING = event("ping", b'{"type":"ping"}')
+PING = encode_event(b'{"type":"ping"}', "ping")
 
 
 

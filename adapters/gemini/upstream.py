@@ -52,10 +52,6 @@ def unpack_tool_id(packed: str) -> tuple[str, str]:
     return call_id, signature + "=" * (-len(signature) % 4)
 
 
-def new_call_id() -> str:
-    return "call_" + os.urandom(8).hex()
-
-
 # --- finish reasons and usage ---------------------------------------------------------------
 
 _FINISH: dict[str, c.StopReason] = {
