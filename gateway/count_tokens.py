@@ -29,12 +29,12 @@ from gateway.errors import (
     from_routing_refusal,
 )
 from gateway.state import Gateway
-from routers.catalog import ModelInfo
+from routers.catalog import Deployment
 from routers.refusals import RoutingRefused
 
 
 async def _upstream_count(
-    gateway: Gateway, target: ModelInfo, raw: bytes, headers: Any
+    gateway: Gateway, target: Deployment, raw: bytes, headers: Any
 ) -> int | None:
     """Anthropic's exact count when the model is served by Anthropic; None to estimate."""
     adapter = gateway.adapters.get(target.provider)

@@ -55,7 +55,7 @@ from gateway.usage_estimate import (
     tokenizer_loaded,
 )
 from routers.attempts import Attempts
-from routers.catalog import ModelInfo
+from routers.catalog import Deployment
 from routers.plan import Plan
 from routers.refusals import RoutingRefused
 
@@ -108,7 +108,7 @@ class Exchange:
         self.created_at = time.time()
         self.principal: Principal | None = None
         self.model_requested = ""
-        self.served: ModelInfo | None = None
+        self.served: Deployment | None = None
         self.router: str | None = None
         self.stream = False
         self.usage: c.Usage | None = None
@@ -254,7 +254,7 @@ class _Bodies:
         return self.canonical
 
 
-def fit_to_model(request: c.Request, target: ModelInfo) -> c.Request:
+def fit_to_model(request: c.Request, target: Deployment) -> c.Request:
     """A translated request trimmed to what ``target`` takes: no more output tokens than its
     ``max_output`` (Claude Code asks 32000 of every model), and no reasoning controls for a
     listed model without the ``reasoning`` capability (gpt-4o refuses ``reasoning_effort``)."""
@@ -423,7 +423,7 @@ class ChatEndpoint:
         return Attempts(plan, self.gateway.planner.health, self.gateway.retry_policy)
 
     def _call_for(
-        self, bodies: _Bodies, target: ModelInfo, headers: dict[str, str]
+        self, bodies: _Bodies, target: Deployment, headers: dict[str, str]
     ) -> tuple[Adapter, Call]:
         adapter = self.gateway.adapters[target.provider]
         stream = bodies.parsed.stream

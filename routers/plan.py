@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from adapters.features import RequestFeatures
 from adapters.overlay import Overlay
-from routers.catalog import Catalog, ModelInfo
+from routers.catalog import Catalog, Deployment, Model
 from routers.health import Health, MemoryHealth
 from routers.named import Router, unfit_reason
 from routers.personas import Persona
@@ -39,7 +39,7 @@ class Plan:
     """Targets to try in order; ``router`` names the router that chose them."""
 
     requested: str
-    targets: list[ModelInfo]
+    targets: list[Deployment]
     router: str | None = None
     levels: list[int] | None = None  # fallback level of each target; None means [0, 1, 2, ...]
     overlay: Overlay | None = None
@@ -70,7 +70,7 @@ class Planner:
                 self.routers[f"{prefix}/{router.name}"] = router
         self.personas = {persona.name: persona for persona in personas}
         # Names that plan to one target with nothing to decide: the hot path.
-        self._direct: dict[str, ModelInfo] = {}
+        self._direct: dict[str, Model] = {}
         for model in catalog:
             if not model.fallbacks and not model.deployments:
                 self._direct[model.id] = model
@@ -127,7 +127,7 @@ class Planner:
                 models = [model, *self._fallbacks(model)]
         if len(models) > 1 or router is not None:
             models = self._fit(models, features(), router.name if router else None)
-        targets: list[ModelInfo] = []
+        targets: list[Deployment] = []
         levels: list[int] = []
         for level, model in enumerate(models[:MAX_MODELS]):
             for deployment in self._deployments(model):
@@ -167,7 +167,7 @@ class Planner:
 
     # --- pieces ---
 
-    def _chain(self, name: str, chain: list[str]) -> list[ModelInfo]:
+    def _chain(self, name: str, chain: list[str]) -> list[Model]:
         names = list(chain)
         if name and name not in names:
             names.insert(0, name)
@@ -181,7 +181,7 @@ class Planner:
                 f"{len(names)}{extra}: drop some from 'models'",
                 param="models",
             )
-        models: list[ModelInfo] = []
+        models: list[Model] = []
         unavailable: list[str] = []
         for entry in names:
             where = f"models[{chain.index(entry)}]" if entry in chain else "model"
@@ -211,7 +211,7 @@ class Planner:
             )
         return models
 
-    def _fallbacks(self, model: ModelInfo) -> list[ModelInfo]:
+    def _fallbacks(self, model: Model) -> list[Model]:
         found = []
         for name in model.fallbacks:
             fallback = self.catalog.get(name)
@@ -220,8 +220,8 @@ class Planner:
         return found
 
     @staticmethod
-    def _fit(models: list[ModelInfo], features: RequestFeatures,
-             router: str | None) -> list[ModelInfo]:
+    def _fit(models: list[Model], features: RequestFeatures,
+             router: str | None) -> list[Model]:
         fit = [m for m in models if unfit_reason(m, features) is None]
         if fit:
             return fit
@@ -230,7 +230,7 @@ class Planner:
         reasons = "; ".join(f"{m.id} {unfit_reason(m, features)}" for m in models)
         raise Unservable(f"No model of this request can serve it: {reasons}", param="model")
 
-    def _deployments(self, model: ModelInfo) -> list[ModelInfo]:
+    def _deployments(self, model: Model) -> list[Deployment]:
         deployments = model.deployments
         if not deployments:
             return [model]

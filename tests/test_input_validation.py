@@ -12,7 +12,7 @@ import pytest
 from adapters.base import ProviderSettings
 from adapters.errors import ProviderHTTPError
 from adapters.gemini.provider import GeminiProvider
-from routers.catalog import ModelInfo
+from routers.catalog import Model
 from tests.conftest import GatewayProcess
 
 if TYPE_CHECKING:
@@ -218,8 +218,8 @@ def test_mock_gives_each_answer_its_own_id(dialect_gateway: GatewayProcess) -> N
 
 
 def test_a_free_model_costs_nothing_whatever_prices_it_lists() -> None:
-    lorem = ModelInfo(id="mock/lorem", provider="mock", upstream="lorem", input_price=0.1,
+    lorem = Model(id="mock/lorem", provider="mock", upstream="lorem", input_price=0.1,
                       output_price=0.4, free=True)
     assert lorem.cost(1000, 2000, 10) == 0.0
-    priced = ModelInfo(id="m", provider="p", upstream="m", input_price=0.1, output_price=0.4)
+    priced = Model(id="m", provider="p", upstream="m", input_price=0.1, output_price=0.4)
     assert priced.cost(1000, 2000) == pytest.approx(0.0009)

@@ -23,7 +23,7 @@ from gateway.errors import (
 )
 from gateway.limits import Admission, Limiter
 from gateway.storage import open_store
-from routers.catalog import ModelInfo
+from routers.catalog import Model
 
 CONFIG = """
 [tiers.free]
@@ -37,7 +37,7 @@ credits_per_day = 10
 [tiers.pro]
 prepaid = true
 """
-MODEL = ModelInfo(id="m", provider="p", upstream="m", output_price=250_000.0, credits=3)
+MODEL = Model(id="m", provider="p", upstream="m", output_price=250_000.0, credits=3)
 
 
 @pytest.fixture
