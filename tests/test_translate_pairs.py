@@ -374,7 +374,9 @@ def test_openai_request_to_gemini_body() -> None:
 def test_regression_tool_use_input_dropped_when_upstream_is_not_anthropic() -> None:
     """Tool inputs survive both ways: history to an OpenAI upstream, and streamed arguments
     back to an Anthropic client (input_json_delta, never an empty input)."""
-    body = canonical_to_openai_request(anthropic_request(messages=CLAUDE_HISTORY), "gpt")
+    body = msgspec.to_builtins(
+        canonical_to_openai_request(anthropic_request(messages=CLAUDE_HISTORY), "gpt")
+    )
     calls = body["messages"][1]["tool_calls"]
     assert [json.loads(call["function"]["arguments"]) for call in calls] == [
         {"path": "a.py"},

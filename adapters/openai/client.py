@@ -33,18 +33,19 @@ from adapters.openai.wire import (
     REQUEST_ROLES,
     ChatRequest,
     ContentPart,
+    NamedToolChoice,
     content_parts_to_blocks,
     parse_arguments,
 )
 from adapters.overlay import Overlay, capped
 
 
-def _tool_choice_to_canonical(choice: str | dict[str, Any], parallel: bool | None) -> c.ToolChoice:
+def _tool_choice_to_canonical(choice: str | NamedToolChoice, parallel: bool | None) -> c.ToolChoice:
     disable_parallel: bool | UnsetType = UNSET if parallel is None else not parallel
     if isinstance(choice, str):
         mode = choice if choice in ("auto", "none", "required") else "auto"
         return c.ToolChoice(mode=mode, disable_parallel=disable_parallel)  # type: ignore[arg-type]
-    name = (choice.get("function") or {}).get("name", "")
+    name = choice.function.name if choice.function is not UNSET else ""
     return c.ToolChoice(mode="tool", name=name, disable_parallel=disable_parallel)
 
 
@@ -239,7 +240,7 @@ def openai_features(request: ChatRequest) -> RequestFeatures:
     chars = 0
     images = 0
     audio = False
-    last_user: str | list[ContentPart] | None = None
+    last_user: str | list[ContentPart] | UnsetType | None = None
     for message in request.messages:
         content = message.content
         if isinstance(content, str):
