@@ -689,7 +689,7 @@ class ChatEndpoint:
                 gateway.ledger.defer(self._settle_later(exchange, ticket, body))
                 return
             exchange.estimated = True
-            exchange.usage = estimate_usage(body, exchange.sent)
+            exchange.usage = estimate_usage(self.ingress, body, exchange.sent)
             exchange.sent = None
         usage = exchange.usage or c.Usage()
         cost = (

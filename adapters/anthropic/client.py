@@ -12,6 +12,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from adapters import canonical as c
+from adapters.anthropic import texts
 from adapters.anthropic.encode import (
     AnthropicPassthrough,
     AnthropicStreamEncoder,
@@ -370,6 +371,12 @@ class AnthropicIngress:
 
     def error_frame(self, error: CallerError) -> bytes:
         return anthropic_error_frame(error)
+
+    def prompt_texts(self, body: bytes) -> list[str]:
+        return texts.prompt_texts(body)
+
+    def answer_texts(self, payloads: list[bytes]) -> list[str]:
+        return texts.answer_texts(payloads)
 
 
 def overlay_anthropic_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:

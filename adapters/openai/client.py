@@ -22,6 +22,7 @@ from adapters.client import (
 )
 from adapters.errors import CallerError, InvalidRequest
 from adapters.features import RequestFeatures
+from adapters.openai import texts
 from adapters.openai.encode import (
     OpenAIPassthrough,
     OpenAIStreamEncoder,
@@ -215,6 +216,12 @@ class OpenAIIngress:
 
     def error_frame(self, error: CallerError) -> bytes:
         return openai_error_frame(error)
+
+    def prompt_texts(self, body: bytes) -> list[str]:
+        return texts.prompt_texts(body)
+
+    def answer_texts(self, payloads: list[bytes]) -> list[str]:
+        return texts.answer_texts(payloads)
 
 
 def overlay_openai_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
