@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from adapters.base import readable
+
 # Block keys whose string values are read or written by the model.
 _TEXT_KEYS = frozenset(
     ("text", "content", "system", "arguments", "input", "partial_json", "thinking",
@@ -49,24 +51,16 @@ _event = msgspec.json.Decoder(_Event)
 def prompt_texts(body: bytes) -> list[str]:
     """The texts of a Messages body: its messages, then its system prompt."""
     out: list[str] = []
-    try:
-        prompt = _prompt.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return out
-    _texts(prompt.messages, out)
-    _texts(prompt.system, out)
+    for prompt in readable((body,), _prompt):
+        _texts(prompt.messages, out)
+        _texts(prompt.system, out)
     return out
 
 
 def answer_texts(payloads: list[bytes]) -> list[str]:
     """The generated texts in the answer's payloads (stream events or one whole message)."""
     out: list[str] = []
-    for payload in payloads:
-        try:
-            event = _event.decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            continue
-        if len(event.error):
-            continue
-        _texts(event.delta or event.content_block or event.content, out)
+    for event in readable(payloads, _event):
+        if not event.error:
+            _texts(event.delta or event.content_block or event.content, out)
     return out

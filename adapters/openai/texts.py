@@ -7,6 +7,7 @@ from __future__ import annotations
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from adapters.base import readable
 from adapters.openai.wire import ContentPart, FunctionCall
 
 
@@ -59,12 +60,9 @@ def _said(said: _Said, out: list[str]) -> None:
 def prompt_texts(body: bytes) -> list[str]:
     """The texts of a chat-completions body's messages, in order."""
     out: list[str] = []
-    try:
-        prompt = _prompt.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return out
-    for message in prompt.messages:
-        _said(message, out)
+    for prompt in readable((body,), _prompt):
+        for message in prompt.messages:
+            _said(message, out)
     return out
 
 
@@ -72,14 +70,8 @@ def answer_texts(payloads: list[bytes]) -> list[str]:
     """The generated texts in the answer's payloads (stream chunks or one whole body); error
     payloads and anything unreadable count for nothing."""
     out: list[str] = []
-    for payload in payloads:
-        try:
-            answer = _answer.decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            continue
-        if len(answer.error):
-            continue
-        for choice in answer.choices:
+    for answer in readable(payloads, _answer):
+        for choice in answer.choices if not answer.error else ():
             for said in (choice.delta, choice.message):
                 if said is not None:
                     _said(said, out)
