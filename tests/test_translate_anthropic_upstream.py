@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from adapters import canonical as c
@@ -78,7 +79,7 @@ def test_reasoning_to_thinking_budget(
         max_tokens=max_tokens,
         temperature=0.2,
     )
-    body = canonical_to_anthropic_request(request, "m")
+    body = msgspec.to_builtins(canonical_to_anthropic_request(request, "m"))
     assert body.get("thinking") == thinking
     assert body["max_tokens"] == expected_max
     # Extended thinking refuses a temperature.
@@ -88,9 +89,9 @@ def test_reasoning_to_thinking_budget(
 def test_thinking_left_off_when_the_tool_turn_has_no_signed_thinking() -> None:
     request = conversation()
     request.reasoning = c.Reasoning(effort="medium")
-    assert "thinking" not in canonical_to_anthropic_request(request, "m")
+    assert "thinking" not in msgspec.to_builtins(canonical_to_anthropic_request(request, "m"))
     request.messages[1].content.insert(0, c.ThinkingBlock(thinking="t", signature="sig"))
-    body = canonical_to_anthropic_request(request, "m")
+    body = msgspec.to_builtins(canonical_to_anthropic_request(request, "m"))
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 8192}
     assert body["messages"][1]["content"][0] == {
         "type": "thinking",
@@ -235,5 +236,5 @@ def test_response_format_becomes_a_system_instruction() -> None:
             "json_schema": {"name": "n", "schema": {"type": "object"}},
         },
     )
-    system = canonical_to_anthropic_request(request, "m")["system"]
+    system = msgspec.to_builtins(canonical_to_anthropic_request(request, "m"))["system"]
     assert system[-1]["text"].endswith('(no prose, no code fences): {"type":"object"}')

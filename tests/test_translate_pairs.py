@@ -198,9 +198,9 @@ def test_openai_response_to_anthropic_message() -> None:
             "prompt_tokens_details": {"cached_tokens": 30},
         },
     }
-    message = canonical_to_anthropic_response(
+    message = msgspec.to_builtins(canonical_to_anthropic_response(
         openai_response_to_canonical(json.dumps(body).encode()), "served"
-    )
+    ))
     assert message["content"] == [
         {"type": "thinking", "thinking": "r", "signature": ""},
         {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}},

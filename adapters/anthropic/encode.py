@@ -14,6 +14,8 @@ from msgspec import UNSET
 from adapters import canonical as c
 from adapters.anthropic.wire import (
     PING,
+    Block,
+    UsageOut,
     UsageWire,
     anthropic_usage_to_canonical,
     canonical_stop_to_anthropic,
@@ -33,42 +35,48 @@ def message_id(response_id: str) -> str:
     return response_id if response_id.startswith("msg_") else f"msg_{response_id}"
 
 
-def canonical_block_to_anthropic(block: c.ContentBlock) -> dict[str, Any] | None:
+def canonical_block_to_anthropic(block: c.ContentBlock) -> Block | None:
     """One answer block as Anthropic spells it (None for blocks an answer never holds)."""
     if isinstance(block, c.TextBlock):
-        out: dict[str, Any] = {"type": "text", "text": block.text}
-        if block.citations is not UNSET:
-            out["citations"] = block.citations
-        return out
+        return Block(type="text", text=block.text, citations=block.citations)
     if isinstance(block, c.ThinkingBlock):
         signature = block.signature if block.signature is not UNSET else ""
-        return {"type": "thinking", "thinking": block.thinking, "signature": signature}
+        return Block(type="thinking", thinking=block.thinking, signature=signature)
     if isinstance(block, c.RedactedThinkingBlock):
-        return {"type": "redacted_thinking", "data": block.data}
+        return Block(type="redacted_thinking", data=block.data)
     if isinstance(block, c.ToolUseBlock):
-        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+        return Block(type="tool_use", id=block.id, name=block.name, input=block.input)
     return None
 
 
-def canonical_to_anthropic_response(response: c.Response, model: str) -> dict[str, Any]:
+class Message(msgspec.Struct):
+    """A non-streamed answer to an Anthropic caller (a ``message`` object)."""
+
+    id: str
+    model: str
+    content: list[Block]
+    stop_reason: str
+    stop_sequence: str | None
+    usage: UsageOut
+    type: str = "message"
+    role: str = "assistant"
+
+
+def canonical_to_anthropic_response(response: c.Response, model: str) -> Message:
     """A canonical answer as an Anthropic ``message`` object naming ``model``."""
     content = [
         out
         for block in response.content
         if (out := canonical_block_to_anthropic(block)) is not None
     ]
-    return {
-        "id": message_id(response.id),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": canonical_stop_to_anthropic(response.stop_reason),
-        "stop_sequence": response.stop_sequence,
-        "usage": canonical_usage_to_anthropic(response.usage),
-    }
-
-
+    return Message(
+        id=message_id(response.id),
+        model=model,
+        content=content,
+        stop_reason=canonical_stop_to_anthropic(response.stop_reason),
+        stop_sequence=response.stop_sequence,
+        usage=canonical_usage_to_anthropic(response.usage),
+    )
 
 
 class _ErrorDetail(msgspec.Struct):
