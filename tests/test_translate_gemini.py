@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from adapters import canonical as c
@@ -29,7 +30,7 @@ def test_tool_choice_modes(mode: Any, expected: str) -> None:
     request = c.Request(
         model="m", messages=[], tools=[c.Tool(name="f")], tool_choice=c.ToolChoice(mode=mode)
     )
-    assert canonical_to_gemini_request(request)["toolConfig"] == {
+    assert msgspec.to_builtins(canonical_to_gemini_request(request))["toolConfig"] == {
         "functionCallingConfig": {"mode": expected}
     }
 
@@ -178,7 +179,7 @@ def test_unsigned_first_call_gets_the_documented_placeholder() -> None:
             )
         ],
     )
-    parts = canonical_to_gemini_request(request)["contents"][0]["parts"]
+    parts = msgspec.to_builtins(canonical_to_gemini_request(request))["contents"][0]["parts"]
     assert [part.get("thoughtSignature") for part in parts] == [SKIP_SIGNATURE, None]
 
 

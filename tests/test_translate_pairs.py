@@ -314,7 +314,8 @@ def test_anthropic_stream_to_openai_chunks() -> None:
 
 
 def test_anthropic_request_to_gemini_body_names_tool_results() -> None:
-    body = canonical_to_gemini_request(anthropic_request(system="sys", messages=CLAUDE_HISTORY))
+    request = anthropic_request(system="sys", messages=CLAUDE_HISTORY)
+    body = msgspec.to_builtins(canonical_to_gemini_request(request))
     assert body["systemInstruction"] == {"parts": [{"text": "sys"}]}
     model_parts = body["contents"][1]["parts"]
     assert model_parts[0] == {"text": "Reading."}
@@ -355,7 +356,7 @@ def test_openai_request_to_gemini_body() -> None:
         tools=[{"type": "function", "function": {"name": "f"}}],
         reasoning_effort="low",
     )
-    body = canonical_to_gemini_request(request)
+    body = msgspec.to_builtins(canonical_to_gemini_request(request))
     assert body["contents"][2] == {
         "role": "user",
         "parts": [
@@ -473,7 +474,7 @@ def test_regression_gemini_thought_signatures_lost_between_turns() -> None:
             ],
         },
     ]
-    body = canonical_to_gemini_request(anthropic_request(messages=history))
+    body = msgspec.to_builtins(canonical_to_gemini_request(anthropic_request(messages=history)))
     parts = body["contents"][1]["parts"]
     assert parts[0]["thoughtSignature"] == SIGNATURE
     assert parts[0]["functionCall"] == {"name": "f", "args": {"a": 1}}
