@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from msgspec import UNSET
 
@@ -110,6 +108,43 @@ _DELTA_KIND: dict[type, str] = {
 }
 
 
+class _StartedMessage(msgspec.Struct):
+    id: str
+    model: str
+    usage: UsageOut
+    content: tuple[()] = ()
+    stop_reason: None = None
+    stop_sequence: None = None
+    type: str = "message"
+    role: str = "assistant"
+
+
+class _MessageStart(msgspec.Struct, tag="message_start", tag_field="type"):
+    message: _StartedMessage
+
+
+class _BlockStart(msgspec.Struct, tag="content_block_start", tag_field="type"):
+    index: int
+    content_block: Block
+
+
+class _Stop(msgspec.Struct):
+    stop_reason: str
+    stop_sequence: str | None
+
+
+class _MessageDelta(msgspec.Struct, tag="message_delta", tag_field="type"):
+    delta: _Stop
+    usage: UsageOut
+
+
+def _fresh(kind: str) -> Block:
+    """An empty text or thinking block, as a stream opens one."""
+    if kind == "thinking":
+        return Block(type="thinking", thinking="", signature="")
+    return Block(type="text", text="")
+
+
 class AnthropicStreamEncoder:
     """Canonical stream events -> Anthropic Messages SSE events.
 
@@ -134,17 +169,9 @@ class AnthropicStreamEncoder:
 
     def _message_start(self) -> bytes:
         self._started = True
-        message: dict[str, Any] = {
-            "id": self._id,
-            "type": "message",
-            "role": "assistant",
-            "model": self._model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": canonical_usage_to_anthropic(self.usage or c.Usage()),
-        }
-        return encode_event(_encode({"type": "message_start", "message": message}), "message_start")
+        usage = canonical_usage_to_anthropic(self.usage or c.Usage())
+        start = _MessageStart(_StartedMessage(self._id, self._model, usage))
+        return encode_event(_encode(start), "message_start")
 
     def _stop_open(self) -> bytes:
         if self._open is None:
@@ -154,13 +181,12 @@ class AnthropicStreamEncoder:
         stop = b'{"type":"content_block_stop","index":%d}' % index
         return encode_event(stop, "content_block_stop")
 
-    def _start(self, canonical_index: int, kind: str, block: dict[str, Any]) -> bytes:
+    def _start(self, canonical_index: int, kind: str, block: Block) -> bytes:
         out = self._stop_open()
         index = self._next
         self._next += 1
         self._open = (canonical_index, index, kind)
-        body = {"type": "content_block_start", "index": index, "content_block": block}
-        out += encode_event(_encode(body), "content_block_start")
+        out += encode_event(_encode(_BlockStart(index, block)), "content_block_start")
         if not self._pinged:
             self._pinged = True
             out += PING
@@ -179,12 +205,11 @@ class AnthropicStreamEncoder:
         if isinstance(item, c.BlockStart):
             block = item.block
             if isinstance(block, c.ToolUseStart):
-                start = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
+                start = Block(type="tool_use", id=block.id, name=block.name, input={})
                 return out + self._start(item.index, "tool_use", start)
             if isinstance(block, c.ThinkingStart):
-                start = {"type": "thinking", "thinking": "", "signature": ""}
-                return out + self._start(item.index, "thinking", start)
-            return out + self._start(item.index, "text", {"type": "text", "text": ""})
+                return out + self._start(item.index, "thinking", _fresh("thinking"))
+            return out + self._start(item.index, "text", _fresh("text"))
         if isinstance(item, c.BlockDelta):
             return out + self._delta(item)
         if isinstance(item, c.BlockStop):
@@ -207,12 +232,7 @@ class AnthropicStreamEncoder:
         if self._open is None or self._open[0] != item.index or self._open[2] != kind:
             if kind == "tool_use":
                 return b""  # arguments for a call that never started: nothing to attach them to
-            fresh = (
-                {"type": "thinking", "thinking": "", "signature": ""}
-                if kind == "thinking"
-                else {"type": "text", "text": ""}
-            )
-            out = self._start(item.index, kind, fresh)
+            out = self._start(item.index, kind, _fresh(kind))
         assert self._open is not None
         # Only the delta's own string is encoded per event; the envelope is fixed bytes.
         head = (
@@ -235,14 +255,10 @@ class AnthropicStreamEncoder:
     def close(self) -> bytes:
         out = b"" if self._started else self._message_start()
         out += self._stop_open()
-        delta = {
-            "type": "message_delta",
-            "delta": {
-                "stop_reason": self.stop_reason or "end_turn",
-                "stop_sequence": self.stop_sequence,
-            },
-            "usage": canonical_usage_to_anthropic(self.usage or c.Usage()),
-        }
+        delta = _MessageDelta(
+            _Stop(self.stop_reason or "end_turn", self.stop_sequence),
+            canonical_usage_to_anthropic(self.usage or c.Usage()),
+        )
         out += encode_event(_encode(delta), "message_delta")
         return out + encode_event(b'{"type":"message_stop"}', "message_stop")
 
