@@ -12,6 +12,8 @@ import pytest
 from adapters.base import ProviderSettings
 from adapters.errors import ProviderHTTPError
 from adapters.gemini.provider import GeminiProvider
+from gateway.config import DEFAULT_CONFIG_PATH, parse_config
+from gateway.state import build_catalog
 from routers.catalog import Model
 from tests.conftest import GatewayProcess
 
@@ -223,3 +225,11 @@ def test_a_free_model_costs_nothing_whatever_prices_it_lists() -> None:
     assert lorem.cost(1000, 2000, 10) == 0.0
     priced = Model(id="m", provider="p", upstream="m", input_price=0.1, output_price=0.4)
     assert priced.cost(1000, 2000) == pytest.approx(0.0009)
+
+
+def test_the_shipped_catalog_charges_nothing_for_a_model_it_lists_as_free() -> None:
+    catalog = build_catalog(parse_config(DEFAULT_CONFIG_PATH.read_text()))
+    free = [model for model in catalog if model.free]
+    assert free and all(model.cost(1000, 1000) == 0.0 for model in free)
+    lorem = catalog.get("mock/lorem")
+    assert lorem is not None and not lorem.free and lorem.cost(1000, 1000) > 0
