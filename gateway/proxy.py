@@ -500,7 +500,7 @@ class ChatEndpoint:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
-        state = {"disconnected": False, "finished": False}
+        state = {"disconnected": False, "finished": False, "shutdown": False}
 
         async def watch_disconnect() -> None:
             while True:
@@ -508,6 +508,7 @@ class ChatEndpoint:
                 if message["type"] == "http.disconnect":
                     if not state["finished"]:
                         state["disconnected"] = True
+                        state["shutdown"] = message.get("reason") == "shutdown"
                         task.cancel()
                     return
 
@@ -519,8 +520,8 @@ class ChatEndpoint:
             if not state["disconnected"]:
                 raise
             task.uncancel()
-            exchange.status = 499
-            exchange.error_type = "client_disconnected"
+            exchange.status = 499  # the server's shutdown cut it (gateway.lifecycle), or the client
+            exchange.error_type = "shutdown" if state["shutdown"] else "client_disconnected"
         finally:
             state["finished"] = True
             watcher.cancel()
