@@ -270,6 +270,25 @@ def test_forgot_and_reset_pages(browser: Browser) -> None:
     b.check()
 
 
+def test_log_in_with_an_api_key(server: GatewayProcess, browser: Browser) -> None:
+    """A key from `gateway keys create --user` opens the same pages, and is never stored."""
+    b, page = browser, browser.page
+    b.open("/login", "Log in")
+    page.get_by_text("Log in with an API key instead").click()
+    page.get_by_label("API key").fill(server.key)
+    b.shot("login-with-key")
+    page.get_by_role("button", name="Log in with key").click()
+    b.heading("Overview")
+    assert page.get_by_text("tests@example.com").first.is_visible()
+    assert page.evaluate("sessionStorage.getItem('gateway.session')") is None
+    b.nav("API keys")
+    assert page.get_by_role("row").filter(has_text="tests").count() == 1
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
+    assert chat(server, server.key, "echo").status_code == 200  # logging out kept the key
+    b.check()
+
+
 def bench_down_provider(server: GatewayProcess) -> None:
     for _ in range(3):
         chat(server, server.key, "down/model")

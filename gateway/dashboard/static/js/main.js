@@ -48,7 +48,7 @@ function home() {
 }
 
 async function logOut() {
-  if (session.token) {
+  if (session.token && !session.withKey) {
     try { await api("/v1/auth/logout", { method: "POST" }); } catch { /* ended already */ }
   }
   session.token = "";
@@ -79,8 +79,9 @@ function navigation(current) {
   ]));
 }
 
-function signedIn(token, email) {
-  session.token = token;
+function signedIn(token, email, withKey = false) {
+  if (withKey) session.key = token;
+  else session.token = token;
   sessionStorage.setItem(EMAIL, email || "");
 }
 

@@ -19,12 +19,33 @@ export async function login({ go, signedIn }) {
     signedIn(answer.token, answer.user?.email || email);
     go("/overview");
   };
+  const keyBox = messageBox();
+  const withKey = async ({ key }) => {
+    signedIn(key, "", true);
+    try {
+      const me = await api("/v1/auth/me");
+      signedIn(key, me.email || "", true);
+    } catch (error) {
+      session.key = "";
+      throw error;
+    }
+    go("/overview");
+  };
   return card("Log in", "Your keys, usage and billing on this gateway.", [box, form({ class: "stack" }, [
     field({ label: "Email", name: "email", type: "email", autocomplete: "username", required: true }),
     field({ label: "Password", name: "password", type: "password", autocomplete: "current-password",
       required: true }),
     h("button", { type: "submit" }, "Log in"),
-  ], submit, box)], [
+  ], submit, box),
+  h("details", { class: "alt-login" }, h("summary", {}, "Log in with an API key instead"),
+    h("p", { class: "hint" }, "For a key made with ", h("code", {}, "gateway keys create --user"),
+      " or the one printed on first start. It is kept in this tab's memory only: reloading the "
+      + "page forgets it."),
+    keyBox,
+    form({ class: "stack" }, [
+      field({ label: "API key", name: "key", type: "password", autocomplete: "off", required: true }),
+      h("button", { type: "submit", class: "secondary" }, "Log in with key"),
+    ], withKey, keyBox))], [
     h("a", { href: "#/signup" }, "Create an account"),
     h("a", { href: "#/forgot" }, "Forgot your password?"),
     h("a", { href: "#/admin-login" }, "Operator? Sign in with the admin key"),
