@@ -219,6 +219,7 @@ def test_user_flow(server: GatewayProcess, browser: Browser) -> None:
     b.shot("usage")
     page.get_by_role("button", name="7 days").click()
     page.get_by_role("heading", name="Last 7 days").wait_for()
+    b.shot("usage-7-days")  # docs/dashboard.png is this one
 
     b.nav("Overview")
     assert page.get_by_text("2 requests").is_visible()
