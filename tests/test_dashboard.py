@@ -240,6 +240,10 @@ def test_user_flow(server: GatewayProcess, browser: Browser) -> None:
 
     b.nav("API keys")
     page.get_by_role("button", name="Revoke").click()
+    page.keyboard.press("Escape")  # changed my mind
+    page.get_by_role("dialog").wait_for(state="detached")
+    assert page.get_by_role("row").filter(has_text=LONG_KEY_NAME).is_visible()
+    page.get_by_role("button", name="Revoke").click()
     dialog = page.get_by_role("dialog")
     b.shot("keys-revoke-confirm")
     dialog.get_by_role("button", name="Revoke key").click()
@@ -275,10 +279,17 @@ def test_log_in_with_an_api_key(server: GatewayProcess, browser: Browser) -> Non
     """A key from `gateway keys create --user` opens the same pages, and is never stored."""
     b, page = browser, browser.page
     b.open("/login", "Log in")
-    page.get_by_text("Log in with an API key instead").click()
-    page.get_by_label("API key").fill(server.key)
+    page.reload()
+    b.heading("Log in")
+    page.keyboard.press("Tab")  # the first stop is the skip link
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.get_by_text("Log in with an API key instead").focus()  # by keyboard from here on
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    page.keyboard.type(server.key)
+    assert page.get_by_label("API key").input_value() == server.key
     b.shot("login-with-key")
-    page.get_by_role("button", name="Log in with key").click()
+    page.keyboard.press("Enter")
     b.heading("Overview")
     assert page.get_by_text("tests@example.com").first.is_visible()
     assert page.evaluate("sessionStorage.getItem('gateway.session')") is None

@@ -28,6 +28,7 @@ const ROUTES = {
 };
 
 let notice = "";
+let moved = false;
 
 function parse() {
   const raw = location.hash.startsWith("#/") ? location.hash.slice(1) : "/";
@@ -110,7 +111,10 @@ async function render() {
     box.show("error", error.message);
     main.replaceChildren(box);
   }
-  main.focus({ preventScroll: true });
+  // after a move between pages, screen readers and the keyboard start at the new content; on
+  // the first load the skip link stays the first stop
+  if (moved) main.focus({ preventScroll: true });
+  moved = true;
 }
 
 window.addEventListener("hashchange", () => {
