@@ -59,6 +59,7 @@ def shipped_config(tmp: Path) -> str:
     else:
         text = text.replace("[accounts]\n", "[accounts]\nsignup = true\n", 1)
     text = re.sub(r"^allowed_fails\s*=.*$", "allowed_fails = 1", text, flags=re.M)
+    text = re.sub(r"^self_service_tiers\s*=.*$", 'self_service_tiers = ["pro"]', text, flags=re.M)
     return text + DOWN_PROVIDER.format(port=free_port())
 
 
@@ -227,6 +228,11 @@ def test_user_flow(server: GatewayProcess, browser: Browser) -> None:
     b.nav("Billing")
     page.get_by_role("cell", name=time.strftime("%Y-%m", time.gmtime())).wait_for()
     b.shot("billing")
+    page.get_by_role("button", name="Switch to pro").click()
+    page.get_by_role("dialog").get_by_role("button", name="Switch to pro").click()
+    page.get_by_role("alert").filter(has_text="You are now on the pro tier").wait_for()
+    assert page.get_by_text("Balance", exact=True).is_visible()  # pro is prepaid
+    b.shot("billing-checked-out")
     b.nav("Provider keys")
     page.get_by_text("No provider keys").wait_for()
     page.get_by_label("Provider").select_option("down")
@@ -322,9 +328,9 @@ def test_admin_pages(server: GatewayProcess, browser: Browser) -> None:
     page.get_by_role("heading", name=re.compile("Users matching")).wait_for()
     manage = page.get_by_role("button", name=f"Manage {EMAIL}")
     manage.click()
-    page.get_by_role("dialog").get_by_label("Tier").select_option("pro")
+    page.get_by_role("dialog").get_by_label("Tier").select_option("enterprise")
     page.get_by_role("dialog").get_by_role("button", name="Change tier").click()
-    page.get_by_role("alert").filter(has_text="is now on the pro tier").wait_for()
+    page.get_by_role("alert").filter(has_text="is now on the enterprise tier").wait_for()
     manage.click()
     page.get_by_role("dialog").get_by_label("Top-up (USD)").fill("5")
     page.get_by_role("dialog").get_by_role("button", name="Top up").click()
@@ -334,7 +340,7 @@ def test_admin_pages(server: GatewayProcess, browser: Browser) -> None:
     page.get_by_role("alert").filter(has_text="is blocked").wait_for()
     row = page.get_by_role("row").filter(has_text=EMAIL)
     assert row.get_by_text("blocked", exact=True).is_visible()
-    assert row.get_by_role("cell", name="pro", exact=True).is_visible()
+    assert row.get_by_role("cell", name="enterprise", exact=True).is_visible()
     assert row.get_by_role("cell", name="$5.00").is_visible()
     b.shot("admin-users")
     manage.click()
