@@ -16,6 +16,7 @@ const ROUTES = {
   "/signup": [auth.signup, "anyone"],
   "/forgot": [auth.forgot, "anyone"],
   "/reset": [auth.reset, "anyone"],
+  "/verify": [auth.verify, "anyone"],
   "/admin-login": [auth.adminLogin, "anyone"],
   "/overview": [account.overview, "user", "Overview"],
   "/keys": [account.keys, "user", "API keys"],

@@ -125,3 +125,20 @@ export async function adminLogin({ go }) {
     h("button", { type: "submit" }, "Sign in as operator"),
   ], submit, box)], [h("a", { href: "#/login" }, "Back to user log in")]);
 }
+
+export async function verify({ query }) {
+  document.title = "Confirm address · Gateway dashboard";
+  const box = messageBox();
+  const token = query.get("token") || "";
+  const submit = async ({ token: given }) => {
+    const answer = await api("/v1/auth/verify", { method: "POST", body: { token: given } });
+    box.show("ok", answer.message || "Address confirmed: log in with your password.");
+  };
+  const confirm = form({ class: "stack" }, [
+    field({ label: "Confirmation token", name: "token", required: true, autocomplete: "off",
+      value: token }),
+    h("button", { type: "submit" }, "Confirm address"),
+  ], submit, box);
+  return card("Confirm your address", "The link sent at signup carries the token.", [box, confirm],
+    [h("a", { href: "#/login" }, "Log in")]);
+}
