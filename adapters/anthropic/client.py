@@ -329,6 +329,7 @@ class AnthropicIngress:
             True,
             chain=chain,
             routing_fields=routing_fields,
+            max_tokens=request.max_tokens,
         )
 
     def to_canonical(self, parsed: Parsed) -> c.Request:
