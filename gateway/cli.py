@@ -61,9 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if key:
         print("No API key existed yet, so one was created (it is shown only this once):")
         print(f"  {key}")
-    host, port = config.server.host, config.server.port
-    print(f"Gateway listening on http://{host}:{port} with {max(workers, 1)} worker(s)", flush=True)
-    from gateway.server import serve
+    from gateway.server import serve  # binds the port, then prints "Gateway listening on ..."
 
     return serve(config, args.config, workers, args.server)
 

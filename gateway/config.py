@@ -38,6 +38,11 @@ class ServerConfig(Section):
     workers: int = 1
     max_body_bytes: int = 20 * 1024 * 1024
     graceful_timeout: float = 30.0
+    # Slow clients: seconds for a request's headers, seconds a request body may send nothing
+    # (then 408), and connections one worker holds (then 503).
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
     # Seconds before an uncommitted stream sends headers and keep-alive comments.
     commit_timeout: float = 10.0
     log_level: str = "info"

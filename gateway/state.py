@@ -37,7 +37,7 @@ from gateway.redis_client import ACCOUNTS, REVOCATIONS, RedisClient
 from gateway.redis_health import RedisHealth
 from gateway.storage import AccountsStore, StorageUnavailable, Store, open_store
 from routers.attempts import RetryPolicy
-from routers.catalog import Catalog, ModelInfo
+from routers.catalog import Catalog, Model
 from routers.health import MemoryHealth
 from routers.named import OCR_PROMPT, Router, Rule
 from routers.personas import Persona
@@ -46,7 +46,7 @@ from routers.plan import Planner
 
 def build_catalog(config: GatewayConfig) -> Catalog:
     models = [
-        _with_deployments(config, ModelInfo(
+        _with_deployments(config, Model(
             id=model.id,
             provider=model.provider,
             upstream=model.upstream or model.id.split("/", 1)[-1],
@@ -80,7 +80,7 @@ def build_catalog(config: GatewayConfig) -> Catalog:
     return Catalog(models, open_providers, switched_off)
 
 
-def _with_deployments(config: GatewayConfig, model: ModelInfo, index: int) -> ModelInfo:
+def _with_deployments(config: GatewayConfig, model: Model, index: int) -> Model:
     """``model`` with its configured deployments (those whose provider is on) attached."""
     extra = [
         replace(
@@ -110,7 +110,7 @@ def _overlay(system: str, temperature: object, max_tokens: object) -> Overlay | 
 def build_planner(config: GatewayConfig, catalog: Catalog) -> Planner:
     """The planner: catalog, named routers, personas and deployment health."""
 
-    def models(names: list[str]) -> tuple[ModelInfo, ...]:
+    def models(names: list[str]) -> tuple[Model, ...]:
         # Names of switched-off models drop out; the config check refused unknown ones.
         found = (catalog.get(name) for name in names)
         return tuple(dict.fromkeys(m for m in found if m is not None))

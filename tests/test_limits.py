@@ -22,7 +22,7 @@ from gateway.errors import (
     RateLimited,
 )
 from gateway.storage import AccountsStore, UserRecord, open_store
-from routers.catalog import ModelInfo
+from routers.catalog import Model
 
 CONFIG = """
 [tiers.free]
@@ -36,7 +36,7 @@ credits_per_day = 10
 [tiers.pro]
 prepaid = true
 """
-MODEL = ModelInfo(id="m", provider="p", upstream="m", output_price=250_000.0, credits=3)
+MODEL = Model(id="m", provider="p", upstream="m", output_price=250_000.0, credits=3)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
-from routers.catalog import ModelInfo
+from routers.catalog import Deployment
 
 log = structlog.get_logger("gateway.admission")
 
@@ -71,7 +71,7 @@ class Admission:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def admit(
-        self, principal: Principal, target: ModelInfo, body_size: int, max_tokens: int | None
+        self, principal: Principal, target: Deployment, body_size: int, max_tokens: int | None
     ) -> Ticket:
         cache = self.cache
         if cache.maintenance is not None:
@@ -134,7 +134,7 @@ class Admission:
         tier: TierConfig,
         key_rpm: int,
         key_rpd: int,
-        target: ModelInfo,
+        target: Deployment,
         ticket: Ticket,
     ) -> None:
         limiter = self.limiter
@@ -203,7 +203,7 @@ class Admission:
             ticket.credits_remaining = f"{max(self.cache.available(state), 0.0):.6f}"
 
     def settle(
-        self, ticket: Ticket, served: ModelInfo | None, usage: c.Usage | None, cost: float
+        self, ticket: Ticket, served: Deployment | None, usage: c.Usage | None, cost: float
     ) -> None:
         """Release reservations, debit the cost, and correct the token counters (no I/O here)."""
         byok = served is not None and served.provider in ticket.byok
@@ -264,7 +264,7 @@ class AccountHeaders(list[tuple[bytes, bytes]]):
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         yield from super().__iter__()
-        served: ModelInfo | None = getattr(self.exchange, "served", None)
+        served: Deployment | None = getattr(self.exchange, "served", None)
         usage: c.Usage | None = getattr(self.exchange, "usage", None)
         if getattr(self.exchange, "status", 200) >= 400:
             yield (b"x-cost-usd", b"0.00000000")
