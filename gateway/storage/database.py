@@ -85,10 +85,12 @@ class Database:
         async with self._write_lock or contextlib.nullcontext():
             try:
                 async with self.engine.connect() as conn:
-                    if self._write_lock is not None:  # SQLite: take the file's write lock now
-                        await (await _driver(conn)).execute("BEGIN IMMEDIATE")
-                    async with conn.begin():
-                        yield conn
+                    if self._write_lock is None:
+                        async with conn.begin():
+                            yield conn
+                    else:
+                        async with _sqlite_transaction(conn), conn.begin():
+                            yield conn
             except DRIVER_ERRORS as exc:
                 raise unavailable(exc) from exc
 
@@ -107,18 +109,11 @@ class Database:
             return
         async with self._write_lock:
             try:
-                async with self.engine.connect() as conn:
-                    driver = await _driver(conn)
-                    await driver.execute("BEGIN IMMEDIATE")
-                    try:
-                        for sql, rows in batches:
-                            if rows:
-                                await driver.executemany(sql, rows)
-                        await driver.commit()
-                    except BaseException:
-                        with contextlib.suppress(*DRIVER_ERRORS):
-                            await driver.rollback()
-                        raise
+                async with self.engine.connect() as conn, _sqlite_transaction(conn) as driver:
+                    for sql, rows in batches:
+                        if rows:
+                            await driver.executemany(sql, rows)
+                    await driver.commit()
             except DRIVER_ERRORS as exc:
                 raise unavailable(exc) from exc
 
@@ -180,9 +175,23 @@ def _on_sqlite_connect(dbapi: DBAPIConnection, _entry: ConnectionPoolEntry) -> N
     cursor.close()
 
 
-async def _driver(conn: AsyncConnection) -> Any:
-    """The driver's own connection under SQLAlchemy's (aiosqlite's, here)."""
-    return (await conn.get_raw_connection()).driver_connection
+@contextlib.asynccontextmanager
+async def _sqlite_transaction(conn: AsyncConnection) -> AsyncIterator[Any]:
+    """``BEGIN IMMEDIATE`` on this connection, rolled back on any exception; answers the
+    aiosqlite connection under SQLAlchemy's.
+
+    The rollback covers the BEGIN itself: a caller cancelled while aiosqlite's thread runs it
+    still queues the rollback behind it (the thread takes its queue in order), so no
+    transaction is left open for the next write on this connection to trip over.
+    """
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    try:
+        await driver.execute("BEGIN IMMEDIATE")
+        yield driver
+    except BaseException:
+        with contextlib.suppress(*DRIVER_ERRORS):
+            await driver.rollback()
+        raise
 
 
 def sqlite_engine(path: str) -> AsyncEngine:
@@ -192,8 +201,9 @@ def sqlite_engine(path: str) -> AsyncEngine:
                                      hide_parameters=True)
     else:
         _private_files(path)
-        # No rollback when a connection goes back to the pool (a thread round trip each time):
-        # a write always ends its transaction, and reads run outside one.
+        # No rollback when a connection goes back to the pool (a trip to aiosqlite's thread
+        # each time): reads run outside transactions, and a write rolls back itself on any
+        # exception, its BEGIN included (``_sqlite_transaction``).
         engine = create_async_engine(URL.create("sqlite+aiosqlite", database=path),
                                      connect_args={"timeout": 30}, hide_parameters=True,
                                      pool_reset_on_return=None)
