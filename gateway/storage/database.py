@@ -70,6 +70,7 @@ class Database:
         self.dialect = engine.dialect.name
         # SQLite has one writer per file: queue this process's writers here, not in busy_timeout.
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._batch_conn: AsyncConnection | None = None  # the ledger's, on SQLite
 
     async def connect(self) -> None:
         """Open one connection now, so a database that cannot be reached fails at start-up."""
@@ -98,8 +99,9 @@ class Database:
         """Statements made by ``compile``, each run once per row of values, in one transaction.
 
         The ledger's path, so it costs no more CPU than the hand-written SQL it replaced: on
-        SQLite it talks to aiosqlite directly, one trip to its thread per statement where
-        SQLAlchemy's adapter takes three, and no SQLAlchemy transaction object.
+        SQLite it keeps one connection checked out, talks to aiosqlite directly (one trip to its
+        thread per statement where SQLAlchemy's adapter takes three) and makes no SQLAlchemy
+        transaction object. A connection that failed is dropped; the next batch opens another.
         """
         if self._write_lock is None:
             async with self.write() as conn:
@@ -109,12 +111,18 @@ class Database:
             return
         async with self._write_lock:
             try:
-                async with self.engine.connect() as conn, _sqlite_transaction(conn) as driver:
+                if self._batch_conn is None:  # kept checked out: no pool trip per batch
+                    self._batch_conn = await self.engine.connect()
+                async with _sqlite_transaction(self._batch_conn) as driver:
                     for sql, rows in batches:
                         if rows:
                             await driver.executemany(sql, rows)
                     await driver.commit()
             except DRIVER_ERRORS as exc:
+                broken, self._batch_conn = self._batch_conn, None
+                if broken is not None:
+                    with contextlib.suppress(*DRIVER_ERRORS):
+                        await broken.invalidate()
                 raise unavailable(exc) from exc
 
     def compile(self, statement: ClauseElement) -> tuple[str, tuple[str, ...]]:
@@ -137,6 +145,9 @@ class Database:
 
     async def close(self) -> None:
         with contextlib.suppress(*DRIVER_ERRORS):
+            if self._batch_conn is not None:
+                conn, self._batch_conn = self._batch_conn, None
+                await conn.close()
             await self.engine.dispose()
 
 
