@@ -175,6 +175,16 @@ async def test_a_write_cancelled_anywhere_leaves_no_transaction_open(store: Stor
 
 
 @pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)
+async def test_the_ledger_writes_again_after_a_failed_batch(store: Store) -> None:
+    """A batch the database refuses is StorageUnavailable (the ledger keeps and retries it), and
+    the next batch is written: on SQLite, on a new connection."""
+    with pytest.raises(StorageUnavailable):
+        await store.db.write_batches([("INSERT INTO no_such_table VALUES (1)", [()])])
+    await store.insert_usage([UsageRow(request_id="after", created_at=1.0, row_id="a1")])
+    assert [r["request_id"] for r in await usage_rows(store)] == ["after"]
+
+
+@pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)
 async def test_a_credit_and_its_ledger_row_commit_together(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
