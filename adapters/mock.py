@@ -4,6 +4,7 @@ Models (the catalog's ``upstream`` name):
 
 * ``echo``: answers with the text of the last user message.
 * ``lorem`` (and any other name): deterministic prose, ``max_tokens`` words long (64 if unset).
+* ``fail``: always answers HTTP 503, before any token: a model to try fallback chains with.
 
 With tools offered and a tool required (``tool_choice`` required or naming one), it calls that
 tool (or the first) with empty arguments. ``tokens_per_second`` paces streamed words so a
@@ -20,6 +21,7 @@ from msgspec import UNSET
 
 from adapters import canonical as c
 from adapters.base import Call, ProviderSettings, RawReply
+from adapters.errors import ProviderHTTPError
 
 _WORDS = (
     "the gateway answers every request with steady deterministic text so tests and benchmarks "
@@ -89,6 +91,8 @@ class MockProvider:
 
     @staticmethod
     def _request(call: Call) -> c.Request:
+        if call.model == "fail":
+            raise ProviderHTTPError(503, "the mock model 'fail' always fails (to show fallback)")
         if call.request is None:
             raise ValueError("the mock provider answers canonical requests only")
         return call.request
