@@ -165,6 +165,13 @@ class UsageDaily(msgspec.Struct):
     data: list[UsageDay]
 
 
+class UsageRows(msgspec.Struct):
+    """Ledger rows, newest first: request id, models asked for and served, tokens, cost."""
+
+    object: str
+    data: list[dict[str, Any]]
+
+
 class Invoice(UsageTotals):
     id: str = ""
     period: str = ""
@@ -219,6 +226,36 @@ class AdminUser(msgspec.Struct):
 class AdminUserList(msgspec.Struct):
     object: str
     data: list[AdminUser]
+
+
+class EveryonesUsage(UsageTotals):
+    """The last ``days`` UTC days for every user: totals, by user, by model, per day."""
+
+    object: str = "usage"
+    start: str = ""
+    days: int = 0
+    by_user: dict[str, UsageTotals] = {}
+    by_model: dict[str, UsageTotals] = {}
+    daily: list[UsageDay] = []
+
+
+class DeploymentHealth(msgspec.Struct):
+    """A deployment: benched (until, Unix seconds), requests in flight, latency average."""
+
+    deployment: str
+    provider: str
+    upstream: str
+    models: list[str]
+    benched: bool
+    benched_until: float | None = None
+    rate_limited: bool = False
+    in_flight: int = 0
+    latency_s: float | None = None
+
+
+class DeploymentHealthList(msgspec.Struct):
+    object: str
+    data: list[DeploymentHealth]
 
 
 class AdminAction(msgspec.Struct):

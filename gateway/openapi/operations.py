@@ -26,6 +26,15 @@ SERVICE = (
               auth="none", errors=(), media_type="text/html"),
 )
 
+DASHBOARD = (
+    Operation("GET", "/app", "The dashboard (redirects to /app/)", "dashboard",
+              {308: None}, auth="none", errors=(), media_type="text/html"),
+    Operation("GET", "/app/{path}", "The dashboard's pages and their assets", "dashboard",
+              {200: None, 304: None}, auth="none", errors=(404,), media_type="text/html",
+              description="Sign-in, keys, usage, billing and (with the admin key) admin pages, "
+                          "over the account API."),
+)
+
 MODELS = (
     Operation("GET", "/v1/models", "List models, routers and personas", "models",
               {200: s.ModelList}, errors=(401, 503)),
@@ -102,6 +111,10 @@ ACCOUNTS = (
               {200: a.UsageDaily}, errors=_ACCOUNT_ERRORS,
               query=(Param("days", {"type": "integer", "minimum": 1, "maximum": 366},
                            "How many days, today included (default 30)"),)),
+    Operation("GET", "/v1/usage/requests", "Your latest requests, newest first", "usage",
+              {200: a.UsageRows}, errors=_ACCOUNT_ERRORS,
+              query=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 500},
+                           "How many rows (default 50)"),)),
     Operation("GET", "/v1/usage/requests/{request_id}", "One request's usage row", "usage",
               {200: None}, errors=_ACCOUNT_ERRORS),
     Operation("GET", "/v1/billing/invoices", "Monthly statements from the ledger", "billing",
@@ -112,6 +125,12 @@ ACCOUNTS = (
               {200: a.TierList}, auth="none", errors=(503,)),
     Operation("GET", "/v1/admin/users", "List users", "admin", {200: a.AdminUserList},
               auth="admin", errors=_ADMIN_ERRORS),
+    Operation("GET", "/v1/admin/usage", "Everyone's usage per user, model and day", "admin",
+              {200: a.EveryonesUsage}, auth="admin", errors=_ADMIN_ERRORS,
+              query=(Param("days", {"type": "integer", "minimum": 1, "maximum": 366},
+                           "How many UTC days, today included (default 30)"),)),
+    Operation("GET", "/v1/admin/health", "Each deployment's health: benches, load, latency",
+              "admin", {200: a.DeploymentHealthList}, auth="admin", errors=_ADMIN_ERRORS),
     Operation("POST", "/v1/admin/users/{email}/{action}",
               "Set a user's tier, block, unblock or top up (action)", "admin",
               {200: a.AdminUser}, body=a.AdminAction, auth="admin", errors=_ADMIN_ERRORS,
@@ -124,5 +143,5 @@ ACCOUNTS = (
 )
 
 OPERATIONS: tuple[Operation, ...] = (
-    *SERVICE, *MODELS, *CHAT, *_anthropic(""), *_anthropic("/anthropic"), *ACCOUNTS
+    *SERVICE, *DASHBOARD, *MODELS, *CHAT, *_anthropic(""), *_anthropic("/anthropic"), *ACCOUNTS
 )
