@@ -37,34 +37,12 @@ class Session(msgspec.Struct):
     email: str
     tier: str
     token: str
-    status: str | None = None
-
-
-class PendingSignup(msgspec.Struct):
-    """A new account waiting for its address to be confirmed (``accounts.verify_email``)."""
-
-    id: str
-    email: str
-    tier: str
-    status: str
-    message: str = ""
-
-
-class VerifyRequest(msgspec.Struct):
-    token: str
-
-
-class Verified(msgspec.Struct):
-    email: str
-    status: str
-    message: str = ""
 
 
 class SessionUser(msgspec.Struct):
     id: str
     email: str
     tier: str
-    status: str | None = None
 
 
 class Login(msgspec.Struct):
@@ -94,19 +72,15 @@ class Profile(msgspec.Struct):
 class Status(msgspec.Struct):
     status: str
     message: str | None = None
-    revoked_keys: list[str] | None = None
 
 
 # --- API keys -------------------------------------------------------------------------------
 
 
 class KeyRequest(msgspec.Struct):
-    """``permissions``: ``inference`` (calls models; the default) or ``manage`` (also keys,
-    usage and billing of the account). Limits of this key on top of its tier's: 0 or absent
-    means only the tier's."""
+    """Limits of this key on top of its tier's: 0 or absent means only the tier's."""
 
     name: str | None = None
-    permissions: str | list[str] | None = None
     requests_per_minute: int | None = None
     requests_per_day: int | None = None
     allowed_models: list[str] | None = None
@@ -120,7 +94,6 @@ class ApiKey(msgspec.Struct):
     created_at: float | None = None
     last_used_at: float | None = None
     revoked: bool = False
-    permissions: str | list[str] | None = None
     requests_per_minute: int | None = None
     requests_per_day: int | None = None
     allowed_models: list[str] | None = None

@@ -77,15 +77,9 @@ _DATE = {"type": "string"}
 
 ACCOUNTS = (
     Operation("POST", "/v1/auth/signup", "Create an account; answers a session token", "auth",
-              {201: a.Session, 202: a.PendingSignup}, body=a.SignupRequest, auth="none",
+              {201: a.Session}, body=a.SignupRequest, auth="none",
               errors=(400, 403, 409, 429, 503),
               example={"email": "ann@example.com", "password": "correct horse"}),
-    Operation("GET", "/v1/auth/verify", "Confirm an address with the link's token", "auth",
-              {200: a.Verified}, auth="none", errors=(400, 401, 404, 429, 503),
-              query=(Param("token", {"type": "string"}, "The token of the link", True),)),
-    Operation("POST", "/v1/auth/verify", "Confirm an address with the link's token", "auth",
-              {200: a.Verified}, body=a.VerifyRequest, auth="none",
-              errors=(400, 401, 404, 429, 503)),
     Operation("POST", "/v1/auth/login", "Log in; answers a session token", "auth",
               {200: a.Login}, body=a.LoginRequest, auth="none", errors=(400, 401, 429, 503)),
     Operation("GET", "/v1/auth/me", "Profile, tier, limits, balance and usage", "auth",
