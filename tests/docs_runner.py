@@ -8,6 +8,9 @@ Marks, each an HTML comment on the line before a fenced block:
   must appear in the real output, in this order; ``…`` stands for any text (a line of its own:
   any lines).
 * ``<!-- server-output -->``: what the server prints on its first start.
+* ``<!-- setup -->``: what the reader does before starting the gateway (edit the config,
+  export a variable); run before the server starts, with its ``make run`` line left out, and
+  the variables it exports given to the server and to every example.
 
 Before running, the docs' placeholders become the test instance's: ``127.0.0.1:8080`` its
 address, ``gw-3kq9…`` the key it printed on first start.
@@ -20,7 +23,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MARK = re.compile(r"^<!--\s*(run|output|server-output)\s*-->\s*$")
+MARK = re.compile(r"^<!--\s*(run|output|server-output|setup)\s*-->\s*$")
 FENCE = re.compile(r"^(```+|~~~+)\s*([\w-]*)")
 PLACEHOLDER_KEY = "gw-3kq9…"
 PLACEHOLDER_ADDRESS = "127.0.0.1:8080"
@@ -41,6 +44,7 @@ class Example:
 class DocExamples:
     examples: list[Example] = field(default_factory=list)
     server_output: list[str] = field(default_factory=list)
+    setup: list[str] = field(default_factory=list)
 
 
 def _blocks(text: str) -> list[tuple[str | None, int, str, str]]:
@@ -74,7 +78,26 @@ def parse(path: Path) -> DocExamples:
             doc.examples[-1].expected = body.splitlines()
         elif mark == "server-output":
             doc.server_output = body.splitlines()
+        elif mark == "setup":
+            doc.setup.append(body)
     return doc
+
+
+def prepare(setup: list[str], cwd: Path, env: dict[str, str]) -> dict[str, str]:
+    """Run the setup blocks (without starting the server); answer the variables they set."""
+    if not setup:
+        return {}
+    steps = [line for code in setup for line in code.splitlines()
+             if not line.strip().startswith("make run")]
+    dump = cwd / ".docs-setup-env"
+    bash = "set -eo pipefail\n" + "\n".join(steps) + f"\nenv -0 > {dump}\n"
+    result = subprocess.run(["bash", "-c", bash], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, f"setup failed:\n{result.stdout}{result.stderr}"
+    after = dict(item.split("=", 1) for item in dump.read_text().split("\0") if "=" in item)
+    shell_own = {"_", "SHLVL", "PWD", "OLDPWD"}
+    return {name: value for name, value in after.items()
+            if env.get(name) != value and name not in shell_own}
 
 
 def _pattern(expected: str) -> re.Pattern[str]:

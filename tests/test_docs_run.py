@@ -5,7 +5,6 @@ key), and prints what the text says it prints (``<!-- output -->``)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,6 @@ from tests.conftest import ROOT
 from tests.fresh_gateway import FreshGateway
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# What the docs tell the operator to export before starting (admin API, BYOK).
-SERVER_ENV = {"GATEWAY_ADMIN_KEY": "docs-admin-key-0123456789abcdef",
-              "GATEWAY_SECRET": "docs-secret-0123456789abcdef0123"}
-
-
-@pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[FreshGateway]:
-    process = FreshGateway(tmp_path, SERVER_ENV).start()
-    yield process
-    assert process.stop() == 0, process.logs()[-3000:]
 
 
 def test_the_readme_and_the_account_docs_keep_runnable_examples() -> None:
@@ -43,12 +32,18 @@ def test_the_matcher_takes_ellipses_and_order() -> None:
 
 @pytest.mark.parametrize("doc", [p for p in DOCS if docs_runner.parse(p).examples
                                  or docs_runner.parse(p).server_output], ids=lambda p: p.name)
-def test_doc_examples_run_and_print_what_the_text_claims(doc: Path, fresh: FreshGateway) -> None:
+def test_doc_examples_run_and_print_what_the_text_claims(doc: Path, tmp_path: Path) -> None:
     parsed = docs_runner.parse(doc)
-    env = {**fresh.env, **SERVER_ENV}
-    outputs = docs_runner.run(
-        parsed.examples, sys.executable, fresh.home, env, f"127.0.0.1:{fresh.port}", fresh.key)
-    address = f"127.0.0.1:{fresh.port}"
+    fresh = FreshGateway(tmp_path)
+    # What the page tells the reader to do before `make run` (a config edit, an export).
+    fresh.env.update(docs_runner.prepare(parsed.setup, fresh.home, fresh.env))
+    fresh.start()
+    try:
+        address = f"127.0.0.1:{fresh.port}"
+        outputs = docs_runner.run(
+            parsed.examples, sys.executable, fresh.home, fresh.env, address, fresh.key)
+    finally:
+        status = fresh.stop()
 
     def claimed(lines: list[str]) -> list[str]:
         return [docs_runner.localise(line, address, fresh.key) for line in lines]
@@ -60,4 +55,5 @@ def test_doc_examples_run_and_print_what_the_text_claims(doc: Path, fresh: Fresh
         if missing := docs_runner.missing_lines(claimed(example.expected), output):
             problems.append(f"{example.source}: expected {missing} in:\n{output[-3000:]}")
     assert not problems, "\n\n".join(problems)
+    assert status == 0, fresh.logs()[-3000:]
     assert "Traceback" not in fresh.logs(), fresh.logs()[-5000:]
