@@ -133,6 +133,8 @@ class ProviderKey(msgspec.Struct):
 class ProviderKeyList(msgspec.Struct):
     object: str
     data: list[ProviderKey]
+    enabled: bool | None = None  # whether BYOK is on (accounts.secret set)
+    providers: list[str] | None = None  # the providers that take a user's own key
 
 
 # --- usage and billing ----------------------------------------------------------------------
@@ -165,11 +167,54 @@ class UsageDaily(msgspec.Struct):
     data: list[UsageDay]
 
 
-class UsageRows(msgspec.Struct):
-    """Ledger rows, newest first: request id, models asked for and served, tokens, cost."""
+class RecentRequest(msgspec.Struct):
+    """One of the caller's latest requests."""
 
+    request_id: str
+    created_at: float
+    model_requested: str
+    model_served: str
+    provider: str
+    status: int
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+class RecentRequestList(msgspec.Struct):
     object: str
-    data: list[dict[str, Any]]
+    data: list[RecentRequest]
+
+
+class UsageOfEveryone(UsageTotals):
+    """Usage of every user over the last ``days`` UTC days."""
+
+    object: str = "usage"
+    start: str = ""
+    days: int = 0
+    by_user: dict[str, UsageTotals] = {}
+    by_model: dict[str, UsageTotals] = {}
+    daily: list[UsageDay] = []
+
+
+class DeploymentHealth(msgspec.Struct):
+    """One deployment (``provider:upstream``): benched or serving, load and latency."""
+
+    deployment: str
+    provider: str
+    upstream: str
+    models: list[str]
+    benched: bool
+    rate_limited: bool
+    in_flight: int
+    benched_until: float | None = None
+    latency_s: float | None = None
+
+
+class DeploymentHealthList(msgspec.Struct):
+    object: str
+    data: list[DeploymentHealth]
 
 
 class Invoice(UsageTotals):
@@ -226,36 +271,6 @@ class AdminUser(msgspec.Struct):
 class AdminUserList(msgspec.Struct):
     object: str
     data: list[AdminUser]
-
-
-class EveryonesUsage(UsageTotals):
-    """The last ``days`` UTC days for every user: totals, by user, by model, per day."""
-
-    object: str = "usage"
-    start: str = ""
-    days: int = 0
-    by_user: dict[str, UsageTotals] = {}
-    by_model: dict[str, UsageTotals] = {}
-    daily: list[UsageDay] = []
-
-
-class DeploymentHealth(msgspec.Struct):
-    """A deployment: benched (until, Unix seconds), requests in flight, latency average."""
-
-    deployment: str
-    provider: str
-    upstream: str
-    models: list[str]
-    benched: bool
-    benched_until: float | None = None
-    rate_limited: bool = False
-    in_flight: int = 0
-    latency_s: float | None = None
-
-
-class DeploymentHealthList(msgspec.Struct):
-    object: str
-    data: list[DeploymentHealth]
 
 
 class AdminAction(msgspec.Struct):

@@ -24,15 +24,10 @@ SERVICE = (
               errors=()),
     Operation("GET", "/docs", "This document, rendered for reading", "service", {200: None},
               auth="none", errors=(), media_type="text/html"),
-)
-
-DASHBOARD = (
-    Operation("GET", "/app", "The dashboard (redirects to /app/)", "dashboard",
-              {308: None}, auth="none", errors=(), media_type="text/html"),
-    Operation("GET", "/app/{path}", "The dashboard's pages and their assets", "dashboard",
-              {200: None, 304: None}, auth="none", errors=(404,), media_type="text/html",
-              description="Sign-in, keys, usage, billing and (with the admin key) admin pages, "
-                          "over the account API."),
+    Operation("GET", "/app", "The web dashboard (docs/dashboard.md)", "service", {200: None},
+              auth="none", errors=(), media_type="text/html"),
+    Operation("GET", "/app/{path}", "The web dashboard's files", "service", {200: None},
+              auth="none", errors=(404,), media_type="text/html"),
 )
 
 MODELS = (
@@ -112,9 +107,9 @@ ACCOUNTS = (
               query=(Param("days", {"type": "integer", "minimum": 1, "maximum": 366},
                            "How many days, today included (default 30)"),)),
     Operation("GET", "/v1/usage/requests", "Your latest requests, newest first", "usage",
-              {200: a.UsageRows}, errors=_ACCOUNT_ERRORS,
+              {200: a.RecentRequestList}, errors=_ACCOUNT_ERRORS,
               query=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 500},
-                           "How many rows (default 50)"),)),
+                           "How many (default 50)"),)),
     Operation("GET", "/v1/usage/requests/{request_id}", "One request's usage row", "usage",
               {200: None}, errors=_ACCOUNT_ERRORS),
     Operation("GET", "/v1/billing/invoices", "Monthly statements from the ledger", "billing",
@@ -124,12 +119,13 @@ ACCOUNTS = (
     Operation("GET", "/v1/tiers", "The tiers, their limits, which are self-service", "billing",
               {200: a.TierList}, auth="none", errors=(503,)),
     Operation("GET", "/v1/admin/users", "List users", "admin", {200: a.AdminUserList},
-              auth="admin", errors=_ADMIN_ERRORS),
-    Operation("GET", "/v1/admin/usage", "Everyone's usage per user, model and day", "admin",
-              {200: a.EveryonesUsage}, auth="admin", errors=_ADMIN_ERRORS,
+              auth="admin", errors=_ADMIN_ERRORS,
+              query=(Param("q", {"type": "string"}, "Only users whose email or name has it"),)),
+    Operation("GET", "/v1/admin/usage", "Usage of every user per UTC day, by user and model",
+              "admin", {200: a.UsageOfEveryone}, auth="admin", errors=_ADMIN_ERRORS,
               query=(Param("days", {"type": "integer", "minimum": 1, "maximum": 366},
-                           "How many UTC days, today included (default 30)"),)),
-    Operation("GET", "/v1/admin/health", "Each deployment's health: benches, load, latency",
+                           "How many days, today included (default 30)"),)),
+    Operation("GET", "/v1/admin/health", "Deployments: benched and until when, load, latency",
               "admin", {200: a.DeploymentHealthList}, auth="admin", errors=_ADMIN_ERRORS),
     Operation("POST", "/v1/admin/users/{email}/{action}",
               "Set a user's tier, block, unblock or top up (action)", "admin",
@@ -143,5 +139,5 @@ ACCOUNTS = (
 )
 
 OPERATIONS: tuple[Operation, ...] = (
-    *SERVICE, *DASHBOARD, *MODELS, *CHAT, *_anthropic(""), *_anthropic("/anthropic"), *ACCOUNTS
+    *SERVICE, *MODELS, *CHAT, *_anthropic(""), *_anthropic("/anthropic"), *ACCOUNTS
 )
