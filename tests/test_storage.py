@@ -185,6 +185,16 @@ async def test_the_ledger_writes_again_after_a_failed_batch(store: Store) -> Non
 
 
 @pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)
+async def test_a_failed_read_does_not_break_the_next(store: Store) -> None:
+    broken = store.db.prepare(select(text("x")).select_from(text("no_such_table")))
+    with pytest.raises(StorageUnavailable):
+        await store.db.rows(broken)
+    await store.insert_key(KeyRecord(id="k", key_hash="h", prefix="p"))
+    found = await store.find_key("h")
+    assert found is not None and found.id == "k"
+
+
+@pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)
 async def test_a_credit_and_its_ledger_row_commit_together(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

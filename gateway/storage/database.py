@@ -176,7 +176,10 @@ class Database:
             driver: Any = (await reader.get_raw_connection()).driver_connection
             found = await driver.execute_fetchall(query.sql, [params[n] for n in query.names])
         except DRIVER_ERRORS as exc:
-            self._reader = None
+            broken, self._reader = self._reader, None
+            if broken is not None:
+                with contextlib.suppress(*DRIVER_ERRORS):
+                    await broken.invalidate()
             raise unavailable(exc) from exc
         return [dict(zip(query.keys, row, strict=True)) for row in found]
 
