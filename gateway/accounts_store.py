@@ -23,7 +23,7 @@ class UserRecord:
     password_hash: str
     name: str = ""
     tier: str = "free"
-    status: str = "active"  # active | blocked
+    status: str = "active"  # active | blocked | pending (signup not verified yet)
     balance_usd: float = 0.0
     created_at: float = 0.0
 
@@ -71,6 +71,13 @@ class AccountsStore:
             f"SELECT {_USER_COLUMNS} FROM users WHERE email = ?", (email,)
         )
         return UserRecord(*rows[0]) if rows else None
+
+    async def delete_pending_user(self, email: str, created_before: float) -> None:
+        """Forget a signup whose verification link expired unused (the address is free again)."""
+        await self.db.execute(
+            "DELETE FROM users WHERE email = ? AND status = 'pending' AND created_at < ?",
+            (email, created_before),
+        )
 
     async def list_users(self) -> list[UserRecord]:
         rows = await self.db.fetchall(f"SELECT {_USER_COLUMNS} FROM users ORDER BY created_at")
@@ -223,6 +230,15 @@ class AccountsStore:
         rows = await self.db.fetchall("SELECT value FROM settings WHERE name = ?", (name,))
         return str(rows[0][0]) if rows else None
 
+    async def setting_once(self, name: str, value: str) -> str:
+        """Store ``value`` unless the setting exists; answers the value in force (instances
+        starting together agree on the first one written)."""
+        await self.db.execute(
+            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (name, value),
+        )
+        return await self.get_setting(name) or value
+
     async def set_setting(self, name: str, value: str) -> None:
         await self.db.execute(
             "INSERT INTO settings (name, value) VALUES (?, ?) "
@@ -232,18 +248,25 @@ class AccountsStore:
 
     # --- usage of one user, for the usage and billing API ---
 
-    async def usage_since(self, email: str, since: float, until: float) -> list[dict[str, Any]]:
+    async def usage_since(
+        self, email: str, since: float, until: float, key_id: str = ""
+    ) -> list[dict[str, Any]]:
+        """One user's rows (one key's only, when ``key_id`` is given)."""
         rows = await self.db.fetchall(
             f"SELECT {', '.join(USAGE_FIELDS)} FROM usage WHERE user_email = ? "
-            "AND created_at >= ? AND created_at < ? ORDER BY created_at",
-            (email, since, until),
+            "AND (? = '' OR key_id = ?) AND created_at >= ? AND created_at < ? "
+            "ORDER BY created_at",
+            (email, key_id, key_id, since, until),
         )
         return [dict(zip(USAGE_FIELDS, row, strict=True)) for row in rows]
 
-    async def usage_row(self, email: str, request_id: str) -> dict[str, Any] | None:
+    async def usage_row(
+        self, email: str, request_id: str, key_id: str = ""
+    ) -> dict[str, Any] | None:
         fields = ("request_id", *USAGE_FIELDS, "model_requested", "stream", "key_id")
         rows = await self.db.fetchall(
-            f"SELECT {', '.join(fields)} FROM usage WHERE user_email = ? AND request_id = ?",
-            (email, request_id),
+            f"SELECT {', '.join(fields)} FROM usage WHERE user_email = ? "
+            "AND (? = '' OR key_id = ?) AND request_id = ?",
+            (email, key_id, key_id, request_id),
         )
         return dict(zip(fields, rows[0], strict=True)) if rows else None

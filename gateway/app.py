@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.account_routes import account_routes
-from gateway.auth import Principal, key_from_headers
+from gateway.accounts.keys import Principal, key_from_headers
+from gateway.accounts.routes import account_routes
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import GatewayError, NotFound
 from gateway.ingress import OpenAIIngress

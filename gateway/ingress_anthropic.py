@@ -28,7 +28,7 @@ from adapters.anthropic import (
 from adapters.anthropic_provider import AnthropicProvider
 from adapters.base import StreamTranslator
 from adapters.errors import ProviderError
-from gateway.auth import key_from_headers
+from gateway.accounts.keys import key_from_headers
 from gateway.errors import BadRequest, GatewayError, ModelNotFound
 from gateway.ingress import Parsed, decode_json, routing_chain
 from gateway.proxy import routing_error

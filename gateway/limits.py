@@ -43,8 +43,8 @@ from limits.storage import storage_from_string
 from redis.exceptions import RedisError
 
 from adapters import canonical as c
-from gateway.accounts import AccountCache, UserState
-from gateway.auth import Principal
+from gateway.accounts.keys import Principal
+from gateway.accounts.userstate import AccountCache, UserState
 from gateway.config import TierConfig
 from gateway.errors import (
     AccountBlocked,

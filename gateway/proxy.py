@@ -26,7 +26,7 @@ from msgspec import UNSET
 from adapters import canonical as c
 from adapters.base import Adapter, Call, RawReply, StreamTranslator
 from adapters.errors import ProviderError, ProviderHTTPError, ProviderTimeout
-from gateway.auth import Principal, key_from_headers
+from gateway.accounts.keys import Principal, key_from_headers
 from gateway.errors import (
     AllTargetsFailed,
     BadRequest,

@@ -246,6 +246,11 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE usage ADD COLUMN row_id TEXT",
         "CREATE UNIQUE INDEX usage_row_id ON usage (row_id)",
     ],
+    # 5: key permissions (gateway.accounts.keys): "inference" or "manage"; keys made before
+    # had every power, so they keep "manage".
+    [
+        "ALTER TABLE api_keys ADD COLUMN permissions TEXT NOT NULL DEFAULT 'manage'",
+    ],
 ]
 
 
@@ -260,9 +265,13 @@ class KeyRecord:
     created_at: float = 0.0
     last_used_at: float | None = None
     revoked_at: float | None = None
+    permissions: str = "manage"  # "inference" or "manage" (gateway.accounts.keys)
 
 
-_KEY_COLUMNS = "id, key_hash, prefix, name, user_email, tier, created_at, last_used_at, revoked_at"
+_KEY_COLUMNS = (
+    "id, key_hash, prefix, name, user_email, tier, created_at, last_used_at, revoked_at, "
+    "permissions"
+)
 
 USAGE_COLUMNS = (
     "request_id",
@@ -329,7 +338,7 @@ class Store:
 
     async def insert_key(self, record: KeyRecord) -> None:
         await self.db.execute(
-            f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 record.key_hash,
@@ -340,6 +349,7 @@ class Store:
                 record.created_at,
                 record.last_used_at,
                 record.revoked_at,
+                record.permissions,
             ),
         )
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway import storage
-from gateway.auth import create_key
+from gateway.accounts.keys import create_key
 from gateway.ledger import Ledger, UsageRow
-from gateway.storage import KeyRecord, StorageUnavailable, Store, open_store
+from gateway.storage import StorageUnavailable, Store, open_store
 from gateway.storage_pg import PostgresDatabase, translate
 from tests.services import pg_query, pg_url  # noqa: F401  (fixture)
 
@@ -65,7 +65,10 @@ async def test_migration_keeps_existing_data(
     monkeypatch.setattr(storage, "MIGRATIONS", full[:1])
     monkeypatch.setattr(storage, "USAGE_COLUMNS", storage.USAGE_COLUMNS[:23])
     old = await open_store(url)
-    await old.insert_key(KeyRecord(id="key_old", key_hash="h-old", prefix="gw-old", created_at=1.0))
+    await old.db.execute(  # the v1 columns (insert_key writes today's)
+        "INSERT INTO api_keys (id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?)",
+        ("key_old", "h-old", "gw-old", 1.0),
+    )
     await old.db.execute(
         "INSERT INTO usage (request_id, created_at, key_id, status, prompt_tokens)"
         " VALUES (?, ?, ?, ?, ?)",

@@ -33,10 +33,11 @@ def _round(total: dict[str, Any]) -> dict[str, Any]:
 
 
 async def usage_summary(
-    store: AccountsStore, email: str, since: float, until: float
+    store: AccountsStore, email: str, since: float, until: float, key_id: str = ""
 ) -> dict[str, Any]:
-    """Requests, tokens and cost over ``[since, until)``, in total, by provider and by model."""
-    rows = await store.usage_since(email, since, until)
+    """Requests, tokens and cost over ``[since, until)``, in total, by provider and by model
+    (of one key only when ``key_id`` is given)."""
+    rows = await store.usage_since(email, since, until, key_id)
     total = _empty()
     by_provider: dict[str, dict[str, Any]] = {}
     by_model: dict[str, dict[str, Any]] = {}
@@ -59,7 +60,9 @@ async def usage_summary(
     }
 
 
-async def usage_daily(store: AccountsStore, email: str, days: int, now: float) -> dict[str, Any]:
+async def usage_daily(
+    store: AccountsStore, email: str, days: int, now: float, key_id: str = ""
+) -> dict[str, Any]:
     """One entry per UTC day for the last ``days`` days (today included), oldest first."""
     today = calendar.timegm(datetime.fromtimestamp(now, UTC).date().timetuple())
     since = today - (days - 1) * 86400
@@ -67,7 +70,7 @@ async def usage_daily(store: AccountsStore, email: str, days: int, now: float) -
         datetime.fromtimestamp(since + i * 86400, UTC).strftime("%Y-%m-%d"): _empty()
         for i in range(days)
     }
-    for row in await store.usage_since(email, since, today + 86400):
+    for row in await store.usage_since(email, since, today + 86400, key_id):
         day = datetime.fromtimestamp(float(row["created_at"]), UTC).strftime("%Y-%m-%d")
         if day in buckets:
             _add(buckets[day], row)
