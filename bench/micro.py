@@ -79,6 +79,9 @@ class StubClient:
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> _Response:
         return _Response()
 
+    async def fetch(self, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+        return _REPLY
+
 
 async def _keys(config_path: Path) -> list[str]:
     from gateway.accounts.keys import create_key
