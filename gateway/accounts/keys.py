@@ -144,13 +144,15 @@ class KeyCache:
         self.known.strict = value
 
     async def authenticate(self, key: str | None, *, allow_blocked: bool = False) -> Principal:
-        """The principal of ``key``; a blocked account's only if ``allow_blocked``."""
-        principal = await self._resolve(key)
+        """The principal of ``key``; 403 for a blocked account unless ``allow_blocked``."""
+        principal = await self.resolve(key)
         if principal.user and not allow_blocked and self._refuse_blocked is not None:
             await self._refuse_blocked(principal)
         return principal
 
-    async def _resolve(self, key: str | None) -> Principal:
+    async def resolve(self, key: str | None) -> Principal:
+        """The principal of ``key``, blocked or not: for a caller that refuses blocked
+        accounts itself (admission does, on the request path)."""
         if not key:
             raise AuthenticationFailed(_MISSING)
         if self._sessions is not None and key.startswith(self.session_prefix):
