@@ -24,8 +24,8 @@ PostgreSQL tests run them all):
 - Migrations run inside ``Database.migration_lock`` (a PostgreSQL advisory lock), so instances
   starting together apply each version once.
 
-Nothing here is called on the request path: keys are cached (``gateway.auth``) and usage rows
-are written in batches (``gateway.ledger``).
+Nothing here is called on the request path: keys are cached (``gateway.accounts.keys``) and
+usage rows are written in batches (``gateway.ledger``).
 """
 
 from __future__ import annotations

@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 
 from gateway.accounts.auth_routes import Table
-from gateway.accounts.http import GatewayView, bearer, read_body
+from gateway.accounts.billing import usage_of_everyone
+from gateway.accounts.http import GatewayView, bearer, query_int, read_body
 from gateway.accounts.maintenance import set_maintenance
 from gateway.errors import AuthenticationFailed, BadRequest, NotFound, PermissionDenied
+
+
+def deployment_health(gateway: GatewayView) -> list[dict[str, Any]]:
+    """Each catalog deployment's health: whether it is benched and until when (Unix seconds),
+    requests in flight, and its latency average."""
+    health = gateway.planner.health
+    now, clock = time.time(), time.monotonic()  # health keeps monotonic times
+    seen: dict[str, dict[str, Any]] = {}
+    for model in gateway.catalog:
+        for target in model.all_deployments:
+            key = target.health_key
+            if key in seen:
+                seen[key]["models"].append(model.id)
+                continue
+            until = health.benched_until(key, clock)
+            seen[key] = {
+                "deployment": key, "provider": target.provider, "upstream": target.upstream,
+                "models": [model.id], "benched": until > 0,
+                "benched_until": round(now + until - clock, 1) if until else None,
+                "rate_limited": until > 0 and health.rate_limited(key),
+                "in_flight": health.in_flight(key), "latency_s": health.latency(key),
+            }
+    return list(seen.values())
 
 
 def admin_routes(gateway: GatewayView) -> Table:
@@ -35,10 +60,21 @@ def admin_routes(gateway: GatewayView) -> Table:
 
     async def admin_users(request: Request) -> Any:
         admin(request)
+        query = request.query_params.get("q", "").strip().lower()
         return {"object": "list", "data": [
             {"id": u.id, "email": u.email, "name": u.name, "tier": u.tier, "status": u.status,
              "balance_usd": u.balance_usd, "created_at": u.created_at}
-            for u in await gateway.accounts.store.list_users()]}
+            for u in await gateway.accounts.store.list_users()
+            if query in u.email.lower() or query in u.name.lower()]}
+
+    async def admin_usage(request: Request) -> Any:
+        admin(request)
+        days = query_int(request, "days", "30", 366)
+        return await usage_of_everyone(gateway.accounts.store, days, time.time())
+
+    async def admin_health(request: Request) -> Any:
+        admin(request)
+        return {"object": "list", "data": deployment_health(gateway)}
 
     async def admin_update(request: Request) -> Any:
         admin(request)
@@ -86,4 +122,6 @@ def admin_routes(gateway: GatewayView) -> Table:
         ("/v1/admin/users", admin_users, ["GET"]),
         ("/v1/admin/users/{email}/{action}", admin_update, ["POST"]),
         ("/v1/admin/maintenance", maintenance, ["GET", "POST"]),
+        ("/v1/admin/usage", admin_usage, ["GET"]),
+        ("/v1/admin/health", admin_health, ["GET"]),
     ]

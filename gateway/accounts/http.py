@@ -23,6 +23,7 @@ from gateway.config import GatewayConfig
 from gateway.errors import BadRequest, GatewayError, PermissionDenied, ServiceUnavailable
 from gateway.storage import StorageUnavailable
 from routers.catalog import Catalog
+from routers.plan import Planner
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_POLICY_INT = 1_000_000_000  # limits above this are typos; the column is a 32-bit INTEGER
@@ -33,6 +34,7 @@ class GatewayView(Protocol):
 
     config: GatewayConfig
     catalog: Catalog
+    planner: Planner
 
     @property
     def accounts(self) -> AccountServices: ...
@@ -85,6 +87,14 @@ def bounded_int(body: dict[str, Any], name: str, maximum: int = MAX_POLICY_INT) 
             f"'{name}' must be an integer from 0 to {maximum:,}".replace(",", "_"), param=name
         )
     return value
+
+
+def query_int(request: Request, name: str, default: str, most: int) -> int:
+    """A query parameter from 1 to ``most``."""
+    raw = request.query_params.get(name, default)
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise BadRequest(f"'{name}' must be between 1 and {most}", param=name)
+    return int(raw)
 
 
 def bearer(request: Request) -> str | None:

@@ -18,7 +18,15 @@ from starlette.routing import Route
 from gateway.accounts.admin_routes import admin_routes
 from gateway.accounts.auth_routes import auth_routes
 from gateway.accounts.billing import invoices, month_start, parse_when, usage_daily, usage_summary
-from gateway.accounts.http import GatewayView, bounded_int, caller, guard, json_response, read_body
+from gateway.accounts.http import (
+    GatewayView,
+    bounded_int,
+    caller,
+    guard,
+    json_response,
+    query_int,
+    read_body,
+)
 from gateway.accounts.keys import INFERENCE, create_key, parse_permissions, permission_list
 from gateway.accounts_store import KeyPolicy
 from gateway.errors import BadRequest, NotFound, PermissionDenied
@@ -99,7 +107,9 @@ def account_routes(gateway: GatewayView) -> list[Route]:
         who = await caller(s, request, manage=True)
         rows = await s.store.provider_keys(who.user)
         return {"object": "list", "data": [
-            {"provider": p, "hint": hint, "created_at": created} for p, _, hint, created in rows]}
+            {"provider": p, "hint": hint, "created_at": created} for p, _, hint, created in rows],
+            "enabled": s.box.enabled,  # what the pages may offer
+            "providers": sorted(p for p in gateway.adapters if p != "mock")}
 
     async def put_provider_key(request: Request) -> Any:
         s = gateway.accounts
@@ -144,11 +154,17 @@ def account_routes(gateway: GatewayView) -> list[Route]:
 
     async def daily(request: Request) -> Any:
         who = await caller(gateway.accounts, request)
-        raw = request.query_params.get("days", "30")
-        if not raw.isdigit() or not 1 <= int(raw) <= 366:
-            raise BadRequest("'days' must be between 1 and 366", param="days")
+        days = query_int(request, "days", "30", 366)
         owner, key_id = who.usage_owner
-        return await usage_daily(gateway.accounts.store, owner, int(raw), time.time(), key_id)
+        return await usage_daily(gateway.accounts.store, owner, days, time.time(), key_id)
+
+    async def recent(request: Request) -> Any:
+        who = await caller(gateway.accounts, request)
+        limit = query_int(request, "limit", "50", 500)
+        owner, key_id = who.usage_owner
+        store = gateway.accounts.store
+        rows = await store.recent_usage(owner, limit, key_id) if owner or key_id else []
+        return {"object": "list", "data": rows}
 
     async def usage_request(request: Request) -> Any:
         who = await caller(gateway.accounts, request)
@@ -194,6 +210,7 @@ def account_routes(gateway: GatewayView) -> list[Route]:
         ("/v1/provider-keys/{provider}", delete_provider_key, ["DELETE"]),
         ("/v1/usage", usage, ["GET"]),
         ("/v1/usage/daily", daily, ["GET"]),
+        ("/v1/usage/requests", recent, ["GET"]),
         ("/v1/usage/requests/{request_id}", usage_request, ["GET"]),
         ("/v1/billing/invoices", list_invoices, ["GET"]),
         ("/v1/billing/checkout", checkout, ["POST"]),
