@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 
-from adapters.anthropic import CountTokensRequest, MessagesRequest
-from adapters.openai import ChatRequest
+from adapters.anthropic.wire import CountTokensRequest, MessagesRequest
+from adapters.openai.wire import ChatRequest
 
 # --- errors ---------------------------------------------------------------------------------
 
