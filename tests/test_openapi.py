@@ -26,7 +26,8 @@ ADMIN_KEY = "gwadmin-openapi-test-0123456789-abcdef"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshGateway]:
-    env = {"GATEWAY_ADMIN_KEY": ADMIN_KEY, "GATEWAY_SECRET": "openapi-test-secret-0123456789-abcdef"}
+    env = {"GATEWAY_ADMIN_KEY": ADMIN_KEY,
+           "GATEWAY_SECRET": "openapi-test-secret-0123456789-abcdef"}
     process = FreshGateway(tmp_path_factory.mktemp("openapi"), env).start()
     yield process
     process.stop()
