@@ -289,12 +289,6 @@ class Gateway:
         if self.config.limits.redis_failure == "closed":
             self.keys.strict = True
 
-    async def revoked(self, key_hash: str) -> None:
-        """A key was revoked on this instance: drop it here, and everywhere via Redis."""
-        self.keys.forget(key_hash)
-        if self.shared is not None:
-            await self.shared.publish(REVOCATIONS, key_hash)
-
     async def stop(self) -> None:
         await self.metrics.stop()
         if self._accounts is not None:

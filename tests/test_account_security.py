@@ -483,3 +483,11 @@ async def test_a_revoked_key_is_called_revoked_every_time(tmp_path: Path) -> Non
     assert all("revoked" in m for m in messages), messages
     assert "revoked" in str(refused.value)
     assert "Invalid API key" in unknown
+
+
+async def test_a_deeply_nested_signup_body_is_a_400(tmp_path: Path) -> None:
+    body = b'{"email": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    async with running(tmp_path) as gw:
+        answer = await gw.call("POST", "/v1/auth/signup", content=body)
+    assert answer.status_code == 400
+    assert "nested" in answer.json()["error"]["message"]

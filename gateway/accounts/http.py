@@ -74,6 +74,8 @@ async def read_body(request: Request) -> dict[str, Any]:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise BadRequest("The body is not valid JSON") from exc
+    except RecursionError as exc:  # msgspec recurses once per nesting level
+        raise BadRequest("The body is nested too deeply") from exc
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object")
     return body
