@@ -491,3 +491,26 @@ async def test_a_deeply_nested_signup_body_is_a_400(tmp_path: Path) -> None:
         answer = await gw.call("POST", "/v1/auth/signup", content=body)
     assert answer.status_code == 400
     assert "nested" in answer.json()["error"]["message"]
+
+
+def test_cli_keys_are_manage_keys_unless_told_otherwise(tmp_path: Path) -> None:
+    from tests.conftest import GatewayProcess
+
+    process = GatewayProcess(tmp_path, BASE.format(tmp=tmp_path))
+    operator = process.create_key("--user", "ops@corp.example")
+    worker = process.create_key("--user", "ops@corp.example", "--permissions", "inference")
+    wrong = process.cli("keys", "create", "--permissions", "everything")
+    assert wrong.returncode != 0 and "inference" in wrong.stderr
+
+    async def permissions() -> list[str]:
+        from gateway.accounts.keys import hash_key
+        from gateway.storage import open_store
+
+        store = await open_store(f"sqlite:///{tmp_path}/gateway.db")
+        try:
+            found = [await store.find_key(hash_key(key)) for key in (operator, worker)]
+            return [record.permissions for record in found if record is not None]
+        finally:
+            await store.close()
+
+    assert asyncio.run(permissions()) == ["manage", "inference"]
