@@ -229,7 +229,7 @@ class Gateway:
         )
         self._ledger.start()
         self.shared = self._open_shared()
-        self._accounts = await AccountServices.open(self.config, self._store, self.shared)
+        self._accounts = AccountServices(self.config, self._store, self.shared)
         self._keys = self._accounts.keys
         await self._accounts.start()
         self._start_shared()
@@ -273,6 +273,7 @@ class Gateway:
                 on_connected=self._revocations_connected,
                 on_lost=self._revocations_lost,
             )
+            self.accounts.start_shared(self.shared)
             routing = self.config.routing
             if routing.health != "local":
                 health = SharedHealth(self.shared, routing.allowed_fails, routing.cooldown,

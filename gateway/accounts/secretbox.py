@@ -37,21 +37,29 @@ def _legacy_key(secret: str) -> bytes:
 
 
 class SecretBox:
-    """Seals with the derived key; opens what it or an older version sealed."""
+    """Seals with the derived key; opens what it or an older version sealed.
 
-    def __init__(self, secret: str, salt: str = "") -> None:
-        if not secret:
-            self._fernet: MultiFernet | None = None
-            return
-        current = Fernet(derive_key(secret, salt or "gateway"))
-        self._fernet = MultiFernet([current, Fernet(_legacy_key(secret))])
+    The salt lives in the database, so the key is derived once the store is open: ``unlock``
+    (``AccountServices.start``) or a ``salt`` given here.
+    """
+
+    def __init__(self, secret: str, salt: str | None = None) -> None:
+        self._secret = secret
+        self._fernet: MultiFernet | None = None
+        if secret and salt is not None:
+            self.unlock(salt)
 
     @property
     def enabled(self) -> bool:
-        return self._fernet is not None
+        return bool(self._secret)
+
+    def unlock(self, salt: str) -> None:
+        """Derive the key from the secret and the deployment's ``salt``."""
+        current = Fernet(derive_key(self._secret, salt))
+        self._fernet = MultiFernet([current, Fernet(_legacy_key(self._secret))])
 
     def seal(self, plaintext: str) -> str:
-        assert self._fernet is not None
+        assert self._fernet is not None, "SecretBox.unlock first"
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def open(self, sealed: str) -> str | None:

@@ -1,11 +1,12 @@
 """The accounts of one gateway process, built in one place: every part gets its dependencies
 through its constructor.
 
-``AccountServices.open`` reads what must come from the database first (the BYOK salt), then
-builds the caches, sessions, keys, balances, limits, admission and the debit writer. With Redis
-(``shared``), balances are shared, and changes made here are announced on the ``accounts``
-channel and those made elsewhere applied: "user <email>", "policy <key id>", "maintenance",
-"session <id>", "sessions <email>"; revoked keys travel on the revocations channel.
+``AccountServices`` builds the caches, sessions, keys, balances, limits, admission and the debit
+writer; ``start`` (once the store is open) reads the BYOK salt, or writes it on a deployment's
+first start. With Redis (``shared``), balances are shared, and changes made here are announced on
+the ``accounts`` channel and those made elsewhere applied (``start_shared``): "user <email>",
+"policy <key id>", "maintenance", "session <id>", "sessions <email>"; revoked keys travel on the
+revocations channel.
 """
 
 from __future__ import annotations
@@ -35,19 +36,13 @@ from gateway.storage import KeyRecord, StorageUnavailable, Store
 class AccountServices:
     """Accounts, sessions, keys, balances, limits and admission of one gateway process."""
 
-    def __init__(
-        self,
-        config: GatewayConfig,
-        store: Store,
-        box: SecretBox,
-        shared: Shared | None = None,
-    ) -> None:
+    def __init__(self, config: GatewayConfig, store: Store, shared: Shared | None = None) -> None:
         accounts = config.accounts
         self.config = config
         self.shared = shared
         self.store = AccountsStore(store.db)
         self.keys_store = store
-        self.box = box
+        self.box = box = SecretBox(accounts.secret)
         self.admin_key = accounts.admin_key
         self._origin = os.urandom(6).hex()  # tells our own broadcasts from the others'
         self._tasks: set[asyncio.Task[None]] = set()
@@ -74,24 +69,17 @@ class AccountServices:
         self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
         self.writer = DebitWriter(self.cache)
 
-    @classmethod
-    async def open(
-        cls, config: GatewayConfig, store: Store, shared: Shared | None = None
-    ) -> AccountServices:
-        """Build them, with the BYOK salt read (or made, once per deployment) first."""
-        secret = config.accounts.secret
-        salt = ""
-        if secret:
-            accounts = AccountsStore(store.db)
-            salt = await accounts.setting_once(SALT_SETTING, new_salt())
-        return cls(config, store, SecretBox(secret, salt), shared)
-
     async def start(self) -> None:
+        """Once the store is open: the BYOK key, the maintenance switch, the debit writer."""
+        if self.box.enabled:
+            self.box.unlock(await self.store.setting_once(SALT_SETTING, new_salt()))
         await refresh_maintenance(self.cache)
         self.writer.start()
-        if self.shared is not None:
-            self.shared.subscribe(ACCOUNTS, self.changed, on_connected=self._connected,
-                                  on_lost=self._lost)
+
+    def start_shared(self, shared: Shared) -> None:
+        """Apply account changes announced by the other instances."""
+        shared.subscribe(ACCOUNTS, self.changed, on_connected=self._connected,
+                         on_lost=self._lost)
 
     async def _stored_balance(self, email: str) -> float:
         user = await self.store.find_user(email)
