@@ -514,3 +514,24 @@ def test_cli_keys_are_manage_keys_unless_told_otherwise(tmp_path: Path) -> None:
             await store.close()
 
     assert asyncio.run(permissions()) == ["manage", "inference"]
+
+
+def test_two_workers_both_call_a_revoked_key_revoked(tmp_path: Path) -> None:
+    from tests.conftest import GatewayProcess
+
+    config = BASE.format(tmp=tmp_path).replace(
+        "ledger_flush_interval = 0.05", "ledger_flush_interval = 0.05\nkey_cache_ttl = 0.0")
+    process = GatewayProcess(tmp_path, config).start(workers=2)
+    try:
+        key = process.create_key("--name", "doomed")
+        chat = {"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx.post(process.url + "/v1/chat/completions", json=chat,
+                          headers=process.headers(key)).status_code == 200
+        assert process.cli("keys", "revoke", key[:9]).returncode == 0
+        answers = [httpx.post(process.url + "/v1/chat/completions", json=chat,
+                              headers=process.headers(key)) for _ in range(12)]
+    finally:
+        process.stop()
+    assert {a.status_code for a in answers} == {401}
+    assert {a.json()["error"]["message"] for a in answers} == {
+        "This API key has been revoked: create a new one"}
