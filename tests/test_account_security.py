@@ -176,7 +176,8 @@ async def test_operator_keys_address_is_claimed_only_through_its_link(
     tmp_path: Path, notices: LogRecorder
 ) -> None:
     async with running(tmp_path, ACCOUNTS + 'notify = "log"\n') as gw:
-        await create_key(gw.gateway.store, "gw-", user="carol@corp.example", tier="enterprise")
+        operator_key, _ = await create_key(gw.gateway.store, "gw-", user="carol@corp.example",
+                                           tier="enterprise")
         notices.read()
         pending = await gw.signup("carol@corp.example")
         logs = notices.read()
@@ -193,6 +194,7 @@ async def test_operator_keys_address_is_claimed_only_through_its_link(
         session = (await gw.login("carol@corp.example")).json()["token"]
         keys = (await gw.call("GET", "/v1/keys", session)).json()["data"]
         assert len(keys) == 1
+        assert (await gw.chat(operator_key)).headers["x-tier"] == "enterprise"
 
 
 async def test_verify_email_keeps_every_signup_pending(

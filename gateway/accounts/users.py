@@ -107,7 +107,8 @@ class Accounts:
             id="user_" + uuid.uuid4().hex[:16],
             password_hash=await self.hasher.hash(secret),
             name=name[:200],
-            tier=self.config.accounts.default_tier if self.config.tiers else "free",
+            # The operator's keys keep their tier once their owner's account exists.
+            tier=owned[0].tier if owned else self._default_tier,
             status="pending" if pending else "active",
             created_at=time.time(),
         )
@@ -124,6 +125,10 @@ class Accounts:
             await self.notifier.notify("verify_email", address, token=token,
                                        how="POST /v1/auth/verify {\"token\": ...}")
         return user
+
+    @property
+    def _default_tier(self) -> str:
+        return self.config.accounts.default_tier if self.config.tiers else "free"
 
     @property
     def _verify_ttl(self) -> float:
