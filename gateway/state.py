@@ -17,13 +17,13 @@ from gateway.accounts.keys import KeyCache
 from gateway.accounts.services import AccountServices
 from gateway.cache import ResponseCache, build_cache
 from gateway.config import GatewayConfig
-from gateway.health_shared import SharedHealth
 from gateway.ledger import Ledger
 from gateway.metrics import Metrics
-from gateway.shared import REVOCATIONS, Shared
+from gateway.redis_client import REVOCATIONS, RedisClient
+from gateway.redis_health import RedisHealth
 from gateway.storage import StorageUnavailable, Store, open_store
 from routers.attempts import RetryPolicy
-from routers.catalog import Catalog, ModelInfo
+from routers.catalog import Catalog, Model
 from routers.health import MemoryHealth
 from routers.named import OCR_PROMPT, Router, Rule
 from routers.personas import Persona
@@ -32,7 +32,7 @@ from routers.plan import Planner
 
 def build_catalog(config: GatewayConfig) -> Catalog:
     models = [
-        _with_deployments(config, ModelInfo(
+        _with_deployments(config, Model(
             id=model.id,
             provider=model.provider,
             upstream=model.upstream or model.id.split("/", 1)[-1],
@@ -66,7 +66,7 @@ def build_catalog(config: GatewayConfig) -> Catalog:
     return Catalog(models, open_providers, switched_off)
 
 
-def _with_deployments(config: GatewayConfig, model: ModelInfo, index: int) -> ModelInfo:
+def _with_deployments(config: GatewayConfig, model: Model, index: int) -> Model:
     """``model`` with its configured deployments (those whose provider is on) attached."""
     extra = [
         replace(
@@ -96,7 +96,7 @@ def _overlay(system: str, temperature: object, max_tokens: object) -> Overlay | 
 def build_planner(config: GatewayConfig, catalog: Catalog) -> Planner:
     """The planner: catalog, named routers, personas and deployment health."""
 
-    def models(names: list[str]) -> tuple[ModelInfo, ...]:
+    def models(names: list[str]) -> tuple[Model, ...]:
         # Names of switched-off models drop out; the config check refused unknown ones.
         found = (catalog.get(name) for name in names)
         return tuple(dict.fromkeys(m for m in found if m is not None))
@@ -191,7 +191,7 @@ class Gateway:
         self._ledger: Ledger | None = None
         self._accounts: AccountServices | None = None
         # Redis (limits.storage = "redis://…"), shared by every feature that needs it.
-        self.shared: Shared | None = None
+        self.shared: RedisClient | None = None
         self.cache: ResponseCache | None = None
         self.metrics = Metrics()
 
@@ -258,11 +258,11 @@ class Gateway:
             gauges["gateway_redis_up"] = 1.0 if self.shared.healthy else 0.0
         return self.metrics.render()
 
-    def _open_shared(self) -> Shared | None:
+    def _open_shared(self) -> RedisClient | None:
         limits = self.config.limits
         url = limits.storage.removeprefix("async+")
         if url.startswith(("redis://", "rediss://", "unix://")):
-            return Shared(url, limits.redis_prefix, limits.redis_failure)
+            return RedisClient(url, limits.redis_prefix, limits.redis_failure)
         return None
 
     def _start_shared(self) -> None:
@@ -276,7 +276,7 @@ class Gateway:
             self.accounts.start_shared(self.shared)
             routing = self.config.routing
             if routing.health != "local":
-                health = SharedHealth(self.shared, routing.allowed_fails, routing.cooldown,
+                health = RedisHealth(self.shared, routing.allowed_fails, routing.cooldown,
                                       routing.max_cooldown)
                 health.start()
                 self.planner.health = health
@@ -294,7 +294,7 @@ class Gateway:
         await self.metrics.stop()
         if self._accounts is not None:
             await self._accounts.stop()
-        if isinstance(self.planner.health, SharedHealth):
+        if isinstance(self.planner.health, RedisHealth):
             await self.planner.health.close()
         if self.shared is not None:
             await self.shared.close()

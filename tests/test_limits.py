@@ -12,7 +12,7 @@ import pytest
 from gateway.accounts.keys import Principal
 from gateway.accounts.secretbox import SecretBox
 from gateway.accounts.userstate import AccountCache
-from gateway.accounts_store import AccountsStore, UserRecord
+from gateway.admission import Admission, Limiter
 from gateway.balances import LocalBalances
 from gateway.config import parse_config
 from gateway.errors import (
@@ -23,9 +23,8 @@ from gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
-from gateway.limits import Admission, Limiter
-from gateway.storage import open_store
-from routers.catalog import ModelInfo
+from gateway.storage import AccountsStore, UserRecord, open_store
+from routers.catalog import Model
 
 CONFIG = """
 [tiers.free]
@@ -39,7 +38,7 @@ credits_per_day = 10
 [tiers.pro]
 prepaid = true
 """
-MODEL = ModelInfo(id="m", provider="p", upstream="m", output_price=250_000.0, credits=3)
+MODEL = Model(id="m", provider="p", upstream="m", output_price=250_000.0, credits=3)
 
 
 @pytest.fixture

@@ -28,9 +28,8 @@ from gateway.accounts.http import (
     read_body,
 )
 from gateway.accounts.keys import INFERENCE, create_key, parse_permissions, permission_list
-from gateway.accounts_store import KeyPolicy
 from gateway.errors import BadRequest, NotFound, PermissionDenied
-from gateway.storage import KeyRecord
+from gateway.storage import KeyPolicy, KeyRecord
 
 
 def key_entry(record: KeyRecord, policy: KeyPolicy) -> dict[str, Any]:

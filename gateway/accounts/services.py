@@ -25,18 +25,19 @@ from gateway.accounts.secretbox import SALT_SETTING, SecretBox, new_salt
 from gateway.accounts.sessions import SESSION_PREFIX, Sessions
 from gateway.accounts.users import Accounts
 from gateway.accounts.userstate import AccountCache
-from gateway.accounts_store import AccountsStore
-from gateway.balances import BalanceBook, LocalBalances, SharedBalances
+from gateway.admission import Admission, Limiter
+from gateway.balances import BalanceBook, LocalBalances, RedisBalances
 from gateway.config import GatewayConfig
-from gateway.limits import Admission, Limiter
-from gateway.shared import ACCOUNTS, REVOCATIONS, Shared
-from gateway.storage import KeyRecord, StorageUnavailable, Store
+from gateway.redis_client import ACCOUNTS, REVOCATIONS, RedisClient
+from gateway.storage import AccountsStore, KeyRecord, StorageUnavailable, Store
 
 
 class AccountServices:
     """Accounts, sessions, keys, balances, limits and admission of one gateway process."""
 
-    def __init__(self, config: GatewayConfig, store: Store, shared: Shared | None = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, store: Store, shared: RedisClient | None = None
+    ) -> None:
         accounts = config.accounts
         self.config = config
         self.shared = shared
@@ -47,7 +48,7 @@ class AccountServices:
         self._origin = os.urandom(6).hex()  # tells our own broadcasts from the others'
         self._tasks: set[asyncio.Task[None]] = set()
         balances: BalanceBook = (
-            SharedBalances(shared, self._stored_balance) if shared else LocalBalances()
+            RedisBalances(shared, self._stored_balance) if shared else LocalBalances()
         )
         self.cache = AccountCache(
             self.store, config, box, balances, self._broadcast if shared else None
@@ -61,7 +62,7 @@ class AccountServices:
             refuse_blocked=self.cache.refuse_blocked,
         )
         self.notifier = Notifier.from_config(accounts)
-        self.limiter = Limiter(config.limits.storage, shared=shared)
+        self.limiter = Limiter(config.limits.storage, redis=shared)
         self.accounts = Accounts(
             self.store, store, config, self.cache, self.sessions, self.notifier,
             self.limiter, self.revoked,
@@ -76,7 +77,7 @@ class AccountServices:
         await refresh_maintenance(self.cache)
         self.writer.start()
 
-    def start_shared(self, shared: Shared) -> None:
+    def start_shared(self, shared: RedisClient) -> None:
         """Apply account changes announced by the other instances."""
         shared.subscribe(ACCOUNTS, self.changed, on_connected=self._connected,
                          on_lost=self._lost)
@@ -138,5 +139,5 @@ class AccountServices:
 
     async def stop(self) -> None:
         await self.writer.close()
-        if isinstance(self.cache.balances, SharedBalances):
+        if isinstance(self.cache.balances, RedisBalances):
             await self.cache.balances.close()

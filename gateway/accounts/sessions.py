@@ -12,10 +12,9 @@ import secrets
 from gateway.accounts.keys import MANAGE, Principal
 from gateway.accounts.ttl import TTLCache
 from gateway.accounts.userstate import AccountCache
-from gateway.accounts_store import AccountsStore, UserRecord
 from gateway.config import AccountsConfig
 from gateway.errors import AuthenticationFailed, ServiceUnavailable
-from gateway.storage import StorageUnavailable
+from gateway.storage import AccountsStore, StorageUnavailable, UserRecord
 
 SESSION_PREFIX = "gwsess_"
 

@@ -27,10 +27,9 @@ from gateway.accounts.passwords import PasswordHasher, check_email, check_passwo
 from gateway.accounts.sessions import Sessions, token_hash
 from gateway.accounts.throttle import AttemptWindow, Counters
 from gateway.accounts.userstate import AccountCache
-from gateway.accounts_store import AccountsStore, UserRecord
 from gateway.config import GatewayConfig
 from gateway.errors import AuthenticationFailed, BadRequest, PermissionDenied
-from gateway.storage import KeyRecord, StorageUnavailable, Store
+from gateway.storage import AccountsStore, KeyRecord, StorageUnavailable, Store, UserRecord
 
 RESET_PREFIX = "gwreset_"
 VERIFY_PREFIX = "gwverify_"

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from gateway.accounts.keys import Principal
 from gateway.accounts.secretbox import SecretBox
 from gateway.accounts.ttl import TTLCache
-from gateway.accounts_store import AccountsStore, KeyPolicy
 from gateway.balances import BalanceBook
 from gateway.config import GatewayConfig, TierConfig
 from gateway.errors import AccountBlocked, ServiceUnavailable
-from gateway.storage import StorageUnavailable
+from gateway.storage import AccountsStore, KeyPolicy, StorageUnavailable
 
 UNLIMITED = TierConfig(description="no limits (no tiers configured)")
 Broadcast = Callable[[str], None]
