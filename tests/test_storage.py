@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, select, text
 
-from gateway import billing
+from gateway.accounts import billing
 from gateway.ledger import Ledger
 from gateway.storage import (
     AccountsStore,

@@ -1,7 +1,7 @@
 """API keys and the usage ledger's writes, over one ``Database``.
 
-Nothing here is called on the request path: keys are cached (``gateway.auth``) and usage rows
-are written in batches (``gateway.ledger``).
+Nothing here is called on the request path: keys are cached (``gateway.accounts.keys``) and
+usage rows are written in batches (``gateway.ledger``).
 """
 
 from __future__ import annotations
