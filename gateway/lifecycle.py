@@ -8,7 +8,7 @@ SIGINT and ``Lifecycle.force`` on the second; the rest happens here, the same on
 - After ``server.graceful_timeout`` seconds every request still open is cut: its ``receive``
   answers ``{"type": "http.disconnect", "reason": "shutdown"}``, so the chat endpoint stops the
   stream, bills what was sent and records status 499 with ``error_type`` ``shutdown``.
-- ``_EXIT_AFTER_CUT`` seconds later, if the server has not finished by itself (a client that
+- ``EXIT_AFTER_CUT`` seconds later, if the server has not finished by itself (a client that
   reads slowly keeps its connection flushing for minutes), the app's lifespan shutdown is run
   here, which flushes the ledger, and the process exits 0.
 - ``force`` (the second signal) cuts at once, flushes and exits.
@@ -38,7 +38,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Message, Receive, Send], Awaitable[None]]
 
-_EXIT_AFTER_CUT = 2.5  # seconds past the cut to flush and exit if the server has not
+EXIT_AFTER_CUT = 2.5  # seconds past the cut to flush and exit if the server has not
 _SWEEP_EVERY = 1.0  # seconds between checks of idle request bodies
 SHUTDOWN_DISCONNECT: Message = {"type": "http.disconnect", "reason": "shutdown"}
 _CLOSE = (b"connection", b"close")
@@ -125,6 +125,10 @@ class Lifecycle:
                           b'arriving","type":"invalid_request_error"}}')
         finally:
             self.open.discard(entry)
+        if cut is not None and cut.done():
+            # Cut by the shutdown: end the response, so the server has nothing to complain of.
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _may_refuse(self, scope: Message) -> bool:
         """Whether the body may be refused before it is read: too long, or of unknown length."""
@@ -155,11 +159,12 @@ class Lifecycle:
         if self.draining or self.loop is None:
             return
         self.draining = True
-        print(
+        # One write, so the lines of several workers sharing the terminal do not interleave.
+        sys.stderr.write(
             f"shutting down: {len(self.open)} open streams, "
-            f"waiting up to {self.graceful_timeout:g} s",
-            file=sys.stderr, flush=True,
+            f"waiting up to {self.graceful_timeout:g} s\n"
         )
+        sys.stderr.flush()
         self._spawn(self._cut_later(self.graceful_timeout))
 
     def force(self) -> None:
@@ -178,7 +183,7 @@ class Lifecycle:
         if self._cut is not None and not self._cut.done():
             self._cut.set_result(None)
         # Give cut streams a moment to record their rows, then flush and leave if still here.
-        deadline = asyncio.get_running_loop().time() + (_EXIT_AFTER_CUT if delay else 0.3)
+        deadline = asyncio.get_running_loop().time() + (EXIT_AFTER_CUT if delay else 0.3)
         while self.open and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         if delay:
