@@ -131,3 +131,13 @@ def test_a_refused_upload_closes_its_connection_after_the_413(
         assert status_of(sock).startswith(b"HTTP/1.1 413")
         # The client goes on uploading; the server does not read the 64 MB: it hangs up.
         assert closed_within(sock, 5, b"x" * 65536)
+
+
+def test_the_slow_client_settings_are_checked() -> None:
+    from gateway.config import ConfigError, parse_config
+
+    assert parse_config("").server.header_timeout == 10.0
+    assert parse_config("").server.body_timeout == 30.0
+    for bad in ("header_timeout = 0", "body_timeout = -1", "max_connections = 0"):
+        with pytest.raises(ConfigError, match=bad.split()[0]):
+            parse_config(f"[server]\n{bad}\n")
