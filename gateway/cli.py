@@ -122,7 +122,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         finally:
             await store.close()
         if record is not None and config.limits.storage.startswith(("redis", "unix")):
-            from gateway.shared import announce_revocation
+            from gateway.redis_client import announce_revocation
 
             limits = config.limits
             if not await announce_revocation(limits.storage, limits.redis_prefix, record.key_hash):

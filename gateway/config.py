@@ -191,7 +191,7 @@ class RoutingConfig(Section):
     cooldown: float = 30.0             # seconds on the bench (a 429 uses its Retry-After)
     max_cooldown: float = 300.0
     # "memory://": per process, shared through Redis when limits.storage is Redis;
-    # "local": per process always (gateway.health_shared).
+    # "local": per process always (gateway.redis_health).
     health: str = "memory://"
     # Routers answer to "<prefix>/<name>" too (e.g. "router/auto").
     router_prefixes: list[str] = msgspec.field(default_factory=lambda: ["router"])
