@@ -47,13 +47,14 @@ _CLOSE = (b"connection", b"close")
 class _Open:
     """One request in flight: its task, and how far its body has been read."""
 
-    __slots__ = ("body_done", "last_read", "task", "timed_out")
+    __slots__ = ("body_done", "last_read", "listener", "task", "timed_out")
 
     def __init__(self, task: asyncio.Task[Any] | None, now: float) -> None:
         self.task = task
         self.last_read = now
         self.body_done = False
         self.timed_out = False
+        self.listener: asyncio.Task[Any] | None = None  # waiting for a disconnect
 
 
 class Lifecycle:
@@ -100,8 +101,19 @@ class Lifecycle:
         cut = self._cut
 
         async def read() -> Message:
-            if entry.body_done:  # only a disconnect is left to come: or the shutdown's cut
-                return await _first(receive, cut)
+            if entry.body_done:  # only a disconnect is left to come, or the shutdown's cut
+                if cut is not None and cut.done():
+                    return SHUTDOWN_DISCONNECT
+                entry.listener = asyncio.current_task()
+                try:
+                    return await receive()
+                except asyncio.CancelledError:
+                    if cut is None or not cut.done() or entry.listener is None:
+                        raise
+                    entry.listener.uncancel()  # cut: what the listener hears is a disconnect
+                    return SHUTDOWN_DISCONNECT
+                finally:
+                    entry.listener = None
             message = await receive()
             entry.last_read = loop.time()
             if not message.get("more_body", False):
@@ -182,6 +194,9 @@ class Lifecycle:
         await asyncio.sleep(delay)
         if self._cut is not None and not self._cut.done():
             self._cut.set_result(None)
+            for entry in list(self.open):
+                if entry.listener is not None:
+                    entry.listener.cancel()
         # Give cut streams a moment to record their rows, then flush and leave if still here.
         deadline = asyncio.get_running_loop().time() + (EXIT_AFTER_CUT if delay else 0.3)
         while self.open and asyncio.get_running_loop().time() < deadline:
@@ -238,20 +253,6 @@ class Lifecycle:
             for task in list(self._tasks):
                 if task is not asyncio.current_task():
                     task.cancel()
-
-
-async def _first(receive: Receive, cut: asyncio.Future[None] | None) -> Message:
-    """The next message from the server, or the shutdown's disconnect if that comes first."""
-    if cut is None:
-        return await receive()
-    if cut.done():
-        return SHUTDOWN_DISCONNECT
-    message = asyncio.ensure_future(receive())
-    await asyncio.wait((message, cut), return_when=asyncio.FIRST_COMPLETED)
-    if message.done():
-        return message.result()
-    message.cancel()
-    return SHUTDOWN_DISCONNECT
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:
