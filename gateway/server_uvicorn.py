@@ -11,6 +11,7 @@ import functools
 import math
 import signal
 import socket
+import time
 from typing import Any
 
 import uvicorn
@@ -21,6 +22,8 @@ from gateway.config import GatewayConfig, ServerConfig, load_config
 from gateway.guard import BUSY_RESPONSE
 from gateway.lifecycle import EXIT_AFTER_CUT
 from gateway.server import SERVER_GRACE, on_signal
+
+_SAME_SIGNAL = 1.0  # seconds within which a second signal is the first one passed on
 
 
 @functools.cache
@@ -80,10 +83,16 @@ class GuardedHttpTools(HttpToolsProtocol):
 class GatewayUvicorn(uvicorn.Server):
     """uvicorn, with the first signal draining through ``Lifecycle`` and the second ending it."""
 
+    _first_signal = 0.0
+
     def handle_exit(self, sig: int, frame: Any) -> None:
+        now = time.monotonic()
         if self.should_exit:
-            on_signal(force=True)
+            # Ctrl-C reaches a worker twice: from the terminal, then from its supervisor.
+            if now - self._first_signal > _SAME_SIGNAL:
+                on_signal(force=True)
             return
+        self._first_signal = now
         on_signal(force=False)
         super().handle_exit(sig, frame)
 
