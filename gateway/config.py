@@ -436,6 +436,11 @@ def _check_consistency(config: GatewayConfig) -> None:
         raise ConfigError("server.port: must be between 0 and 65535")
     if config.server.workers < 1:
         raise ConfigError("server.workers: must be at least 1")
+    for name in ("header_timeout", "body_timeout"):
+        if getattr(config.server, name) <= 0:
+            raise ConfigError(f"server.{name}: must be more than 0 (seconds)")
+    if config.server.max_connections < 1:
+        raise ConfigError("server.max_connections: must be at least 1")
     _check_scaleout(config)
     _check_tiers(config)
     _check_accounts(config)
