@@ -391,6 +391,14 @@ def test_admin_pages(server: GatewayProcess, browser: Browser) -> None:
 
     page.get_by_role("button", name="Log out").click()
     b.heading("Log in")
+    page.get_by_label("Email").fill(EMAIL)  # blocked above: she may only see that she is
+    page.get_by_label("Password").fill("another long password")
+    page.get_by_role("button", name="Log in").click()
+    b.heading("Overview")
+    page.get_by_text("This account is blocked").wait_for()
+    b.shot("overview-blocked")
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
     b.check()
 
 
