@@ -42,6 +42,7 @@ from gateway.ingress import Ingress, Parsed, new_request_id
 from gateway.ledger import UsageRow
 from gateway.limits import AccountHeaders, Ticket
 from gateway.state import Gateway
+from gateway.unpriced import drop_unpriced
 from gateway.usage_estimate import (
     BYOK_KEYS,
     SentBodies,
@@ -388,6 +389,7 @@ class ChatEndpoint:
             ticket = await gateway.accounts.admission.admit(
                 exchange.principal, plan.targets[0], len(body), max_tokens_of(parsed, plan.overlay)
             )
+            drop_unpriced(plan, ticket.byok)
             BYOK_KEYS.set(ticket.byok or None)
             source = "byok" if plan.targets[0].provider in ticket.byok else "pool"
             exchange.extra_headers = AccountHeaders(ticket, source, exchange)

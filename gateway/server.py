@@ -183,8 +183,8 @@ def serve(
     if workers <= 1:
         hconfig = hypercorn_config(config, 0)  # hypercorn's "0 workers": in this very process
         return run(hconfig)
-    if not os.environ.get("GATEWAY_METRICS_DIR"):
-        # Workers publish metric snapshots here so /metrics adds up all of them.
+    if not config.runtime.metrics_dir:
+        # Workers meet here (gateway.metrics) so /metrics adds up all of them.
         metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
         os.environ["GATEWAY_METRICS_DIR"] = metrics_dir
         try:

@@ -29,7 +29,7 @@ from gateway.accounts_store import AccountsStore
 from gateway.auth import KeyCache
 from gateway.balances import SharedBalances
 from gateway.cache import ResponseCache, build_cache
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, default_prices, has_price, model_prices
 from gateway.health_shared import SharedHealth
 from gateway.ledger import Ledger
 from gateway.limits import Admission, Limiter
@@ -50,8 +50,9 @@ def build_catalog(config: GatewayConfig) -> Catalog:
             id=model.id,
             provider=model.provider,
             upstream=model.upstream or model.id.split("/", 1)[-1],
-            input_price=model.input_price,
-            output_price=model.output_price,
+            input_price=model_prices(config, model)[0],
+            output_price=model_prices(config, model)[1],
+            priced=has_price(config, model),
             cached_input_price=None
             if model.cached_input_price is UNSET
             else float(model.cached_input_price),
@@ -68,16 +69,17 @@ def build_catalog(config: GatewayConfig) -> Catalog:
         for index, model in enumerate(config.models)
     ]
     open_providers = [name for name, p in config.providers.items() if p.allow_any_model]
+    disabled = config.runtime.disabled_providers
     switched_off = {
         name: f"its provider '{provider}' is switched off "
-        f"({config.disabled_providers.get(provider, 'its key')} is not set)"
-        for name, provider in config.disabled_models.items()
+        f"({disabled.get(provider, 'its key')} is not set)"
+        for name, provider in config.runtime.disabled_models.items()
     }
-    for provider, variable in config.disabled_providers.items():
+    for provider, variable in disabled.items():
         switched_off[f"{provider}/*"] = (
             f"provider '{provider}' is switched off ({variable} is not set)"
         )
-    return Catalog(models, open_providers, switched_off)
+    return Catalog(models, open_providers, switched_off, default_prices(config))
 
 
 def _with_deployments(config: GatewayConfig, model: ModelInfo, index: int) -> ModelInfo:
@@ -207,7 +209,7 @@ class Gateway:
         # Redis (limits.storage = "redis://…"), shared by every feature that needs it.
         self.shared: Shared | None = None
         self.cache: ResponseCache | None = None
-        self.metrics = Metrics()
+        self.metrics = Metrics.for_config(config, self._live_figures)
 
     @property
     def store(self) -> Store:
@@ -235,7 +237,7 @@ class Gateway:
 
     async def start(self) -> None:
         storage = self.config.storage
-        self._store = await open_store(storage.url, storage.pool_size)
+        self._store = await open_store(self.config.runtime.database_url, storage.pool_size)
         self._keys = KeyCache(self._store, storage.key_cache_ttl)
         self._ledger = Ledger(
             self._store,
@@ -247,8 +249,8 @@ class Gateway:
         self._accounts = AccountServices(self.config, self._store, self._keys, self.shared)
         await self._accounts.start()
         self._start_shared()
-        if os.environ.get("GATEWAY_METRICS_DIR"):
-            self.metrics.start_export(os.environ["GATEWAY_METRICS_DIR"])
+        if self.config.runtime.metrics_dir:
+            await self.metrics.share(self.config.runtime.metrics_dir)
 
     async def ready(self) -> dict[str, str]:
         """What ``/ready`` reports: each dependency "ok" or why not."""
@@ -262,15 +264,15 @@ class Gateway:
             checks["redis"] = "ok" if await self.shared.ping() else "unavailable"
         return checks
 
-    def metrics_text(self) -> bytes:
-        gauges = self.metrics.gauges
-        gauges["gateway_open_streams"] = self.open_streams
+    def _live_figures(self) -> dict[str, float]:
+        """The gauges (and counters kept elsewhere) a scrape reads at that moment."""
+        figures = {"gateway_open_streams": float(self.open_streams)}
         if self._ledger is not None:
-            gauges["gateway_ledger_pending_rows"] = self._ledger.pending
-            gauges["gateway_ledger_dropped_rows_total"] = self._ledger.dropped
+            figures["gateway_ledger_pending_rows"] = self._ledger.pending
+            figures["gateway_ledger_dropped_rows_total"] = self._ledger.dropped
         if self.shared is not None:
-            gauges["gateway_redis_up"] = 1.0 if self.shared.healthy else 0.0
-        return self.metrics.render()
+            figures["gateway_redis_up"] = 1.0 if self.shared.healthy else 0.0
+        return figures
 
     def _open_shared(self) -> Shared | None:
         limits = self.config.limits
@@ -333,8 +335,8 @@ class AccountServices:
     ) -> None:
         accounts = config.accounts
         self.store = AccountsStore(store.db)
-        self.box = SecretBox(accounts.secret or os.environ.get("GATEWAY_SECRET", ""))
-        self.admin_key = accounts.admin_key or os.environ.get("GATEWAY_ADMIN_KEY", "")
+        self.box = SecretBox(accounts.secret)
+        self.admin_key = accounts.admin_key
         self.cache = AccountCache(self.store, config, self.box)
         self.sessions = Sessions(self.store, accounts, self.cache)
         self.notifier = Notifier(accounts.notify_webhook)

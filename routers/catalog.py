@@ -1,7 +1,11 @@
 """The model catalog: every model the gateway can serve, with prices, limits and capabilities.
 
 Names resolve in this order: an exact catalog id, an alias, then ``<provider>/<model>`` for a
-provider that allows any of its models (served at zero listed price unless configured).
+provider that allows any of its models, at that provider's default prices.
+
+A model without any price is ``priced = False``: the gateway refuses it on the operator's
+provider key (it would be served for $0), and serves it only on the caller's own key (BYOK). A
+``free`` model costs nothing whatever prices it lists.
 
 A model may have several deployments (providers, keys, regions): each is a ``ModelInfo`` of
 its own with the same ``id`` and prices but its own ``provider``/``upstream`` and ``weight``.
@@ -10,7 +14,7 @@ Health is tracked per deployment under ``health_key``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 
@@ -31,6 +35,7 @@ class ModelInfo:
     free: bool = False
     credits: int = 1
     listed: bool = True  # False for "<provider>/<model>" names served without a catalog entry
+    priced: bool = True  # False: no price configured, so never served on the operator's key
     # Routing: configured fallback model names, other deployments, how to pick among them.
     fallbacks: tuple[str, ...] = ()
     deployments: tuple[ModelInfo, ...] = ()
@@ -58,7 +63,10 @@ class ModelInfo:
         cached_tokens: int = 0,
         cache_creation_tokens: int = 0,
     ) -> float:
-        """USD for one call; cached reads at their own rate, the rest of the input at full."""
+        """USD for one call; cached reads at their own rate, the rest of the input at full.
+        A free model costs nothing."""
+        if self.free:
+            return 0.0
         cached_price = (
             self.input_price if self.cached_input_price is None else self.cached_input_price
         )
@@ -81,6 +89,7 @@ class Catalog:
         models: Iterable[ModelInfo],
         open_providers: Iterable[str] = (),
         switched_off: dict[str, str] | None = None,
+        default_prices: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.models: list[ModelInfo] = list(models)
         # Names the configuration knows but cannot serve now, and why (for a clear refusal).
@@ -91,6 +100,8 @@ class Catalog:
             for alias in model.aliases:
                 self._by_name[alias] = model
         self._open_providers = frozenset(open_providers)
+        # Input and output prices of unlisted names, per provider that sets defaults.
+        self._default_prices = dict(default_prices or {})
         self._unlisted: dict[str, ModelInfo] = {}
 
     def why_unavailable(self, name: str) -> str | None:
@@ -111,7 +122,13 @@ class Catalog:
             return model
         provider, _, upstream = name.partition("/")
         if upstream and provider in self._open_providers:
-            model = ModelInfo(id=name, provider=provider, upstream=upstream, listed=False)
+            prices = self._default_prices.get(provider)
+            model = ModelInfo(
+                id=name, provider=provider, upstream=upstream, listed=False,
+                input_price=prices[0] if prices else 0.0,
+                output_price=prices[1] if prices else 0.0,
+                priced=prices is not None,
+            )
             # Callers choose these names: remember a bounded number, not every one ever sent.
             if len(self._unlisted) >= MAX_UNLISTED:
                 self._unlisted.pop(next(iter(self._unlisted)))
