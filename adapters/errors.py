@@ -12,11 +12,16 @@
 connection errors, timeouts, malformed answers, 408/409/429 and 5xx are; other 4xx are the
 request's own fault. ``context_overflow`` marks a 4xx that a model with a larger context may not
 repeat.
+
+On the client side, ``InvalidRequest`` is a caller's body its dialect refuses (400), and
+``CallerError`` is what a dialect needs to write any error back to its caller;
+``gateway/errors.py`` maps both.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 _CONTEXT_OVERFLOW = re.compile(
     r"context[_ ]length|context window|maximum context|too many tokens|prompt is too long"
@@ -60,3 +65,26 @@ class ProviderHTTPError(ProviderError):
         self.context_overflow = status in (400, 413, 422) and bool(
             _CONTEXT_OVERFLOW.search(message)
         )
+
+
+class InvalidRequest(Exception):
+    """A caller's body that its dialect refuses: the gateway answers 400 in the caller's
+    dialect. ``param`` names the field at fault."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class CallerError(Protocol):
+    """An error as a client-side dialect spells it to its caller. The gateway's own error
+    classes have these attributes; adapters need to know nothing else of them."""
+
+    status: int
+    message: str
+    param: str | None
+    code: str | None
+    openai_type: str
+    anthropic_type: str

@@ -50,6 +50,9 @@ USAGE_FIELDS = (
     "estimated",
 )
 
+RECENT_FIELDS = ("request_id", "created_at", "model_requested", "model_served", "provider",
+                 "status", "latency_ms", "prompt_tokens", "completion_tokens", "cost_usd")
+
 
 class AccountsStore:
     """The account tables over one ``Database``."""
@@ -239,6 +242,25 @@ class AccountsStore:
             (email, since, until),
         )
         return [dict(zip(USAGE_FIELDS, row, strict=True)) for row in rows]
+
+    async def recent_usage(self, email: str, limit: int) -> list[dict[str, Any]]:
+        """The user's newest ``limit`` rows, newest first, for the dashboard's request list."""
+        rows = await self.db.fetchall(
+            f"SELECT {', '.join(RECENT_FIELDS)} FROM usage WHERE user_email = ? "
+            "ORDER BY created_at DESC LIMIT ?",
+            (email, limit),
+        )
+        return [dict(zip(RECENT_FIELDS, row, strict=True)) for row in rows]
+
+    async def usage_of_everyone(self, since: float, until: float) -> list[dict[str, Any]]:
+        """Every user's rows over ``[since, until)``, with ``user_email``, for the admin."""
+        fields = ("user_email", *USAGE_FIELDS)
+        rows = await self.db.fetchall(
+            f"SELECT {', '.join(fields)} FROM usage WHERE created_at >= ? AND created_at < ? "
+            "ORDER BY created_at",
+            (since, until),
+        )
+        return [dict(zip(fields, row, strict=True)) for row in rows]
 
     async def usage_row(self, email: str, request_id: str) -> dict[str, Any] | None:
         fields = ("request_id", *USAGE_FIELDS, "model_requested", "stream", "key_id")

@@ -15,14 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.registry import ingress
 from gateway.account_routes import account_routes
 from gateway.auth import Principal, key_from_headers
 from gateway.config import GatewayConfig, load_config
+from gateway.count_tokens import count_tokens_endpoint
+from gateway.dashboard import dashboard_routes
 from gateway.errors import GatewayError, NotFound
-from gateway.ingress import OpenAIIngress
-from gateway.ingress_anthropic import AnthropicIngress, count_tokens_endpoint
 from gateway.logs import configure_logging
 from gateway.metrics import metrics_endpoint
+from gateway.openapi import openapi_routes
 from gateway.proxy import ChatEndpoint
 from gateway.state import Gateway
 from routers.catalog import ModelInfo
@@ -78,7 +80,7 @@ def model_entry(model: ModelInfo) -> dict[str, Any]:
 
 def anthropic_routes(gateway: Gateway) -> list[Route]:
     """The Anthropic Messages endpoints, also under ``/anthropic`` for ``ANTHROPIC_BASE_URL``."""
-    messages = ChatEndpoint(gateway, AnthropicIngress())
+    messages = ChatEndpoint(gateway, ingress("anthropic"))
     count_tokens = count_tokens_endpoint(gateway)
     routes: list[Route] = []
     for prefix in ("", "/anthropic"):
@@ -190,12 +192,14 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
             metrics_endpoint(gateway.metrics, gateway.config.server.metrics_token),
             methods=["GET"],
         ),
-        Route("/v1/chat/completions", ChatEndpoint(gateway, OpenAIIngress()), methods=["POST"]),
+        Route("/v1/chat/completions", ChatEndpoint(gateway, ingress("openai")), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         *anthropic_routes(gateway),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         *account_routes(gateway),
+        *dashboard_routes(),
     ]
+    routes += openapi_routes(routes)
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )

@@ -59,19 +59,49 @@ async def usage_summary(
     }
 
 
-async def usage_daily(store: AccountsStore, email: str, days: int, now: float) -> dict[str, Any]:
-    """One entry per UTC day for the last ``days`` days (today included), oldest first."""
+def _day_buckets(days: int, now: float) -> tuple[float, float, dict[str, dict[str, Any]]]:
+    """``[since, until)`` covering the last ``days`` UTC days, and an empty total per day."""
     today = calendar.timegm(datetime.fromtimestamp(now, UTC).date().timetuple())
     since = today - (days - 1) * 86400
     buckets = {
         datetime.fromtimestamp(since + i * 86400, UTC).strftime("%Y-%m-%d"): _empty()
         for i in range(days)
     }
-    for row in await store.usage_since(email, since, today + 86400):
-        day = datetime.fromtimestamp(float(row["created_at"]), UTC).strftime("%Y-%m-%d")
-        if day in buckets:
-            _add(buckets[day], row)
+    return since, today + 86400, buckets
+
+
+def _add_to_day(buckets: dict[str, dict[str, Any]], row: dict[str, Any]) -> None:
+    day = datetime.fromtimestamp(float(row["created_at"]), UTC).strftime("%Y-%m-%d")
+    if day in buckets:
+        _add(buckets[day], row)
+
+
+async def usage_daily(store: AccountsStore, email: str, days: int, now: float) -> dict[str, Any]:
+    """One entry per UTC day for the last ``days`` days (today included), oldest first."""
+    since, until, buckets = _day_buckets(days, now)
+    for row in await store.usage_since(email, since, until):
+        _add_to_day(buckets, row)
     return {"object": "list", "data": [{"date": d, **_round(t)} for d, t in buckets.items()]}
+
+
+async def usage_of_everyone(store: AccountsStore, days: int, now: float) -> dict[str, Any]:
+    """The operator's view of the last ``days`` UTC days: totals, by user, by model, per day."""
+    since, until, daily = _day_buckets(days, now)
+    total = _empty()
+    by_user: dict[str, dict[str, Any]] = {}
+    by_model: dict[str, dict[str, Any]] = {}
+    for row in await store.usage_of_everyone(since, until):
+        _add(total, row)
+        _add(by_user.setdefault(row["user_email"] or "(no account)", _empty()), row)
+        if row["model_served"]:
+            _add(by_model.setdefault(row["model_served"], _empty()), row)
+        _add_to_day(daily, row)
+    return {
+        "object": "usage", "start": _iso(since), "days": days, **_round(total),
+        "by_user": {k: _round(v) for k, v in sorted(by_user.items())},
+        "by_model": {k: _round(v) for k, v in sorted(by_model.items())},
+        "daily": [{"date": d, **_round(t)} for d, t in daily.items()],
+    }
 
 
 async def invoices(store: AccountsStore, email: str) -> dict[str, Any]:

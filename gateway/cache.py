@@ -47,8 +47,8 @@ from gateway.config import CacheConfig, GatewayConfig
 from gateway.shared import RedisUnavailable, Shared
 
 if TYPE_CHECKING:
+    from adapters.client import Parsed
     from gateway.auth import Principal
-    from gateway.ingress import Parsed
     from gateway.proxy import ChatEndpoint, Exchange
     from routers.plan import Plan
 

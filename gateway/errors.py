@@ -20,7 +20,8 @@
     └── UpstreamTimeout               504     timeout                 timeout_error
 
 Adapters raise ``adapters.errors.ProviderError`` subclasses; ``from_provider_error`` is the one
-boundary where those become ``GatewayError``.
+boundary where those become ``GatewayError``. A dialect's refusal of a caller's body
+(``adapters.errors.InvalidRequest``) becomes a ``BadRequest`` in ``from_invalid_request``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from adapters.errors import ProviderError, ProviderHTTPError, ProviderTimeout
+from adapters.errors import InvalidRequest, ProviderError, ProviderHTTPError, ProviderTimeout
 
 
 class GatewayError(Exception):
@@ -206,3 +207,8 @@ def from_provider_error(error: ProviderError, target: str) -> GatewayError:
             upstream.headers["Retry-After"] = str(max(1, round(error.retry_after)))
         return upstream
     return AllTargetsFailed(f"{target}: {error}; retry in a few seconds")
+
+
+def from_invalid_request(error: InvalidRequest) -> BadRequest:
+    """A dialect's refusal of a caller's body, as the 400 it stands for."""
+    return BadRequest(error.message, param=error.param, code=error.code)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
@@ -25,7 +25,9 @@ from msgspec import UNSET
 
 from adapters import canonical as c
 from adapters.base import Adapter, Call, RawReply, StreamTranslator
-from adapters.errors import ProviderError, ProviderHTTPError, ProviderTimeout
+from adapters.client import Ingress, Parsed
+from adapters.errors import InvalidRequest, ProviderError, ProviderHTTPError, ProviderTimeout
+from adapters.overlay import apply_to_canonical
 from gateway.auth import Principal, key_from_headers
 from gateway.errors import (
     AllTargetsFailed,
@@ -36,9 +38,10 @@ from gateway.errors import (
     RateLimited,
     ServiceUnavailable,
     UpstreamTimeout,
+    from_invalid_request,
     from_provider_error,
 )
-from gateway.ingress import Ingress, Parsed, new_request_id
+from gateway.ingress import new_request_id
 from gateway.ledger import UsageRow
 from gateway.limits import AccountHeaders, Ticket
 from gateway.state import Gateway
@@ -53,7 +56,6 @@ from gateway.usage_estimate import (
 )
 from routers.attempts import Attempts
 from routers.catalog import ModelInfo
-from routers.personas import BODY_APPLIERS, apply_to_canonical
 from routers.plan import Plan, RoutingRefused
 
 Scope = dict[str, Any]
@@ -234,51 +236,30 @@ def routing_error(refusal: RoutingRefused) -> GatewayError:
 
 class _Bodies:
     """What one request sends upstream, prepared once however many targets it tries: the
-    caller's body (routing keys stripped, overlay applied) or its canonical form."""
+    caller's body (routing keys stripped, overlay applied; read-only, so no fallback sees
+    another's changes) or its canonical form."""
 
-    __slots__ = ("canonical", "dialect", "ingress", "overlay", "parsed", "raw")
+    __slots__ = ("canonical", "ingress", "overlay", "parsed", "raw")
 
     def __init__(self, parsed: Parsed, ingress: Ingress, plan: Plan) -> None:
         self.parsed = parsed
         self.ingress = ingress
-        self.dialect = ingress.dialect
         self.overlay = plan.overlay
-        self.raw: dict[str, Any] | None = None
+        self.raw: Mapping[str, Any] | None = None
         self.canonical: c.Request | None = None
 
-    def passthrough(self) -> bool:
-        return self.overlay is None or self.dialect in BODY_APPLIERS
-
-    def raw_body(self) -> dict[str, Any]:
+    def raw_body(self) -> Mapping[str, Any]:
         if self.raw is None:
-            raw = self.parsed.raw()
-            if self.parsed.routing_fields:
-                strip_routing_fields(raw)
-            if self.overlay is not None:
-                BODY_APPLIERS[self.dialect](raw, self.overlay)
-            self.raw = raw
+            self.raw = self.ingress.passthrough_body(self.parsed, self.overlay)
         return self.raw
 
     def canonical_request(self) -> c.Request:
         if self.canonical is None:
             request = self.ingress.to_canonical(self.parsed)
             if self.overlay is not None:
-                apply_to_canonical(request, self.overlay)
+                request = apply_to_canonical(request, self.overlay)
             self.canonical = request
         return self.canonical
-
-
-def strip_routing_fields(body: dict[str, Any]) -> None:
-    """Remove the gateway's own keys (``models``, ``route``) before a body goes upstream, and
-    unwrap ``extra_body`` as the OpenAI SDK would have."""
-    body.pop("models", None)
-    body.pop("route", None)
-    extra = body.pop("extra_body", None)
-    if isinstance(extra, dict):
-        extra.pop("models", None)
-        extra.pop("route", None)
-        for key, value in extra.items():
-            body.setdefault(key, value)
 
 
 def fit_to_model(request: c.Request, target: ModelInfo) -> c.Request:
@@ -376,7 +357,10 @@ class ChatEndpoint:
                 key_from_headers(authorization, api_key)
             )
             body = await read_body(receive, gateway.config.server.max_body_bytes, declared)
-            parsed = self.ingress.parse(body)
+            try:
+                parsed = self.ingress.parse(body)
+            except InvalidRequest as invalid:
+                raise from_invalid_request(invalid) from invalid
             exchange.model_requested = parsed.model
             exchange.stream = parsed.stream
             plan = self._plan(parsed)
@@ -452,7 +436,7 @@ class ChatEndpoint:
     ) -> tuple[Adapter, Call]:
         adapter = self.gateway.adapters[target.provider]
         stream = bodies.parsed.stream
-        if adapter.dialect == self.ingress.dialect and bodies.passthrough():
+        if adapter.dialect == self.ingress.dialect:
             call = Call(model=target.upstream, stream=stream, raw=bodies.raw_body(),
                         headers=headers)
         else:

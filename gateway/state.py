@@ -13,6 +13,7 @@ import structlog
 from msgspec import UNSET
 
 from adapters.base import Adapter, ProviderSettings
+from adapters.overlay import Overlay
 from adapters.registry import build_adapter
 from adapters.upstream import Timeouts, UpstreamClient
 from gateway.accounts import (
@@ -40,7 +41,7 @@ from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, ModelInfo
 from routers.health import MemoryHealth
 from routers.named import OCR_PROMPT, Router, Rule
-from routers.personas import Overlay, Persona
+from routers.personas import Persona
 from routers.plan import Planner
 
 

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from adapters.features import RequestFeatures
+from adapters.overlay import Overlay
 from routers.catalog import ModelInfo
-from routers.features import RequestFeatures
 from routers.health import Health
-from routers.personas import Overlay
 
 CONDITIONS = ("images", "tools", "audio", "long_context", "code", "always")
 

@@ -21,11 +21,12 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from adapters.features import RequestFeatures
+from adapters.overlay import Overlay
 from routers.catalog import Catalog, ModelInfo
-from routers.features import RequestFeatures
 from routers.health import Health, MemoryHealth
 from routers.named import Router, RoutingRefused, unfit_reason
-from routers.personas import Overlay, Persona
+from routers.personas import Persona
 
 MAX_MODELS = 5
 

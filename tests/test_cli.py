@@ -27,7 +27,9 @@ kind = "mock"
 """
 
 
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [GATEWAY, *args], capture_output=True, text=True, cwd=cwd, check=False,
         env={**os.environ, **(env or {})},

@@ -121,7 +121,8 @@ def test_check_config_command(tmp_path: Path) -> None:
         ('[[models]]\nid = "m"\nprovider = "p"\ninput_price = -1',
          r"^models\[0\].input_price: must not be negative"),
         ("[upstream]\nidle_timeout = 0", r"^upstream.idle_timeout: must be more than 0"),
-        ('[personas.p]\ntarget = "x"\ntemperature = 3', r"^personas.p.temperature: must be at most 2"),
+        ('[personas.p]\ntarget = "x"\ntemperature = 3',
+         r"^personas.p.temperature: must be at most 2"),
     ],
 )
 def test_ranges_are_checked_and_name_the_key(text: str, message: str) -> None:

@@ -8,7 +8,7 @@ import anthropic
 import pytest
 
 from adapters import canonical as c
-from adapters.openai import canonical_to_openai_request
+from adapters.openai.upstream import canonical_to_openai_request
 from tests.conftest import GatewayProcess, fake_config
 from tests.fakes import FakeUpstream
 

@@ -9,16 +9,14 @@ import pytest
 
 from adapters import canonical as c
 from adapters.errors import ProviderHTTPError, ProviderProtocolError
-from adapters.openai import (
-    ChatRequest,
+from adapters.openai.client import openai_to_canonical
+from adapters.openai.encode import OpenAIPassthrough, OpenAIStreamEncoder, inspect_openai_response
+from adapters.openai.upstream import (
     OpenAIChunkDecoder,
-    OpenAIPassthrough,
-    OpenAIStreamEncoder,
     canonical_to_openai_request,
-    inspect_openai_response,
     openai_response_to_canonical,
-    openai_to_canonical,
 )
+from adapters.openai.wire import ChatRequest
 
 
 def request(body: dict[str, object]) -> ChatRequest:

@@ -8,15 +8,16 @@ import time
 import pytest
 
 from adapters import canonical as c
+from adapters.anthropic.client import overlay_anthropic_body
 from adapters.errors import ProviderHTTPError, ProviderTimeout
+from adapters.features import RequestFeatures, looks_like_code
+from adapters.openai.client import OpenAIIngress
+from adapters.overlay import Overlay, apply_to_canonical
 from gateway.config import DEFAULT_CONFIG_PATH, ConfigError, parse_config
-from gateway.ingress import OpenAIIngress
 from gateway.state import build_catalog, build_planner
 from routers.attempts import Attempts, RetryPolicy
 from routers.catalog import Catalog, ModelInfo
-from routers.features import RequestFeatures, looks_like_code
 from routers.health import MemoryHealth
-from routers.personas import Overlay, apply_to_anthropic_body, apply_to_canonical
 from routers.plan import Plan, Planner, RoutingRefused
 
 BASE = """
@@ -162,13 +163,13 @@ def test_openai_features_are_counted_from_the_request() -> None:
 
 def test_overlays_go_ahead_of_the_callers_prompt_in_each_form() -> None:
     overlay = Overlay(system="P", temperature=0.3, max_tokens=100)
-    body = {"system": "caller", "max_tokens": 4000, "messages": []}
-    apply_to_anthropic_body(body, overlay)
+    body = overlay_anthropic_body({"system": "caller", "max_tokens": 4000, "messages": []},
+                                  overlay)
     assert body == {"system": "P\n\ncaller", "max_tokens": 100, "temperature": 0.3,
                     "messages": []}
     request = c.Request(model="m", messages=[], system=[c.TextBlock(text="caller")],
                         temperature=0.9)
-    apply_to_canonical(request, overlay)
+    request = apply_to_canonical(request, overlay)
     assert [b.text for b in request.system] == ["P", "caller"]
     assert (request.temperature, request.max_tokens) == (0.9, 100)
 

@@ -11,16 +11,18 @@ import pytest
 from msgspec import UNSET
 
 from adapters import canonical as c
-from adapters.anthropic import (
+from adapters.anthropic.client import anthropic_to_canonical
+from adapters.anthropic.encode import (
     AnthropicPassthrough,
     AnthropicStreamEncoder,
+    canonical_to_anthropic_response,
+    inspect_anthropic_response,
+)
+from adapters.anthropic.wire import (
     MessagesRequest,
     UsageWire,
-    anthropic_to_canonical,
     anthropic_usage_to_canonical,
-    canonical_to_anthropic_response,
     canonical_usage_to_anthropic,
-    inspect_anthropic_response,
 )
 from adapters.errors import ProviderHTTPError
 

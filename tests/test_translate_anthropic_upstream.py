@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from adapters import canonical as c
-from adapters.anthropic_upstream import (
+from adapters.anthropic.upstream import (
     DEFAULT_MAX_TOKENS,
     AnthropicEventDecoder,
     anthropic_response_to_canonical,

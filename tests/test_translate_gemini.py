@@ -10,7 +10,7 @@ import pytest
 
 from adapters import canonical as c
 from adapters.errors import ProviderConnectionError, ProviderHTTPError
-from adapters.gemini import (
+from adapters.gemini.upstream import (
     SKIP_SIGNATURE,
     GeminiChunkDecoder,
     canonical_to_gemini_request,

@@ -12,22 +12,19 @@ from typing import Any
 import msgspec
 
 from adapters import canonical as c
-from adapters.anthropic import (
-    AnthropicStreamEncoder,
-    MessagesRequest,
-    anthropic_to_canonical,
-    canonical_to_anthropic_response,
-)
-from adapters.anthropic_upstream import AnthropicEventDecoder, canonical_to_anthropic_request
-from adapters.gemini import GeminiChunkDecoder, canonical_to_gemini_request, unpack_tool_id
-from adapters.openai import (
-    ChatRequest,
+from adapters.anthropic.client import anthropic_to_canonical
+from adapters.anthropic.encode import AnthropicStreamEncoder, canonical_to_anthropic_response
+from adapters.anthropic.upstream import AnthropicEventDecoder, canonical_to_anthropic_request
+from adapters.anthropic.wire import MessagesRequest
+from adapters.gemini.upstream import GeminiChunkDecoder, canonical_to_gemini_request, unpack_tool_id
+from adapters.openai.client import openai_to_canonical
+from adapters.openai.encode import OpenAIStreamEncoder
+from adapters.openai.upstream import (
     OpenAIChunkDecoder,
-    OpenAIStreamEncoder,
     canonical_to_openai_request,
     openai_response_to_canonical,
-    openai_to_canonical,
 )
+from adapters.openai.wire import ChatRequest
 
 SIGNATURE = "CiQB+/z9Q2lnbmF0dXJlcw=="
 

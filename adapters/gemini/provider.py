@@ -15,7 +15,7 @@ import msgspec
 
 from adapters import canonical as c
 from adapters.base import Call, ProviderSettings, RawReply
-from adapters.gemini import (
+from adapters.gemini.upstream import (
     GeminiChunkDecoder,
     canonical_to_gemini_request,
     gemini_response_to_canonical,

@@ -24,7 +24,7 @@ import msgspec
 from msgspec import UNSET
 
 from adapters import canonical as c
-from adapters.anthropic import has_value
+from adapters.base import has_value
 from adapters.errors import ProviderConnectionError, ProviderHTTPError, ProviderProtocolError
 
 _encode = msgspec.json.encode

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from adapters import canonical as c
-from adapters.anthropic_upstream import (
+from adapters.anthropic.upstream import (
     AnthropicEventDecoder,
     anthropic_response_to_canonical,
     canonical_to_anthropic_request,
@@ -55,9 +55,7 @@ class AnthropicProvider:
 
     def _body(self, call: Call) -> bytes:
         if call.raw is not None:
-            body: dict[str, Any] = call.raw
-            body["model"] = call.model
-            return _encode(body)
+            return _encode({**call.raw, "model": call.model})  # a copy: shared by fallbacks
         assert call.request is not None
         return _encode(canonical_to_anthropic_request(call.request, call.model))
 

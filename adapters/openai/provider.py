@@ -8,13 +8,12 @@ requested on streams; other calls are converted from the canonical request.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import msgspec
 
 from adapters import canonical as c
 from adapters.base import Call, ProviderSettings, RawReply
-from adapters.openai import (
+from adapters.openai.upstream import (
     OpenAIChunkDecoder,
     canonical_to_openai_request,
     openai_response_to_canonical,
@@ -43,10 +42,10 @@ class OpenAIProvider:
 
     def _body(self, call: Call) -> bytes:
         if call.raw is not None:
-            body: dict[str, Any] = call.raw
-            body["model"] = call.model
+            # A new mapping per call: the caller's body is shared by every fallback.
+            body = {**call.raw, "model": call.model}
             if call.stream:
-                options = body.get("stream_options")
+                options = call.raw.get("stream_options")
                 body["stream_options"] = {
                     **(options if isinstance(options, dict) else {}),
                     "include_usage": True,

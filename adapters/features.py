@@ -6,7 +6,7 @@ and the output limit asked for. The code-heavy hint is the only costly feature, 
 computed on first use, from the text the ingress hands over, and only routers with a ``code``
 rule ask for it.
 
-How an ingress fills it (``gateway/ingress.py`` does this for OpenAI)::
+How an ingress fills it (``adapters/openai/client.py`` does this for OpenAI)::
 
     features = RequestFeatures(has_images=..., has_tools=..., prompt_chars=...,
                                max_output=..., text=lambda: last_user_text)

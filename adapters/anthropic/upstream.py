@@ -14,13 +14,13 @@ import msgspec
 from msgspec import UNSET
 
 from adapters import canonical as c
-from adapters.anthropic import (
+from adapters.anthropic.wire import (
     UsageWire,
     anthropic_stop_to_canonical,
     anthropic_usage_to_canonical,
-    has_value,
     mid_stream_error,
 )
+from adapters.base import has_value
 from adapters.errors import ProviderConnectionError, ProviderProtocolError
 
 # Anthropic requires max_tokens; this is what a request that did not say gets.
