@@ -45,7 +45,7 @@ def describe_database(url: str) -> str:
 def database_note(config: GatewayConfig) -> str | None:
     """Which database a command opens, when that is not an SQLite file beside the config (in
     its folder), so a command run against an unexpected database says so."""
-    url = config.runtime.database_url
+    url = config.database_url
     if not url.startswith("sqlite:"):
         return f"database: {describe_database(url)}"
     path = url.removeprefix("sqlite://")
@@ -63,7 +63,7 @@ def database_note(config: GatewayConfig) -> str | None:
 async def _with_store(config: GatewayConfig) -> Store:
     if note := database_note(config):
         print(f"gateway: {note}", file=sys.stderr)
-    return await open_store(config.runtime.database_url, config.storage.pool_size)
+    return await open_store(config.database_url, config.storage.pool_size)
 
 
 async def _ensure_first_key(config: GatewayConfig) -> str | None:
@@ -209,7 +209,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config.runtime.builtin_tiers:
         print(f"note: no [tiers] configured: the built-in conservative tiers apply "
               f"({', '.join(sorted(config.tiers))})")
-    print(f"note: database {describe_database(config.runtime.database_url)}")
+    print(f"note: database {describe_database(config.database_url)}")
     print(f"ok: {config.runtime.source}: {len(config.providers)} provider(s), "
           f"{len(config.models)} model(s)")
     return 0

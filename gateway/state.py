@@ -238,7 +238,7 @@ class Gateway:
 
     async def start(self) -> None:
         storage = self.config.storage
-        self._store = await open_store(self.config.runtime.database_url, storage.pool_size)
+        self._store = await open_store(self.config.database_url, storage.pool_size)
         self._keys = KeyCache(self._store, storage.key_cache_ttl)
         self._ledger = Ledger(
             self._store,

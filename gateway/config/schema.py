@@ -262,7 +262,7 @@ class Runtime(msgspec.Struct, kw_only=True, frozen=True):
     # Folder that relative paths in the file resolve against ("" for a string: the cwd).
     base_dir: str = ""
     # storage.url with a relative SQLite path made absolute against base_dir.
-    database_url: str = "sqlite:///data/gateway.db"
+    database_url: str = ""
     # Providers switched off because their API key variable is unset (name -> variable).
     disabled_providers: dict[str, str] = msgspec.field(default_factory=dict)
     # Names of the models switched off with their provider (name -> provider).
@@ -277,3 +277,8 @@ class GatewayConfig(Settings, frozen=True):
     """A loaded configuration: the file's settings plus what loading derived (``runtime``)."""
 
     runtime: Runtime = msgspec.field(default_factory=Runtime)
+
+    @property
+    def database_url(self) -> str:
+        """The database to open: ``storage.url`` with relative paths resolved."""
+        return self.runtime.database_url or self.storage.url
