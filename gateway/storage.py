@@ -40,6 +40,8 @@ from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 
+from gateway.config import ConfigError
+
 T = TypeVar("T")
 
 
@@ -429,7 +431,9 @@ async def open_store(url: str, pool_size: int = 10) -> Store:
         await postgres.connect()
         db = postgres
     else:
-        raise ValueError(f"storage.url: unsupported database URL scheme in {url.split(':')[0]!r}")
+        raise ConfigError(
+            f"storage.url: unsupported database URL scheme in {url.split(':')[0]!r}"
+        )
     store = Store(db)
     try:
         await store.migrate()

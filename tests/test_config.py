@@ -212,3 +212,16 @@ def test_check_config_lists_unpriced_models_and_built_in_tiers(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert "unpriced models" in result.stdout and "open/listed, open/*" in result.stdout
     assert "built-in conservative tiers" in result.stdout
+
+
+async def test_configuration_faults_raise_the_config_error_not_value_error() -> None:
+    from gateway.cache import build_cache
+    from gateway.storage import open_store
+
+    with pytest.raises(ConfigError, match=r"storage\.url"):
+        await open_store("mysql://db/x")
+    config = parse_config(
+        '[cache]\nmode = "on"\nbackend = "redis"\n[limits]\nstorage = "redis://127.0.0.1:1"\n'
+    )
+    with pytest.raises(ConfigError, match=r"cache\.backend"):
+        build_cache(config, None)
