@@ -176,6 +176,18 @@ def serve(
             file=sys.stderr,
         )
         return 2
+    if workers > 1 and not config.runtime.metrics_dir:
+        # Workers meet here (gateway.metrics) so /metrics adds up all of them, on every server.
+        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["GATEWAY_METRICS_DIR"] = metrics_dir
+        try:
+            return _serve_with(config, workers, server)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return _serve_with(config, workers, server)
+
+
+def _serve_with(config: GatewayConfig, workers: int, server: str) -> int:
     if server == "uvicorn":
         return serve_uvicorn(config, workers)
     if server == "granian":
@@ -183,12 +195,4 @@ def serve(
     if workers <= 1:
         hconfig = hypercorn_config(config, 0)  # hypercorn's "0 workers": in this very process
         return run(hconfig)
-    if not config.runtime.metrics_dir:
-        # Workers meet here (gateway.metrics) so /metrics adds up all of them.
-        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
-        os.environ["GATEWAY_METRICS_DIR"] = metrics_dir
-        try:
-            return supervise(hypercorn_config(config, workers), workers)
-        finally:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
     return supervise(hypercorn_config(config, workers), workers)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx2 as httpx
@@ -14,6 +16,8 @@ from starlette.routing import Route
 import gateway.metrics as metrics_module
 from gateway.config import parse_config
 from gateway.metrics import Metrics, metrics_endpoint
+from tests.conftest import GATEWAY, GatewayProcess, fake_config
+from tests.fakes import FakeUpstream
 from tests.prom import label_sets, sample
 
 
@@ -144,3 +148,41 @@ async def test_metrics_token_is_required_when_set() -> None:
     transport = httpx.ASGITransport(app=open_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
         assert (await client.get("/metrics")).status_code == 200
+
+
+def test_two_uvicorn_workers_add_up_their_metrics(tmp_path: Path, upstream: FakeUpstream) -> None:
+    pytest.importorskip("uvicorn")
+    process = GatewayProcess(tmp_path, fake_config(tmp_path, upstream.url))
+    process.key = process.create_key("--name", "metrics")
+    log = process.log_path.open("ab")
+    process.process = subprocess.Popen(
+        [GATEWAY, "serve", "--config", str(process.config_path), "--port", str(process.port),
+         "--server", "uvicorn", "--workers", "2"],
+        stdout=log, stderr=subprocess.STDOUT, env=process.env, cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _healthy(process.url):
+            assert time.monotonic() < deadline and process.process.poll() is None, process.logs()
+            time.sleep(0.1)
+        for _ in range(8):  # a new connection each time, so both workers take some
+            with httpx.Client() as client:
+                answer = client.post(
+                    f"{process.url}/v1/chat/completions", headers=process.headers(),
+                    json={"model": "echo", "messages": [{"role": "user", "content": "m"}]},
+                )
+                assert answer.status_code == 200
+        for _ in range(4):  # whichever worker answers the scrape, it counts all eight
+            with httpx.Client() as client:
+                text = client.get(f"{process.url}/metrics").text
+            assert sample(text, "gateway_requests_total", model="mock/echo", status="200",
+                          kind="complete") == 8
+    finally:
+        assert process.stop() == 0, process.logs()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
