@@ -9,9 +9,9 @@ comes back as the provider's own bytes (``RawReply`` or raw SSE events), untouch
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -99,3 +99,16 @@ def inspect_reply(
 def has_value(raw: msgspec.Raw) -> bool:
     """True when a ``Raw`` field was present and not null."""
     return len(raw) > 0 and bytes(raw) != b"null"
+
+
+T = TypeVar("T")
+
+
+def readable(payloads: Iterable[bytes], decoder: msgspec.json.Decoder[T]) -> Iterator[T]:
+    """Each payload decoded by ``decoder``; one it cannot read is skipped (for estimates, where
+    a malformed frame counts for nothing rather than failing the count)."""
+    for payload in payloads:
+        try:
+            yield decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue

@@ -5,7 +5,8 @@ request (errors are ``adapters.errors.InvalidRequest`` naming the field); the ``
 and ``*_reply`` methods turn what an adapter returns into the caller's wire format, either by
 inspecting a same-dialect upstream's bytes on their way through or by encoding canonical
 results; ``passthrough_body`` is what goes to a same-dialect upstream (routing keys out,
-overlay on), built anew and never mutated afterwards.
+overlay on), built anew and never mutated afterwards; ``prompt_texts`` and ``answer_texts``
+read the text of a body and of the answer sent, to count tokens when no usage came back.
 
 Also here, shared by every dialect: the checks on model names and the caller's fallback chain.
 """
@@ -122,6 +123,10 @@ class Ingress(Protocol):
     def canonical_reply(self, response: c.Response, served_model: str) -> bytes: ...
 
     def error_frame(self, error: CallerError) -> bytes: ...
+
+    def prompt_texts(self, body: bytes) -> list[str]: ...
+
+    def answer_texts(self, payloads: list[bytes]) -> list[str]: ...
 
 
 def validation_error(exc: msgspec.ValidationError) -> InvalidRequest:

@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.accounts_store import KeyPolicy
 from gateway.auth import Principal, create_key, key_from_headers
 from gateway.billing import (
     invoices,
@@ -37,7 +36,7 @@ from gateway.errors import (
     ServiceUnavailable,
 )
 from gateway.state import AccountServices, Gateway
-from gateway.storage import StorageUnavailable
+from gateway.storage import KeyPolicy, StorageUnavailable
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -27,7 +27,7 @@ from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
 from gateway.proxy import ChatEndpoint
 from gateway.state import Gateway
-from routers.catalog import ModelInfo
+from routers.catalog import Model
 
 
 class JSONResponse(Response):
@@ -55,7 +55,7 @@ async def authenticate(gateway: Gateway, request: Request) -> Principal:
     return await gateway.keys.authenticate(key)
 
 
-def model_entry(model: ModelInfo) -> dict[str, Any]:
+def model_entry(model: Model) -> dict[str, Any]:
     pricing: dict[str, Any] = {
         "input": model.input_price,
         "output": model.output_price,

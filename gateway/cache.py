@@ -44,7 +44,7 @@ import structlog
 
 from adapters import canonical as c
 from gateway.config import CacheConfig, ConfigError, GatewayConfig
-from gateway.shared import RedisUnavailable, Shared
+from gateway.redis_client import RedisClient, RedisUnavailable
 
 if TYPE_CHECKING:
     from adapters.client import Parsed
@@ -111,7 +111,7 @@ class MemoryBackend:
 class RedisBackend:
     """Entries under ``<prefix>cache:<hash>`` with Redis' own expiry."""
 
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: RedisClient) -> None:
         self.shared = shared
 
     async def get(self, key: str) -> bytes | None:
@@ -253,7 +253,7 @@ class ResponseCache:
             log.warning("cache_store_failed", error=str(exc))
 
 
-def build_cache(config: GatewayConfig, shared: Shared | None) -> ResponseCache | None:
+def build_cache(config: GatewayConfig, shared: RedisClient | None) -> ResponseCache | None:
     cache = config.cache
     if cache.mode == "off":
         return None

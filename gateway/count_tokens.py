@@ -22,15 +22,19 @@ from adapters.client import check_model_name, decode_json
 from adapters.errors import InvalidRequest, ProviderError
 from adapters.features import features_from_canonical
 from gateway.auth import key_from_headers
-from gateway.errors import GatewayError, ModelNotFound, from_invalid_request
-from gateway.proxy import routing_error
+from gateway.errors import (
+    GatewayError,
+    ModelNotFound,
+    from_invalid_request,
+    from_routing_refusal,
+)
 from gateway.state import Gateway
-from routers.catalog import ModelInfo
-from routers.plan import RoutingRefused
+from routers.catalog import Deployment
+from routers.refusals import RoutingRefused
 
 
 async def _upstream_count(
-    gateway: Gateway, target: ModelInfo, raw: bytes, headers: Any
+    gateway: Gateway, target: Deployment, raw: bytes, headers: Any
 ) -> int | None:
     """Anthropic's exact count when the model is served by Anthropic; None to estimate."""
     adapter = gateway.adapters.get(target.provider)
@@ -69,7 +73,7 @@ def count_tokens_endpoint(gateway: Gateway) -> Any:
                     body.model, lambda: features_from_canonical(count_request_to_canonical(body))
                 )
             except RoutingRefused as refusal:
-                raise routing_error(refusal) from refusal
+                raise from_routing_refusal(refusal) from refusal
             if plan is None:
                 raise ModelNotFound(
                     f"Unknown model '{body.model}': GET /v1/models lists the models you can use",

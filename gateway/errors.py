@@ -21,7 +21,8 @@
 
 Adapters raise ``adapters.errors.ProviderError`` subclasses; ``from_provider_error`` is the one
 boundary where those become ``GatewayError``. A dialect's refusal of a caller's body
-(``adapters.errors.InvalidRequest``) becomes a ``BadRequest`` in ``from_invalid_request``.
+(``adapters.errors.InvalidRequest``) becomes a ``BadRequest`` in ``from_invalid_request``, and a
+planner's refusal (``routers.refusals``) its client error in ``from_routing_refusal``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import msgspec
 
 from adapters.errors import InvalidRequest, ProviderError, ProviderHTTPError, ProviderTimeout
+from routers.refusals import RoutingRefused, Unavailable, UnknownModel
 
 
 class GatewayError(Exception):
@@ -212,3 +214,13 @@ def from_provider_error(error: ProviderError, target: str) -> GatewayError:
 def from_invalid_request(error: InvalidRequest) -> BadRequest:
     """A dialect's refusal of a caller's body, as the 400 it stands for."""
     return BadRequest(error.message, param=error.param, code=error.code)
+
+
+def from_routing_refusal(refusal: RoutingRefused) -> GatewayError:
+    """A planner's refusal as the client error it stands for: an unknown model is a 404, an
+    unavailable one a 503, any other refusal (a bad chain, an unservable request) a 400."""
+    if isinstance(refusal, UnknownModel):
+        return ModelNotFound(refusal.message, param=refusal.param)
+    if isinstance(refusal, Unavailable):
+        return ServiceUnavailable(refusal.message)
+    return BadRequest(refusal.message, param=refusal.param)

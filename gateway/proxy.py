@@ -28,6 +28,7 @@ from adapters.base import Adapter, Call, RawReply, StreamTranslator
 from adapters.client import Ingress, Parsed
 from adapters.errors import InvalidRequest, ProviderError, ProviderHTTPError, ProviderTimeout
 from adapters.overlay import apply_to_canonical
+from gateway.admission import AccountHeaders, Ticket
 from gateway.auth import Principal, key_from_headers
 from gateway.errors import (
     AllTargetsFailed,
@@ -40,10 +41,10 @@ from gateway.errors import (
     UpstreamTimeout,
     from_invalid_request,
     from_provider_error,
+    from_routing_refusal,
 )
 from gateway.ingress import new_request_id
 from gateway.ledger import UsageRow
-from gateway.limits import AccountHeaders, Ticket
 from gateway.state import Gateway
 from gateway.unpriced import drop_unpriced
 from gateway.usage_estimate import (
@@ -55,8 +56,9 @@ from gateway.usage_estimate import (
     tokenizer_loaded,
 )
 from routers.attempts import Attempts
-from routers.catalog import ModelInfo
-from routers.plan import Plan, RoutingRefused
+from routers.catalog import Deployment
+from routers.plan import Plan
+from routers.refusals import RoutingRefused
 
 Scope = dict[str, Any]
 Receive = Any
@@ -107,7 +109,7 @@ class Exchange:
         self.created_at = time.time()
         self.principal: Principal | None = None
         self.model_requested = ""
-        self.served: ModelInfo | None = None
+        self.served: Deployment | None = None
         self.router: str | None = None
         self.stream = False
         self.usage: c.Usage | None = None
@@ -225,15 +227,6 @@ def _describe(error: ProviderError) -> str:
     return str(error)
 
 
-def routing_error(refusal: RoutingRefused) -> GatewayError:
-    """A planner's refusal as the client error it stands for."""
-    if refusal.status == 404:
-        return ModelNotFound(refusal.message, param=refusal.param)
-    if refusal.status == 503:
-        return ServiceUnavailable(refusal.message)
-    return BadRequest(refusal.message, param=refusal.param, code=refusal.code)
-
-
 class _Bodies:
     """What one request sends upstream, prepared once however many targets it tries: the
     caller's body (routing keys stripped, overlay applied; read-only, so no fallback sees
@@ -262,7 +255,7 @@ class _Bodies:
         return self.canonical
 
 
-def fit_to_model(request: c.Request, target: ModelInfo) -> c.Request:
+def fit_to_model(request: c.Request, target: Deployment) -> c.Request:
     """A translated request trimmed to what ``target`` takes: no more output tokens than its
     ``max_output`` (Claude Code asks 32000 of every model), and no reasoning controls for a
     listed model without the ``reasoning`` capability (gpt-4o refuses ``reasoning_effort``)."""
@@ -426,13 +419,13 @@ class ChatEndpoint:
         try:
             return self.gateway.planner.plan(parsed.model, features, parsed.chain)
         except RoutingRefused as refusal:
-            raise routing_error(refusal) from refusal
+            raise from_routing_refusal(refusal) from refusal
 
     def _attempts(self, plan: Plan) -> Attempts:
         return Attempts(plan, self.gateway.planner.health, self.gateway.retry_policy)
 
     def _call_for(
-        self, bodies: _Bodies, target: ModelInfo, headers: dict[str, str]
+        self, bodies: _Bodies, target: Deployment, headers: dict[str, str]
     ) -> tuple[Adapter, Call]:
         adapter = self.gateway.adapters[target.provider]
         stream = bodies.parsed.stream
@@ -509,7 +502,7 @@ class ChatEndpoint:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
-        state = {"disconnected": False, "finished": False}
+        state = {"disconnected": False, "finished": False, "shutdown": False}
 
         async def watch_disconnect() -> None:
             while True:
@@ -517,6 +510,7 @@ class ChatEndpoint:
                 if message["type"] == "http.disconnect":
                     if not state["finished"]:
                         state["disconnected"] = True
+                        state["shutdown"] = message.get("reason") == "shutdown"
                         task.cancel()
                     return
 
@@ -528,8 +522,8 @@ class ChatEndpoint:
             if not state["disconnected"]:
                 raise
             task.uncancel()
-            exchange.status = 499
-            exchange.error_type = "client_disconnected"
+            exchange.status = 499  # the server's shutdown cut it (gateway.lifecycle), or the client
+            exchange.error_type = "shutdown" if state["shutdown"] else "client_disconnected"
         finally:
             state["finished"] = True
             watcher.cancel()
@@ -698,7 +692,7 @@ class ChatEndpoint:
                 gateway.ledger.defer(self._settle_later(exchange, ticket, body))
                 return
             exchange.estimated = True
-            exchange.usage = estimate_usage(body, exchange.sent)
+            exchange.usage = estimate_usage(self.ingress, body, exchange.sent)
             exchange.sent = None
         usage = exchange.usage or c.Usage()
         cost = (
@@ -706,7 +700,6 @@ class ChatEndpoint:
                 usage.input_tokens,
                 0 if exchange.cache_hit else usage.output_tokens,
                 usage.cache_read_tokens,
-                usage.cache_creation_tokens,
             )
             if served is not None
             else 0.0

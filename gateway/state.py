@@ -26,19 +26,18 @@ from gateway.accounts import (
     Sessions,
     refresh_maintenance,
 )
-from gateway.accounts_store import AccountsStore
+from gateway.admission import Admission, Limiter
 from gateway.auth import KeyCache
-from gateway.balances import SharedBalances
+from gateway.balances import RedisBalances
 from gateway.cache import ResponseCache, build_cache
 from gateway.config import GatewayConfig, default_prices, has_price, model_prices
-from gateway.health_shared import SharedHealth
 from gateway.ledger import Ledger
-from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
-from gateway.shared import ACCOUNTS, REVOCATIONS, Shared
-from gateway.storage import StorageUnavailable, Store, open_store
+from gateway.redis_client import ACCOUNTS, REVOCATIONS, RedisClient
+from gateway.redis_health import RedisHealth
+from gateway.storage import AccountsStore, StorageUnavailable, Store, open_store
 from routers.attempts import RetryPolicy
-from routers.catalog import Catalog, ModelInfo
+from routers.catalog import Catalog, Model
 from routers.health import MemoryHealth
 from routers.named import OCR_PROMPT, Router, Rule
 from routers.personas import Persona
@@ -47,7 +46,7 @@ from routers.plan import Planner
 
 def build_catalog(config: GatewayConfig) -> Catalog:
     models = [
-        _with_deployments(config, ModelInfo(
+        _with_deployments(config, Model(
             id=model.id,
             provider=model.provider,
             upstream=model.upstream or model.id.split("/", 1)[-1],
@@ -83,7 +82,7 @@ def build_catalog(config: GatewayConfig) -> Catalog:
     return Catalog(models, open_providers, switched_off, default_prices(config))
 
 
-def _with_deployments(config: GatewayConfig, model: ModelInfo, index: int) -> ModelInfo:
+def _with_deployments(config: GatewayConfig, model: Model, index: int) -> Model:
     """``model`` with its configured deployments (those whose provider is on) attached."""
     extra = [
         replace(
@@ -113,7 +112,7 @@ def _overlay(system: str, temperature: object, max_tokens: object) -> Overlay | 
 def build_planner(config: GatewayConfig, catalog: Catalog) -> Planner:
     """The planner: catalog, named routers, personas and deployment health."""
 
-    def models(names: list[str]) -> tuple[ModelInfo, ...]:
+    def models(names: list[str]) -> tuple[Model, ...]:
         # Names of switched-off models drop out; the config check refused unknown ones.
         found = (catalog.get(name) for name in names)
         return tuple(dict.fromkeys(m for m in found if m is not None))
@@ -208,7 +207,7 @@ class Gateway:
         self._ledger: Ledger | None = None
         self._accounts: AccountServices | None = None
         # Redis (limits.storage = "redis://…"), shared by every feature that needs it.
-        self.shared: Shared | None = None
+        self.shared: RedisClient | None = None
         self.cache: ResponseCache | None = None
         self.metrics = Metrics.for_config(config, self._live_figures)
 
@@ -275,11 +274,11 @@ class Gateway:
             figures["gateway_redis_up"] = 1.0 if self.shared.healthy else 0.0
         return figures
 
-    def _open_shared(self) -> Shared | None:
+    def _open_shared(self) -> RedisClient | None:
         limits = self.config.limits
         url = limits.storage.removeprefix("async+")
         if url.startswith(("redis://", "rediss://", "unix://")):
-            return Shared(url, limits.redis_prefix, limits.redis_failure)
+            return RedisClient(url, limits.redis_prefix, limits.redis_failure)
         return None
 
     def _start_shared(self) -> None:
@@ -293,7 +292,7 @@ class Gateway:
             self.accounts.start_shared(self.shared)
             routing = self.config.routing
             if routing.health != "local":
-                health = SharedHealth(self.shared, routing.allowed_fails, routing.cooldown,
+                health = RedisHealth(self.shared, routing.allowed_fails, routing.cooldown,
                                       routing.max_cooldown)
                 health.start()
                 self.planner.health = health
@@ -317,7 +316,7 @@ class Gateway:
         await self.metrics.stop()
         if self._accounts is not None:
             await self._accounts.stop()
-        if isinstance(self.planner.health, SharedHealth):
+        if isinstance(self.planner.health, RedisHealth):
             await self.planner.health.close()
         if self.shared is not None:
             await self.shared.close()
@@ -332,7 +331,7 @@ class AccountServices:
     """Accounts, sessions, balances, limits and admission of one gateway process."""
 
     def __init__(
-        self, config: GatewayConfig, store: Store, keys: KeyCache, shared: Shared | None = None
+        self, config: GatewayConfig, store: Store, keys: KeyCache, shared: RedisClient | None = None
     ) -> None:
         accounts = config.accounts
         self.store = AccountsStore(store.db)
@@ -342,9 +341,9 @@ class AccountServices:
         self.sessions = Sessions(self.store, accounts, self.cache)
         self.notifier = Notifier(accounts.notify_webhook)
         self.accounts = Accounts(self.store, config, self.cache, self.sessions, self.notifier)
-        self.limiter = Limiter(config.limits.storage, shared=shared)
+        self.limiter = Limiter(config.limits.storage, redis=shared)
         if shared is not None:
-            self.cache.balances = SharedBalances(shared, self._stored_balance)
+            self.cache.balances = RedisBalances(shared, self._stored_balance)
         self._origin = os.urandom(6).hex()  # tells our own broadcasts from the others'
         self._tasks: set[asyncio.Task[None]] = set()
         self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
@@ -362,7 +361,7 @@ class AccountServices:
 
     # --- changes made on other instances (Redis channel ``<prefix>accounts``) ---
 
-    def start_shared(self, shared: Shared) -> None:
+    def start_shared(self, shared: RedisClient) -> None:
         """Announce account changes made here, and apply those announced elsewhere."""
 
         def broadcast(change: str) -> None:
@@ -407,5 +406,5 @@ class AccountServices:
 
     async def stop(self) -> None:
         await self.writer.close()
-        if isinstance(self.cache.balances, SharedBalances):
+        if isinstance(self.cache.balances, RedisBalances):
             await self.cache.balances.close()

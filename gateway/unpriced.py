@@ -1,6 +1,6 @@
 """Models without a price are not served on the operator's provider keys.
 
-A model the configuration gives no price (``routers.catalog.ModelInfo.priced`` is False) would
+A model the configuration gives no price (``routers.catalog.Model.priced`` is False) would
 be recorded at $0 and one credit however much it costs the operator. The caller may still use
 it with their own provider key (BYOK); on the operator's key it is refused with a 403 that names
 the settings that price it, and it is dropped from fallback chains.

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from adapters.errors import ProviderError, ProviderHTTPError, ProviderTimeout
-from routers.catalog import ModelInfo
+from routers.catalog import Deployment
 from routers.health import Health
 from routers.plan import Plan
 
@@ -64,7 +64,7 @@ class Attempts:
         self.plan = plan
         self.health = health
         self.policy = policy
-        self.failures: list[tuple[ModelInfo, ProviderError]] = []
+        self.failures: list[tuple[Deployment, ProviderError]] = []
         self.benched: dict[str, float] = {}  # model id -> when its first deployment returns
         self.limited: set[str] = set()  # model ids resting for a provider's rate limit
         self.count = 0
@@ -75,7 +75,7 @@ class Attempts:
         self._min_context = 0
         self._started_at = 0.0
 
-    async def next(self) -> tuple[ModelInfo, int] | None:
+    async def next(self) -> tuple[Deployment, int] | None:
         """The next target and its fallback level, waiting out a backoff if one is due."""
         targets = self.plan.targets
         while True:
@@ -128,21 +128,21 @@ class Attempts:
             return None
         return wait
 
-    def begin(self, target: ModelInfo) -> None:
+    def begin(self, target: Deployment) -> None:
         """A call to ``target`` starts now."""
         self.count += 1
         self._started_at = time.monotonic()
         self.health.started(target.health_key)
 
-    def end(self, target: ModelInfo) -> None:
+    def end(self, target: Deployment) -> None:
         """The call to ``target`` is over, however it ended (frees its in-flight slot)."""
         self.health.finished(target.health_key)
 
-    def succeeded(self, target: ModelInfo) -> None:
+    def succeeded(self, target: Deployment) -> None:
         """``target`` answered (its first token, for a stream)."""
         self.health.record_success(target.health_key, time.monotonic() - self._started_at)
 
-    def failed(self, target: ModelInfo, error: ProviderError) -> bool:
+    def failed(self, target: Deployment, error: ProviderError) -> bool:
         """Record a failed call; True when the walk should go on to another target."""
         self.failures.append((target, error))
         self._round_failures += 1
@@ -156,7 +156,7 @@ class Attempts:
             self._min_context = max(self._min_context, target.context)
         return moves_on(error)
 
-    def broke(self, target: ModelInfo, error: ProviderError) -> None:
+    def broke(self, target: Deployment, error: ProviderError) -> None:
         """A committed stream from ``target`` broke: no fallback, but its health hears of it."""
         self.failures.append((target, error))
         if counts_against(error):

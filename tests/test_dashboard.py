@@ -59,6 +59,7 @@ def shipped_config(tmp: Path) -> str:
     else:
         text = text.replace("[accounts]\n", "[accounts]\nsignup = true\n", 1)
     text = re.sub(r"^allowed_fails\s*=.*$", "allowed_fails = 1", text, flags=re.M)
+    text = re.sub(r"^self_service_tiers\s*=.*$", 'self_service_tiers = ["pro"]', text, flags=re.M)
     return text + DOWN_PROVIDER.format(port=free_port())
 
 
@@ -166,7 +167,7 @@ def test_serving_is_offline_and_locked_down(server: GatewayProcess) -> None:
     assert not re.search(r"(src|href)=\"(https?:)?//", page.text), "assets from another host"
     again = httpx.get(f"{server.url}/app/", headers={"if-none-match": page.headers["etag"]})
     assert again.status_code == 304
-    assert httpx.get(f"{server.url}/app").headers["location"] == "/app/"
+    assert httpx.get(f"{server.url}/app").text == page.text
     missing = httpx.get(f"{server.url}/app/nothing.js")
     assert missing.status_code == 404 and "error" in missing.json()
     script = httpx.get(f"{server.url}/app/js/main.js")
@@ -219,6 +220,7 @@ def test_user_flow(server: GatewayProcess, browser: Browser) -> None:
     b.shot("usage")
     page.get_by_role("button", name="7 days").click()
     page.get_by_role("heading", name="Last 7 days").wait_for()
+    b.shot("usage-7-days")  # docs/dashboard.png is this one
 
     b.nav("Overview")
     assert page.get_by_text("2 requests").is_visible()
@@ -226,6 +228,11 @@ def test_user_flow(server: GatewayProcess, browser: Browser) -> None:
     b.nav("Billing")
     page.get_by_role("cell", name=time.strftime("%Y-%m", time.gmtime())).wait_for()
     b.shot("billing")
+    page.get_by_role("button", name="Switch to pro").click()
+    page.get_by_role("dialog").get_by_role("button", name="Switch to pro").click()
+    page.get_by_role("alert").filter(has_text="You are now on the pro tier").wait_for()
+    assert page.get_by_text("Balance", exact=True).is_visible()  # pro is prepaid
+    b.shot("billing-checked-out")
     b.nav("Provider keys")
     page.get_by_text("No provider keys").wait_for()
     page.get_by_label("Provider").select_option("down")
@@ -238,6 +245,10 @@ def test_user_flow(server: GatewayProcess, browser: Browser) -> None:
     page.get_by_text("No provider keys").wait_for()
 
     b.nav("API keys")
+    page.get_by_role("button", name="Revoke").click()
+    page.keyboard.press("Escape")  # changed my mind
+    page.get_by_role("dialog").wait_for(state="detached")
+    assert page.get_by_role("row").filter(has_text=LONG_KEY_NAME).is_visible()
     page.get_by_role("button", name="Revoke").click()
     dialog = page.get_by_role("dialog")
     b.shot("keys-revoke-confirm")
@@ -270,6 +281,32 @@ def test_forgot_and_reset_pages(browser: Browser) -> None:
     b.check()
 
 
+def test_log_in_with_an_api_key(server: GatewayProcess, browser: Browser) -> None:
+    """A key from `gateway keys create --user` opens the same pages, and is never stored."""
+    b, page = browser, browser.page
+    b.open("/login", "Log in")
+    page.reload()
+    b.heading("Log in")
+    page.keyboard.press("Tab")  # the first stop is the skip link
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.get_by_text("Log in with an API key instead").focus()  # by keyboard from here on
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    page.keyboard.type(server.key)
+    assert page.get_by_label("API key").input_value() == server.key
+    b.shot("login-with-key")
+    page.keyboard.press("Enter")
+    b.heading("Overview")
+    assert page.get_by_text("tests@example.com").first.is_visible()
+    assert page.evaluate("sessionStorage.getItem('gateway.session')") is None
+    b.nav("API keys")
+    assert page.get_by_role("row").filter(has_text="tests").count() == 1
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
+    assert chat(server, server.key, "echo").status_code == 200  # logging out kept the key
+    b.check()
+
+
 def bench_down_provider(server: GatewayProcess) -> None:
     for _ in range(3):
         chat(server, server.key, "down/model")
@@ -291,9 +328,9 @@ def test_admin_pages(server: GatewayProcess, browser: Browser) -> None:
     page.get_by_role("heading", name=re.compile("Users matching")).wait_for()
     manage = page.get_by_role("button", name=f"Manage {EMAIL}")
     manage.click()
-    page.get_by_role("dialog").get_by_label("Tier").select_option("pro")
+    page.get_by_role("dialog").get_by_label("Tier").select_option("enterprise")
     page.get_by_role("dialog").get_by_role("button", name="Change tier").click()
-    page.get_by_role("alert").filter(has_text="is now on the pro tier").wait_for()
+    page.get_by_role("alert").filter(has_text="is now on the enterprise tier").wait_for()
     manage.click()
     page.get_by_role("dialog").get_by_label("Top-up (USD)").fill("5")
     page.get_by_role("dialog").get_by_role("button", name="Top up").click()
@@ -303,7 +340,7 @@ def test_admin_pages(server: GatewayProcess, browser: Browser) -> None:
     page.get_by_role("alert").filter(has_text="is blocked").wait_for()
     row = page.get_by_role("row").filter(has_text=EMAIL)
     assert row.get_by_text("blocked", exact=True).is_visible()
-    assert row.get_by_role("cell", name="pro", exact=True).is_visible()
+    assert row.get_by_role("cell", name="enterprise", exact=True).is_visible()
     assert row.get_by_role("cell", name="$5.00").is_visible()
     b.shot("admin-users")
     manage.click()

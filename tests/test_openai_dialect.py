@@ -71,7 +71,7 @@ def test_openai_request_to_canonical_and_back() -> None:
     assert canonical.tool_choice == c.ToolChoice(mode="required")
     assert canonical.reasoning == c.Reasoning(effort="high")
 
-    back = canonical_to_openai_request(canonical, "upstream-model")
+    back = msgspec.to_builtins(canonical_to_openai_request(canonical, "upstream-model"))
     assert back["model"] == "upstream-model"
     assert back["messages"][0] == {"role": "system", "content": "sys"}
     assert back["messages"][1]["content"][1]["image_url"]["url"] == "data:image/jpeg;base64,QUJD"

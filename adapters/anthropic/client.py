@@ -12,6 +12,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from adapters import canonical as c
+from adapters.anthropic import texts
 from adapters.anthropic.encode import (
     AnthropicPassthrough,
     AnthropicStreamEncoder,
@@ -21,8 +22,12 @@ from adapters.anthropic.encode import (
 )
 from adapters.anthropic.wire import (
     AnthropicMessage,
+    Block,
     CountTokensRequest,
     MessagesRequest,
+    Source,
+    Thinking,
+    ToolChoice,
 )
 from adapters.base import StreamTranslator
 from adapters.client import Parsed, check_model_name, decode_json, passthrough_base, routing_chain
@@ -32,109 +37,98 @@ from adapters.overlay import Overlay, capped
 # --- ingress: Anthropic request -> canonical ------------------------------------------------
 
 
-def _cache(block: dict[str, Any]) -> dict[str, Any] | UnsetType:
-    value = block.get("cache_control")
-    return value if isinstance(value, dict) else UNSET
-
-
-def _image(block: dict[str, Any]) -> c.ImageBlock | None:
-    source = block.get("source") or {}
-    kind = source.get("type")
-    if kind == "base64":
+def _image(block: Block) -> c.ImageBlock | None:
+    source = block.source
+    if not isinstance(source, Source):
+        return None
+    if source.type == "base64":
         return c.ImageBlock(
-            data=str(source.get("data", "")),
-            media_type=str(source.get("media_type", "image/png")),
-            cache_control=_cache(block),
+            data=source.data if source.data is not UNSET else "",
+            media_type=source.media_type if source.media_type is not UNSET else "image/png",
+            cache_control=block.cache_control,
         )
-    if kind == "url":
-        return c.ImageBlock(url=str(source.get("url", "")), cache_control=_cache(block))
+    if source.type == "url":
+        url = source.url if source.url is not UNSET else ""
+        return c.ImageBlock(url=url, cache_control=block.cache_control)
     return None
 
 
-def _text(block: dict[str, Any]) -> c.TextBlock:
-    citations = block.get("citations")
+def _text(block: Block) -> c.TextBlock:
+    citations = block.citations
     return c.TextBlock(
-        text=str(block.get("text", "")),
-        cache_control=_cache(block),
+        text=block.text if block.text is not UNSET else "",
+        cache_control=block.cache_control,
         citations=citations if isinstance(citations, list) else UNSET,
     )
 
 
-def _document(block: dict[str, Any]) -> c.TextBlock | None:
+def _document(block: Block) -> c.TextBlock | None:
     """A plain-text document becomes text; PDFs have no canonical form and are dropped."""
-    source = block.get("source") or {}
-    if source.get("type") == "text":
-        title = block.get("title")
-        text = str(source.get("data", ""))
+    source = block.source
+    if isinstance(source, Source) and source.type == "text":
+        text = source.data if source.data is not UNSET else ""
+        title = block.title
         return c.TextBlock(text=f"{title}\n\n{text}" if title else text)
     return None
 
 
-def _tool_result(block: dict[str, Any]) -> c.ToolResultBlock:
-    content = block.get("content")
+def _tool_result(block: Block) -> c.ToolResultBlock:
+    content = block.content
     parts: list[c.TextBlock | c.ImageBlock] = []
     if isinstance(content, str):
         if content:
             parts.append(c.TextBlock(text=content))
     elif isinstance(content, list):
         for item in content:
-            if not isinstance(item, dict):
-                continue
-            if item.get("type") == "text":
+            if item.type == "text":
                 parts.append(_text(item))
-            elif item.get("type") == "image" and (image := _image(item)) is not None:
+            elif item.type == "image" and (image := _image(item)) is not None:
                 parts.append(image)
-            elif item.get("type") == "document" and (doc := _document(item)) is not None:
+            elif item.type == "document" and (doc := _document(item)) is not None:
                 parts.append(doc)
     return c.ToolResultBlock(
-        tool_use_id=str(block.get("tool_use_id", "")),
+        tool_use_id=block.tool_use_id if block.tool_use_id is not UNSET else "",
         content=parts,
-        is_error=bool(block.get("is_error", False)),
-        cache_control=_cache(block),
+        is_error=block.is_error is True,
+        cache_control=block.cache_control,
     )
 
 
-def anthropic_blocks_to_canonical(content: str | list[dict[str, Any]]) -> list[c.ContentBlock]:
+def _block_to_canonical(block: Block) -> c.ContentBlock | None:
+    kind = block.type
+    if kind == "text":
+        return _text(block)
+    if kind == "image":
+        return _image(block)
+    if kind == "document":
+        return _document(block)
+    if kind == "tool_use":
+        return c.ToolUseBlock(
+            id=block.id if block.id is not UNSET else "",
+            name=block.name if block.name is not UNSET else "",
+            input=block.input if block.input is not UNSET else {},
+            cache_control=block.cache_control,
+        )
+    if kind == "tool_result":
+        return _tool_result(block)
+    if kind == "thinking":
+        return c.ThinkingBlock(
+            thinking=block.thinking if block.thinking is not UNSET else "",
+            signature=block.signature if block.signature else UNSET,
+        )
+    if kind == "redacted_thinking":
+        return c.RedactedThinkingBlock(data=block.data if block.data is not UNSET else "")
+    return None
+
+
+def anthropic_blocks_to_canonical(content: str | list[Block]) -> list[c.ContentBlock]:
     """One Anthropic message's content as canonical blocks (unknown block types are dropped)."""
     if isinstance(content, str):
         return [c.TextBlock(text=content)] if content else []
-    blocks: list[c.ContentBlock] = []
-    for block in content:
-        kind = block.get("type")
-        if kind == "text":
-            blocks.append(_text(block))
-        elif kind == "image":
-            if (image := _image(block)) is not None:
-                blocks.append(image)
-        elif kind == "document":
-            if (doc := _document(block)) is not None:
-                blocks.append(doc)
-        elif kind == "tool_use":
-            raw_input = block.get("input")
-            blocks.append(
-                c.ToolUseBlock(
-                    id=str(block.get("id", "")),
-                    name=str(block.get("name", "")),
-                    input=raw_input if isinstance(raw_input, dict) else {},
-                    cache_control=_cache(block),
-                )
-            )
-        elif kind == "tool_result":
-            blocks.append(_tool_result(block))
-        elif kind == "thinking":
-            signature = block.get("signature")
-            blocks.append(
-                c.ThinkingBlock(
-                    thinking=str(block.get("thinking", "")),
-                    signature=signature if isinstance(signature, str) and signature else UNSET,
-                )
-            )
-        elif kind == "redacted_thinking":
-            blocks.append(c.RedactedThinkingBlock(data=str(block.get("data", ""))))
-    return blocks
+    return [out for block in content if (out := _block_to_canonical(block)) is not None]
 
 
-def anthropic_system_to_canonical(system: str | list[dict[str, Any]] | None) -> list[c.TextBlock]:
+def anthropic_system_to_canonical(system: str | list[Block] | None) -> list[c.TextBlock]:
     if system is None:
         return []
     if isinstance(system, str):
@@ -142,10 +136,10 @@ def anthropic_system_to_canonical(system: str | list[dict[str, Any]] | None) -> 
     return [
         _text(block)
         for block in system
-        if block.get("type", "text") == "text"
+        if block.type == "text"
         # Claude Code's attribution line is for Anthropic alone; elsewhere it only breaks the
         # prompt prefix that providers cache.
-        and not str(block.get("text", "")).startswith("x-anthropic-billing-header:")
+        and not (block.text or "").startswith("x-anthropic-billing-header:")
     ]
 
 
@@ -164,7 +158,8 @@ def anthropic_tools_to_canonical(tools: list[dict[str, Any]]) -> list[c.Tool]:
                 name=str(tool["name"]),
                 description=description if isinstance(description, str) else UNSET,
                 parameters=schema if isinstance(schema, dict) else {"type": "object"},
-                cache_control=_cache(tool),
+                cache_control=cache if isinstance(cache := tool.get("cache_control"), dict)
+                else UNSET,
             )
         )
     return result
@@ -173,26 +168,23 @@ def anthropic_tools_to_canonical(tools: list[dict[str, Any]]) -> list[c.Tool]:
 _CHOICE_MODES = {"auto": "auto", "any": "required", "tool": "tool", "none": "none"}
 
 
-def anthropic_tool_choice_to_canonical(choice: dict[str, Any]) -> c.ToolChoice:
-    mode = _CHOICE_MODES.get(str(choice.get("type", "auto")), "auto")
-    disable = choice.get("disable_parallel_tool_use")
-    name = choice.get("name")
+def anthropic_tool_choice_to_canonical(choice: ToolChoice) -> c.ToolChoice:
+    mode = _CHOICE_MODES.get(choice.type, "auto")
     return c.ToolChoice(
         mode=mode,  # type: ignore[arg-type]
-        name=name if isinstance(name, str) and mode == "tool" else UNSET,
-        disable_parallel=disable if isinstance(disable, bool) else UNSET,
+        name=choice.name if mode == "tool" else UNSET,
+        disable_parallel=choice.disable_parallel_tool_use,
     )
 
 
 def anthropic_thinking_to_canonical(
-    thinking: dict[str, Any], effort: str | None = None
+    thinking: Thinking, effort: str | None = None
 ) -> c.Reasoning | UnsetType:
     """``thinking`` (a budget, or ``adaptive`` at ``output_config.effort``) as reasoning."""
-    kind = thinking.get("type")
-    if kind == "enabled":
-        budget = thinking.get("budget_tokens")
-        return c.Reasoning(budget_tokens=budget if isinstance(budget, int) else 1024)
-    if kind == "adaptive":
+    if thinking.type == "enabled":
+        budget = thinking.budget_tokens
+        return c.Reasoning(budget_tokens=budget if budget is not UNSET else 1024)
+    if thinking.type == "adaptive":
         # Anthropic's effort levels are low, medium, high and max; OpenAI's stop at high.
         return c.Reasoning(effort="high" if effort == "max" else effort or "medium")
     return UNSET
@@ -244,10 +236,10 @@ def anthropic_to_canonical(request: MessagesRequest) -> c.Request:
         canonical.top_k = request.top_k
     if request.tools:
         canonical.tools = anthropic_tools_to_canonical(request.tools)
-    if request.tool_choice:
+    if request.tool_choice is not None:
         canonical.tool_choice = anthropic_tool_choice_to_canonical(request.tool_choice)
     output_config = request.output_config or {}
-    if request.thinking:
+    if request.thinking is not None:
         effort = output_config.get("effort")
         canonical.reasoning = anthropic_thinking_to_canonical(
             request.thinking, effort if isinstance(effort, str) else None
@@ -267,20 +259,12 @@ _ROLES = ("user", "assistant", "system")  # system: Claude Code's mid-conversati
 _SOURCED = ("image", "document")
 
 
-def _check_block(block: dict[str, Any], where: str) -> None:
-    if not isinstance(block.get("type"), str):
-        raise InvalidRequest(f"{where}.type: Field required", param=f"{where}.type")
-    if block["type"] in _SOURCED and not isinstance(block.get("source"), dict):
+def _check_block(block: Block, where: str) -> None:
+    if block.type in _SOURCED and not isinstance(block.source, Source):
         raise InvalidRequest(f"{where}.source: Input should be an object",
                              param=f"{where}.source")
-    if block["type"] == "tool_use" and not isinstance(block.get("input", {}), dict):
-        raise InvalidRequest(f"{where}.input: Input should be an object", param=f"{where}.input")
-    inner = block.get("content") if block["type"] == "tool_result" else None
-    if isinstance(inner, list):
-        for number, item in enumerate(inner):
-            if not isinstance(item, dict):
-                raise InvalidRequest(f"{where}.content.{number}: Input should be an object",
-                                     param=f"{where}.content.{number}")
+    if block.type == "tool_result" and isinstance(block.content, list):
+        for number, item in enumerate(block.content):
             _check_block(item, f"{where}.content.{number}")
 
 
@@ -301,11 +285,11 @@ def check_messages(messages: list[AnthropicMessage]) -> None:
 
 
 def _check_thinking(request: MessagesRequest, max_tokens: int) -> None:
-    thinking = request.thinking or {}
-    if thinking.get("type") != "enabled":
+    thinking = request.thinking
+    if thinking is None or thinking.type != "enabled":
         return
-    budget = thinking.get("budget_tokens")
-    if not isinstance(budget, int) or budget < 1024:
+    budget = thinking.budget_tokens
+    if budget is UNSET or budget < 1024:
         raise InvalidRequest(
             "thinking.budget_tokens: must be an integer of at least 1024",
             param="thinking.budget_tokens",
@@ -370,6 +354,12 @@ class AnthropicIngress:
 
     def error_frame(self, error: CallerError) -> bytes:
         return anthropic_error_frame(error)
+
+    def prompt_texts(self, body: bytes) -> list[str]:
+        return texts.prompt_texts(body)
+
+    def answer_texts(self, payloads: list[bytes]) -> list[str]:
+        return texts.answer_texts(payloads)
 
 
 def overlay_anthropic_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:

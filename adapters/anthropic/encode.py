@@ -6,24 +6,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from msgspec import UNSET
 
 from adapters import canonical as c
 from adapters.anthropic.wire import (
     PING,
+    Block,
+    UsageOut,
     UsageWire,
     anthropic_usage_to_canonical,
     canonical_stop_to_anthropic,
     canonical_usage_to_anthropic,
-    event,
     mid_stream_error,
 )
 from adapters.base import has_value, inspect_reply
 from adapters.errors import CallerError, ProviderProtocolError
-from adapters.sse import event_fields
+from adapters.sse import encode_event, event_fields
 
 _encode = msgspec.json.encode
 
@@ -34,42 +33,48 @@ def message_id(response_id: str) -> str:
     return response_id if response_id.startswith("msg_") else f"msg_{response_id}"
 
 
-def canonical_block_to_anthropic(block: c.ContentBlock) -> dict[str, Any] | None:
+def canonical_block_to_anthropic(block: c.ContentBlock) -> Block | None:
     """One answer block as Anthropic spells it (None for blocks an answer never holds)."""
     if isinstance(block, c.TextBlock):
-        out: dict[str, Any] = {"type": "text", "text": block.text}
-        if block.citations is not UNSET:
-            out["citations"] = block.citations
-        return out
+        return Block(type="text", text=block.text, citations=block.citations)
     if isinstance(block, c.ThinkingBlock):
         signature = block.signature if block.signature is not UNSET else ""
-        return {"type": "thinking", "thinking": block.thinking, "signature": signature}
+        return Block(type="thinking", thinking=block.thinking, signature=signature)
     if isinstance(block, c.RedactedThinkingBlock):
-        return {"type": "redacted_thinking", "data": block.data}
+        return Block(type="redacted_thinking", data=block.data)
     if isinstance(block, c.ToolUseBlock):
-        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+        return Block(type="tool_use", id=block.id, name=block.name, input=block.input)
     return None
 
 
-def canonical_to_anthropic_response(response: c.Response, model: str) -> dict[str, Any]:
+class Message(msgspec.Struct):
+    """A non-streamed answer to an Anthropic caller (a ``message`` object)."""
+
+    id: str
+    model: str
+    content: list[Block]
+    stop_reason: str
+    stop_sequence: str | None
+    usage: UsageOut
+    type: str = "message"
+    role: str = "assistant"
+
+
+def canonical_to_anthropic_response(response: c.Response, model: str) -> Message:
     """A canonical answer as an Anthropic ``message`` object naming ``model``."""
     content = [
         out
         for block in response.content
         if (out := canonical_block_to_anthropic(block)) is not None
     ]
-    return {
-        "id": message_id(response.id),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": canonical_stop_to_anthropic(response.stop_reason),
-        "stop_sequence": response.stop_sequence,
-        "usage": canonical_usage_to_anthropic(response.usage),
-    }
-
-
+    return Message(
+        id=message_id(response.id),
+        model=model,
+        content=content,
+        stop_reason=canonical_stop_to_anthropic(response.stop_reason),
+        stop_sequence=response.stop_sequence,
+        usage=canonical_usage_to_anthropic(response.usage),
+    )
 
 
 class _ErrorDetail(msgspec.Struct):
@@ -82,7 +87,7 @@ class _ErrorBody(msgspec.Struct, tag="error", tag_field="type"):
 
 
 def _error_event(kind: str, message: str) -> bytes:
-    return event("error", _encode(_ErrorBody(_ErrorDetail(kind, message))))
+    return encode_event(_encode(_ErrorBody(_ErrorDetail(kind, message))), "error")
 
 
 def anthropic_error_body(error: CallerError) -> bytes:
@@ -92,7 +97,7 @@ def anthropic_error_body(error: CallerError) -> bytes:
 
 def anthropic_error_frame(error: CallerError) -> bytes:
     """An error after the stream has started, as Anthropic's SDKs expect it."""
-    return event("error", anthropic_error_body(error))
+    return encode_event(anthropic_error_body(error), "error")
 
 
 _DELTA_KIND: dict[type, str] = {
@@ -101,6 +106,43 @@ _DELTA_KIND: dict[type, str] = {
     c.SignatureDelta: "thinking",
     c.ToolArgsDelta: "tool_use",
 }
+
+
+class _StartedMessage(msgspec.Struct):
+    id: str
+    model: str
+    usage: UsageOut
+    content: tuple[()] = ()
+    stop_reason: None = None
+    stop_sequence: None = None
+    type: str = "message"
+    role: str = "assistant"
+
+
+class _MessageStart(msgspec.Struct, tag="message_start", tag_field="type"):
+    message: _StartedMessage
+
+
+class _BlockStart(msgspec.Struct, tag="content_block_start", tag_field="type"):
+    index: int
+    content_block: Block
+
+
+class _Stop(msgspec.Struct):
+    stop_reason: str
+    stop_sequence: str | None
+
+
+class _MessageDelta(msgspec.Struct, tag="message_delta", tag_field="type"):
+    delta: _Stop
+    usage: UsageOut
+
+
+def _fresh(kind: str) -> Block:
+    """An empty text or thinking block, as a stream opens one."""
+    if kind == "thinking":
+        return Block(type="thinking", thinking="", signature="")
+    return Block(type="text", text="")
 
 
 class AnthropicStreamEncoder:
@@ -127,32 +169,24 @@ class AnthropicStreamEncoder:
 
     def _message_start(self) -> bytes:
         self._started = True
-        message: dict[str, Any] = {
-            "id": self._id,
-            "type": "message",
-            "role": "assistant",
-            "model": self._model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": canonical_usage_to_anthropic(self.usage or c.Usage()),
-        }
-        return event("message_start", _encode({"type": "message_start", "message": message}))
+        usage = canonical_usage_to_anthropic(self.usage or c.Usage())
+        start = _MessageStart(_StartedMessage(self._id, self._model, usage))
+        return encode_event(_encode(start), "message_start")
 
     def _stop_open(self) -> bytes:
         if self._open is None:
             return b""
         index = self._open[1]
         self._open = None
-        return event("content_block_stop", b'{"type":"content_block_stop","index":%d}' % index)
+        stop = b'{"type":"content_block_stop","index":%d}' % index
+        return encode_event(stop, "content_block_stop")
 
-    def _start(self, canonical_index: int, kind: str, block: dict[str, Any]) -> bytes:
+    def _start(self, canonical_index: int, kind: str, block: Block) -> bytes:
         out = self._stop_open()
         index = self._next
         self._next += 1
         self._open = (canonical_index, index, kind)
-        body = {"type": "content_block_start", "index": index, "content_block": block}
-        out += event("content_block_start", _encode(body))
+        out += encode_event(_encode(_BlockStart(index, block)), "content_block_start")
         if not self._pinged:
             self._pinged = True
             out += PING
@@ -171,12 +205,11 @@ class AnthropicStreamEncoder:
         if isinstance(item, c.BlockStart):
             block = item.block
             if isinstance(block, c.ToolUseStart):
-                start = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
+                start = Block(type="tool_use", id=block.id, name=block.name, input={})
                 return out + self._start(item.index, "tool_use", start)
             if isinstance(block, c.ThinkingStart):
-                start = {"type": "thinking", "thinking": "", "signature": ""}
-                return out + self._start(item.index, "thinking", start)
-            return out + self._start(item.index, "text", {"type": "text", "text": ""})
+                return out + self._start(item.index, "thinking", _fresh("thinking"))
+            return out + self._start(item.index, "text", _fresh("text"))
         if isinstance(item, c.BlockDelta):
             return out + self._delta(item)
         if isinstance(item, c.BlockStop):
@@ -199,12 +232,7 @@ class AnthropicStreamEncoder:
         if self._open is None or self._open[0] != item.index or self._open[2] != kind:
             if kind == "tool_use":
                 return b""  # arguments for a call that never started: nothing to attach them to
-            fresh = (
-                {"type": "thinking", "thinking": "", "signature": ""}
-                if kind == "thinking"
-                else {"type": "text", "text": ""}
-            )
-            out = self._start(item.index, kind, fresh)
+            out = self._start(item.index, kind, _fresh(kind))
         assert self._open is not None
         # Only the delta's own string is encoded per event; the envelope is fixed bytes.
         head = (
@@ -227,16 +255,12 @@ class AnthropicStreamEncoder:
     def close(self) -> bytes:
         out = b"" if self._started else self._message_start()
         out += self._stop_open()
-        delta = {
-            "type": "message_delta",
-            "delta": {
-                "stop_reason": self.stop_reason or "end_turn",
-                "stop_sequence": self.stop_sequence,
-            },
-            "usage": canonical_usage_to_anthropic(self.usage or c.Usage()),
-        }
-        out += event("message_delta", _encode(delta))
-        return out + event("message_stop", b'{"type":"message_stop"}')
+        delta = _MessageDelta(
+            _Stop(self.stop_reason or "end_turn", self.stop_sequence),
+            canonical_usage_to_anthropic(self.usage or c.Usage()),
+        )
+        out += encode_event(_encode(delta), "message_delta")
+        return out + encode_event(b'{"type":"message_stop"}', "message_stop")
 
 
 # --- pass-through inspection (Anthropic upstream to Anthropic client) -----------------------

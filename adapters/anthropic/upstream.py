@@ -11,10 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from adapters import canonical as c
 from adapters.anthropic.wire import (
+    AnthropicMessage,
+    Block,
+    Source,
+    Thinking,
+    ToolChoice,
     UsageWire,
     anthropic_stop_to_canonical,
     anthropic_usage_to_canonical,
@@ -29,75 +34,88 @@ DEFAULT_MAX_TOKENS = 4096
 EFFORT_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
 
 
-def _with_cache(out: dict[str, Any], block: Any) -> dict[str, Any]:
-    if getattr(block, "cache_control", UNSET) is not UNSET:
-        out["cache_control"] = block.cache_control
-    return out
+class _Tool(msgspec.Struct, omit_defaults=True):
+    name: str
+    input_schema: dict[str, Any]
+    description: str | UnsetType = UNSET
+    cache_control: dict[str, Any] | UnsetType = UNSET
 
 
-def _image_to_anthropic(block: c.ImageBlock) -> dict[str, Any]:
+class _Metadata(msgspec.Struct):
+    user_id: str
+
+
+class MessagesBody(msgspec.Struct, omit_defaults=True):
+    """A Messages body for an Anthropic upstream, built from a canonical request."""
+
+    model: str
+    messages: list[AnthropicMessage]
+    max_tokens: int
+    system: list[Block] | UnsetType = UNSET
+    stream: bool | UnsetType = UNSET
+    stop_sequences: list[str] | UnsetType = UNSET
+    thinking: Thinking | UnsetType = UNSET
+    temperature: float | UnsetType = UNSET
+    top_p: float | UnsetType = UNSET
+    top_k: int | UnsetType = UNSET
+    tools: list[_Tool] | UnsetType = UNSET
+    tool_choice: ToolChoice | UnsetType = UNSET
+    metadata: _Metadata | UnsetType = UNSET
+
+
+def _image_to_anthropic(block: c.ImageBlock) -> Block:
     if block.url is not UNSET:
-        source: dict[str, Any] = {"type": "url", "url": block.url}
+        source = Source(type="url", url=block.url)
     else:
-        source = {
-            "type": "base64",
-            "media_type": block.media_type if block.media_type is not UNSET else "image/png",
-            "data": block.data if block.data is not UNSET else "",
-        }
-    return _with_cache({"type": "image", "source": source}, block)
+        source = Source(
+            type="base64",
+            media_type=block.media_type if block.media_type is not UNSET else "image/png",
+            data=block.data if block.data is not UNSET else "",
+        )
+    return Block(type="image", source=source, cache_control=block.cache_control)
 
 
-def _block_to_anthropic(block: c.ContentBlock) -> dict[str, Any] | None:
+def _block_to_anthropic(block: c.ContentBlock) -> Block | None:
     if isinstance(block, c.TextBlock):
         if not block.text:
             return None  # Anthropic rejects empty text blocks
-        out: dict[str, Any] = {"type": "text", "text": block.text}
-        if block.citations is not UNSET:
-            out["citations"] = block.citations
-        return _with_cache(out, block)
+        return Block(type="text", text=block.text, citations=block.citations,
+                     cache_control=block.cache_control)
     if isinstance(block, c.ImageBlock):
         return _image_to_anthropic(block)
     if isinstance(block, c.ToolUseBlock):
-        out = {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
-        return _with_cache(out, block)
+        return Block(type="tool_use", id=block.id, name=block.name, input=block.input,
+                     cache_control=block.cache_control)
     if isinstance(block, c.ToolResultBlock):
-        content: list[dict[str, Any]] = []
-        for part in block.content:
-            converted = _block_to_anthropic(part)
-            if converted is not None:
-                content.append(converted)
-        out = {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": content}
-        if block.is_error:
-            out["is_error"] = True
-        return _with_cache(out, block)
+        content = [out for part in block.content if (out := _block_to_anthropic(part))]
+        return Block(type="tool_result", tool_use_id=block.tool_use_id, content=content,
+                     is_error=True if block.is_error else UNSET,
+                     cache_control=block.cache_control)
     if isinstance(block, c.ThinkingBlock):
         # Anthropic accepts only the thinking it signed; reasoning from other models is dropped.
         if block.signature is UNSET or not block.signature:
             return None
-        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+        return Block(type="thinking", thinking=block.thinking, signature=block.signature)
     if isinstance(block, c.RedactedThinkingBlock):
-        return {"type": "redacted_thinking", "data": block.data}
+        return Block(type="redacted_thinking", data=block.data)
     return None  # audio has no Anthropic spelling
 
 
-def _message_to_anthropic(message: c.Message) -> dict[str, Any] | None:
+def _blocks_to_anthropic(message: c.Message) -> list[Block]:
     blocks = [out for block in message.content if (out := _block_to_anthropic(block)) is not None]
     if message.role == "user":
         # Tool results must open a user turn.
-        blocks.sort(key=lambda block: block["type"] != "tool_result")
-    if not blocks:
-        return None
-    return {"role": message.role, "content": blocks}
+        blocks.sort(key=lambda block: block.type != "tool_result")
+    return blocks
 
 
-def _tool_choice_to_anthropic(choice: c.ToolChoice) -> dict[str, Any]:
+def _tool_choice_to_anthropic(choice: c.ToolChoice) -> ToolChoice:
     mode = {"auto": "auto", "required": "any", "tool": "tool", "none": "none"}[choice.mode]
-    out: dict[str, Any] = {"type": mode}
-    if mode == "tool" and choice.name is not UNSET:
-        out["name"] = choice.name
-    if choice.disable_parallel is not UNSET and mode != "none":
-        out["disable_parallel_tool_use"] = choice.disable_parallel
-    return out
+    return ToolChoice(
+        type=mode,
+        name=choice.name if mode == "tool" else UNSET,
+        disable_parallel_tool_use=choice.disable_parallel if mode != "none" else UNSET,
+    )
 
 
 def _json_instruction(request: c.Request) -> str:
@@ -117,7 +135,7 @@ def _json_instruction(request: c.Request) -> str:
     return ""
 
 
-def _signed_thinking_leads_tool_turn(messages: list[dict[str, Any]]) -> bool:
+def _signed_thinking_leads_tool_turn(messages: list[AnthropicMessage]) -> bool:
     """Whether thinking may be switched on for this history.
 
     With thinking on, Anthropic refuses a last assistant turn that called tools without opening
@@ -125,79 +143,87 @@ def _signed_thinking_leads_tool_turn(messages: list[dict[str, Any]]) -> bool:
     then left off for this request rather than failing it.
     """
     for message in reversed(messages):
-        if message["role"] != "assistant":
+        if message.role != "assistant" or isinstance(message.content, str):
             continue
-        content = message["content"]
-        if not any(block["type"] == "tool_use" for block in content):
+        content = message.content
+        if not any(block.type == "tool_use" for block in content):
             return True
-        return content[0]["type"] in ("thinking", "redacted_thinking")
+        return content[0].type in ("thinking", "redacted_thinking")
     return True
 
 
-def canonical_to_anthropic_request(request: c.Request, model: str) -> dict[str, Any]:
-    """A canonical request as an Anthropic Messages body for ``model``."""
-    messages: list[dict[str, Any]] = []
+def _messages(request: c.Request) -> list[AnthropicMessage]:
+    """The conversation, consecutive turns of one role joined (Anthropic alternates roles)."""
+    turns: list[tuple[str, list[Block]]] = []
     for message in request.messages:
-        converted = _message_to_anthropic(message)
-        if converted is None:
+        blocks = _blocks_to_anthropic(message)
+        if not blocks:
             continue
-        if messages and messages[-1]["role"] == converted["role"]:
-            messages[-1]["content"].extend(converted["content"])
+        if turns and turns[-1][0] == message.role:
+            turns[-1][1].extend(blocks)
         else:
-            messages.append(converted)
-    max_tokens = request.max_tokens if request.max_tokens is not UNSET else DEFAULT_MAX_TOKENS
-    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
+            turns.append((message.role, blocks))
+    return [AnthropicMessage(role=role, content=blocks) for role, blocks in turns]
+
+
+def _thinking_budget(request: c.Request, messages: list[AnthropicMessage]) -> int | None:
+    """The thinking budget to ask for, or None to leave thinking off."""
+    if request.reasoning is UNSET:
+        return None
+    budget = request.reasoning.budget_tokens
+    if budget is UNSET and request.reasoning.effort is not UNSET:
+        effort = request.reasoning.effort
+        budget = EFFORT_BUDGET.get(effort, 8192) if effort != "none" else UNSET
+    if budget is UNSET or not _signed_thinking_leads_tool_turn(messages):
+        return None
+    return max(budget, 1024)
+
+
+def canonical_to_anthropic_request(request: c.Request, model: str) -> MessagesBody:
+    """A canonical request as an Anthropic Messages body for ``model`` (a Struct: the provider
+    encodes it once per call, nobody changes it)."""
+    messages = _messages(request)
+    asked = request.max_tokens if request.max_tokens is not UNSET else DEFAULT_MAX_TOKENS
     system = [
-        _with_cache({"type": "text", "text": block.text}, block)
+        Block(type="text", text=block.text, cache_control=block.cache_control)
         for block in request.system
         if block.text
     ]
     instruction = _json_instruction(request)
     if instruction:
-        system.append({"type": "text", "text": instruction})
+        system.append(Block(type="text", text=instruction))
+    body = MessagesBody(model=model, messages=messages, max_tokens=asked)
     if system:
-        body["system"] = system
+        body.system = system
     if request.stream:
-        body["stream"] = True
+        body.stream = True
     if request.stop is not UNSET and request.stop:
-        body["stop_sequences"] = request.stop
-    thinking = False
-    if request.reasoning is not UNSET:
-        budget = request.reasoning.budget_tokens
-        if budget is UNSET and request.reasoning.effort is not UNSET:
-            effort = request.reasoning.effort
-            budget = EFFORT_BUDGET.get(effort, 8192) if effort != "none" else UNSET
-        if budget is not UNSET and _signed_thinking_leads_tool_turn(messages):
-            budget = max(budget, 1024)
-            thinking = True
-            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-            if body["max_tokens"] <= budget:
-                body["max_tokens"] = budget + (
-                    request.max_tokens if request.max_tokens is not UNSET else DEFAULT_MAX_TOKENS
-                )
-    # Extended thinking refuses temperature and top_k, and top_p below 0.95.
-    if request.temperature is not UNSET and not thinking:
-        body["temperature"] = min(request.temperature, 1.0)  # OpenAI's range goes up to 2
-    if request.top_p is not UNSET and not thinking:
-        body["top_p"] = request.top_p
-    if request.top_k is not UNSET and not thinking:
-        body["top_k"] = request.top_k
+        body.stop_sequences = request.stop
+    budget = _thinking_budget(request, messages)
+    if budget is not None:
+        body.thinking = Thinking(type="enabled", budget_tokens=budget)
+        if asked <= budget:
+            body.max_tokens = budget + asked
+    else:
+        # Extended thinking refuses temperature and top_k, and top_p below 0.95.
+        if request.temperature is not UNSET:
+            body.temperature = min(request.temperature, 1.0)  # OpenAI's range goes up to 2
+        body.top_p = request.top_p
+        body.top_k = request.top_k
     if request.tools is not UNSET and request.tools:
-        body["tools"] = [
-            _with_cache(
-                {
-                    "name": tool.name,
-                    **({"description": tool.description} if tool.description is not UNSET else {}),
-                    "input_schema": tool.parameters or {"type": "object", "properties": {}},
-                },
-                tool,
+        body.tools = [
+            _Tool(
+                name=tool.name,
+                input_schema=tool.parameters or {"type": "object", "properties": {}},
+                description=tool.description,
+                cache_control=tool.cache_control,
             )
             for tool in request.tools
         ]
         if request.tool_choice is not UNSET:
-            body["tool_choice"] = _tool_choice_to_anthropic(request.tool_choice)
+            body.tool_choice = _tool_choice_to_anthropic(request.tool_choice)
     if request.user is not UNSET:
-        body["metadata"] = {"user_id": request.user}
+        body.metadata = _Metadata(user_id=request.user)
     return body
 
 
@@ -207,7 +233,7 @@ def canonical_to_anthropic_request(request: c.Request, model: str) -> dict[str, 
 class _ResponseWire(msgspec.Struct):
     id: str = ""
     model: str = ""
-    content: list[dict[str, Any]] = []
+    content: list[Block] = []
     stop_reason: str | None = None
     stop_sequence: str | None = None
     usage: UsageWire | None = None
@@ -216,29 +242,27 @@ class _ResponseWire(msgspec.Struct):
 _response_wire = msgspec.json.Decoder(_ResponseWire)
 
 
-def answer_block_to_canonical(block: dict[str, Any]) -> c.ContentBlock | None:
+def answer_block_to_canonical(block: Block) -> c.ContentBlock | None:
     """One block of an Anthropic answer (server-tool blocks have no canonical form)."""
-    kind = block.get("type")
+    kind = block.type
     if kind == "text":
-        citations = block.get("citations")
+        citations = block.citations
         return c.TextBlock(
-            text=str(block.get("text", "")),
+            text=block.text if block.text is not UNSET else "",
             citations=citations if isinstance(citations, list) else UNSET,
         )
     if kind == "thinking":
-        signature = block.get("signature")
         return c.ThinkingBlock(
-            thinking=str(block.get("thinking", "")),
-            signature=signature if isinstance(signature, str) and signature else UNSET,
+            thinking=block.thinking if block.thinking is not UNSET else "",
+            signature=block.signature if block.signature else UNSET,
         )
     if kind == "redacted_thinking":
-        return c.RedactedThinkingBlock(data=str(block.get("data", "")))
+        return c.RedactedThinkingBlock(data=block.data if block.data is not UNSET else "")
     if kind == "tool_use":
-        raw_input = block.get("input")
         return c.ToolUseBlock(
-            id=str(block.get("id", "")),
-            name=str(block.get("name", "")),
-            input=raw_input if isinstance(raw_input, dict) else {},
+            id=block.id if block.id is not UNSET else "",
+            name=block.name if block.name is not UNSET else "",
+            input=block.input if block.input is not UNSET else {},
         )
     return None
 

@@ -7,38 +7,90 @@ Usage: Anthropic's ``input_tokens`` excludes cache reads and writes; the canonic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import UNSET, Meta, UnsetType
 
 from adapters import canonical as c
 from adapters.errors import ProviderHTTPError
+from adapters.sse import encode_event
 
 _encode = msgspec.json.encode
 
 # --- wire types (ingress validation) --------------------------------------------------------
 
 
-class AnthropicMessage(msgspec.Struct, omit_defaults=True):
+class Source(msgspec.Struct, omit_defaults=True):
+    """Where an image's or document's bytes are: ``base64`` data, a ``url``, ``text``…"""
+
+    type: str = ""
+    media_type: str | UnsetType = UNSET
+    data: str | UnsetType = UNSET
+    url: str | UnsetType = UNSET
+
+
+class Block(msgspec.Struct, omit_defaults=True):
+    """One content block, read from a caller or an upstream and written to either. The fields
+    the gateway reads are typed (an image's ``source: "x"`` is refused at parse); blocks of
+    kinds it does not read are accepted, and a pass-through body keeps them whole."""
+
+    type: str
+    text: str | UnsetType = UNSET
+    source: Source | str | UnsetType = UNSET  # a search_result's source is its URL
+    title: str | UnsetType | None = UNSET
+    id: str | UnsetType = UNSET
+    name: str | UnsetType = UNSET
+    input: dict[str, Any] | UnsetType = UNSET
+    tool_use_id: str | UnsetType = UNSET
+    content: str | list[Block] | dict[str, Any] | UnsetType = UNSET
+    is_error: bool | UnsetType = UNSET
+    thinking: str | UnsetType = UNSET
+    signature: str | UnsetType = UNSET
+    data: str | UnsetType = UNSET
+    citations: list[Any] | dict[str, Any] | UnsetType = UNSET
+    cache_control: dict[str, Any] | UnsetType = UNSET
+
+
+class AnthropicMessage(msgspec.Struct):
     role: str
-    content: str | list[dict[str, Any]]
+    content: str | list[Block]
+
+
+class ToolChoice(msgspec.Struct, omit_defaults=True):
+    type: str = "auto"
+    name: str | UnsetType = UNSET
+    disable_parallel_tool_use: bool | UnsetType = UNSET
+
+
+class Thinking(msgspec.Struct, omit_defaults=True):
+    type: str
+    budget_tokens: int | UnsetType = UNSET
+
+
+# Anthropic's documented ranges: a value outside gets a 400 here rather than from the upstream.
+PositiveInt = Annotated[int, Meta(ge=1)]
+Probability = Annotated[float, Meta(ge=0, le=1)]
+TopK = Annotated[int, Meta(ge=0)]
 
 
 class MessagesRequest(msgspec.Struct, omit_defaults=True):
-    """The fields of a Messages body the gateway reads (others pass through as sent)."""
+    """The fields of a Messages body the gateway reads or range-checks (others pass through as
+    sent)."""
 
     model: str
     messages: list[AnthropicMessage]
-    max_tokens: int | None = None  # required: checked by the ingress with Anthropic's wording
-    system: str | list[dict[str, Any]] | None = None
+    # Required: checked by the ingress with Anthropic's wording.
+    max_tokens: PositiveInt | None = None
+    system: str | list[Block] | None = None
     stream: bool | None = None
     stop_sequences: list[str] | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: dict[str, Any] | None = None
-    thinking: dict[str, Any] | None = None
+    temperature: Probability | None = None
+    top_p: Probability | None = None
+    top_k: TopK | None = None
+    tools: list[dict[str, Any]] | None = None  # client and server tools, many shapes
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
     metadata: dict[str, Any] | None = None
     output_config: dict[str, Any] | None = None  # effort, and structured output's format
 
@@ -46,10 +98,10 @@ class MessagesRequest(msgspec.Struct, omit_defaults=True):
 class CountTokensRequest(msgspec.Struct, omit_defaults=True):
     model: str
     messages: list[AnthropicMessage]
-    system: str | list[dict[str, Any]] | None = None
+    system: str | list[Block] | None = None
     tools: list[dict[str, Any]] | None = None
-    tool_choice: dict[str, Any] | None = None
-    thinking: dict[str, Any] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
 
 
 # --- stop reasons ---------------------------------------------------------------------------
@@ -108,23 +160,29 @@ def anthropic_usage_to_canonical(usage: UsageWire, into: c.Usage | None = None) 
     )
 
 
-def canonical_usage_to_anthropic(usage: c.Usage) -> dict[str, int]:
-    """Canonical usage as Anthropic spells it: every field an int, as Claude Code expects."""
+class UsageOut(msgspec.Struct):
+    """Usage as the gateway writes it to an Anthropic caller: every field an int, as Claude
+    Code expects."""
+
+    input_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    output_tokens: int
+
+
+def canonical_usage_to_anthropic(usage: c.Usage) -> UsageOut:
+    """Canonical usage as Anthropic spells it (input excludes the cache)."""
     uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_creation_tokens
-    return {
-        "input_tokens": max(uncached, 0),
-        "cache_creation_input_tokens": usage.cache_creation_tokens,
-        "cache_read_input_tokens": usage.cache_read_tokens,
-        "output_tokens": usage.output_tokens,
-    }
+    return UsageOut(
+        input_tokens=max(uncached, 0),
+        cache_creation_input_tokens=usage.cache_creation_tokens,
+        cache_read_input_tokens=usage.cache_read_tokens,
+        output_tokens=usage.output_tokens,
+    )
 
 
 
-def event(name: str, data: bytes) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
-
-
-PING = event("ping", b'{"type":"ping"}')
+PING = encode_event(b'{"type":"ping"}', "ping")
 
 
 

@@ -15,6 +15,7 @@ import msgspec
 
 from adapters import canonical as c
 from adapters.base import Call, ProviderSettings, RawReply
+from adapters.errors import ProviderHTTPError
 from adapters.gemini.upstream import (
     GeminiChunkDecoder,
     canonical_to_gemini_request,
@@ -37,7 +38,13 @@ class GeminiProvider:
         self.base = base if base.endswith(("/v1beta", "/v1")) else base + "/v1beta"
 
     def url(self, model: str, stream: bool) -> str:
-        name = quote(model.removeprefix("models/"), safe="-._~/")
+        """The model's endpoint: the name escaped as one path segment (a ``/`` in it is
+        ``%2F``), and a name with ``..`` refused, so no name reaches another path on the
+        provider's host with the operator's key."""
+        bare = model.removeprefix("models/")
+        if ".." in bare or bare in ("", "."):
+            raise ProviderHTTPError(400, f"{model!r} is not a Gemini model name")
+        name = quote(bare, safe="-._~")
         if stream:
             return f"{self.base}/models/{name}:streamGenerateContent?alt=sse"
         return f"{self.base}/models/{name}:generateContent"

@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from adapters import canonical as c
 from adapters.base import has_value
@@ -50,10 +50,6 @@ def unpack_tool_id(packed: str) -> tuple[str, str]:
         return packed, ""
     signature = safe.replace("-", "+").replace("_", "/")
     return call_id, signature + "=" * (-len(signature) % 4)
-
-
-def new_call_id() -> str:
-    return "call_" + os.urandom(8).hex()
 
 
 # --- finish reasons and usage ---------------------------------------------------------------
@@ -96,16 +92,100 @@ def gemini_usage_to_canonical(usage: UsageWire) -> c.Usage:
 # --- upstream: canonical -> Gemini request --------------------------------------------------
 
 
-def _image_part(block: c.ImageBlock) -> dict[str, Any]:
+class _Blob(msgspec.Struct, rename="camel"):
+    mime_type: str
+    data: str
+
+
+class _FileData(msgspec.Struct, rename="camel"):
+    mime_type: str
+    file_uri: str
+
+
+class _FunctionCall(msgspec.Struct, omit_defaults=True):
+    name: str
+    args: dict[str, Any]
+    id: str | UnsetType = UNSET
+
+
+class _FunctionResponse(msgspec.Struct, omit_defaults=True):
+    name: str
+    response: dict[str, str]
+    id: str | UnsetType = UNSET
+
+
+class Part(msgspec.Struct, rename="camel", omit_defaults=True):
+    """One part of a Gemini message: exactly one of its kinds is set."""
+
+    text: str | UnsetType = UNSET
+    inline_data: _Blob | UnsetType = UNSET
+    file_data: _FileData | UnsetType = UNSET
+    function_call: _FunctionCall | UnsetType = UNSET
+    function_response: _FunctionResponse | UnsetType = UNSET
+    thought_signature: str | UnsetType = UNSET
+
+
+class Content(msgspec.Struct, omit_defaults=True):
+    parts: list[Part]
+    role: str | UnsetType = UNSET  # the system instruction has none
+
+
+class _FunctionDeclaration(msgspec.Struct, rename="camel", omit_defaults=True):
+    name: str
+    description: str | UnsetType = UNSET
+    parameters_json_schema: dict[str, Any] | UnsetType = UNSET
+
+
+class _Tool(msgspec.Struct, rename="camel"):
+    function_declarations: list[_FunctionDeclaration]
+
+
+class _FunctionCallingConfig(msgspec.Struct, rename="camel", omit_defaults=True):
+    mode: str
+    allowed_function_names: list[str] | UnsetType = UNSET
+
+
+class _ToolConfig(msgspec.Struct, rename="camel"):
+    function_calling_config: _FunctionCallingConfig
+
+
+class _ThinkingConfig(msgspec.Struct, rename="camel"):
+    thinking_budget: int
+    include_thoughts: bool
+
+
+class _GenerationConfig(msgspec.Struct, rename="camel", omit_defaults=True):
+    max_output_tokens: int | UnsetType = UNSET
+    temperature: float | UnsetType = UNSET
+    top_p: float | UnsetType = UNSET
+    top_k: int | UnsetType = UNSET
+    seed: int | UnsetType = UNSET
+    stop_sequences: list[str] | UnsetType = UNSET
+    response_mime_type: str | UnsetType = UNSET
+    response_json_schema: dict[str, Any] | UnsetType = UNSET
+    thinking_config: _ThinkingConfig | UnsetType = UNSET
+
+
+class GenerateContentBody(msgspec.Struct, rename="camel", omit_defaults=True):
+    """A ``generateContent`` body, built from a canonical request (the model is in the URL)."""
+
+    contents: list[Content]
+    system_instruction: Content | UnsetType = UNSET
+    tools: list[_Tool] | UnsetType = UNSET
+    tool_config: _ToolConfig | UnsetType = UNSET
+    generation_config: _GenerationConfig | UnsetType = UNSET
+
+
+def _image_part(block: c.ImageBlock) -> Part:
     if block.url is not UNSET:
         url = block.url
         if url.startswith("data:") and ";base64," in url:
             mime, data = url[5:].split(";base64,", 1)
-            return {"inlineData": {"mimeType": mime or "image/png", "data": data}}
+            return Part(inline_data=_Blob(mime or "image/png", data))
         mime = block.media_type if block.media_type is not UNSET else _guess_mime(url)
-        return {"fileData": {"mimeType": mime, "fileUri": url}}
+        return Part(file_data=_FileData(mime, url))
     mime = block.media_type if block.media_type is not UNSET else "image/png"
-    return {"inlineData": {"mimeType": mime, "data": block.data or ""}}
+    return Part(inline_data=_Blob(mime, block.data or ""))
 
 
 def _guess_mime(url: str) -> str:
@@ -116,24 +196,28 @@ def _guess_mime(url: str) -> str:
     return "image/jpeg"
 
 
-def _result_response(block: c.ToolResultBlock) -> dict[str, Any]:
+def _result_response(block: c.ToolResultBlock) -> dict[str, str]:
     text = "".join(part.text for part in block.content if isinstance(part, c.TextBlock))
     return {"error": text or "error"} if block.is_error else {"result": text}
 
 
-def _parts(message: c.Message, names: dict[str, str]) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
+def _gemini_id(call_id: str) -> str | UnsetType:
+    """The call's own id, sent back; ids the gateway made up for Gemini are not Gemini's."""
+    return call_id if call_id and not call_id.startswith("call_gemini_") else UNSET
+
+
+def _parts(message: c.Message, names: dict[str, str]) -> list[Part]:
+    parts: list[Part] = []
     pending_signature = ""  # a signed, empty thinking block stands for the next call's signature
     first_call_seen = False
     for block in message.content:
         if isinstance(block, c.TextBlock):
             if block.text:
-                parts.append({"text": block.text})
+                parts.append(Part(text=block.text))
         elif isinstance(block, c.ImageBlock):
             parts.append(_image_part(block))
         elif isinstance(block, c.AudioBlock):
-            mime = f"audio/{block.format or 'wav'}"
-            parts.append({"inlineData": {"mimeType": mime, "data": block.data}})
+            parts.append(Part(inline_data=_Blob(f"audio/{block.format or 'wav'}", block.data)))
         elif isinstance(block, c.ThinkingBlock):
             if block.signature is not UNSET and block.signature and not block.thinking:
                 pending_signature = block.signature
@@ -144,22 +228,17 @@ def _parts(message: c.Message, names: dict[str, str]) -> list[dict[str, Any]]:
             signature = signature or pending_signature
             pending_signature = ""
             names[block.id] = block.name
-            call: dict[str, Any] = {"name": block.name, "args": block.input}
-            if call_id and not call_id.startswith("call_gemini_"):
-                call["id"] = call_id
-            part: dict[str, Any] = {"functionCall": call}
+            part = Part(function_call=_FunctionCall(block.name, block.input, _gemini_id(call_id)))
             if signature or not first_call_seen:
                 # Gemini signs only the first of parallel calls, and checks only that one.
-                part["thoughtSignature"] = signature or SKIP_SIGNATURE
+                part.thought_signature = signature or SKIP_SIGNATURE
             first_call_seen = True
             parts.append(part)
         elif isinstance(block, c.ToolResultBlock):
             call_id, _ = unpack_tool_id(block.tool_use_id)
             name = block.name if block.name is not UNSET else names.get(block.tool_use_id, "")
-            response: dict[str, Any] = {"name": name, "response": _result_response(block)}
-            if call_id and not call_id.startswith("call_gemini_"):
-                response["id"] = call_id
-            parts.append({"functionResponse": response})
+            response = _FunctionResponse(name, _result_response(block), _gemini_id(call_id))
+            parts.append(Part(function_response=response))
             parts.extend(
                 _image_part(part) for part in block.content if isinstance(part, c.ImageBlock)
             )
@@ -171,68 +250,71 @@ def _schema(parameters: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in parameters.items() if k != "$schema"}
 
 
-def canonical_to_gemini_request(request: c.Request) -> dict[str, Any]:
-    """A canonical request as a Gemini ``generateContent`` body (the model goes in the URL)."""
+def _contents(request: c.Request) -> list[Content]:
+    """The conversation, consecutive turns of one role joined."""
     names: dict[str, str] = {}
-    contents: list[dict[str, Any]] = []
+    contents: list[Content] = []
     for message in request.messages:
         parts = _parts(message, names)
         if not parts:
             continue
         role = "model" if message.role == "assistant" else "user"
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
+        if contents and contents[-1].role == role:
+            contents[-1].parts.extend(parts)
         else:
-            contents.append({"role": role, "parts": parts})
-    body: dict[str, Any] = {"contents": contents}
-    if request.system:
-        body["systemInstruction"] = {"parts": [{"text": c.text_of(request.system)}]}
-    if request.tools is not UNSET and request.tools:
-        declarations = []
-        for tool in request.tools:
-            declaration: dict[str, Any] = {"name": tool.name}
-            if tool.description is not UNSET:
-                declaration["description"] = tool.description
-            if tool.parameters and tool.parameters.get("properties"):
-                declaration["parametersJsonSchema"] = _schema(tool.parameters)
-            declarations.append(declaration)
-        body["tools"] = [{"functionDeclarations": declarations}]
-        if request.tool_choice is not UNSET:
-            choice = request.tool_choice
-            mode = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}[choice.mode]
-            config: dict[str, Any] = {"mode": mode}
-            if choice.mode == "tool" and choice.name is not UNSET:
-                config["allowedFunctionNames"] = [choice.name]
-            body["toolConfig"] = {"functionCallingConfig": config}
-    generation: dict[str, Any] = {}
-    if request.max_tokens is not UNSET:
-        generation["maxOutputTokens"] = request.max_tokens
-    for name, key in (
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-        ("top_k", "topK"),
-        ("seed", "seed"),
-    ):
-        value = getattr(request, name)
-        if value is not UNSET:
-            generation[key] = value
-    if request.stop is not UNSET and request.stop:
-        generation["stopSequences"] = request.stop[:5]
+            contents.append(Content(parts=parts, role=role))
+    return contents
+
+
+def _declaration(tool: c.Tool) -> _FunctionDeclaration:
+    schema = _schema(tool.parameters) if tool.parameters.get("properties") else UNSET
+    return _FunctionDeclaration(tool.name, tool.description, schema)
+
+
+def _tool_config(choice: c.ToolChoice) -> _ToolConfig:
+    mode = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}[choice.mode]
+    names = [choice.name] if choice.mode == "tool" and choice.name is not UNSET else UNSET
+    return _ToolConfig(_FunctionCallingConfig(mode, names))
+
+
+def _generation(request: c.Request) -> _GenerationConfig | UnsetType:
+    generation = _GenerationConfig(
+        max_output_tokens=request.max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        top_k=request.top_k,
+        seed=request.seed,
+        stop_sequences=request.stop[:5] if request.stop is not UNSET and request.stop else UNSET,
+    )
     if request.response_format is not UNSET:
         kind = request.response_format.get("type")
         if kind in ("json_object", "json_schema"):
-            generation["responseMimeType"] = "application/json"
+            generation.response_mime_type = "application/json"
             schema = (request.response_format.get("json_schema") or {}).get("schema")
             if isinstance(schema, dict):
-                generation["responseJsonSchema"] = _schema(schema)
+                generation.response_json_schema = _schema(schema)
     if request.reasoning is not UNSET:
         budget = request.reasoning.budget_tokens
         if budget is UNSET and request.reasoning.effort is not UNSET:
             budget = EFFORT_BUDGET.get(request.reasoning.effort, 8192)
         if budget is not UNSET:
-            generation["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": budget > 0}
-    if generation:
-        body["generationConfig"] = generation
+            generation.thinking_config = _ThinkingConfig(budget, budget > 0)
+    return generation if generation != _NO_GENERATION else UNSET
+
+
+_NO_GENERATION = _GenerationConfig()
+
+
+def canonical_to_gemini_request(request: c.Request) -> GenerateContentBody:
+    """A canonical request as a Gemini ``generateContent`` body (the model goes in the URL),
+    a Struct: the provider encodes it once per call, nobody changes it."""
+    body = GenerateContentBody(contents=_contents(request), generation_config=_generation(request))
+    if request.system:
+        body.system_instruction = Content(parts=[Part(text=c.text_of(request.system))])
+    if request.tools is not UNSET and request.tools:
+        body.tools = [_Tool([_declaration(tool) for tool in request.tools])]
+        if request.tool_choice is not UNSET:
+            body.tool_config = _tool_config(request.tool_choice)
     return body
 
 

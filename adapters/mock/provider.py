@@ -2,8 +2,12 @@
 
 Models (the catalog's ``upstream`` name):
 
-* ``echo``: answers with the text of the last user message.
+* ``echo``: answers with the text of the last user message, cut at ``max_tokens`` words.
 * ``lorem`` (and any other name): deterministic prose, ``max_tokens`` words long (64 if unset).
+
+An answer cut by ``max_tokens`` says so (``stop_reason`` ``max_tokens``: OpenAI's
+``finish_reason: "length"``), as a real model's would; lorem always runs to its limit, so it is
+cut whenever the caller set one. Each answer has an id of its own.
 
 With tools offered and a tool required (``tool_choice`` required or naming one), it calls that
 tool (or the first) with empty arguments. ``tokens_per_second`` paces streamed words so a
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 from collections.abc import AsyncIterator
 
 from msgspec import UNSET
@@ -53,16 +58,27 @@ def _last_user_text(request: c.Request) -> str:
     return ""
 
 
-def _answer_words(model: str, request: c.Request) -> list[str]:
+def _answer_words(model: str, request: c.Request) -> tuple[list[str], c.StopReason]:
+    """The answer's words, and why it stopped: at its end, or cut by ``max_tokens``."""
+    limit = request.max_tokens if request.max_tokens is not UNSET else None
     if model == "echo":
         text = _last_user_text(request)
         # Keep whitespace with the words so the echo is exact.
         words = text.split(" ")
-        return [w if i == len(words) - 1 else w + " " for i, w in enumerate(words)] if text else []
-    length = request.max_tokens if request.max_tokens is not UNSET else DEFAULT_LENGTH
-    return [
+        words = [w if i == len(words) - 1 else w + " " for i, w in enumerate(words)] if text else []
+        if limit is not None and len(words) > limit:
+            return words[: max(limit, 0)], "max_tokens"
+        return words, "end_turn"
+    length = limit if limit is not None else DEFAULT_LENGTH
+    words = [
         _WORDS[i % len(_WORDS)] + ("." if i == length - 1 else " ") for i in range(max(length, 0))
     ]
+    return words, "end_turn" if limit is None else "max_tokens"
+
+
+def _response_id() -> str:
+    """A fresh id per answer (ids need be unique, not secret)."""
+    return f"mock-{random.getrandbits(96):024x}"
 
 
 def _tool_call(request: c.Request) -> c.ToolUseBlock | None:
@@ -96,15 +112,15 @@ class MockProvider:
     async def complete(self, call: Call) -> RawReply | c.Response:
         request = self._request(call)
         tool = _tool_call(request)
-        words = [] if tool else _answer_words(call.model, request)
+        words, stop = ([], "tool_use") if tool else _answer_words(call.model, request)
         if self.delay:
             await asyncio.sleep(self.delay * len(words))
         content: list[c.ContentBlock] = [tool] if tool else [c.TextBlock(text="".join(words))]
         return c.Response(
-            id="mock-" + hashlib.sha1(_prompt_text(request).encode()).hexdigest()[:24],
+            id=_response_id(),
             model=call.model,
             content=content,
-            stop_reason="tool_use" if tool else "end_turn",
+            stop_reason=stop,
             usage=c.Usage(
                 input_tokens=estimate_tokens(_prompt_text(request)),
                 output_tokens=1 if tool else len(words),
@@ -115,7 +131,7 @@ class MockProvider:
         request = self._request(call)
         input_tokens = estimate_tokens(_prompt_text(request))
         yield c.MessageStart(
-            id="mock-" + hashlib.sha1(_prompt_text(request).encode()).hexdigest()[:24],
+            id=_response_id(),
             model=call.model,
             usage=c.Usage(input_tokens=input_tokens),
         )
@@ -127,7 +143,7 @@ class MockProvider:
             yield c.UsageUpdate(usage=c.Usage(input_tokens=input_tokens, output_tokens=1))
             yield c.Finish(stop_reason="tool_use")
             return
-        words = _answer_words(call.model, request)
+        words, stop = _answer_words(call.model, request)
         yield c.BlockStart(index=0, block=c.TextStart())
         for count, word in enumerate(words, 1):
             if self.delay:
@@ -137,4 +153,4 @@ class MockProvider:
                 yield c.UsageUpdate(usage=c.Usage(input_tokens=input_tokens, output_tokens=count))
         yield c.BlockStop(index=0)
         yield c.UsageUpdate(usage=c.Usage(input_tokens=input_tokens, output_tokens=len(words)))
-        yield c.Finish(stop_reason="end_turn")
+        yield c.Finish(stop_reason=stop)

@@ -22,6 +22,7 @@ from adapters.client import (
 )
 from adapters.errors import CallerError, InvalidRequest
 from adapters.features import RequestFeatures
+from adapters.openai import texts
 from adapters.openai.encode import (
     OpenAIPassthrough,
     OpenAIStreamEncoder,
@@ -33,18 +34,19 @@ from adapters.openai.wire import (
     REQUEST_ROLES,
     ChatRequest,
     ContentPart,
+    NamedToolChoice,
     content_parts_to_blocks,
     parse_arguments,
 )
 from adapters.overlay import Overlay, capped
 
 
-def _tool_choice_to_canonical(choice: str | dict[str, Any], parallel: bool | None) -> c.ToolChoice:
+def _tool_choice_to_canonical(choice: str | NamedToolChoice, parallel: bool | None) -> c.ToolChoice:
     disable_parallel: bool | UnsetType = UNSET if parallel is None else not parallel
     if isinstance(choice, str):
         mode = choice if choice in ("auto", "none", "required") else "auto"
         return c.ToolChoice(mode=mode, disable_parallel=disable_parallel)  # type: ignore[arg-type]
-    name = (choice.get("function") or {}).get("name", "")
+    name = choice.function.name if choice.function is not UNSET else ""
     return c.ToolChoice(mode="tool", name=name, disable_parallel=disable_parallel)
 
 
@@ -215,6 +217,12 @@ class OpenAIIngress:
     def error_frame(self, error: CallerError) -> bytes:
         return openai_error_frame(error)
 
+    def prompt_texts(self, body: bytes) -> list[str]:
+        return texts.prompt_texts(body)
+
+    def answer_texts(self, payloads: list[bytes]) -> list[str]:
+        return texts.answer_texts(payloads)
+
 
 def overlay_openai_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
     """``body`` (a fresh top-level copy) with the overlay on; nested values are replaced, never
@@ -239,7 +247,7 @@ def openai_features(request: ChatRequest) -> RequestFeatures:
     chars = 0
     images = 0
     audio = False
-    last_user: str | list[ContentPart] | None = None
+    last_user: str | list[ContentPart] | UnsetType | None = None
     for message in request.messages:
         content = message.content
         if isinstance(content, str):

@@ -18,6 +18,8 @@ from adapters.base import inspect_reply
 from adapters.errors import CallerError, ProviderProtocolError
 from adapters.openai.wire import (
     DONE,
+    ChatMessage,
+    UsageOut,
     UsageWire,
     blocks_to_message,
     canonical_stop_to_openai,
@@ -28,23 +30,53 @@ from adapters.openai.wire import (
 from adapters.sse import event_data
 
 
-def canonical_to_openai_response(response: c.Response, model: str) -> dict[str, Any]:
+class _Choice(msgspec.Struct):
+    index: int
+    message: ChatMessage
+    finish_reason: str
+    logprobs: None = None
+
+
+class ChatCompletion(msgspec.Struct):
+    """A non-streamed answer to an OpenAI caller (``chat.completion``)."""
+
+    id: str
+    created: int
+    model: str
+    choices: list[_Choice]
+    usage: UsageOut
+    object: str = "chat.completion"
+
+
+class _UsageChunk(msgspec.Struct):
+    """The closing usage-only chunk of a stream, for a caller that asked for usage."""
+
+    id: str
+    created: int
+    model: str
+    usage: UsageOut
+    choices: tuple[()] = ()
+    object: str = "chat.completion.chunk"
+
+
+def _completion_id(response_id: str) -> str:
+    return response_id if response_id.startswith("chatcmpl") else f"chatcmpl-{response_id}"
+
+
+def canonical_to_openai_response(response: c.Response, model: str) -> ChatCompletion:
     """A canonical answer as an OpenAI ``chat.completion`` object naming ``model``."""
-    return {
-        "id": response.id if response.id.startswith("chatcmpl") else f"chatcmpl-{response.id}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": blocks_to_message(response.content),
-                "finish_reason": canonical_stop_to_openai(response.stop_reason),
-                "logprobs": None,
-            }
-        ],
-        "usage": canonical_usage_to_openai(response.usage),
-    }
+    choice = _Choice(
+        index=0,
+        message=blocks_to_message(response.content),
+        finish_reason=canonical_stop_to_openai(response.stop_reason),
+    )
+    return ChatCompletion(
+        id=_completion_id(response.id),
+        created=int(time.time()),
+        model=model,
+        choices=[choice],
+        usage=canonical_usage_to_openai(response.usage),
+    )
 
 
 class _ToolCallDelta(msgspec.Struct, omit_defaults=True):
@@ -75,7 +107,7 @@ class OpenAIStreamEncoder:
         self.committed = False
         self.usage: c.Usage | None = None
         self.finish_reason: str | None = None
-        self._id = response_id if response_id.startswith("chatcmpl") else f"chatcmpl-{response_id}"
+        self._id = _completion_id(response_id)
         self._created = int(time.time())
         self._model = model
         self._tool_index: dict[int, int] = {}  # canonical block index -> OpenAI tool_calls index
@@ -138,16 +170,8 @@ class OpenAIStreamEncoder:
     def close(self) -> bytes:
         if not self.include_usage or self.usage is None:
             return DONE
-        body = _encode(
-            {
-                "id": self._id,
-                "object": "chat.completion.chunk",
-                "created": self._created,
-                "model": self._model,
-                "choices": [],
-                "usage": canonical_usage_to_openai(self.usage),
-            }
-        )
+        usage = canonical_usage_to_openai(self.usage)
+        body = _encode(_UsageChunk(self._id, self._created, self._model, usage))
         return b"data: " + body + b"\n\n" + DONE
 
 

@@ -6,17 +6,26 @@ No I/O here: the HTTP client is ``adapters.openai.provider``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from adapters import canonical as c
 from adapters.errors import ProviderProtocolError
 from adapters.openai.wire import (
+    ChatMessage,
+    ChatRequest,
     ContentPart,
     FunctionCall,
+    FunctionDef,
+    FunctionName,
+    ImageURL,
+    InputAudio,
+    NamedToolChoice,
+    StreamOptions,
     ToolCall,
+    ToolDef,
     UsageWire,
     blocks_to_message,
     content_parts_to_blocks,
@@ -26,51 +35,49 @@ from adapters.openai.wire import (
     parse_arguments,
 )
 
+T = TypeVar("T")
+
 # --- upstream: canonical -> OpenAI request --------------------------------------------------
 
 
-def _image_part(block: c.ImageBlock) -> dict[str, Any]:
+def _image_part(block: c.ImageBlock) -> ContentPart:
     if block.url is not UNSET:
         url = block.url
     else:
         url = f"data:{block.media_type or 'image/png'};base64,{block.data}"
-    image: dict[str, Any] = {"url": url}
-    if block.detail is not UNSET:
-        image["detail"] = block.detail
-    return {"type": "image_url", "image_url": image}
+    return ContentPart(type="image_url", image_url=ImageURL(url=url, detail=block.detail))
 
 
-def _user_parts(blocks: list[c.ContentBlock]) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
+def _user_parts(blocks: list[c.ContentBlock]) -> list[ContentPart]:
+    parts: list[ContentPart] = []
     for block in blocks:
         if isinstance(block, c.TextBlock):
-            parts.append({"type": "text", "text": block.text})
+            parts.append(ContentPart(type="text", text=block.text))
         elif isinstance(block, c.ImageBlock):
             parts.append(_image_part(block))
         elif isinstance(block, c.AudioBlock):
-            parts.append(
-                {"type": "input_audio", "input_audio": {"data": block.data, "format": block.format}}
-            )
+            audio = InputAudio(data=block.data, format=block.format)
+            parts.append(ContentPart(type="input_audio", input_audio=audio))
     return parts
 
 
-def _simplify(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    if all(part["type"] == "text" for part in parts):
-        return "".join(part["text"] for part in parts)
+def _simplify(parts: list[ContentPart]) -> str | list[ContentPart]:
+    if all(part.type == "text" for part in parts):
+        return "".join(part.text for part in parts if isinstance(part.text, str))
     return parts
 
 
-def _tool_result_message(block: c.ToolResultBlock) -> dict[str, Any]:
+def _tool_result_message(block: c.ToolResultBlock) -> ChatMessage:
     text = "".join(b.text for b in block.content if isinstance(b, c.TextBlock))
     if block.is_error and not text.startswith("Error"):
         text = f"Error: {text}" if text else "Error"
-    return {"role": "tool", "tool_call_id": block.tool_use_id, "content": text}
+    return ChatMessage(role="tool", tool_call_id=block.tool_use_id, content=text)
 
 
-def _canonical_messages_to_openai(request: c.Request) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
+def _canonical_messages_to_openai(request: c.Request) -> list[ChatMessage]:
+    messages: list[ChatMessage] = []
     if request.system:
-        messages.append({"role": "system", "content": c.text_of(request.system)})
+        messages.append(ChatMessage(role="system", content=c.text_of(request.system)))
     for message in request.messages:
         if message.role == "assistant":
             # Reasoning is not sent back: Groq, Cerebras and others refuse a reasoning_content
@@ -89,57 +96,67 @@ def _canonical_messages_to_openai(request: c.Request) -> list[dict[str, Any]]:
         ]
         parts = _user_parts([*images, *others])
         if parts:
-            messages.append({"role": "user", "content": _simplify(parts)})
+            messages.append(ChatMessage(role="user", content=_simplify(parts)))
     return messages
 
 
-def _tool_choice_to_openai(choice: c.ToolChoice) -> str | dict[str, Any]:
+def _tool_choice_to_openai(choice: c.ToolChoice) -> str | NamedToolChoice:
     if choice.mode == "tool":
-        return {"type": "function", "function": {"name": choice.name}}
+        name = choice.name if choice.name is not UNSET else ""
+        return NamedToolChoice(function=FunctionName(name=name))
     return choice.mode
+
+
+def _tool_def(tool: c.Tool) -> ToolDef:
+    return ToolDef(FunctionDef(tool.name, tool.description, tool.parameters))
+
+
+def _reasoning_effort(reasoning: c.Reasoning) -> str | None:
+    effort = reasoning.effort
+    if effort is UNSET and reasoning.budget_tokens is not UNSET:
+        budget = reasoning.budget_tokens
+        effort = "low" if budget < 4096 else "medium" if budget < 16384 else "high"
+    return effort if effort is not UNSET else None
 
 
 def canonical_to_openai_request(
     request: c.Request, model: str, max_tokens_field: str = "max_tokens"
-) -> dict[str, Any]:
-    """A canonical request as an OpenAI chat-completions body for ``model``."""
-    body: dict[str, Any] = {"model": model, "messages": _canonical_messages_to_openai(request)}
-    if request.stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    if request.tools is not UNSET:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": tool.name,
-                    **({"description": tool.description} if tool.description is not UNSET else {}),
-                    "parameters": tool.parameters,
-                },
-            }
-            for tool in request.tools
-        ]
-    if request.tool_choice is not UNSET:
-        if request.tool_choice.mode != "auto" or request.tool_choice.name is not UNSET:
-            body["tool_choice"] = _tool_choice_to_openai(request.tool_choice)
-        if request.tool_choice.disable_parallel is not UNSET and request.tools is not UNSET:
-            body["parallel_tool_calls"] = not request.tool_choice.disable_parallel
+) -> ChatRequest:
+    """A canonical request as an OpenAI chat-completions body for ``model`` (a Struct: the
+    provider encodes it once per call, nobody changes it)."""
+    choice = request.tool_choice
+    tools = request.tools
+    body = ChatRequest(
+        model=model,
+        messages=_canonical_messages_to_openai(request),
+        stream=True if request.stream else None,
+        stream_options=StreamOptions(include_usage=True) if request.stream else None,
+        tools=[_tool_def(tool) for tool in tools] if tools is not UNSET else None,
+        temperature=_given(request.temperature),
+        top_p=_given(request.top_p),
+        seed=_given(request.seed),
+        response_format=_given(request.response_format),
+        user=_given(request.user),
+        stop=_given(request.stop),
+        reasoning_effort=(
+            _reasoning_effort(request.reasoning) if request.reasoning is not UNSET else None
+        ),
+    )
+    if choice is not UNSET:
+        if choice.mode != "auto" or choice.name is not UNSET:
+            body.tool_choice = _tool_choice_to_openai(choice)
+        if choice.disable_parallel is not UNSET and tools is not UNSET:
+            body.parallel_tool_calls = not choice.disable_parallel
     if request.max_tokens is not UNSET:
-        body[max_tokens_field] = request.max_tokens
-    for name in ("temperature", "top_p", "seed", "response_format", "user"):
-        value = getattr(request, name)
-        if value is not UNSET:
-            body[name] = value
-    if request.stop is not UNSET:
-        body["stop"] = request.stop
-    if request.reasoning is not UNSET:
-        effort = request.reasoning.effort
-        if effort is UNSET and request.reasoning.budget_tokens is not UNSET:
-            budget = request.reasoning.budget_tokens
-            effort = "low" if budget < 4096 else "medium" if budget < 16384 else "high"
-        if effort is not UNSET:
-            body["reasoning_effort"] = effort
+        if max_tokens_field == "max_completion_tokens":
+            body.max_completion_tokens = request.max_tokens
+        else:
+            body.max_tokens = request.max_tokens
     return body
+
+
+def _given(value: T | UnsetType) -> T | None:
+    return None if value is UNSET else value
 
 
 # --- upstream: OpenAI response -> canonical -------------------------------------------------

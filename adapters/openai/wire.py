@@ -11,15 +11,18 @@ from msgspec import UNSET, Meta, UnsetType
 from adapters import canonical as c
 from adapters.errors import ProviderHTTPError
 
-# --- wire types (ingress validation) --------------------------------------------------------
+# --- wire types: a caller's body in, and the body sent to an OpenAI-compatible upstream ------
+#
+# One set of Structs for both directions. Structs that go out with a fixed ``type`` say
+# ``omit_defaults=False`` so it is always written; UNSET fields are never written.
 
 
-class FunctionCall(msgspec.Struct, omit_defaults=True):
+class FunctionCall(msgspec.Struct):
     name: str = ""
     arguments: str = ""
 
 
-class ToolCall(msgspec.Struct, omit_defaults=True):
+class ToolCall(msgspec.Struct):
     id: str
     function: FunctionCall
     type: str = "function"
@@ -30,7 +33,7 @@ class ImageURL(msgspec.Struct, omit_defaults=True):
     detail: str | UnsetType = UNSET
 
 
-class InputAudio(msgspec.Struct, omit_defaults=True):
+class InputAudio(msgspec.Struct):
     data: str
     format: str = ""
 
@@ -48,7 +51,8 @@ class ContentPart(msgspec.Struct, omit_defaults=True):
 
 class ChatMessage(msgspec.Struct, omit_defaults=True):
     role: str
-    content: str | list[ContentPart] | None = None
+    # UNSET when absent; None is written as null (an assistant turn of tool calls only).
+    content: str | list[ContentPart] | UnsetType | None = UNSET
     name: str | UnsetType = UNSET
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | UnsetType = UNSET
@@ -63,9 +67,20 @@ class FunctionDef(msgspec.Struct, omit_defaults=True):
     strict: bool | None = None
 
 
-class ToolDef(msgspec.Struct, omit_defaults=True):
+class ToolDef(msgspec.Struct):
     function: FunctionDef
     type: str = "function"
+
+
+class FunctionName(msgspec.Struct):
+    name: str = ""
+
+
+class NamedToolChoice(msgspec.Struct):
+    """``tool_choice`` as an object: a named function (other kinds are read as ``auto``)."""
+
+    type: str = "function"
+    function: FunctionName | UnsetType = UNSET
 
 
 class StreamOptions(msgspec.Struct, omit_defaults=True):
@@ -97,7 +112,7 @@ class ChatRequest(msgspec.Struct, omit_defaults=True):
     frequency_penalty: Penalty | None = None
     stop: str | list[str] | None = None
     tools: list[ToolDef] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tool_choice: str | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
@@ -174,17 +189,35 @@ def openai_usage_to_canonical(usage: UsageWire) -> c.Usage:
     )
 
 
-def canonical_usage_to_openai(usage: c.Usage) -> dict[str, Any]:
-    wire: dict[str, Any] = {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-    }
-    if usage.cache_creation_tokens:
-        wire["prompt_tokens_details"]["cache_creation_tokens"] = usage.cache_creation_tokens
-    return wire
+class _PromptDetailsOut(msgspec.Struct, omit_defaults=True):
+    cached_tokens: int
+    cache_creation_tokens: int = 0  # written only when there were some
+
+
+class _CompletionDetailsOut(msgspec.Struct):
+    reasoning_tokens: int
+
+
+class UsageOut(msgspec.Struct):
+    """Usage as the gateway writes it to an OpenAI caller."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: _PromptDetailsOut
+    completion_tokens_details: _CompletionDetailsOut
+
+
+def canonical_usage_to_openai(usage: c.Usage) -> UsageOut:
+    return UsageOut(
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        total_tokens=usage.input_tokens + usage.output_tokens,
+        prompt_tokens_details=_PromptDetailsOut(
+            usage.cache_read_tokens, usage.cache_creation_tokens
+        ),
+        completion_tokens_details=_CompletionDetailsOut(usage.reasoning_tokens),
+    )
 
 
 # --- content both sides read and write ------------------------------------------------------
@@ -197,9 +230,11 @@ def image_block(url: str, detail: str | UnsetType = UNSET) -> c.ImageBlock:
     return c.ImageBlock(url=url, detail=detail)
 
 
-def content_parts_to_blocks(content: str | list[ContentPart] | None) -> list[c.ContentBlock]:
+def content_parts_to_blocks(
+    content: str | list[ContentPart] | UnsetType | None,
+) -> list[c.ContentBlock]:
     """A message's content (text or typed parts) as canonical blocks; unknown parts dropped."""
-    if content is None:
+    if content is None or content is UNSET:
         return []
     if isinstance(content, str):
         return [c.TextBlock(text=content)] if content else []
@@ -234,35 +269,25 @@ def parse_arguments(arguments: str) -> dict[str, Any]:
         return {"_raw_arguments": arguments}
     return parsed if isinstance(parsed, dict) else {"value": parsed}
 
-def blocks_to_message(blocks: list[c.ContentBlock]) -> dict[str, Any]:
+def blocks_to_message(blocks: list[c.ContentBlock]) -> ChatMessage:
+    """Canonical answer blocks as one OpenAI assistant message (text, reasoning, tool calls)."""
     text: list[str] = []
     reasoning: list[str] = []
-    tool_calls: list[dict[str, Any]] = []
+    tool_calls: list[ToolCall] = []
     for block in blocks:
         if isinstance(block, c.TextBlock):
             text.append(block.text)
         elif isinstance(block, c.ThinkingBlock):
             reasoning.append(block.thinking)
         elif isinstance(block, c.ToolUseBlock):
-            tool_calls.append(
-                {
-                    "id": block.id,
-                    "type": "function",
-                    "function": {
-                        "name": block.name,
-                        "arguments": msgspec.json.encode(block.input).decode(),
-                    },
-                }
-            )
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(text) if text or not tool_calls else None,
-    }
-    if reasoning:
-        message["reasoning_content"] = "".join(reasoning)
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    return message
+            arguments = msgspec.json.encode(block.input).decode()
+            tool_calls.append(ToolCall(id=block.id, function=FunctionCall(block.name, arguments)))
+    return ChatMessage(
+        role="assistant",
+        content="".join(text) if text or not tool_calls else None,
+        reasoning_content="".join(reasoning) if reasoning else None,
+        tool_calls=tool_calls or None,
+    )
 
 
 DONE = b"data: [DONE]\n\n"

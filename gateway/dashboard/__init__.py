@@ -17,7 +17,7 @@ import mimetypes
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.errors import NotFound
@@ -65,14 +65,11 @@ def load_assets(root: Path = STATIC) -> dict[str, Asset]:
 
 
 def dashboard_routes(root: Path = STATIC) -> list[Route]:
-    """``/app`` (a redirect) and ``/app/{path}``: the pages, to add to the app's routes."""
+    """``/app`` and ``/app/{path}``: the pages, to add to the app's routes."""
     assets = load_assets(root)
 
-    async def redirect(request: Request) -> Response:
-        return RedirectResponse("/app/", status_code=308)
-
     async def serve(request: Request) -> Response:
-        name = request.path_params["path"] or "index.html"
+        name = request.path_params.get("path") or "index.html"
         asset = assets.get(name)
         if asset is None:
             error = NotFound(f"No page '/app/{name}': the dashboard starts at /app/")
@@ -84,6 +81,6 @@ def dashboard_routes(root: Path = STATIC) -> list[Route]:
         return Response(asset.body, headers=headers, media_type=asset.media_type)
 
     return [
-        Route("/app", redirect, methods=["GET"]),
+        Route("/app", serve, methods=["GET", "HEAD"]),  # the page's URLs are absolute
         Route("/app/{path:path}", serve, methods=["GET", "HEAD"]),
     ]

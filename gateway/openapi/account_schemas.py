@@ -133,6 +133,8 @@ class ProviderKey(msgspec.Struct):
 class ProviderKeyList(msgspec.Struct):
     object: str
     data: list[ProviderKey]
+    enabled: bool | None = None  # whether BYOK is on (accounts.secret set)
+    providers: list[str] | None = None  # the providers that take a user's own key
 
 
 # --- usage and billing ----------------------------------------------------------------------
@@ -163,6 +165,56 @@ class UsageDay(UsageTotals):
 class UsageDaily(msgspec.Struct):
     object: str
     data: list[UsageDay]
+
+
+class RecentRequest(msgspec.Struct):
+    """One of the caller's latest requests."""
+
+    request_id: str
+    created_at: float
+    model_requested: str
+    model_served: str
+    provider: str
+    status: int
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+class RecentRequestList(msgspec.Struct):
+    object: str
+    data: list[RecentRequest]
+
+
+class UsageOfEveryone(UsageTotals):
+    """Usage of every user over the last ``days`` UTC days."""
+
+    object: str = "usage"
+    start: str = ""
+    days: int = 0
+    by_user: dict[str, UsageTotals] = {}
+    by_model: dict[str, UsageTotals] = {}
+    daily: list[UsageDay] = []
+
+
+class DeploymentHealth(msgspec.Struct):
+    """One deployment (``provider:upstream``): benched or serving, load and latency."""
+
+    deployment: str
+    provider: str
+    upstream: str
+    models: list[str]
+    benched: bool
+    rate_limited: bool
+    in_flight: int
+    benched_until: float | None = None
+    latency_s: float | None = None
+
+
+class DeploymentHealthList(msgspec.Struct):
+    object: str
+    data: list[DeploymentHealth]
 
 
 class Invoice(UsageTotals):

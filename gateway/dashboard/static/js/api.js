@@ -1,9 +1,11 @@
 // The account API as the pages use it. The session token lives in sessionStorage (this tab
-// only, gone when it closes); the operator's admin key lives in this module's memory only.
+// only, gone when it closes); an API key or the operator's admin key, which do not expire,
+// live in this module's memory only.
 // Both travel as a Bearer header, never as a cookie, so no other site can send them.
 
 const TOKEN = "gateway.session";
 let adminKey = "";
+let apiKey = "";
 
 export class ApiError extends Error {
   constructor(message, status, code) {
@@ -14,10 +16,17 @@ export class ApiError extends Error {
 }
 
 export const session = {
-  get token() { return sessionStorage.getItem(TOKEN) || ""; },
+  /** A session token from login (kept for this tab), or an API key (kept in memory only). */
+  get token() { return apiKey || sessionStorage.getItem(TOKEN) || ""; },
   set token(value) {
+    apiKey = "";
     if (value) sessionStorage.setItem(TOKEN, value);
     else sessionStorage.removeItem(TOKEN);
+  },
+  get withKey() { return Boolean(apiKey); },
+  set key(value) {
+    sessionStorage.removeItem(TOKEN);
+    apiKey = value || "";
   },
   get admin() { return adminKey; },
   set admin(value) { adminKey = value || ""; },

@@ -80,14 +80,14 @@ export function table(caption, columns, rows, empty) {
 /** Asks before something that cannot be undone; resolves true when confirmed. */
 export function confirmDialog(title, text, confirmLabel) {
   return new Promise((resolve) => {
-    const done = (answer) => { dialog.close(); dialog.remove(); resolve(answer); };
     const dialog = h("dialog", { "aria-labelledby": "confirm-title" },
       h("h2", { id: "confirm-title" }, title),
       h("p", {}, text),
       h("div", { class: "actions" },
-        h("button", { type: "button", class: "danger", onclick: () => done(true) }, confirmLabel),
-        h("button", { type: "button", class: "secondary", onclick: () => done(false) }, "Cancel")));
-    dialog.addEventListener("cancel", () => resolve(false));
+        h("button", { type: "button", class: "danger", onclick: () => dialog.close("yes") }, confirmLabel),
+        h("button", { type: "button", class: "secondary", onclick: () => dialog.close("no") }, "Cancel")));
+    // Escape closes it too, as a "no"
+    dialog.addEventListener("close", () => { dialog.remove(); resolve(dialog.returnValue === "yes"); });
     document.body.append(dialog);
     dialog.showModal();
   });

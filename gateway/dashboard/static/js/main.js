@@ -16,6 +16,7 @@ const ROUTES = {
   "/signup": [auth.signup, "anyone"],
   "/forgot": [auth.forgot, "anyone"],
   "/reset": [auth.reset, "anyone"],
+  "/verify": [auth.verify, "anyone"],
   "/admin-login": [auth.adminLogin, "anyone"],
   "/overview": [account.overview, "user", "Overview"],
   "/keys": [account.keys, "user", "API keys"],
@@ -28,6 +29,7 @@ const ROUTES = {
 };
 
 let notice = "";
+let moved = false;
 
 function parse() {
   const raw = location.hash.startsWith("#/") ? location.hash.slice(1) : "/";
@@ -48,7 +50,7 @@ function home() {
 }
 
 async function logOut() {
-  if (session.token) {
+  if (session.token && !session.withKey) {
     try { await api("/v1/auth/logout", { method: "POST" }); } catch { /* ended already */ }
   }
   session.token = "";
@@ -79,8 +81,9 @@ function navigation(current) {
   ]));
 }
 
-function signedIn(token, email) {
-  session.token = token;
+function signedIn(token, email, withKey = false) {
+  if (withKey) session.key = token;
+  else session.token = token;
   sessionStorage.setItem(EMAIL, email || "");
 }
 
@@ -109,7 +112,10 @@ async function render() {
     box.show("error", error.message);
     main.replaceChildren(box);
   }
-  main.focus({ preventScroll: true });
+  // after a move between pages, screen readers and the keyboard start at the new content; on
+  // the first load the skip link stays the first stop
+  if (moved) main.focus({ preventScroll: true });
+  moved = true;
 }
 
 window.addEventListener("hashchange", () => {

@@ -13,6 +13,13 @@ function left(allowance, used) {
   return allowance ? num(Math.max(allowance - used, 0)) : "Unlimited";
 }
 
+/** A notice when a prepaid account has nothing left to spend, else null. */
+export function emptyBalance(me) {
+  if (!me.prepaid || me.balance_usd > 0) return null;
+  return h("p", { class: "notice", role: "status" }, `Your balance is ${usd(me.balance_usd)}: `
+    + "model calls are refused (402) until it is topped up. Ask the operator.");
+}
+
 export async function overview() {
   const me = await api("/v1/auth/me");
   const l = me.limits || {};
@@ -35,6 +42,7 @@ export async function overview() {
     me.status === "blocked"
       ? h("p", { class: "notice", role: "status" }, "This account is blocked: calls are refused. "
         + "Ask the operator to unblock it.") : null,
+    emptyBalance(me),
     h("div", { class: "grid" },
       stat("Tier", me.tier, me.email),
       money,

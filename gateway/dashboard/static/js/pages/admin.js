@@ -121,8 +121,9 @@ export async function system({ go }) {
         h("div", {}, h("button", { type: "submit" }, "Save maintenance setting")),
       ], save, box)),
     h("section", { class: "panel", "aria-labelledby": "health-title" },
-      h("h2", { id: "health-title" }, "Provider health",
-        h("span", { class: "hint" }, ` · ${benched} of ${health.data.length} deployments benched`)),
+      h("h2", { id: "health-title" }, "Provider health"),
+      h("p", { class: "muted" }, `${benched} of ${count(health.data.length, "deployment")} benched. `
+        + "A deployment that keeps failing rests for a cool-down, or for its provider's Retry-After."),
       table(null, [
         ["Deployment", (d) => [h("code", {}, d.deployment), h("div", { class: "hint" }, d.models.join(", "))], "name"],
         ["Provider", (d) => d.provider, "hide-narrow"],

@@ -19,12 +19,33 @@ export async function login({ go, signedIn }) {
     signedIn(answer.token, answer.user?.email || email);
     go("/overview");
   };
+  const keyBox = messageBox();
+  const withKey = async ({ key }) => {
+    signedIn(key, "", true);
+    try {
+      const me = await api("/v1/auth/me");
+      signedIn(key, me.email || "", true);
+    } catch (error) {
+      session.key = "";
+      throw error;
+    }
+    go("/overview");
+  };
   return card("Log in", "Your keys, usage and billing on this gateway.", [box, form({ class: "stack" }, [
     field({ label: "Email", name: "email", type: "email", autocomplete: "username", required: true }),
     field({ label: "Password", name: "password", type: "password", autocomplete: "current-password",
       required: true }),
     h("button", { type: "submit" }, "Log in"),
-  ], submit, box)], [
+  ], submit, box),
+  h("details", { class: "alt-login" }, h("summary", {}, "Log in with an API key instead"),
+    h("p", { class: "hint" }, "For a key made with ", h("code", {}, "gateway keys create --user"),
+      " or the one printed on first start. It is kept in this tab's memory only: reloading the "
+      + "page forgets it."),
+    keyBox,
+    form({ class: "stack" }, [
+      field({ label: "API key", name: "key", type: "password", autocomplete: "off", required: true }),
+      h("button", { type: "submit", class: "secondary" }, "Log in with key"),
+    ], withKey, keyBox))], [
     h("a", { href: "#/signup" }, "Create an account"),
     h("a", { href: "#/forgot" }, "Forgot your password?"),
     h("a", { href: "#/admin-login" }, "Operator? Sign in with the admin key"),
@@ -103,4 +124,21 @@ export async function adminLogin({ go }) {
     field({ label: "Admin key", name: "key", type: "password", autocomplete: "off", required: true }),
     h("button", { type: "submit" }, "Sign in as operator"),
   ], submit, box)], [h("a", { href: "#/login" }, "Back to user log in")]);
+}
+
+export async function verify({ query }) {
+  document.title = "Confirm address · Gateway dashboard";
+  const box = messageBox();
+  const token = query.get("token") || "";
+  const submit = async ({ token: given }) => {
+    const answer = await api("/v1/auth/verify", { method: "POST", body: { token: given } });
+    box.show("ok", answer.message || "Address confirmed: log in with your password.");
+  };
+  const confirm = form({ class: "stack" }, [
+    field({ label: "Confirmation token", name: "token", required: true, autocomplete: "off",
+      value: token }),
+    h("button", { type: "submit" }, "Confirm address"),
+  ], submit, box);
+  return card("Confirm your address", "The link sent at signup carries the token.", [box, confirm],
+    [h("a", { href: "#/login" }, "Log in")]);
 }

@@ -1,6 +1,7 @@
 // Billing (tier, checkout, invoices) and bring-your-own provider keys.
 
 import { api } from "../api.js";
+import { emptyBalance } from "./account.js";
 import { badge, confirmDialog, field, form, h, limit, messageBox, num, page, table, usd, when }
   from "../dom.js";
 
@@ -27,6 +28,7 @@ export async function billing({ go, box }) {
     return h("span", { class: "muted" }, "Ask the operator");
   };
   return page("Billing",
+    emptyBalance(me),
     h("div", { class: "grid" },
       h("div", { class: "stat" }, h("div", { class: "label" }, "Tier"), h("div", { class: "value" }, me.tier)),
       h("div", { class: "stat" }, h("div", { class: "label" }, me.prepaid ? "Balance" : "Billing"),

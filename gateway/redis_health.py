@@ -1,6 +1,6 @@
 """Deployment health shared by every instance through Redis (``routers.health.Health``).
 
-The dispatcher reads health on every attempt, so ``SharedHealth`` answers every read from
+The dispatcher reads health on every attempt, so ``RedisHealth`` answers every read from
 this process's memory (it is a ``MemoryHealth``) and talks to Redis only when something goes
 wrong:
 
@@ -29,7 +29,7 @@ import msgspec
 import structlog
 
 from gateway.errors import ServiceUnavailable
-from gateway.shared import RedisUnavailable, Shared
+from gateway.redis_client import RedisClient, RedisUnavailable
 from routers.health import MemoryHealth
 
 log = structlog.get_logger("gateway.health")
@@ -57,18 +57,18 @@ _bench = msgspec.json.Decoder(tuple[str, float, int])
 _entry = msgspec.json.Decoder(tuple[float, int])
 
 
-class SharedHealth(MemoryHealth):
+class RedisHealth(MemoryHealth):
     """``MemoryHealth`` whose benches are shared through Redis (see the module docstring)."""
 
-    def __init__(self, shared: Shared, allowed_fails: int = 3, cooldown: float = 30.0,
+    def __init__(self, redis: RedisClient, allowed_fails: int = 3, cooldown: float = 30.0,
                  max_cooldown: float = 300.0) -> None:
         super().__init__(allowed_fails, cooldown, max_cooldown)
-        self.shared = shared
-        self._fail = shared.script(FAIL_LUA)
+        self.redis = redis
+        self._fail = redis.script(FAIL_LUA)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self.shared.subscribe(CHANNEL, self._on_bench, on_connected=self._on_connected)
+        self.redis.subscribe(CHANNEL, self._on_bench, on_connected=self._on_connected)
 
     def record_failure(self, key: str, *, rate_limited: bool, retry_after: float | None) -> None:
         super().record_failure(key, rate_limited=rate_limited, retry_after=retry_after)
@@ -94,19 +94,19 @@ class SharedHealth(MemoryHealth):
         task.add_done_callback(self._tasks.discard)
 
     async def _share_failure(self, key: str, rate_limited: bool, pause: float) -> None:
-        shared = self.shared
-        keys = [shared.key("health:fails:" + key), shared.key("health:bench"),
-                shared.key(CHANNEL)]
+        redis = self.redis
+        keys = [redis.key("health:fails:" + key), redis.key("health:bench"),
+                redis.key(CHANNEL)]
         args = [key, int(rate_limited), pause, self.allowed_fails, self.cooldown,
                 self.max_cooldown, time.time()]
         # Failing: benched here already; the others find out for themselves.
         with contextlib.suppress(RedisUnavailable, ServiceUnavailable):
-            await shared.call(lambda: self._fail(keys, args), "router health")
+            await redis.call(lambda: self._fail(keys, args), "router health")
 
     async def _clear(self, key: str) -> None:
         with contextlib.suppress(RedisUnavailable, ServiceUnavailable):
-            await self.shared.call(
-                lambda: self.shared.client.delete(self.shared.key("health:fails:" + key)),
+            await self.redis.call(
+                lambda: self.redis.client.delete(self.redis.key("health:fails:" + key)),
                 "router health",
             )
 
@@ -133,8 +133,8 @@ class SharedHealth(MemoryHealth):
     async def _load(self) -> None:
         """Benches still running, from the hash (after a (re)subscription)."""
         try:
-            entries = await self.shared.call(
-                lambda: self.shared.client.hgetall(self.shared.key("health:bench")),
+            entries = await self.redis.call(
+                lambda: self.redis.client.hgetall(self.redis.key("health:bench")),
                 "router health",
             )
         except (RedisUnavailable, ServiceUnavailable):

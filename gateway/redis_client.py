@@ -1,6 +1,6 @@
-"""State shared across workers and instances through Redis (``limits.storage = "redis://…"``).
+"""The Redis client: state shared across workers and instances (``limits.storage = "redis://…"``).
 
-``Shared`` owns one redis-py asyncio client (a connection pool) for the process, the key
+``RedisClient`` owns one redis-py asyncio client (a connection pool) for the process, the key
 prefix that namespaces everything this gateway writes (``limits.redis_prefix``), and the
 failure policy (``limits.redis_failure``):
 
@@ -30,7 +30,7 @@ from redis.exceptions import ConnectionError, RedisError
 
 from gateway.errors import ServiceUnavailable
 
-log = structlog.get_logger("gateway.shared")
+log = structlog.get_logger("gateway.redis")
 
 T = TypeVar("T")
 FailureMode = Literal["open", "closed"]
@@ -42,7 +42,7 @@ class RedisUnavailable(Exception):
     """Redis could not be reached (and the failure policy is to carry on)."""
 
 
-class Shared:
+class RedisClient:
     """The process's Redis connection, key prefix and failure policy."""
 
     def __init__(
@@ -100,9 +100,9 @@ class Shared:
 
         For counters that must not race across instances (rate limits, quotas, reservations)::
 
-            take = shared.script(TAKE_LUA)
-            left = await shared.call(lambda: take([shared.key("rl:" + key_id)], [limit, 60]),
-                                     "rate limits")
+            take = redis.script(TAKE_LUA)
+            left = await redis.call(lambda: take([redis.key("rl:" + key_id)], [limit, 60]),
+                                    "rate limits")
         """
         registered = self.client.register_script(lua)
 
@@ -206,8 +206,8 @@ async def announce_revocation(url: str, prefix: str, key_hash: str) -> bool:
     Returns False when Redis is unreachable; other instances then see the revocation when
     their cached entry expires (``storage.key_cache_ttl``).
     """
-    shared = Shared(url, prefix)
+    redis = RedisClient(url, prefix)
     try:
-        return await shared.publish(REVOCATIONS, key_hash)
+        return await redis.publish(REVOCATIONS, key_hash)
     finally:
-        await shared.close()
+        await redis.close()

@@ -1,49 +1,19 @@
-"""Admission: maintenance, blocked accounts, allowed models, balances and rate limits.
-
-``Admission.admit`` runs once per chat request, right after planning, and answers a ``Ticket``
-(or raises the refusal); ``Admission.settle`` runs when the request ends. Counters live in a
-``limits`` storage named by ``limits.storage`` (``memory://`` here, ``redis://`` shared):
-
-- requests per minute, per user (the tier's) and per key (the key's own limit): a moving window
-  (``MovingWindowRateLimiter``); a refusal is 429 ``rate_limit_exceeded``;
-- requests per day, credits per day, tokens per day and per month, per user: counters whose key
-  holds the UTC date (or month), so they reset at 00:00 UTC; a refusal is 429 with its own
-  ``code`` (``daily_limit_exceeded``, ``daily_credits_exhausted``, ``daily_token_limit_exceeded``,
-  ``monthly_token_limit_exceeded``) and ``Retry-After`` until the reset.
-
-Counters are incremented first and rolled back on refusal, so N concurrent requests against a
-limit of K let exactly K through. Tokens are reserved from an estimate (prompt bytes / 4 plus
-``max_tokens`` or ``accounts.output_reserve_tokens``) and corrected from real usage at settle.
-
-The balance of a prepaid tier is reserved through ``gateway.balances.BalanceBook``: in this
-process with no ``await`` between check and reservation, or in Redis by one Lua script.
-
-With Redis every counter lives there under ``<limits.redis_prefix>limits/…`` (the ``limits``
-library's redis storage, whose increments are atomic), so all instances count together. When
-Redis cannot be reached, ``limits.redis_failure`` decides: ``"open"`` counts in this process
-(a ``memory://`` storage) until it is back, ``"closed"`` refuses with 503.
-"""
+"""``Admission``: what ``admit`` checks before a call and ``settle`` corrects after it (the
+package docstring has the rules); ``AccountHeaders``, the ``x-ratelimit-*`` headers it answers."""
 
 from __future__ import annotations
 
 import asyncio
-import calendar
 import math
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import structlog
-from limits import RateLimitItemPerMinute
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
-from limits.storage import storage_from_string
-from redis.exceptions import RedisError
 
 from adapters import canonical as c
 from gateway.accounts import AccountCache, UserState
+from gateway.admission.limiter import Limiter
 from gateway.auth import Principal
 from gateway.config import TierConfig
 from gateway.errors import (
@@ -55,140 +25,10 @@ from gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
-from gateway.memory_limits import MemoryWindows, is_memory
-from gateway.shared import RedisUnavailable, Shared
-from routers.catalog import ModelInfo
+from routers.catalog import Deployment
 
-log = structlog.get_logger("gateway.limits")
+log = structlog.get_logger("gateway.admission")
 
-Clock = Callable[[], float]
-T = TypeVar("T")
-
-
-def async_storage_uri(uri: str) -> str:
-    """``memory://`` -> ``async+memory://``: the gateway uses the asyncio storages."""
-    return uri if uri.startswith("async+") else "async+" + uri
-
-
-def next_midnight(now: float) -> float:
-    day = datetime.fromtimestamp(now, UTC).date()
-    return calendar.timegm(day.timetuple()) + 86400.0
-
-
-def next_month(now: float) -> float:
-    moment = datetime.fromtimestamp(now, UTC)
-    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    return float(calendar.timegm((year, month, 1, 0, 0, 0)))
-
-
-class Limiter:
-    """Windows and counters in one ``limits`` storage; ``clock`` is the time of day.
-
-    With ``shared`` (Redis) every operation runs under its failure policy: 503 when closed,
-    the in-process ``fallback`` limiter when open.
-    """
-
-    def __init__(
-        self, uri: str, clock: Clock = time.time, shared: Shared | None = None
-    ) -> None:
-        options: dict[str, str] = {}
-        if uri.split("://", 1)[0].removeprefix("async+").startswith("redis"):
-            options["implementation"] = "redispy"  # redis-py is the client this project ships
-            options["key_prefix"] = (shared.prefix if shared else "gw:") + "limits"
-        self.storage = storage_from_string(async_storage_uri(uri), **options)
-        self.moving = MovingWindowRateLimiter(self.storage)
-        self.clock = clock
-        self.shared = shared
-        self.fallback = Limiter("memory://", clock) if shared is not None else None
-        self._items: dict[int, RateLimitItemPerMinute] = {}
-        self._periods: tuple[str, str, float, float, float] | None = None
-        # memory://: the same windows and counters in plain dicts (gateway/memory_limits.py).
-        self.fast = MemoryWindows() if is_memory(uri) else None
-
-    def _minute(self, limit: int) -> RateLimitItemPerMinute:
-        item = self._items.get(limit)
-        if item is None:
-            item = self._items[limit] = RateLimitItemPerMinute(limit)
-        return item
-
-    async def hit_minute(self, scope: str, limit: int) -> tuple[bool, int, float]:
-        """Count one request in the moving minute: (allowed, remaining, reset epoch)."""
-        if self.shared is not None and self.fallback is not None:
-            try:
-                return await self.shared.call(
-                    lambda: _wrapped(self._hit_minute(scope, limit)), "rate limits"
-                )
-            except RedisUnavailable:
-                return await self.fallback.hit_minute(scope, limit)
-        return await self._hit_minute(scope, limit)
-
-    async def _hit_minute(self, scope: str, limit: int) -> tuple[bool, int, float]:
-        if self.fast is not None:
-            return self.fast.hit_minute(scope, limit)
-        item = self._minute(limit)
-        allowed = await self.moving.hit(item, scope)
-        stats = await self.moving.get_window_stats(item, scope)
-        return allowed, stats.remaining, stats.reset_time
-
-    async def add(self, key: str, amount: int, until: float) -> int:
-        """Add to a counter that expires at ``until``; answers the new value."""
-        expiry = self.expiry(until)
-        if self.shared is not None and self.fallback is not None:
-            try:
-                return await self.shared.call(
-                    lambda: _wrapped(self._incr(key, expiry, amount)), "quotas"
-                )
-            except RedisUnavailable:
-                return await self.fallback.add(key, amount, until)
-        return await self._incr(key, expiry, amount)
-
-    async def _incr(self, key: str, expiry: int, amount: int) -> int:
-        if self.fast is not None:
-            return self.fast.add(key, amount, expiry)
-        return int(await self.storage.incr(key, expiry, amount))  # type: ignore[misc]
-
-    def expiry(self, until: float) -> int:
-        """Seconds a counter that ends at ``until`` is kept."""
-        return int(max(until - self.clock(), 1.0)) + 60
-
-    async def get(self, key: str) -> int:
-        if self.shared is not None and self.fallback is not None:
-            try:
-                return await self.shared.call(lambda: _wrapped(self._get(key)), "quotas")
-            except RedisUnavailable:
-                return await self.fallback.get(key)
-        return await self._get(key)
-
-    async def _get(self, key: str) -> int:
-        if self.fast is not None:
-            return self.fast.get(key)
-        return int(await self.storage.get(key))  # type: ignore[misc]
-
-    def periods(self, now: float) -> tuple[str, str, float, float]:
-        """(UTC day, UTC month, next midnight, next month start), recomputed once a day."""
-        cached = self._periods
-        if cached is None or not cached[4] <= now < cached[2]:
-            midnight = next_midnight(now)
-            moment = datetime.fromtimestamp(now, UTC)
-            cached = self._periods = (
-                moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m"), midnight,
-                next_month(now), midnight - 86400.0,
-            )
-        return cached[0], cached[1], cached[2], cached[3]
-
-    def day(self) -> str:
-        return self.periods(self.clock())[0]
-
-    def month(self) -> str:
-        return self.periods(self.clock())[1]
-
-
-async def _wrapped(operation: Awaitable[T]) -> T:
-    """A ``limits`` storage call, its wrapped storage errors as the Redis errors they are."""
-    try:
-        return await operation
-    except StorageError as exc:
-        raise RedisError(str(exc.storage_error)) from exc
 
 
 @dataclass(slots=True)
@@ -231,7 +71,7 @@ class Admission:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def admit(
-        self, principal: Principal, target: ModelInfo, body_size: int, max_tokens: int | None
+        self, principal: Principal, target: Deployment, body_size: int, max_tokens: int | None
     ) -> Ticket:
         cache = self.cache
         if cache.maintenance is not None:
@@ -294,7 +134,7 @@ class Admission:
         tier: TierConfig,
         key_rpm: int,
         key_rpd: int,
-        target: ModelInfo,
+        target: Deployment,
         ticket: Ticket,
     ) -> None:
         limiter = self.limiter
@@ -363,7 +203,7 @@ class Admission:
             ticket.credits_remaining = f"{max(self.cache.available(state), 0.0):.6f}"
 
     def settle(
-        self, ticket: Ticket, served: ModelInfo | None, usage: c.Usage | None, cost: float
+        self, ticket: Ticket, served: Deployment | None, usage: c.Usage | None, cost: float
     ) -> None:
         """Release reservations, debit the cost, and correct the token counters (no I/O here)."""
         byok = served is not None and served.provider in ticket.byok
@@ -424,7 +264,7 @@ class AccountHeaders(list[tuple[bytes, bytes]]):
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         yield from super().__iter__()
-        served: ModelInfo | None = getattr(self.exchange, "served", None)
+        served: Deployment | None = getattr(self.exchange, "served", None)
         usage: c.Usage | None = getattr(self.exchange, "usage", None)
         if getattr(self.exchange, "status", 200) >= 400:
             yield (b"x-cost-usd", b"0.00000000")
