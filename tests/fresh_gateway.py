@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class FreshGateway:
     def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
         self.home = tmp
         shutil.copytree(ROOT / "config", tmp / "config")
-        (tmp / ".venv").symlink_to(ROOT / ".venv")
+        (tmp / ".venv").symlink_to(sys.prefix)  # the virtualenv running these tests
         self.port = free_port()
         self.env = clean_env({"GATEWAY_CONFIG": str(tmp / "config" / "gateway.toml"),
                               **(env or {})})

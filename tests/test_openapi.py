@@ -21,12 +21,13 @@ from gateway.openapi.operations import OPERATIONS
 from tests.fresh_gateway import FreshGateway
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
-ADMIN_KEY = "gwadmin-openapi-test-0123456789"
+ADMIN_KEY = "gwadmin-openapi-test-0123456789abcdef0123456789"
+SECRET = "openapi-test-secret-0123456789abcdef0123456789"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshGateway]:
-    env = {"GATEWAY_ADMIN_KEY": ADMIN_KEY, "GATEWAY_SECRET": "openapi-test-secret-0123456789"}
+    env = {"GATEWAY_ADMIN_KEY": ADMIN_KEY, "GATEWAY_SECRET": SECRET}
     process = FreshGateway(tmp_path_factory.mktemp("openapi"), env).start()
     yield process
     process.stop()

@@ -416,7 +416,7 @@ def nginx(
     conf = (ROOT / "config" / "nginx.conf").read_text()
     conf = conf.replace("127.0.0.1:8081", f"127.0.0.1:{a.port}")
     conf = conf.replace("127.0.0.1:8082", f"127.0.0.1:{b.port}")
-    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("listen 8090;", f"listen 127.0.0.1:{port};")
     conf = conf.replace("pid /tmp/gateway-nginx.pid;", f"pid {tmp}/nginx.pid;")
     conf = conf.replace("worker_processes auto;", "worker_processes 1;")
     conf = conf.replace("http {", f"http {{\n    client_body_temp_path {tmp}/body;\n"

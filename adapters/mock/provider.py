@@ -4,6 +4,7 @@ Models (the catalog's ``upstream`` name):
 
 * ``echo``: answers with the text of the last user message, cut at ``max_tokens`` words.
 * ``lorem`` (and any other name): deterministic prose, ``max_tokens`` words long (64 if unset).
+* ``fail``: always answers HTTP 503, before any token: a model to try fallback chains with.
 
 An answer cut by ``max_tokens`` says so (``stop_reason`` ``max_tokens``: OpenAI's
 ``finish_reason: "length"``), as a real model's would; lorem always runs to its limit, so it is
@@ -25,6 +26,7 @@ from msgspec import UNSET
 
 from adapters import canonical as c
 from adapters.base import Call, ProviderSettings, RawReply
+from adapters.errors import ProviderHTTPError
 
 _WORDS = (
     "the gateway answers every request with steady deterministic text so tests and benchmarks "
@@ -105,6 +107,8 @@ class MockProvider:
 
     @staticmethod
     def _request(call: Call) -> c.Request:
+        if call.model == "fail":
+            raise ProviderHTTPError(503, "the mock model 'fail' always fails (to show fallback)")
         if call.request is None:
             raise ValueError("the mock provider answers canonical requests only")
         return call.request
