@@ -16,7 +16,7 @@ from importlib import metadata
 
 import msgspec
 
-from gateway.auth import create_key
+from gateway.accounts.keys import create_key, parse_permissions, permission_list
 from gateway.config import (
     ConfigError,
     GatewayConfig,
@@ -122,16 +122,22 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         store = await _with_store(config)
         try:
             key, record = await create_key(
-                store, config.keys.prefix, name=args.name, user=args.user, tier=tier
+                store, config.keys.prefix, name=args.name, user=args.user, tier=tier,
+                permissions=parse_permissions(args.permissions),
             )
         finally:
             await store.close()
         print(f"created key {record.id}: tier {record.tier}, user {record.user or '-'}, "
-              f"name {record.name or '-'}", file=sys.stderr)
+              f"permissions {_permissions(record.permissions)}, name {record.name or '-'}",
+              file=sys.stderr)
         return key
 
     print(asyncio.run(create()))
     return 0
+
+
+def _permissions(permissions: str) -> str:
+    return "+".join(permission_list(permissions))
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
@@ -154,7 +160,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
             created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(key.created_at))
             lines.append(
                 f"{key.id}\t{key.prefix}…\t{state}\t{key.tier}\t{key.user or '-'}\t"
-                f"{key.name or '-'}\t{created}\t{used}"
+                f"{_permissions(key.permissions)}\t{key.name or '-'}\t{created}\t{used}"
             )
         return lines
 
@@ -162,7 +168,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     if not lines:
         print("no keys" + (f" for {args.user}" if args.user else ""))
         return 0
-    print("id\tprefix\tstate\ttier\tuser\tname\tcreated\tlast used")
+    print("id\tprefix\tstate\ttier\tuser\tpermissions\tname\tcreated\tlast used")
     for line in lines:
         print(line)
     return 0
@@ -241,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     create.add_argument("--user", default="")
     create.add_argument("--tier", help="default: accounts.default_tier")
+    create.add_argument("--permissions", default="manage", choices=["inference", "manage"],
+                        help="inference: model endpoints only; manage (default): also keys, "
+                        "provider keys and billing of --user's account")
     create.set_defaults(func=cmd_keys_create)
     listing = with_config(keys.add_parser("list", help="list keys (never the secrets)"))
     listing.add_argument("--user")

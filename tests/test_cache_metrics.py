@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from gateway.auth import Principal
+from gateway.accounts.keys import Principal
 from gateway.cache import MemoryBackend, ResponseCache
 from gateway.config import CacheConfig, ConfigError, GatewayConfig, config_warnings, parse_config
 

@@ -73,6 +73,10 @@ def test_keys_create_reports_on_stderr_and_defaults_to_the_default_tier(tmp_path
     key = created.stdout.strip().splitlines()[-1]
     assert key.startswith("gw-") and created.stdout.strip() == key
     assert "tier gold" in created.stderr and "ann@example.com" in created.stderr
+    assert "permissions inference+manage" in created.stderr
+    inference = run("keys", "create", "--config", str(config), "--permissions", "inference",
+                    cwd=elsewhere)
+    assert "permissions inference," in inference.stderr
     assert "created key key_" in created.stderr or "created key " in created.stderr
     unknown = run("keys", "create", "--config", str(config), "--tier", "platinum", cwd=elsewhere)
     assert unknown.returncode == 2 and "unknown tier 'platinum'" in unknown.stderr
@@ -85,8 +89,8 @@ def test_keys_list_has_a_header_and_says_when_there_are_none(tmp_path: Path) -> 
     run("keys", "create", "--config", str(config), "--name", "first", cwd=elsewhere)
     listed = run("keys", "list", "--config", str(config), cwd=elsewhere)
     header, row = listed.stdout.strip().splitlines()
-    assert header.split("\t")[:5] == ["id", "prefix", "state", "tier", "user"]
-    assert row.split("\t")[2:4] == ["active", "gold"]
+    assert header.split("\t")[:6] == ["id", "prefix", "state", "tier", "user", "permissions"]
+    assert row.split("\t")[2:6] == ["active", "gold", "-", "inference+manage"]
 
 
 def test_version() -> None:

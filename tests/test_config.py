@@ -146,8 +146,9 @@ def test_environment_is_read_while_loading(monkeypatch: pytest.MonkeyPatch) -> N
     config = parse_config("")
     assert (config.accounts.secret, config.accounts.admin_key) == ("s" * 40, "a" * 40)
     assert config.runtime.metrics_dir == "/tmp/gw-metrics-x"
-    written = parse_config('[accounts]\nsecret = "from-the-file"')
-    assert written.accounts.secret == "from-the-file"  # the file wins over the variable
+    mine = "from-the-file-" + "f" * 32
+    written = parse_config(f'[accounts]\nsecret = "{mine}"')
+    assert written.accounts.secret == mine  # the file wins over the variable
 
 
 def test_a_loaded_config_cannot_be_changed() -> None:

@@ -6,6 +6,8 @@ to things that exist (providers, tiers, models, routers), and which URLs are sup
 
 from __future__ import annotations
 
+import ipaddress
+
 from msgspec import UNSET
 
 from gateway.config.schema import ConfigError, GatewayConfig, ModelConfig
@@ -16,6 +18,7 @@ def check_config(config: GatewayConfig) -> None:
     _check_models(config)
     _check_urls(config)
     _check_tiers(config)
+    _check_accounts(config)
     _check_routing_names(config)
     _check_model_references(config)
     _check_routers(config)
@@ -69,6 +72,34 @@ def _check_tiers(config: GatewayConfig) -> None:
     for name in config.accounts.self_service_tiers:
         if name not in tiers:
             raise ConfigError(f"accounts.self_service_tiers: unknown tier {name!r}")
+
+
+_SECRET_HINT = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def _check_accounts(config: GatewayConfig) -> None:
+    """Secrets long enough to resist guessing, notices that can be delivered, proxies that are
+    addresses."""
+    accounts = config.accounts
+    if accounts.secret and len(accounts.secret.encode()) < 32:
+        raise ConfigError(
+            f"accounts.secret (GATEWAY_SECRET): at least 32 bytes are needed; {_SECRET_HINT}"
+        )
+    if accounts.admin_key and len(accounts.admin_key) < 32:
+        raise ConfigError(
+            f"accounts.admin_key (GATEWAY_ADMIN_KEY): at least 32 characters; {_SECRET_HINT}"
+        )
+    if accounts.notify == "smtp" and not accounts.smtp.host:
+        raise ConfigError('accounts.smtp.host: required with accounts.notify = "smtp"')
+    if accounts.notify == "webhook" and not accounts.notify_webhook:
+        raise ConfigError('accounts.notify_webhook: required with accounts.notify = "webhook"')
+    for index, proxy in enumerate(config.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise ConfigError(
+                f"server.trusted_proxies[{index}]: {proxy!r} is not an address or network"
+            ) from exc
 
 
 def model_names(config: GatewayConfig) -> set[str]:

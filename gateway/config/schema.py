@@ -48,6 +48,9 @@ class ServerConfig(Section, frozen=True):
     # Seconds before an uncommitted stream sends headers and keep-alive comments.
     commit_timeout: PositiveSeconds = 10.0
     log_level: str = "info"
+    # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For is believed when
+    # telling clients apart (signup, login and reset throttles); others' is ignored.
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
     # Bearer token GET /metrics requires; empty leaves it open (limit it in the proxy instead).
     metrics_token: str = ""
 
@@ -171,8 +174,19 @@ class TierConfig(Section, frozen=True):
                     or self.tokens_per_month or self.credits_per_day or self.prepaid)
 
 
+class SmtpConfig(Section, frozen=True):
+    """The mail server that delivers notices when ``accounts.notify = "smtp"``."""
+
+    host: str = ""
+    port: Port = 587
+    username: str = ""
+    password: str = ""
+    sender: str = "gateway@localhost"
+    security: Literal["starttls", "tls", "none"] = "starttls"
+
+
 class AccountsConfig(Section, frozen=True):
-    """Users, sessions, admin access, BYOK and notifications."""
+    """Users, sessions, admin access, BYOK and notifications (docs/security.md)."""
 
     default_tier: str = "free"
     # Tier of the key `gateway serve` creates on first start (the operator's own).
@@ -185,16 +199,29 @@ class AccountsConfig(Section, frozen=True):
     secret: str = ""
     # Tiers a user may switch to by POST /v1/billing/checkout; empty means operator-only.
     self_service_tiers: list[str] = msgspec.field(default_factory=list)
-    signup: bool = True
+    # Off by default: anyone who can reach the gateway could sign up and spend its providers.
+    signup: bool = False
+    # A signup stays pending until the link sent to its address is used.
+    verify_email: bool = False
+    verify_token_ttl: PositiveSeconds = 86400.0
+    signups_per_hour: NonNegative = 5  # per client address
+    resets_per_hour: NonNegative = 5   # POST /v1/auth/forgot, per address and per client
     cache_ttl: Seconds = 5.0
     session_ttl: PositiveSeconds = 30 * 86400.0
     reset_token_ttl: PositiveSeconds = 3600.0
-    login_max_failures: AtLeastOne = 5
+    # Password checks per login_lockout window: per address, and per client address.
+    login_max_failures: NonNegative = 5
+    login_client_max_failures: NonNegative = 20
     login_lockout: Seconds = 300.0
+    # Argon2 checks running at once in one process; more get 429 at once.
+    login_concurrency: NonNegative = 4
     # Output tokens reserved for a call that does not say max_tokens (balance and token limits).
     output_reserve_tokens: NonNegative = 1024
-    # Where reset tokens and other notices go: "" logs them, an http(s) URL gets a JSON POST.
+    # How reset and verification tokens reach users: "smtp", "webhook", "log" (tokens in the
+    # log: trials only) or "off"; "" picks webhook or smtp by what is configured, else off.
+    notify: Literal["", "smtp", "webhook", "log", "off"] = ""
     notify_webhook: str = ""
+    smtp: SmtpConfig = msgspec.field(default_factory=SmtpConfig)
 
 
 class RoutingConfig(Section, frozen=True):
