@@ -11,7 +11,8 @@
 ``retryable`` says whether another target (or a retry) may succeed where this one failed:
 connection errors, timeouts, malformed answers, 408/409/429 and 5xx are; other 4xx are the
 request's own fault. ``context_overflow`` marks a 4xx that a model with a larger context may not
-repeat.
+repeat; ``credentials_refused`` a 401/403 (the provider refused the gateway's key, not the
+caller); ``rate_limited`` a 429 (``retry_after`` says for how long, when the provider says).
 
 On the client side, ``InvalidRequest`` is a caller's body its dialect refuses (400), and
 ``CallerError`` is what a dialect needs to write any error back to its caller;
@@ -35,6 +36,9 @@ class ProviderError(Exception):
 
     retryable = True
     context_overflow = False
+    credentials_refused = False
+    rate_limited = False
+    retry_after: float | None = None
 
 
 class ProviderConnectionError(ProviderError):
@@ -62,6 +66,8 @@ class ProviderHTTPError(ProviderError):
         self.message = message
         self.retry_after = retry_after
         self.retryable = status in (408, 409, 425, 429) or status >= 500
+        self.credentials_refused = status in (401, 403)
+        self.rate_limited = status == 429
         self.context_overflow = status in (400, 413, 422) and bool(
             _CONTEXT_OVERFLOW.search(message)
         )

@@ -27,11 +27,9 @@ planner's refusal (``routers.refusals``) its client error in ``from_routing_refu
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
+from adapters.anthropic.encode import anthropic_error_body
 from adapters.errors import InvalidRequest, ProviderError, ProviderHTTPError, ProviderTimeout
+from adapters.openai.encode import openai_error_body
 from routers.refusals import RoutingRefused, Unavailable, UnknownModel
 
 
@@ -58,23 +56,11 @@ class GatewayError(Exception):
             self.code = code
         self.headers = headers or {}
 
-    def openai_body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.openai_type,
-                "code": self.code,
-                "param": self.param,
-            }
-        }
-
-    def anthropic_body(self) -> dict[str, Any]:
-        return {"type": "error", "error": {"type": self.anthropic_type, "message": self.message}}
-
     def body(self, dialect: str) -> bytes:
+        """This error as ``dialect`` spells it (each dialect's shape is written by its package)."""
         if dialect == "anthropic":
-            return msgspec.json.encode(self.anthropic_body())
-        return msgspec.json.encode(self.openai_body())
+            return anthropic_error_body(self)
+        return openai_error_body(self)
 
 
 class BadRequest(GatewayError):

@@ -132,7 +132,8 @@ class Browser:
 def browser(server: GatewayProcess, request: pytest.FixtureRequest) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (make chromium)")
-    shots = Path(os.environ.get("DASHBOARD_SHOTS", server.tmp / "screenshots"))
+    # under data/ (ignored by git), not pytest's temporary folders, which later runs delete
+    shots = Path(os.environ.get("DASHBOARD_SHOTS", ROOT / "data" / "dashboard-screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     with playwright_sync.sync_playwright() as driver:
         chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -4,7 +4,9 @@ whole or not at all, GROUP BY views of usage, and private SQLite files."""
 
 from __future__ import annotations
 
+import asyncio
 import calendar
+import contextlib
 import os
 import stat
 import time
@@ -155,6 +157,31 @@ async def test_a_write_that_fails_in_python_is_rolled_back(store: Store) -> None
     await store.insert_key(KeyRecord(id="key_b", key_hash="h-b", prefix="gw-b", created_at=1.0))
     assert [k.id for k in await store.list_keys()] == ["key_b"]
     assert await accounts.key_policies(["key_a"]) == {}
+
+
+@pytest.mark.parametrize("fresh_url", ["sqlite"], indirect=True)
+async def test_a_write_cancelled_anywhere_leaves_no_transaction_open(store: Store) -> None:
+    """However far a cancelled write got (waiting for the lock, in BEGIN, mid-batch), the next
+    write on the same pooled connections goes through."""
+    rows = [UsageRow(request_id="c", created_at=1.0, row_id=f"c{i}") for i in range(2000)]
+    for delay in (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01):
+        task = asyncio.ensure_future(store.insert_usage(rows))
+        await asyncio.sleep(delay)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.insert_key(KeyRecord(id=f"k{delay}", key_hash=f"h{delay}", prefix="p"))
+    assert len(await store.list_keys()) == 6
+
+
+@pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)
+async def test_the_ledger_writes_again_after_a_failed_batch(store: Store) -> None:
+    """A batch the database refuses is StorageUnavailable (the ledger keeps and retries it), and
+    the next batch is written: on SQLite, on a new connection."""
+    with pytest.raises(StorageUnavailable):
+        await store.db.write_batches([("INSERT INTO no_such_table VALUES (1)", [()])])
+    await store.insert_usage([UsageRow(request_id="after", created_at=1.0, row_id="a1")])
+    assert [r["request_id"] for r in await usage_rows(store)] == ["after"]
 
 
 @pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)

@@ -34,9 +34,9 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        # The ledger's batches skip SQLAlchemy's per-row parameter processing (it doubled the
-        # ledger's CPU per row): each statement is compiled once from the table, and each row
-        # goes to the driver as a tuple in the compiled statement's parameter order.
+        # The ledger's batches skip SQLAlchemy's per-row parameter processing: each statement
+        # is compiled once from the table, and each row goes to the driver as a tuple in the
+        # compiled statement's parameter order.
         self._usage_sql, names = db.compile(_insert_usage(db.dialect))
         self._usage_values = attrgetter(*names)
         self._touch_sql, touch_names = db.compile(

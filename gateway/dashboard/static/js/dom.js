@@ -66,10 +66,11 @@ export function form(attrs, children, action, box) {
   return el;
 }
 
-/** A table: columns are [heading, cell(row), className?]; `empty` is shown when no rows. */
-export function table(caption, columns, rows, empty) {
+/** A table: columns are [heading, cell(row), className?]; `empty` is shown when no rows.
+ * At phone width each row becomes a card, unless `narrow` says the table fits as it is. */
+export function table(caption, columns, rows, empty, narrow = false) {
   if (!rows.length) return h("p", { class: "empty" }, empty);
-  return h("div", { class: "table-wrap" }, h("table", {},
+  return h("div", { class: "table-wrap" }, h("table", { class: narrow ? "narrow-fits" : undefined },
     caption ? h("caption", {}, caption) : null,
     h("thead", {}, h("tr", {}, columns.map(([head, , cls]) => h("th", { scope: "col", class: cls }, head)))),
     h("tbody", {}, rows.map((row) => h("tr", {},

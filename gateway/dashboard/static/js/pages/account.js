@@ -57,7 +57,7 @@ export async function overview() {
         ["Allowance", (r) => limit(r[1]), "num"],
         ["Used", (r) => (r[2] === null ? "—" : num(r[2])), "num"],
         ["Left", (r) => (r[2] === null ? "—" : left(r[1], r[2])), "num"],
-      ], rows, "")),
+      ], rows, "", true)),
     h("section", { class: "panel", "aria-labelledby": "start-title" },
       h("h2", { id: "start-title" }, "Call the API"),
       h("p", {}, "Create a key on the ", h("a", { href: "#/keys" }, "API keys"),
