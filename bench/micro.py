@@ -84,7 +84,7 @@ class StubClient:
 
 
 async def _keys(config_path: Path) -> list[str]:
-    from gateway.auth import create_key
+    from gateway.accounts.keys import create_key
     from gateway.config import load_config
     from gateway.storage import open_store
 

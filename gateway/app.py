@@ -16,8 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.registry import ingress
-from gateway.account_routes import account_routes
-from gateway.auth import Principal, key_from_headers
+from gateway.accounts.keys import Principal, key_from_headers
+from gateway.accounts.routes import account_routes
 from gateway.config import GatewayConfig, load_config
 from gateway.count_tokens import count_tokens_endpoint
 from gateway.dashboard import dashboard_routes

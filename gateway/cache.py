@@ -48,7 +48,7 @@ from gateway.redis_client import RedisClient, RedisUnavailable
 
 if TYPE_CHECKING:
     from adapters.client import Parsed
-    from gateway.auth import Principal
+    from gateway.accounts.keys import Principal
     from gateway.proxy import ChatEndpoint, Exchange
     from routers.plan import Plan
 

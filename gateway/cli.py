@@ -7,7 +7,7 @@ import asyncio
 import sys
 import time
 
-from gateway.auth import create_key
+from gateway.accounts.keys import create_key, parse_permissions
 from gateway.config import (
     ConfigError,
     GatewayConfig,
@@ -73,7 +73,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         store = await _with_store(config)
         try:
             key, _ = await create_key(
-                store, config.keys.prefix, name=args.name, user=args.user, tier=args.tier
+                store, config.keys.prefix, name=args.name, user=args.user, tier=args.tier,
+                permissions=parse_permissions(args.permissions),
             )
             return key
         finally:
@@ -179,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     create.add_argument("--user", default="")
     create.add_argument("--tier", default="free")
+    create.add_argument("--permissions", default="manage", choices=["inference", "manage"],
+                        help="inference: model endpoints only; manage (default): also keys, "
+                        "provider keys and billing of --user's account")
     create.set_defaults(func=cmd_keys_create)
     listing = with_config(keys.add_parser("list", help="list keys (never the secrets)"))
     listing.add_argument("--user")

@@ -46,6 +46,9 @@ class ServerConfig(Section):
     # Seconds before an uncommitted stream sends headers and keep-alive comments.
     commit_timeout: float = 10.0
     log_level: str = "info"
+    # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For is believed when
+    # telling clients apart (signup, login and reset throttles); others' is ignored.
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
 class StorageConfig(Section):
@@ -155,8 +158,19 @@ class TierConfig(Section):
     price_usd: float = 0.0
 
 
+class SmtpConfig(Section):
+    """The mail server that delivers notices when ``accounts.notify = "smtp"``."""
+
+    host: str = ""
+    port: int = 587
+    username: str = ""
+    password: str = ""
+    sender: str = "gateway@localhost"
+    security: Literal["starttls", "tls", "none"] = "starttls"
+
+
 class AccountsConfig(Section):
-    """Users, sessions, admin access, BYOK and notifications."""
+    """Users, sessions, admin access, BYOK and notifications (docs/security.md)."""
 
     default_tier: str = "free"
     # Tier of the key `gateway serve` creates on first start (the operator's own).
@@ -167,16 +181,29 @@ class AccountsConfig(Section):
     secret: str = ""
     # Tiers a user may switch to by POST /v1/billing/checkout; empty means operator-only.
     self_service_tiers: list[str] = msgspec.field(default_factory=list)
-    signup: bool = True
+    # Off by default: anyone who can reach the gateway could sign up and spend its providers.
+    signup: bool = False
+    # A signup stays pending until the link sent to its address is used.
+    verify_email: bool = False
+    verify_token_ttl: float = 86400.0
+    signups_per_hour: int = 5          # per client address
+    resets_per_hour: int = 5           # POST /v1/auth/forgot, per address and per client
     cache_ttl: float = 5.0
     session_ttl: float = 30 * 86400.0
     reset_token_ttl: float = 3600.0
+    # Password checks per login_lockout window: per address, and per client address.
     login_max_failures: int = 5
+    login_client_max_failures: int = 20
     login_lockout: float = 300.0
+    # Argon2 checks running at once in one process; more get 429 at once.
+    login_concurrency: int = 4
     # Output tokens reserved for a call that does not say max_tokens (balance and token limits).
     output_reserve_tokens: int = 1024
-    # Where reset tokens and other notices go: "" logs them, an http(s) URL gets a JSON POST.
+    # How reset and verification tokens reach users: "smtp", "webhook", "log" (tokens in the
+    # log: trials only) or "off"; "" picks webhook or smtp by what is configured, else off.
+    notify: Literal["", "smtp", "webhook", "log", "off"] = ""
     notify_webhook: str = ""
+    smtp: SmtpConfig = msgspec.field(default_factory=SmtpConfig)
 
 
 class RoutingConfig(Section):
@@ -409,8 +436,14 @@ def _check_consistency(config: GatewayConfig) -> None:
         raise ConfigError("server.port: must be between 0 and 65535")
     if config.server.workers < 1:
         raise ConfigError("server.workers: must be at least 1")
+    for name in ("header_timeout", "body_timeout"):
+        if getattr(config.server, name) <= 0:
+            raise ConfigError(f"server.{name}: must be more than 0 (seconds)")
+    if config.server.max_connections < 1:
+        raise ConfigError("server.max_connections: must be at least 1")
     _check_scaleout(config)
     _check_tiers(config)
+    _check_accounts(config)
 
 
 def _check_scaleout(config: GatewayConfig) -> None:
@@ -446,6 +479,42 @@ def _check_tiers(config: GatewayConfig) -> None:
                            "tokens_per_month", "credits_per_day", "max_keys"):
             if getattr(tier, field_name) < 0:
                 raise ConfigError(f"tiers.{name}.{field_name}: must not be negative")
+
+
+_SECRET_HINT = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def _check_accounts(config: GatewayConfig) -> None:
+    """Secrets long enough to resist guessing, notices that can be delivered, sane counts."""
+    import ipaddress
+
+    accounts = config.accounts
+    # Configs that do not name the variables still get them (as before).
+    accounts.secret = accounts.secret or os.environ.get("GATEWAY_SECRET", "")
+    accounts.admin_key = accounts.admin_key or os.environ.get("GATEWAY_ADMIN_KEY", "")
+    if accounts.secret and len(accounts.secret.encode()) < 32:
+        raise ConfigError(
+            f"accounts.secret (GATEWAY_SECRET): at least 32 bytes are needed; {_SECRET_HINT}"
+        )
+    if accounts.admin_key and len(accounts.admin_key) < 32:
+        raise ConfigError(
+            f"accounts.admin_key (GATEWAY_ADMIN_KEY): at least 32 characters; {_SECRET_HINT}"
+        )
+    if accounts.notify == "smtp" and not accounts.smtp.host:
+        raise ConfigError('accounts.smtp.host: required with accounts.notify = "smtp"')
+    if accounts.notify == "webhook" and not accounts.notify_webhook:
+        raise ConfigError('accounts.notify_webhook: required with accounts.notify = "webhook"')
+    for name in ("signups_per_hour", "resets_per_hour", "login_max_failures",
+                 "login_client_max_failures", "login_concurrency"):
+        if getattr(accounts, name) < 0:
+            raise ConfigError(f"accounts.{name}: must not be negative")
+    for index, proxy in enumerate(config.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise ConfigError(
+                f"server.trusted_proxies[{index}]: {proxy!r} is not an address or network"
+            ) from exc
 
 
 def load_config(path: str | Path | None = None) -> GatewayConfig:

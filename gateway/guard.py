@@ -6,9 +6,10 @@ disconnected after it. ``[server] max_connections`` caps the connections one wor
 next one is answered 503 and closed. (A request body that stops arriving is answered 408 by
 ``gateway.lifecycle``, the same on every server.)
 
-hypercorn and uvicorn have neither, so both are added here to their connection classes;
-granian has a header deadline of its own (``HTTP1Settings.header_read_timeout``), and its cap
-is the lifecycle's count of requests in flight.
+hypercorn and uvicorn have neither, so both are added to their connection classes (here for
+hypercorn, in ``gateway.server_uvicorn`` for uvicorn); granian has a header deadline of its
+own (``HTTP1Settings.header_read_timeout``), and its cap is the lifecycle's count of requests
+in flight.
 """
 
 from __future__ import annotations
@@ -108,61 +109,3 @@ async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         pass
     finally:
         writer.close()
-
-
-def uvicorn_protocol(server: ServerConfig) -> Any:
-    """uvicorn's httptools connection with a header deadline and a connection cap ("h11"
-    without httptools, which has neither)."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:
-        return "h11"
-    header_timeout, cap = server.header_timeout, server.max_connections
-
-    class GuardedHttpTools(HttpToolsProtocol):
-        """Closed when a request's headers take longer than ``header_timeout``; 503 past
-        ``max_connections``."""
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            self._deadline: asyncio.TimerHandle | None = None
-            self._between = True
-            if len(self.connections) >= cap:
-                transport.write(BUSY_RESPONSE)
-                transport.close()
-                self.transport, self.parser = transport, None  # type: ignore[assignment]
-                return
-            super().connection_made(transport)
-            self._arm()
-
-        def _arm(self) -> None:
-            self._deadline = self.loop.call_later(header_timeout, self._headers_too_slow)
-
-        def _headers_too_slow(self) -> None:
-            self._deadline = None
-            self.transport.abort()
-
-        def data_received(self, data: bytes) -> None:
-            if self.parser is None:
-                return
-            if self._between and self._deadline is None:
-                self._arm()
-            super().data_received(data)
-
-        def on_headers_complete(self) -> None:
-            self._between = False
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-            super().on_headers_complete()
-
-        def on_response_complete(self) -> None:
-            self._between = True
-            super().on_response_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-            if self in self.connections or self.parser is not None:
-                super().connection_lost(exc)
-
-    return GuardedHttpTools

@@ -28,8 +28,8 @@ from adapters.base import Adapter, Call, RawReply, StreamTranslator
 from adapters.client import Ingress, Parsed
 from adapters.errors import InvalidRequest, ProviderError, ProviderHTTPError, ProviderTimeout
 from adapters.overlay import apply_to_canonical
+from gateway.accounts.keys import Principal, key_from_headers
 from gateway.admission import AccountHeaders, Ticket
-from gateway.auth import Principal, key_from_headers
 from gateway.errors import (
     AllTargetsFailed,
     BadRequest,

@@ -117,7 +117,7 @@ def _banner_when_listening(config: GatewayConfig, workers: int) -> None:
 
 def hypercorn_config(config: GatewayConfig, workers: int, sock: socket.socket) -> HypercornConfig:
     hconfig = HypercornConfig()
-    hconfig.bind = [f"fd://{sock.fileno()}"]
+    hconfig.bind = [f"fd://{sock.detach()}"]  # hypercorn owns (and closes) it from now on
     hconfig.worker_class = "uvloop"
     hconfig.workers = workers
     hconfig.graceful_timeout = config.server.graceful_timeout + SERVER_GRACE

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import Coroutine
 from dataclasses import replace
-from typing import Any
 
 import structlog
 from msgspec import UNSET
@@ -16,26 +13,15 @@ from adapters.base import Adapter, ProviderSettings
 from adapters.overlay import Overlay
 from adapters.registry import build_adapter
 from adapters.upstream import Timeouts, UpstreamClient
-from gateway.accounts import (
-    SESSION_PREFIX,
-    AccountCache,
-    Accounts,
-    DebitWriter,
-    Notifier,
-    SecretBox,
-    Sessions,
-    refresh_maintenance,
-)
-from gateway.admission import Admission, Limiter
-from gateway.auth import KeyCache
-from gateway.balances import RedisBalances
+from gateway.accounts.keys import KeyCache
+from gateway.accounts.services import AccountServices
 from gateway.cache import ResponseCache, build_cache
 from gateway.config import GatewayConfig
 from gateway.ledger import Ledger
 from gateway.metrics import Metrics
-from gateway.redis_client import ACCOUNTS, REVOCATIONS, RedisClient
+from gateway.redis_client import REVOCATIONS, RedisClient
 from gateway.redis_health import RedisHealth
-from gateway.storage import AccountsStore, StorageUnavailable, Store, open_store
+from gateway.storage import StorageUnavailable, Store, open_store
 from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, Model
 from routers.health import MemoryHealth
@@ -236,7 +222,6 @@ class Gateway:
     async def start(self) -> None:
         storage = self.config.storage
         self._store = await open_store(storage.url, storage.pool_size)
-        self._keys = KeyCache(self._store, storage.key_cache_ttl)
         self._ledger = Ledger(
             self._store,
             batch_size=storage.ledger_batch_size,
@@ -244,7 +229,8 @@ class Gateway:
         )
         self._ledger.start()
         self.shared = self._open_shared()
-        self._accounts = AccountServices(self.config, self._store, self._keys, self.shared)
+        self._accounts = AccountServices(self.config, self._store, self.shared)
+        self._keys = self._accounts.keys
         await self._accounts.start()
         self._start_shared()
         if os.environ.get("GATEWAY_METRICS_DIR"):
@@ -304,12 +290,6 @@ class Gateway:
         if self.config.limits.redis_failure == "closed":
             self.keys.strict = True
 
-    async def revoked(self, key_hash: str) -> None:
-        """A key was revoked on this instance: drop it here, and everywhere via Redis."""
-        self.keys.forget(key_hash)
-        if self.shared is not None:
-            await self.shared.publish(REVOCATIONS, key_hash)
-
     async def stop(self) -> None:
         await self.metrics.stop()
         if self._accounts is not None:
@@ -323,86 +303,3 @@ class Gateway:
         await self.client.close()
         if self._store is not None:
             await self._store.close()
-
-
-class AccountServices:
-    """Accounts, sessions, balances, limits and admission of one gateway process."""
-
-    def __init__(
-        self, config: GatewayConfig, store: Store, keys: KeyCache, shared: RedisClient | None = None
-    ) -> None:
-        accounts = config.accounts
-        self.store = AccountsStore(store.db)
-        self.box = SecretBox(accounts.secret or os.environ.get("GATEWAY_SECRET", ""))
-        self.admin_key = accounts.admin_key or os.environ.get("GATEWAY_ADMIN_KEY", "")
-        self.cache = AccountCache(self.store, config, self.box)
-        self.sessions = Sessions(self.store, accounts, self.cache)
-        self.notifier = Notifier(accounts.notify_webhook)
-        self.accounts = Accounts(self.store, config, self.cache, self.sessions, self.notifier)
-        self.limiter = Limiter(config.limits.storage, redis=shared)
-        if shared is not None:
-            self.cache.balances = RedisBalances(shared, self._stored_balance)
-        self._origin = os.urandom(6).hex()  # tells our own broadcasts from the others'
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
-        self.writer = DebitWriter(self.cache)
-        keys.session_prefix = SESSION_PREFIX
-        keys.sessions = self.sessions.authenticate
-
-    async def start(self) -> None:
-        await refresh_maintenance(self.cache)
-        self.writer.start()
-
-    async def _stored_balance(self, email: str) -> float:
-        user = await self.store.find_user(email)
-        return user.balance_usd if user is not None else 0.0
-
-    # --- changes made on other instances (Redis channel ``<prefix>accounts``) ---
-
-    def start_shared(self, shared: RedisClient) -> None:
-        """Announce account changes made here, and apply those announced elsewhere."""
-
-        def broadcast(change: str) -> None:
-            self._spawn(shared.publish(ACCOUNTS, f"{self._origin} {change}"))
-
-        def lost() -> None:
-            if shared.failure == "closed":
-                self.cache.strict = True  # changes may be missed: read the database each time
-
-        def connected() -> None:
-            self.cache.strict = False
-            self.cache.forget_all()  # changes may have been missed while disconnected
-            self._spawn(self._refresh_maintenance())
-
-        self.cache.broadcast = broadcast
-        shared.subscribe(ACCOUNTS, self.changed, on_connected=connected, on_lost=lost)
-
-    def changed(self, message: str) -> None:
-        origin, _, change = message.partition(" ")
-        if origin == self._origin:
-            return
-        kind, _, value = change.partition(" ")
-        if kind == "user":
-            self.cache.forget(value, announce=False)
-        elif kind == "policy":
-            self.cache.forget_policy(value, announce=False)
-        elif kind == "session":
-            self.sessions.forget_session(value)
-        elif kind == "sessions":
-            self.sessions.forget_sessions_of(value)
-        elif kind == "maintenance":
-            self._spawn(self._refresh_maintenance())
-
-    async def _refresh_maintenance(self) -> None:
-        with contextlib.suppress(StorageUnavailable):
-            await refresh_maintenance(self.cache)
-
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def stop(self) -> None:
-        await self.writer.close()
-        if isinstance(self.cache.balances, RedisBalances):
-            await self.cache.balances.close()

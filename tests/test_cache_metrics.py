@@ -8,7 +8,7 @@ import re
 import msgspec
 import pytest
 
-from gateway.auth import Principal
+from gateway.accounts.keys import Principal
 from gateway.cache import MemoryBackend, ResponseCache
 from gateway.config import CacheConfig, ConfigError, GatewayConfig, config_warnings, parse_config
 from gateway.metrics import Metrics, Snapshot

@@ -32,7 +32,7 @@ from tests.services import (
 )
 from tests.test_scaleout import eventually, scaleout_config
 
-ADMIN = "admin-key-for-shared-tests"
+ADMIN = "admin-key-for-shared-tests-of-32-characters"
 EXTRA = f"""
 [[models]]
 id = "fake/pricey"
@@ -56,6 +56,8 @@ fallbacks = ["fake/ok"]
 [accounts]
 admin_key = "{ADMIN}"
 cache_ttl = 30.0
+signup = true
+signups_per_hour = 1000
 
 [routing]
 retries = 0

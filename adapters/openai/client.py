@@ -191,6 +191,7 @@ class OpenAIIngress:
             chain=chain,
             routing_fields=routing_fields,
             features_of=openai_features,
+            max_tokens=request.output_limit,
         )
 
     def to_canonical(self, parsed: Parsed) -> c.Request:

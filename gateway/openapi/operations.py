@@ -72,9 +72,14 @@ _DATE = {"type": "string"}
 
 ACCOUNTS = (
     Operation("POST", "/v1/auth/signup", "Create an account; answers a session token", "auth",
-              {201: a.Session}, body=a.SignupRequest, auth="none",
+              {201: a.Session, 202: a.PendingSignup}, body=a.SignupRequest, auth="none",
               errors=(400, 403, 409, 429, 503),
               example={"email": "ann@example.com", "password": "correct horse"}),
+    Operation("POST", "/v1/auth/verify", "Confirm a signup's address with its token", "auth",
+              {200: a.Verified}, body=a.VerifyRequest, auth="none", errors=(400, 503)),
+    Operation("GET", "/v1/auth/verify", "The link sent to a pending signup", "auth",
+              {200: a.Verified}, auth="none", errors=(400, 503),
+              query=(Param("token", {"type": "string"}, "the verification token"),)),
     Operation("POST", "/v1/auth/login", "Log in; answers a session token", "auth",
               {200: a.Login}, body=a.LoginRequest, auth="none", errors=(400, 401, 429, 503)),
     Operation("GET", "/v1/auth/me", "Profile, tier, limits, balance and usage", "auth",

@@ -97,6 +97,7 @@ export async function keys(ctx) {
   const create = async ({ name }, el) => {
     const created = await api("/v1/keys", { method: "POST", body: { name } });
     el.reset();
+    box.clear();
     const fresh = await keys(ctx);
     document.getElementById("main").replaceChildren(box, ...fresh);
     document.getElementById("key-slot").replaceChildren(newKeyPanel(created));
