@@ -20,6 +20,8 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from gateway.platform.versions import parse_version
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "gateway.toml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -251,6 +253,58 @@ class PersonaConfig(Section):
     description: str = ""
 
 
+class PluginConfig(Section):
+    """One entry of the plugin catalog behind ``GET /v1/plugins`` (docs/platform.md)."""
+
+    name: str
+    description: str = ""
+    version: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    repository: str = ""
+    homepage: str = ""
+    author: str = ""
+    min_version: str = ""
+
+
+class ReleaseConfig(Section):
+    """One release of the feed behind ``GET /v1/updates``; ``version`` is semantic (1.2.3)."""
+
+    version: str
+    date: str = ""
+    notes: str = ""
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        if parse_version(self.version) is None:
+            raise ValueError(f"release version {self.version!r} is not semantic (like 1.2.3)")
+
+
+class WebhooksConfig(Section):
+    """Signed webhook deliveries (docs/platform.md)."""
+
+    allow_private: bool = False           # true: deliveries to loopback/private addresses allowed
+    # Seconds to wait before each retry of a failed delivery; after the last, it has failed.
+    retry_schedule: list[float] = msgspec.field(
+        default_factory=lambda: [1, 5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200,
+                                 86400])
+    timeout: float = 10.0              # seconds for one attempt
+    max_in_flight: int = 3             # deliveries at once per endpoint
+    disable_after: int = 20            # failed attempts in a row that disable an endpoint
+    poll_interval: float = 1.0         # seconds between looks at the outbox
+
+
+class TelemetryConfig(Section):
+    """Anonymous CLI telemetry (docs/platform.md)."""
+
+    enabled: bool = True
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 1000
+    requests_per_minute: int = 60      # per client address
+    max_property_bytes: int = 2048     # one event's properties, as JSON
+    retention_days: int = 90
+    stats_tiers: list[str] = msgspec.field(default_factory=lambda: ["enterprise"])
+
+
 class GatewayConfig(Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
@@ -271,6 +325,10 @@ class GatewayConfig(Section):
     # Names of models switched off with their provider (routers may still mention them).
     # Names of the models switched off with their provider (name -> provider).
     disabled_models: dict[str, str] = msgspec.field(default_factory=dict)
+    plugins: list[PluginConfig] = msgspec.field(default_factory=list)
+    releases: list[ReleaseConfig] = msgspec.field(default_factory=list)
+    webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
+    telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
 
 
 class _MissingEnv(Exception):
