@@ -43,7 +43,7 @@ def _stable(value: Any) -> Any:
     return value
 
 
-def translate(request: dict[str, Any]) -> dict[str, Any]:
+def translate(request: dict[str, Any]) -> Any:
     """A Responses body as canonical, and as each upstream dialect's body for model "up"."""
     parsed = RESPONSES.parse(json.dumps(request).encode())
     canonical = RESPONSES.to_canonical(parsed)
