@@ -29,8 +29,8 @@ from gateway.errors import (
     PermissionDenied,
     ServiceUnavailable,
 )
-from gateway.state import AccountServices, Gateway
 from gateway.storage import StorageUnavailable
+from gateway.wiring import AccountServices, Gateway
 
 Handler = Callable[[Request], Awaitable[Response]]
 

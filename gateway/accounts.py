@@ -149,19 +149,26 @@ class UserState:
 class AccountCache:
     """Users' state, key policies and balances in memory; the database only on a miss."""
 
-    def __init__(self, store: AccountsStore, config: GatewayConfig, box: SecretBox) -> None:
+    def __init__(
+        self,
+        store: AccountsStore,
+        config: GatewayConfig,
+        box: SecretBox,
+        balances: BalanceBook | None = None,
+        broadcast: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.box = box
         self.ttl = config.accounts.cache_ttl
         self._users: dict[str, UserState] = {}
         self._policies: dict[str, tuple[KeyPolicy, float]] = {}
-        self.balances: BalanceBook = LocalBalances()
+        self.balances: BalanceBook = balances or LocalBalances()
         self._generation = 0
         self.maintenance: str | None = None  # the operator's message while switched on
-        # Tells the other instances about a change made here (``gateway.state``, via Redis):
+        # Tells the other instances about a change made here (``gateway.wiring``, via Redis):
         # "user <email>", "policy <key id>", "maintenance", "session <id>", "sessions <email>".
-        self.broadcast: Callable[[str], None] | None = None
+        self.broadcast = broadcast
         # While changes from other instances cannot arrive (Redis down, fail closed): no TTL.
         self.strict = False
 

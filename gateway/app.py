@@ -22,8 +22,8 @@ from gateway.errors import GatewayError, NotFound
 from gateway.ingress import OpenAIIngress
 from gateway.ingress_anthropic import AnthropicIngress, count_tokens_endpoint
 from gateway.logs import configure_logging
-from gateway.proxy import ChatEndpoint
-from gateway.state import Gateway
+from gateway.pipeline.endpoint import Endpoint
+from gateway.wiring import Gateway, build_gateway, chat_endpoint
 from routers.catalog import ModelInfo
 
 
@@ -77,7 +77,7 @@ def model_entry(model: ModelInfo) -> dict[str, Any]:
 
 def anthropic_routes(gateway: Gateway) -> list[Route]:
     """The Anthropic Messages endpoints, also under ``/anthropic`` for ``ANTHROPIC_BASE_URL``."""
-    messages = ChatEndpoint(gateway, AnthropicIngress())
+    messages = chat_endpoint(gateway, AnthropicIngress())
     count_tokens = count_tokens_endpoint(gateway)
     routes: list[Route] = []
     for prefix in ("", "/anthropic"):
@@ -87,15 +87,15 @@ def anthropic_routes(gateway: Gateway) -> list[Route]:
 
 
 class FastPaths:
-    """The ASGI entry point: ``POST`` to a chat endpoint goes straight to its ``ChatEndpoint``;
+    """The ASGI entry point: ``POST`` to a pipeline endpoint goes straight to its ``Endpoint``;
     everything else (other routes, methods, the lifespan) to the Starlette app behind it.
 
-    ``ChatEndpoint`` answers every error itself, so Starlette's middleware stack, exception
+    ``Endpoint`` answers every error itself, so Starlette's middleware stack, exception
     wrappers and route matching (~20 µs a request) bought it nothing. Attributes such as
     ``state`` are the Starlette app's.
     """
 
-    def __init__(self, app: Starlette, chat: dict[str, ChatEndpoint]) -> None:
+    def __init__(self, app: Starlette, chat: dict[str, Endpoint]) -> None:
         self.app = app
         self.chat = chat
 
@@ -111,12 +111,12 @@ class FastPaths:
         return getattr(self.app, name)
 
 
-def chat_paths(routes: list[Any]) -> dict[str, ChatEndpoint]:
-    """The ``POST`` routes served by a ``ChatEndpoint``, by exact path."""
+def chat_paths(routes: list[Any]) -> dict[str, Endpoint]:
+    """The ``POST`` routes served by a pipeline ``Endpoint``, by exact path."""
     return {
         route.path: route.app
         for route in routes
-        if isinstance(route, Route) and isinstance(route.app, ChatEndpoint)
+        if isinstance(route, Route) and isinstance(route.app, Endpoint)
         and route.methods and "POST" in route.methods and "{" not in route.path
     }
 
@@ -126,7 +126,7 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
     to ``load_config()``."""
     config = config or load_config()
     configure_logging(config.server.log_level)
-    gateway = Gateway(config)
+    gateway = build_gateway(config)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -190,7 +190,7 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/v1/chat/completions", ChatEndpoint(gateway, OpenAIIngress()), methods=["POST"]),
+        Route("/v1/chat/completions", chat_endpoint(gateway, OpenAIIngress()), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         *anthropic_routes(gateway),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),

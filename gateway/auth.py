@@ -63,7 +63,13 @@ def key_from_headers(authorization: bytes | None, x_api_key: bytes | None) -> st
 class KeyCache:
     """Resolves keys to principals, asking the store only on a miss or after the TTL."""
 
-    def __init__(self, store: Store, ttl: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ttl: float,
+        session_prefix: str = "",
+        sessions: Callable[[str], Awaitable[Principal]] | None = None,
+    ) -> None:
         self.store = store
         self.ttl = ttl
         self._known: dict[str, tuple[Principal, float]] = {}
@@ -72,8 +78,8 @@ class KeyCache:
         # every request then asks the store, and a cached entry serves only if it is down.
         self.strict = False
         # Session tokens (``gateway.accounts``): a prefix and the resolver for such tokens.
-        self.session_prefix = ""
-        self.sessions: Callable[[str], Awaitable[Principal]] | None = None
+        self.session_prefix = session_prefix
+        self.sessions = sessions
 
     async def authenticate(self, key: str | None) -> Principal:
         if not key:

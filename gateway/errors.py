@@ -19,17 +19,23 @@
     │   └── Maintenance               503     maintenance             overloaded_error
     └── UpstreamTimeout               504     timeout                 timeout_error
 
-Adapters raise ``adapters.errors.ProviderError`` subclasses; ``from_provider_error`` is the one
-boundary where those become ``GatewayError``.
+Adapters raise ``adapters.errors.ProviderError`` subclasses and the routers raise
+``routers.plan.RoutingRefused``; this module is the one place where those become
+``GatewayError``: ``from_provider_error`` for one failed call, ``all_failed`` for a plan whose
+every target failed, ``routing_error`` for a planner's refusal.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import msgspec
 
 from adapters.errors import ProviderError, ProviderHTTPError, ProviderTimeout
+from routers.attempts import Attempts
+from routers.plan import RoutingRefused
 
 
 class GatewayError(Exception):
@@ -206,3 +212,75 @@ def from_provider_error(error: ProviderError, target: str) -> GatewayError:
             upstream.headers["Retry-After"] = str(max(1, round(error.retry_after)))
         return upstream
     return AllTargetsFailed(f"{target}: {error}; retry in a few seconds")
+
+
+def all_failed(attempts: Attempts) -> GatewayError:
+    """The most telling error for a plan whose every target failed, listing each attempt."""
+    failures = attempts.failures
+    retry_in = 0
+    if attempts.benched:
+        retry_in = max(1, math.ceil(min(attempts.benched.values()) - time.monotonic()))
+    tried = {target.id for target, _ in failures}
+    resting = ", ".join(name for name in attempts.benched if name not in tried)
+    if not failures:
+        return _none_tried(attempts, resting, retry_in)
+    if len(failures) == 1 and not resting:
+        target, error = failures[0]
+        return from_provider_error(error, target.id)
+    listing = "; ".join(f"{target.id}: {_describe(error)}" for target, error in failures)
+    if resting:
+        listing += f"; resting, not tried: {resting}"
+    errors = [error for _, error in failures]
+    hints = [e.retry_after for e in errors if isinstance(e, ProviderHTTPError) and e.retry_after]
+    seconds = math.ceil(min(hints)) if hints else retry_in
+    headers = {"Retry-After": str(max(1, seconds))} if seconds else {}
+    count = f"{len(failures)} attempt{'s' if len(failures) > 1 else ''}"
+    if all(isinstance(e, ProviderHTTPError) and e.status == 429 for e in errors):
+        return RateLimited(
+            f"Every model is rate-limited ({listing}); retry in {max(1, seconds)} s",
+            headers=headers,
+        )
+    if all(e.context_overflow for e in errors):
+        return BadRequest(
+            f"The prompt is too long for every model tried ({listing}); shorten it or name a "
+            "model with a larger context",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    if all(isinstance(e, ProviderTimeout) for e in errors):
+        return UpstreamTimeout(f"All {count} timed out ({listing}); retry later", headers=headers)
+    return AllTargetsFailed(f"All {count} failed ({listing}); retry later", headers=headers)
+
+
+def _none_tried(attempts: Attempts, resting: str, retry_in: int) -> GatewayError:
+    """No target could be called: every one is resting (benched) or none was left."""
+    if resting and set(attempts.benched) <= attempts.limited:
+        return RateLimited(
+            f"Every model for this request is rate-limited by its provider ({resting}); "
+            f"retry in {retry_in} s",
+            headers={"Retry-After": str(retry_in)},
+        )
+    if resting:
+        return ServiceUnavailable(
+            f"Every model for this request is resting after failures or rate limits "
+            f"({resting}); retry in {retry_in} s",
+            headers={"Retry-After": str(retry_in)},
+        )
+    return AllTargetsFailed("No model of this request could be tried; retry later")
+
+
+def _describe(error: ProviderError) -> str:
+    """One failed attempt for an error message; a refusal of our credentials is not quoted,
+    since providers echo part of the key in it."""
+    if isinstance(error, ProviderHTTPError) and error.status in (401, 403):
+        return f"HTTP {error.status}: the provider refused the gateway's credentials"
+    return str(error)
+
+
+def routing_error(refusal: RoutingRefused) -> GatewayError:
+    """A planner's refusal as the client error it stands for."""
+    if refusal.status == 404:
+        return ModelNotFound(refusal.message, param=refusal.param)
+    if refusal.status == 503:
+        return ServiceUnavailable(refusal.message)
+    return BadRequest(refusal.message, param=refusal.param, code=refusal.code)

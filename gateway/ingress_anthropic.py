@@ -29,10 +29,9 @@ from adapters.anthropic_provider import AnthropicProvider
 from adapters.base import StreamTranslator
 from adapters.errors import ProviderError
 from gateway.auth import key_from_headers
-from gateway.errors import BadRequest, GatewayError, ModelNotFound
+from gateway.errors import BadRequest, GatewayError, ModelNotFound, routing_error
 from gateway.ingress import Parsed, decode_json, routing_chain
-from gateway.proxy import routing_error
-from gateway.state import Gateway
+from gateway.wiring import Gateway
 from routers.catalog import ModelInfo
 from routers.features import features_from_canonical
 from routers.plan import RoutingRefused

@@ -40,6 +40,8 @@ from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 
+from gateway.config import ConfigError
+
 T = TypeVar("T")
 
 
@@ -55,6 +57,8 @@ class Database(Protocol):
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    async def connect(self) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -299,6 +303,15 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def open(self) -> None:
+        """Connect and bring the schema up to date."""
+        await self.db.connect()
+        try:
+            await self.migrate()
+        except BaseException:
+            await self.close()
+            raise
+
     async def migrate(self) -> int:
         """Apply missing migrations; returns the schema version now in force."""
         async with self.db.migration_lock():
@@ -415,25 +428,21 @@ def sqlite_path(url: str) -> str:
     return path[1:] if path.startswith("/") else path
 
 
-async def open_store(url: str, pool_size: int = 10) -> Store:
-    """Connect to the database named by ``storage.url`` and bring its schema up to date."""
-    db: Database
+def build_store(url: str, pool_size: int = 10) -> Store:
+    """The store for ``storage.url``, not yet connected (``Store.open`` connects)."""
     if url.startswith("sqlite:"):
-        sqlite = SQLiteDatabase(sqlite_path(url))
-        await sqlite.connect()
-        db = sqlite
-    elif url.split(":", 1)[0] in ("postgresql", "postgres", "postgresql+asyncpg"):
+        return Store(SQLiteDatabase(sqlite_path(url)))
+    if url.split(":", 1)[0] in ("postgresql", "postgres", "postgresql+asyncpg"):
         from gateway.storage_pg import PostgresDatabase
 
-        postgres = PostgresDatabase(url, max_size=pool_size)
-        await postgres.connect()
-        db = postgres
-    else:
-        raise ValueError(f"storage.url: unsupported database URL scheme in {url.split(':')[0]!r}")
-    store = Store(db)
-    try:
-        await store.migrate()
-    except BaseException:
-        await store.close()
-        raise
+        return Store(PostgresDatabase(url, max_size=pool_size))
+    raise ConfigError(
+        f"storage.url: unsupported database URL scheme in {url.split(':')[0]!r}"
+    )
+
+
+async def open_store(url: str, pool_size: int = 10) -> Store:
+    """Connect to the database named by ``storage.url`` and bring its schema up to date."""
+    store = build_store(url, pool_size)
+    await store.open()
     return store

@@ -11,7 +11,7 @@ from adapters import canonical as c
 from adapters.errors import ProviderHTTPError, ProviderTimeout
 from gateway.config import DEFAULT_CONFIG_PATH, ConfigError, parse_config
 from gateway.ingress import OpenAIIngress
-from gateway.state import build_catalog, build_planner
+from gateway.wiring import build_catalog, build_planner
 from routers.attempts import Attempts, RetryPolicy
 from routers.catalog import Catalog, ModelInfo
 from routers.features import RequestFeatures, looks_like_code

@@ -1,4 +1,6 @@
-"""Process-wide state of one gateway: config, catalog, adapters, store, caches, ledger."""
+"""Wiring: ``build_gateway(config)`` builds every service of one gateway process, each given
+its dependencies through its constructor, and ``chat_endpoint`` assembles the request
+pipeline (gateway/pipeline/) from them. Nothing is assigned after construction."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -31,14 +33,21 @@ from gateway.balances import SharedBalances
 from gateway.cache import ResponseCache, build_cache
 from gateway.config import GatewayConfig
 from gateway.health_shared import SharedHealth
+from gateway.ingress import Ingress
 from gateway.ledger import Ledger
 from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
+from gateway.pipeline.dispatch import Dispatcher, whole_answers
+from gateway.pipeline.endpoint import Endpoint
+from gateway.pipeline.intake import Intake
+from gateway.pipeline.operation import ChatOperation
+from gateway.pipeline.settle import Settler
+from gateway.pipeline.streaming import StreamGauge
 from gateway.shared import ACCOUNTS, REVOCATIONS, Shared
-from gateway.storage import StorageUnavailable, Store, open_store
+from gateway.storage import StorageUnavailable, Store, build_store
 from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, ModelInfo
-from routers.health import MemoryHealth
+from routers.health import Health, MemoryHealth
 from routers.named import OCR_PROMPT, Router, Rule
 from routers.personas import Overlay, Persona
 from routers.plan import Planner
@@ -107,7 +116,9 @@ def _overlay(system: str, temperature: object, max_tokens: object) -> Overlay | 
     return overlay if overlay != Overlay() else None
 
 
-def build_planner(config: GatewayConfig, catalog: Catalog) -> Planner:
+def build_planner(
+    config: GatewayConfig, catalog: Catalog, health: Health | None = None
+) -> Planner:
     """The planner: catalog, named routers, personas and deployment health."""
 
     def models(names: list[str]) -> tuple[ModelInfo, ...]:
@@ -147,7 +158,8 @@ def build_planner(config: GatewayConfig, catalog: Catalog) -> Planner:
         for name, spec in config.personas.items()
     ]
     routing = config.routing
-    health = MemoryHealth(routing.allowed_fails, routing.cooldown, routing.max_cooldown)
+    if health is None:
+        health = MemoryHealth(routing.allowed_fails, routing.cooldown, routing.max_cooldown)
     return Planner(catalog, routers, personas, health, routing.router_prefixes)
 
 
@@ -179,74 +191,44 @@ def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, A
     }
 
 
+@dataclass(frozen=True, eq=False)
 class Gateway:
-    """Everything a request handler needs, built once per process."""
+    """Every service of one gateway process, built once by ``build_gateway``.
 
-    def __init__(self, config: GatewayConfig) -> None:
-        self.config = config
-        self.catalog = build_catalog(config)
-        self.planner = build_planner(config, self.catalog)
-        self.retry_policy = build_retry_policy(config)
-        upstream = config.upstream
-        self.client = UpstreamClient(
-            Timeouts(
-                connect=upstream.connect_timeout,
-                first_byte=upstream.first_byte_timeout,
-                idle=upstream.idle_timeout,
-            ),
-            max_connections=upstream.max_connections,
-            max_connections_per_host=upstream.max_connections_per_host,
-        )
-        self.adapters = build_adapters(config, self.client)
-        self.log = structlog.get_logger("gateway.request")
-        self.open_streams = 0
-        self._store: Store | None = None
-        self._keys: KeyCache | None = None
-        self._ledger: Ledger | None = None
-        self._accounts: AccountServices | None = None
-        # Redis (limits.storage = "redis://…"), shared by every feature that needs it.
-        self.shared: Shared | None = None
-        self.cache: ResponseCache | None = None
-        self.metrics = Metrics()
+    Nothing here is assigned after construction; ``start`` connects and starts the background
+    tasks, ``stop`` ends them."""
 
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            raise RuntimeError("gateway not started")
-        return self._store
-
-    @property
-    def keys(self) -> KeyCache:
-        if self._keys is None:
-            raise RuntimeError("gateway not started")
-        return self._keys
-
-    @property
-    def ledger(self) -> Ledger:
-        if self._ledger is None:
-            raise RuntimeError("gateway not started")
-        return self._ledger
-
-    @property
-    def accounts(self) -> AccountServices:
-        if self._accounts is None:
-            raise RuntimeError("gateway not started")
-        return self._accounts
+    config: GatewayConfig
+    catalog: Catalog
+    planner: Planner
+    health: Health
+    retry_policy: RetryPolicy
+    client: UpstreamClient
+    adapters: dict[str, Adapter]
+    store: Store
+    keys: KeyCache
+    ledger: Ledger
+    accounts: AccountServices
+    shared: Shared | None  # Redis (limits.storage = "redis://…"), for every feature needing it
+    cache: ResponseCache | None
+    metrics: Metrics
+    streams: StreamGauge
+    log: Any
 
     async def start(self) -> None:
-        storage = self.config.storage
-        self._store = await open_store(storage.url, storage.pool_size)
-        self._keys = KeyCache(self._store, storage.key_cache_ttl)
-        self._ledger = Ledger(
-            self._store,
-            batch_size=storage.ledger_batch_size,
-            flush_interval=storage.ledger_flush_interval,
-        )
-        self._ledger.start()
-        self.shared = self._open_shared()
-        self._accounts = AccountServices(self.config, self._store, self._keys, self.shared)
-        await self._accounts.start()
-        self._start_shared()
+        await self.store.open()
+        self.ledger.start()
+        await self.accounts.start()
+        if self.shared is not None:
+            self.shared.subscribe(
+                REVOCATIONS,
+                self.keys.forget,
+                on_connected=self._revocations_connected,
+                on_lost=self._revocations_lost,
+            )
+            self.accounts.start_shared(self.shared)
+        if isinstance(self.health, SharedHealth):
+            self.health.start()
         if os.environ.get("GATEWAY_METRICS_DIR"):
             self.metrics.start_export(os.environ["GATEWAY_METRICS_DIR"])
 
@@ -264,37 +246,12 @@ class Gateway:
 
     def metrics_text(self) -> bytes:
         gauges = self.metrics.gauges
-        gauges["gateway_open_streams"] = self.open_streams
-        if self._ledger is not None:
-            gauges["gateway_ledger_pending_rows"] = self._ledger.pending
-            gauges["gateway_ledger_dropped_rows_total"] = self._ledger.dropped
+        gauges["gateway_open_streams"] = self.streams.open
+        gauges["gateway_ledger_pending_rows"] = self.ledger.pending
+        gauges["gateway_ledger_dropped_rows_total"] = self.ledger.dropped
         if self.shared is not None:
             gauges["gateway_redis_up"] = 1.0 if self.shared.healthy else 0.0
         return self.metrics.render()
-
-    def _open_shared(self) -> Shared | None:
-        limits = self.config.limits
-        url = limits.storage.removeprefix("async+")
-        if url.startswith(("redis://", "rediss://", "unix://")):
-            return Shared(url, limits.redis_prefix, limits.redis_failure)
-        return None
-
-    def _start_shared(self) -> None:
-        if self.shared is not None:
-            self.shared.subscribe(
-                REVOCATIONS,
-                self.keys.forget,
-                on_connected=self._revocations_connected,
-                on_lost=self._revocations_lost,
-            )
-            self.accounts.start_shared(self.shared)
-            routing = self.config.routing
-            if routing.health != "local":
-                health = SharedHealth(self.shared, routing.allowed_fails, routing.cooldown,
-                                      routing.max_cooldown)
-                health.start()
-                self.planner.health = health
-        self.cache = build_cache(self.config, self.shared)
 
     def _revocations_connected(self) -> None:
         self.keys.strict = False
@@ -312,42 +269,120 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.metrics.stop()
-        if self._accounts is not None:
-            await self._accounts.stop()
-        if isinstance(self.planner.health, SharedHealth):
-            await self.planner.health.close()
+        await self.accounts.stop()
+        if isinstance(self.health, SharedHealth):
+            await self.health.close()
         if self.shared is not None:
             await self.shared.close()
-        if self._ledger is not None:
-            await self._ledger.close()
+        await self.ledger.close()
         await self.client.close()
-        if self._store is not None:
-            await self._store.close()
+        await self.store.close()
+
+
+def build_shared(config: GatewayConfig) -> Shared | None:
+    """The Redis connection when ``limits.storage`` names Redis."""
+    limits = config.limits
+    url = limits.storage.removeprefix("async+")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return Shared(url, limits.redis_prefix, limits.redis_failure)
+    return None
+
+
+def build_health(config: GatewayConfig, shared: Shared | None) -> Health:
+    """Deployment health: shared through Redis unless ``routing.health = "local"``."""
+    routing = config.routing
+    if shared is not None and routing.health != "local":
+        return SharedHealth(shared, routing.allowed_fails, routing.cooldown, routing.max_cooldown)
+    return MemoryHealth(routing.allowed_fails, routing.cooldown, routing.max_cooldown)
+
+
+def build_client(config: GatewayConfig) -> UpstreamClient:
+    upstream = config.upstream
+    return UpstreamClient(
+        Timeouts(
+            connect=upstream.connect_timeout,
+            first_byte=upstream.first_byte_timeout,
+            idle=upstream.idle_timeout,
+        ),
+        max_connections=upstream.max_connections,
+        max_connections_per_host=upstream.max_connections_per_host,
+    )
+
+
+def build_gateway(config: GatewayConfig, client: UpstreamClient | None = None) -> Gateway:
+    """Every service of one gateway, each given its dependencies (``client``: the upstream
+    HTTP client, the bench's stub or the real one)."""
+    catalog = build_catalog(config)
+    shared = build_shared(config)
+    health = build_health(config, shared)
+    client = client or build_client(config)
+    storage = config.storage
+    store = build_store(storage.url, storage.pool_size)
+    accounts = AccountServices(config, store, shared)
+    return Gateway(
+        config=config,
+        catalog=catalog,
+        planner=build_planner(config, catalog, health),
+        health=health,
+        retry_policy=build_retry_policy(config),
+        client=client,
+        adapters=build_adapters(config, client),
+        store=store,
+        keys=KeyCache(store, storage.key_cache_ttl, SESSION_PREFIX,
+                      accounts.sessions.authenticate),
+        ledger=Ledger(store, batch_size=storage.ledger_batch_size,
+                      flush_interval=storage.ledger_flush_interval),
+        accounts=accounts,
+        shared=shared,
+        cache=build_cache(config, shared),
+        metrics=Metrics(),
+        streams=StreamGauge(),
+        log=structlog.get_logger("gateway.request"),
+    )
+
+
+def chat_endpoint(gateway: Gateway, ingress: Ingress) -> Endpoint:
+    """The chat endpoint of one ingress dialect, wired to the gateway's services."""
+    operation = ChatOperation(ingress)
+    admission = gateway.accounts.admission
+    dispatcher = Dispatcher(gateway.adapters, gateway.health, gateway.retry_policy)
+    complete = whole_answers(dispatcher, operation)
+    if gateway.cache is not None:
+        complete = gateway.cache.decorate(complete, operation.dialect, gateway.catalog,
+                                          gateway.metrics)
+    return Endpoint(
+        operation,
+        Intake(operation, gateway.keys, gateway.planner, admission,
+               gateway.config.server.max_body_bytes),
+        dispatcher,
+        complete,
+        Settler(gateway.ledger, admission, gateway.metrics, gateway.log),
+        gateway.streams,
+        first_byte=gateway.client.timeouts.first_byte,
+        commit_timeout=gateway.config.server.commit_timeout,
+    )
 
 
 class AccountServices:
     """Accounts, sessions, balances, limits and admission of one gateway process."""
 
-    def __init__(
-        self, config: GatewayConfig, store: Store, keys: KeyCache, shared: Shared | None = None
-    ) -> None:
+    def __init__(self, config: GatewayConfig, store: Store, shared: Shared | None = None) -> None:
         accounts = config.accounts
+        self.shared = shared
         self.store = AccountsStore(store.db)
         self.box = SecretBox(accounts.secret or os.environ.get("GATEWAY_SECRET", ""))
         self.admin_key = accounts.admin_key or os.environ.get("GATEWAY_ADMIN_KEY", "")
-        self.cache = AccountCache(self.store, config, self.box)
+        self._origin = os.urandom(6).hex()  # tells our own broadcasts from the others'
+        self._tasks: set[asyncio.Task[None]] = set()
+        balances = SharedBalances(shared, self._stored_balance) if shared is not None else None
+        self.cache = AccountCache(self.store, config, self.box, balances,
+                                  self._broadcast if shared is not None else None)
         self.sessions = Sessions(self.store, accounts, self.cache)
         self.notifier = Notifier(accounts.notify_webhook)
         self.accounts = Accounts(self.store, config, self.cache, self.sessions, self.notifier)
         self.limiter = Limiter(config.limits.storage, shared=shared)
-        if shared is not None:
-            self.cache.balances = SharedBalances(shared, self._stored_balance)
-        self._origin = os.urandom(6).hex()  # tells our own broadcasts from the others'
-        self._tasks: set[asyncio.Task[None]] = set()
         self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
         self.writer = DebitWriter(self.cache)
-        keys.session_prefix = SESSION_PREFIX
-        keys.sessions = self.sessions.authenticate
 
     async def start(self) -> None:
         await refresh_maintenance(self.cache)
@@ -359,11 +394,13 @@ class AccountServices:
 
     # --- changes made on other instances (Redis channel ``<prefix>accounts``) ---
 
-    def start_shared(self, shared: Shared) -> None:
-        """Announce account changes made here, and apply those announced elsewhere."""
+    def _broadcast(self, change: str) -> None:
+        """Announce an account change made here to the other instances."""
+        if self.shared is not None:
+            self._spawn(self.shared.publish(ACCOUNTS, f"{self._origin} {change}"))
 
-        def broadcast(change: str) -> None:
-            self._spawn(shared.publish(ACCOUNTS, f"{self._origin} {change}"))
+    def start_shared(self, shared: Shared) -> None:
+        """Apply account changes announced by the other instances."""
 
         def lost() -> None:
             if shared.failure == "closed":
@@ -374,7 +411,6 @@ class AccountServices:
             self.cache.forget_all()  # changes may have been missed while disconnected
             self._spawn(self._refresh_maintenance())
 
-        self.cache.broadcast = broadcast
         shared.subscribe(ACCOUNTS, self.changed, on_connected=connected, on_lost=lost)
 
     def changed(self, message: str) -> None:
