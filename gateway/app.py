@@ -121,12 +121,12 @@ def chat_paths(routes: list[Any]) -> dict[str, Endpoint]:
     }
 
 
-def create_app(config: GatewayConfig | None = None) -> FastPaths:
+def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = None) -> FastPaths:
     """The gateway as an ASGI app (``FastPaths`` in front of Starlette); ``config`` defaults
-    to ``load_config()``."""
-    config = config or load_config()
+    to ``load_config()``, ``gateway`` to ``build_gateway(config)``."""
+    config = gateway.config if gateway is not None else config or load_config()
     configure_logging(config.server.log_level)
-    gateway = build_gateway(config)
+    gateway = gateway or build_gateway(config)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

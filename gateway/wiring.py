@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -309,9 +309,15 @@ def build_client(config: GatewayConfig) -> UpstreamClient:
     )
 
 
-def build_gateway(config: GatewayConfig, client: UpstreamClient | None = None) -> Gateway:
-    """Every service of one gateway, each given its dependencies (``client``: the upstream
-    HTTP client, the bench's stub or the real one)."""
+def build_gateway(
+    config: GatewayConfig,
+    client: UpstreamClient | None = None,
+    adapters: Mapping[str, Adapter] | None = None,
+) -> Gateway:
+    """Every service of one gateway, each given its dependencies.
+
+    ``client`` replaces the upstream HTTP client and ``adapters`` the adapters of the providers
+    they name: the seams of the in-process tests and of ``bench.micro``."""
     catalog = build_catalog(config)
     shared = build_shared(config)
     health = build_health(config, shared)
@@ -326,7 +332,7 @@ def build_gateway(config: GatewayConfig, client: UpstreamClient | None = None) -
         health=health,
         retry_policy=build_retry_policy(config),
         client=client,
-        adapters=build_adapters(config, client),
+        adapters={**build_adapters(config, client), **(adapters or {})},
         store=store,
         keys=KeyCache(store, storage.key_cache_ttl, SESSION_PREFIX,
                       accounts.sessions.authenticate),

@@ -7,6 +7,8 @@ import pytest
 from gateway.accounts import SecretBox, check_password, hash_password, verify_password
 from gateway.errors import BadRequest
 
+pytestmark = pytest.mark.unit
+
 
 async def test_notifier_posts_to_the_webhook_and_logs_without_one() -> None:
     from aiohttp import web

@@ -3,11 +3,14 @@ its target."""
 
 from __future__ import annotations
 
+import pytest
 from msgspec import UNSET
 
 from adapters import canonical as c
 from gateway.pipeline.operation import fit_to_model
 from routers.catalog import ModelInfo
+
+pytestmark = pytest.mark.unit
 
 
 def request(**fields: object) -> c.Request:

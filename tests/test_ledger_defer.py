@@ -7,7 +7,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from gateway.ledger import Ledger, UsageRow
+
+pytestmark = pytest.mark.unit
 
 
 class RowsStore:

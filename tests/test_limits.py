@@ -25,6 +25,8 @@ from gateway.limits import Admission, Limiter
 from gateway.storage import open_store
 from routers.catalog import ModelInfo
 
+pytestmark = pytest.mark.unit
+
 CONFIG = """
 [tiers.free]
 requests_per_day = 7

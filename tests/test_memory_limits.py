@@ -8,6 +8,8 @@ import pytest
 from gateway import memory_limits
 from gateway.memory_limits import MemoryWindows, is_memory
 
+pytestmark = pytest.mark.unit
+
 
 class FakeTime:
     def __init__(self) -> None:

@@ -20,6 +20,8 @@ from adapters.openai import (
     openai_to_canonical,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def request(body: dict[str, object]) -> ChatRequest:
     return msgspec.convert(body, ChatRequest)

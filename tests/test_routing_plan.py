@@ -19,6 +19,8 @@ from routers.health import MemoryHealth
 from routers.personas import Overlay, apply_to_anthropic_body, apply_to_canonical
 from routers.plan import Plan, Planner, RoutingRefused
 
+pytestmark = pytest.mark.unit
+
 BASE = """
 [providers.mock]
 kind = "mock"

@@ -14,6 +14,8 @@ from gateway.storage import KeyRecord, StorageUnavailable, Store, open_store
 from gateway.storage_pg import PostgresDatabase, translate
 from tests.services import pg_query, pg_url  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.e2e
+
 
 def test_placeholders_translated_outside_quotes() -> None:
     assert translate("SELECT a FROM t WHERE b = ? AND c = '?' AND d = ?") == (

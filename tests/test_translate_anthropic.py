@@ -24,6 +24,8 @@ from adapters.anthropic import (
 )
 from adapters.errors import ProviderHTTPError
 
+pytestmark = pytest.mark.unit
+
 
 def request(**body: Any) -> MessagesRequest:
     body.setdefault("model", "m")

@@ -19,6 +19,8 @@ from adapters.gemini import (
     unpack_tool_id,
 )
 
+pytestmark = pytest.mark.unit
+
 SIGNATURE = "CiQB+/z9Q2lnbmF0dXJlcw=="
 
 

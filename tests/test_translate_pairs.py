@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import msgspec
+import pytest
 
 from adapters import canonical as c
 from adapters.anthropic import (
@@ -28,6 +29,8 @@ from adapters.openai import (
     openai_response_to_canonical,
     openai_to_canonical,
 )
+
+pytestmark = pytest.mark.unit
 
 SIGNATURE = "CiQB+/z9Q2lnbmF0dXJlcw=="
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gateway.usage_estimate import SentBodies, count_tokens, estimate_usage
+
+pytestmark = pytest.mark.unit
 
 
 async def _sent(*chunks: bytes, limit: int = 256 * 1024) -> SentBodies:
