@@ -24,12 +24,9 @@ from gateway.billing import invoices, month_start, parse_when, usage_daily, usag
 from gateway.errors import (
     AuthenticationFailed,
     BadRequest,
-    GatewayError,
     NotFound,
     PermissionDenied,
-    ServiceUnavailable,
 )
-from gateway.storage import StorageUnavailable
 from gateway.wiring import AccountServices, Gateway
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -40,17 +37,11 @@ def _json(content: Any, status: int = 200) -> Response:
 
 
 def _guard(handler: Callable[[Request], Awaitable[Any]]) -> Handler:
+    """The handler's result as JSON; its errors go to the app's exception handlers
+    (``gateway.app``: GatewayError in its shape, a storage outage as 503)."""
+
     async def endpoint(request: Request) -> Response:
-        try:
-            try:
-                result = await handler(request)
-            except StorageUnavailable as exc:
-                raise ServiceUnavailable(
-                    "The account store is unavailable; retry in a few seconds"
-                ) from exc
-        except GatewayError as error:
-            return Response(error.body("openai"), error.status, headers=error.headers,
-                            media_type="application/json")
+        result = await handler(request)
         return result if isinstance(result, Response) else _json(result)
 
     return endpoint

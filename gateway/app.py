@@ -1,5 +1,8 @@
-"""The ASGI application: routes, lifespan, and the JSON error shape for everything outside the
-chat endpoints."""
+"""The ASGI application: routes, lifespan, and the one error boundary of every route outside
+the pipeline's endpoints: Starlette exception handlers that answer ``GatewayError`` in the
+caller's dialect, a storage outage as 503, and anything unexpected as a JSON 500 (never
+Starlette's plain-text one). Request bodies are depth-checked before any handler decodes
+them (``gateway.json_depth``)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
+import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,13 +22,17 @@ from starlette.routing import Route
 from gateway.account_routes import account_routes
 from gateway.auth import Principal, key_from_headers
 from gateway.config import GatewayConfig, load_config
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import GatewayError, NotFound, ServiceUnavailable
 from gateway.ingress import OpenAIIngress
 from gateway.ingress_anthropic import AnthropicIngress, count_tokens_endpoint
+from gateway.json_depth import DepthGuard
 from gateway.logs import configure_logging
 from gateway.pipeline.endpoint import Endpoint
+from gateway.storage import StorageUnavailable
 from gateway.wiring import Gateway, build_gateway, chat_endpoint
 from routers.catalog import ModelInfo
+
+_log = structlog.get_logger("gateway.app")
 
 
 class JSONResponse(Response):
@@ -97,6 +105,7 @@ class FastPaths:
 
     def __init__(self, app: Starlette, chat: dict[str, Endpoint]) -> None:
         self.app = app
+        self.guarded = DepthGuard(app)
         self.chat = chat
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -105,7 +114,7 @@ class FastPaths:
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await self.guarded(scope, receive, send)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
@@ -145,34 +154,19 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
         )
 
     async def list_models(request: Request) -> Response:
-        try:
-            await authenticate(gateway, request)
-        except GatewayError as error:
-            return error_response(error)
+        await authenticate(gateway, request)
         models = [model_entry(m) for m in gateway.catalog]
         return JSONResponse({"object": "list", "data": models + gateway.planner.listing()})
 
     async def get_model(request: Request) -> Response:
-        try:
-            await authenticate(gateway, request)
-            model = gateway.catalog.get(request.path_params["model_id"])
-            if model is None:
-                raise NotFound(
-                    f"Unknown model '{request.path_params['model_id']}': "
-                    "GET /v1/models lists the models you can use"
-                )
-        except GatewayError as error:
-            return error_response(error)
+        await authenticate(gateway, request)
+        model = gateway.catalog.get(request.path_params["model_id"])
+        if model is None:
+            raise NotFound(
+                f"Unknown model '{request.path_params['model_id']}': "
+                "GET /v1/models lists the models you can use"
+            )
         return JSONResponse(model_entry(model))
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        error = GatewayError(exc.detail)
-        error.status = exc.status_code
-        error.openai_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        error.anthropic_type = error.openai_type
-        dialect = "anthropic" if "/messages" in request.url.path else "openai"
-        return error_response(error, dialect)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -196,8 +190,44 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         *account_routes(gateway),
     ]
-    app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
-    )
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
     app.state.gateway = gateway
     return FastPaths(app, chat_paths(routes))
+
+
+def _dialect(request: Request) -> str:
+    return "anthropic" if "/messages" in request.url.path else "openai"
+
+
+async def gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc, _dialect(request))
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error = GatewayError(exc.detail)
+    error.status = exc.status_code
+    error.openai_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    error.anthropic_type = error.openai_type
+    return error_response(error, _dialect(request))
+
+
+async def storage_down(request: Request, exc: Exception) -> Response:
+    error = ServiceUnavailable("The account store is unavailable; retry in a few seconds")
+    return error_response(error, _dialect(request))
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """Anything a route did not expect: logged with its traceback, answered as JSON."""
+    _log.error("request_failed", path=request.url.path, exc_info=exc)
+    error = GatewayError("Internal error; the operator's log has the details")
+    return error_response(error, _dialect(request))
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    GatewayError: gateway_error,
+    StorageUnavailable: storage_down,
+    HTTPException: http_error,
+    Exception: internal_error,  # Starlette's ServerErrorMiddleware: never its plain-text 500
+}

@@ -13,7 +13,8 @@
     ├── BodyTooLarge                  413     request_too_large       request_too_large
     ├── RateLimited                   429     rate_limit_error        rate_limit_error
     │   └── QuotaExceeded             429     limit                   rate_limit_error
-    ├── UpstreamError                 (the upstream's 4xx status, its message kept)
+    ├── UpstreamError                 (the upstream's 4xx status; its message kept only when
+    │                                  the caller's own input caused it: CALLER_FAULTS)
     ├── AllTargetsFailed              502     provider_error          api_error
     ├── ServiceUnavailable            503     service_unavailable     overloaded_error
     │   └── Maintenance               503     maintenance             overloaded_error
@@ -187,6 +188,32 @@ _UPSTREAM_4XX_TYPES: dict[int, tuple[str, str]] = {
 }
 
 
+# Upstream statuses caused by the caller's own input: the provider's words help the caller fix
+# it, so they are passed on. Any other failure gets the gateway's own words (the provider's may
+# name the operator's account or organisation); the provider's text goes to the log.
+CALLER_FAULTS = frozenset((400, 404, 413, 422))
+_PHRASES = {
+    408: "request timeout", 409: "conflict", 425: "too early", 429: "rate limited",
+    500: "internal error", 502: "bad gateway", 503: "unavailable", 504: "timeout",
+    529: "Overloaded",
+}
+
+
+def describe(error: ProviderError) -> str:
+    """One failed call in the gateway's own words (see ``CALLER_FAULTS``)."""
+    if isinstance(error, ProviderTimeout):
+        return f"timed out waiting for the {error.phase.replace('_', ' ')}"
+    if isinstance(error, ProviderHTTPError):
+        if error.status in (401, 403):
+            return f"HTTP {error.status}: the provider refused the gateway's credentials"
+        if error.status in CALLER_FAULTS:
+            return f"HTTP {error.status}: {error.message}"
+        phrase = _PHRASES.get(error.status, "error")
+        return f"HTTP {error.status}: {phrase} at the provider"
+    # Connection and protocol failures are described by our own adapters, not the provider.
+    return str(error)
+
+
 def from_provider_error(error: ProviderError, target: str) -> GatewayError:
     """The client-facing error for one failed upstream call to ``target``."""
     if isinstance(error, ProviderTimeout):
@@ -202,16 +229,19 @@ def from_provider_error(error: ProviderError, target: str) -> GatewayError:
         openai_type, anthropic_type = _UPSTREAM_4XX_TYPES.get(
             error.status, ("invalid_request_error", "invalid_request_error")
         )
+        if error.status in CALLER_FAULTS:
+            message = f"{target}: {error.message}"
+        elif error.status == 429:
+            message = f"{target}: rate-limited by the provider; retry later"
+        else:
+            message = f"{target}: {describe(error)}; retry later"
         upstream = UpstreamError(
-            error.status,
-            f"{target}: {error.message}",
-            openai_type=openai_type,
-            anthropic_type=anthropic_type,
+            error.status, message, openai_type=openai_type, anthropic_type=anthropic_type
         )
         if error.retry_after is not None:
             upstream.headers["Retry-After"] = str(max(1, round(error.retry_after)))
         return upstream
-    return AllTargetsFailed(f"{target}: {error}; retry in a few seconds")
+    return AllTargetsFailed(f"{target}: {describe(error)}; retry in a few seconds")
 
 
 def all_failed(attempts: Attempts) -> GatewayError:
@@ -227,7 +257,7 @@ def all_failed(attempts: Attempts) -> GatewayError:
     if len(failures) == 1 and not resting:
         target, error = failures[0]
         return from_provider_error(error, target.id)
-    listing = "; ".join(f"{target.id}: {_describe(error)}" for target, error in failures)
+    listing = "; ".join(f"{target.id}: {describe(error)}" for target, error in failures)
     if resting:
         listing += f"; resting, not tried: {resting}"
     errors = [error for _, error in failures]
@@ -267,14 +297,6 @@ def _none_tried(attempts: Attempts, resting: str, retry_in: int) -> GatewayError
             headers={"Retry-After": str(retry_in)},
         )
     return AllTargetsFailed("No model of this request could be tried; retry later")
-
-
-def _describe(error: ProviderError) -> str:
-    """One failed attempt for an error message; a refusal of our credentials is not quoted,
-    since providers echo part of the key in it."""
-    if isinstance(error, ProviderHTTPError) and error.status in (401, 403):
-        return f"HTTP {error.status}: the provider refused the gateway's credentials"
-    return str(error)
 
 
 def routing_error(refusal: RoutingRefused) -> GatewayError:

@@ -31,7 +31,7 @@ from gateway.accounts_store import AccountsStore
 from gateway.auth import KeyCache
 from gateway.balances import SharedBalances
 from gateway.cache import ResponseCache, build_cache
-from gateway.config import GatewayConfig
+from gateway.config import ConfigError, GatewayConfig
 from gateway.health_shared import SharedHealth
 from gateway.ingress import Ingress
 from gateway.ledger import Ledger
@@ -174,21 +174,21 @@ def build_retry_policy(config: GatewayConfig) -> RetryPolicy:
 
 
 def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, Adapter]:
-    return {
-        name: build_adapter(
-            provider.kind,
-            ProviderSettings(
-                name=name,
-                base_url=provider.base_url,
-                api_key=provider.api_key,
-                headers=dict(provider.headers),
-                tokens_per_second=provider.tokens_per_second,
-                max_tokens_field=provider.max_tokens_field,
-            ),
-            client,
+    adapters: dict[str, Adapter] = {}
+    for name, provider in config.providers.items():
+        settings = ProviderSettings(
+            name=name,
+            base_url=provider.base_url,
+            api_key=provider.api_key,
+            headers=dict(provider.headers),
+            tokens_per_second=provider.tokens_per_second,
+            max_tokens_field=provider.max_tokens_field,
         )
-        for name, provider in config.providers.items()
-    }
+        try:
+            adapters[name] = build_adapter(provider.kind, settings, client)
+        except ValueError as exc:
+            raise ConfigError(f"providers.{name}.kind: {exc}") from exc
+    return adapters
 
 
 @dataclass(frozen=True, eq=False)

@@ -171,7 +171,7 @@ async def pipeline(tmp: Path, extra: str = "") -> AsyncIterator[Seam]:
     try:
         key, _ = await create_key(gateway.store, config.keys.prefix, name="seam",
                                   user="tests@example.com", tier="")
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield Seam(client, gateway, adapter, backup, key)
     finally:

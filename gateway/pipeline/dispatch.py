@@ -13,9 +13,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
+import structlog
+
 from adapters.base import Adapter, Call
-from adapters.errors import ProviderError
-from gateway.errors import all_failed, from_provider_error
+from adapters.errors import ProviderError, ProviderHTTPError
+from gateway.errors import all_failed, describe, from_provider_error
 from gateway.pipeline.operation import Operation
 from gateway.pipeline.outcome import Admitted, Header, Outcome, failed
 from gateway.usage_estimate import SentBodies
@@ -26,6 +28,17 @@ from routers.health import Health
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Started = TypeVar("Started")
 Complete = Callable[[Admitted], Awaitable[Outcome]]
+_log = structlog.get_logger("gateway.pipeline")
+
+
+def upstream_failed(request_id: str, target: ModelInfo, error: ProviderError) -> None:
+    """Log a failed call with the provider's own words, which callers do not see (see
+    ``gateway.errors.CALLER_FAULTS``); a refusal of our credentials is logged without them,
+    since providers echo part of the key in it."""
+    status = error.status if isinstance(error, ProviderHTTPError) else None
+    detail = describe(error) if status in (401, 403) else str(error)
+    _log.warning("upstream_failed", request_id=request_id, target=target.id,
+                 status=status, error=detail)
 
 
 class Responder:
@@ -80,6 +93,7 @@ class Dispatcher:
                 try:
                     started = await attempt.start(adapter, call, target, level, attempts)
                 except ProviderError as error:
+                    upstream_failed(admitted.facts.request_id, target, error)
                     if attempts.failed(target, error):
                         continue
                     return failed(from_provider_error(error, target.id), attempts.count)

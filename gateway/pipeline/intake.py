@@ -1,6 +1,7 @@
 """Intake: from the ASGI request to an ``Admitted`` request, or a refusal.
 
-Header scan, key, body, the operation's parse, the routers' plan and admission (limits and
+Header scan, key, body (its JSON nesting bounded before any decoder sees it), the operation's
+parse, the routers' plan and admission (limits and
 credits), in that order: a bad key is refused before the body is read, and nothing is
 reserved for a request that cannot be planned. Nothing here waits on the database (keys and
 account state are cached).
@@ -14,6 +15,7 @@ from typing import Any
 from gateway.auth import Principal, key_from_headers
 from gateway.errors import BodyTooLarge, GatewayError, ModelNotFound, routing_error
 from gateway.ingress import new_request_id
+from gateway.json_depth import check_depth
 from gateway.limits import Admission, Ticket
 from gateway.pipeline.operation import Operation
 from gateway.pipeline.outcome import Admitted, Facts, Header
@@ -141,6 +143,7 @@ class Intake:
                 key_from_headers(head.authorization, head.api_key)
             )
             body = await read_body(receive, self.max_body, head.declared)
+            check_depth(body)
             parsed = operation.parse(body)
             plan = self._plan(parsed)
             ticket = await self.admission.admit(

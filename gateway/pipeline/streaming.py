@@ -20,7 +20,7 @@ from adapters import canonical as c
 from adapters.base import Adapter, Call, StreamTranslator
 from adapters.errors import ProviderError, ProviderTimeout
 from gateway.errors import from_provider_error
-from gateway.pipeline.dispatch import Dispatcher, Responder
+from gateway.pipeline.dispatch import Dispatcher, Responder, upstream_failed
 from gateway.pipeline.operation import Operation
 from gateway.pipeline.outcome import Admitted, Header, Outcome
 from gateway.pipeline.settle import response_headers
@@ -213,6 +213,7 @@ class StreamAnswer:
         """A committed stream broke: no fallback; the caller gets an error frame."""
         served = self.served
         if served is not None:
+            upstream_failed(self.admitted.facts.request_id, served, failure)
             attempts.broke(served, failure)
         error = from_provider_error(failure, served.id if served else "")
         await self.responder.body(self.operation.error_frame(error))
