@@ -23,12 +23,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 run: install
 	$(VENV)/bin/gateway serve
 
-test: install-dev nginx
+test: install-dev nginx chromium
 	$(PY) -m pytest -q
 
 lint: install-dev
 	$(VENV)/bin/ruff check gateway routers adapters tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 $(VENV)/.installed-bench: $(VENV)/.installed-dev pyproject.toml
 	$(PIP) install -q -e '.[dev,bench]'
@@ -64,3 +65,13 @@ nginx:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null 2>&1) || \
 	   DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null 2>&1) || \
 	  echo "nginx could not be installed: the nginx test will be skipped"
+
+# Headless Chromium for the dashboard's browser test (tests/test_dashboard.py), from Debian's
+# packages: Playwright drives it by path, so `playwright install` (a download) is never needed.
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1)) || \
+	  echo "chromium could not be installed: the dashboard's browser test will be skipped"

@@ -9,9 +9,9 @@ comes back as the provider's own bytes (``RawReply`` or raw SSE events), untouch
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -25,7 +25,7 @@ class Call:
 
     model: str
     stream: bool
-    raw: dict[str, Any] | None = None
+    raw: Mapping[str, Any] | None = None  # read-only: one body serves every fallback
     request: Request | None = None
     headers: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None  # a caller's own provider key (BYOK) instead of the pool's
@@ -94,3 +94,21 @@ def inspect_reply(
     if reply.model and reply.model != served_model:
         body = body.replace(msgspec.json.encode(reply.model), msgspec.json.encode(served_model), 1)
     return body, (to_usage(reply.usage) if reply.usage else None)
+
+
+def has_value(raw: msgspec.Raw) -> bool:
+    """True when a ``Raw`` field was present and not null."""
+    return len(raw) > 0 and bytes(raw) != b"null"
+
+
+T = TypeVar("T")
+
+
+def readable(payloads: Iterable[bytes], decoder: msgspec.json.Decoder[T]) -> Iterator[T]:
+    """Each payload decoded by ``decoder``; one it cannot read is skipped (for estimates, where
+    a malformed frame counts for nothing rather than failing the count)."""
+    for payload in payloads:
+        try:
+            yield decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue

@@ -1,30 +1,56 @@
-"""Provider kinds: the one place that maps a configured ``kind`` to its adapter class."""
+"""Dialects: the one place that maps a name to what the gateway knows of that dialect.
+
+A dialect has a provider side (the adapter class for a configured provider ``kind``) and, when
+callers may speak it, a client side (``Ingress``). Gemini and the mock provider are provider
+kinds only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from adapters.anthropic_provider import AnthropicProvider
+from adapters.anthropic.client import AnthropicIngress
+from adapters.anthropic.provider import AnthropicProvider
 from adapters.base import Adapter, ProviderSettings
-from adapters.gemini_provider import GeminiProvider
-from adapters.mock import MockProvider
-from adapters.openai_provider import OpenAIProvider
+from adapters.client import Ingress
+from adapters.gemini.provider import GeminiProvider
+from adapters.mock.provider import MockProvider
+from adapters.openai.client import OpenAIIngress
+from adapters.openai.provider import OpenAIProvider
 from adapters.upstream import UpstreamClient
 
 AdapterFactory = Callable[[ProviderSettings, UpstreamClient], Adapter]
 
-PROVIDER_KINDS: dict[str, AdapterFactory] = {
-    "openai": OpenAIProvider,
-    "anthropic": AnthropicProvider,
-    "gemini": GeminiProvider,
-    "mock": MockProvider,
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """One dialect: its provider class, and its client side when callers may speak it."""
+
+    provider: AdapterFactory
+    client: Ingress | None = None
+
+
+DIALECTS: dict[str, Dialect] = {
+    "openai": Dialect(OpenAIProvider, OpenAIIngress()),
+    "anthropic": Dialect(AnthropicProvider, AnthropicIngress()),
+    "gemini": Dialect(GeminiProvider),
+    "mock": Dialect(MockProvider),
 }
 
 
 def build_adapter(kind: str, settings: ProviderSettings, client: UpstreamClient) -> Adapter:
     """The adapter for a provider of ``kind``; unknown kinds are a configuration error."""
     try:
-        factory = PROVIDER_KINDS[kind]
+        dialect = DIALECTS[kind]
     except KeyError:
         raise ValueError(f"unknown provider kind {kind!r}") from None
-    return factory(settings, client)
+    return dialect.provider(settings, client)
+
+
+def ingress(name: str) -> Ingress:
+    """The client side of dialect ``name`` (one that callers may speak)."""
+    client = DIALECTS[name].client
+    if client is None:
+        raise ValueError(f"callers do not speak {name!r}")
+    return client

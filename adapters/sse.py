@@ -70,3 +70,12 @@ def encode_event(data: bytes, name: str | None = None) -> bytes:
     if name is None:
         return b"data: " + data + b"\n\n"
     return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def data_payloads(sent: list[bytes]) -> list[bytes]:
+    """The ``data:`` payloads of SSE bytes as sent (``[DONE]`` and blanks left out), or the one
+    whole body when there are none (a non-streamed answer)."""
+    whole = b"".join(sent)
+    lines = [line[5:] for line in whole.split(b"\n") if line.startswith(b"data:")]
+    payloads = [payload.strip() for payload in (lines or [whole])]
+    return [payload for payload in payloads if payload and payload != b"[DONE]"]

@@ -18,15 +18,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.accounts_store import KeyPolicy
 from gateway.auth import Principal, create_key, key_from_headers
-from gateway.billing import invoices, month_start, parse_when, usage_daily, usage_summary
+from gateway.billing import (
+    invoices,
+    month_start,
+    parse_when,
+    usage_daily,
+    usage_of_everyone,
+    usage_summary,
+)
 from gateway.errors import (
     AuthenticationFailed,
     BadRequest,
     NotFound,
     PermissionDenied,
 )
+from gateway.storage import KeyPolicy
 from gateway.wiring import AccountServices, Gateway
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -65,6 +72,36 @@ def _int(body: dict[str, Any], name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise BadRequest(f"'{name}' must be a non-negative integer", param=name)
     return value
+
+
+def _bounded(request: Request, name: str, default: str, most: int) -> int:
+    raw = request.query_params.get(name, default)
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise BadRequest(f"'{name}' must be between 1 and {most}", param=name)
+    return int(raw)
+
+
+def deployment_health(gateway: Gateway) -> list[dict[str, Any]]:
+    """Each catalog deployment's health: whether it is benched and until when (Unix seconds),
+    requests in flight, and its latency average."""
+    health = gateway.planner.health
+    now, clock = time.time(), time.monotonic()  # health keeps monotonic times
+    seen: dict[str, dict[str, Any]] = {}
+    for model in gateway.catalog:
+        for target in model.all_deployments:
+            key = target.health_key
+            if key in seen:
+                seen[key]["models"].append(model.id)
+                continue
+            until = health.benched_until(key, clock)
+            seen[key] = {
+                "deployment": key, "provider": target.provider, "upstream": target.upstream,
+                "models": [model.id], "benched": until > 0,
+                "benched_until": round(now + until - clock, 1) if until else None,
+                "rate_limited": until > 0 and health.rate_limited(key),
+                "in_flight": health.in_flight(key), "latency_s": health.latency(key),
+            }
+    return list(seen.values())
 
 
 def account_routes(gateway: Gateway) -> list[Route]:
@@ -223,7 +260,9 @@ def account_routes(gateway: Gateway) -> list[Route]:
         who = await principal(request)
         rows = await services().store.provider_keys(who.user)
         return {"object": "list", "data": [
-            {"provider": p, "hint": hint, "created_at": created} for p, _, hint, created in rows]}
+            {"provider": p, "hint": hint, "created_at": created} for p, _, hint, created in rows],
+            "enabled": services().box.enabled,  # what the pages may offer
+            "providers": sorted(p for p in gateway.adapters if p != "mock")}
 
     async def put_provider_key(request: Request) -> Any:
         who = await principal(request)
@@ -266,10 +305,14 @@ def account_routes(gateway: Gateway) -> list[Route]:
 
     async def daily(request: Request) -> Any:
         who = await principal(request)
-        raw = request.query_params.get("days", "30")
-        if not raw.isdigit() or not 1 <= int(raw) <= 366:
-            raise BadRequest("'days' must be between 1 and 366", param="days")
-        return await usage_daily(services().store, who.user, int(raw), time.time())
+        days = _bounded(request, "days", "30", 366)
+        return await usage_daily(services().store, who.user, days, time.time())
+
+    async def recent(request: Request) -> Any:
+        who = await principal(request)
+        limit = _bounded(request, "limit", "50", 500)
+        rows = await services().store.recent_usage(who.user, limit) if who.user else []
+        return {"object": "list", "data": rows}
 
     async def usage_request(request: Request) -> Any:
         who = await principal(request)
@@ -325,10 +368,21 @@ def account_routes(gateway: Gateway) -> list[Route]:
     async def admin_users(request: Request) -> Any:
         admin(request)
         s = services()
+        query = request.query_params.get("q", "").strip().lower()
         return {"object": "list", "data": [
             {"id": u.id, "email": u.email, "name": u.name, "tier": u.tier, "status": u.status,
              "balance_usd": u.balance_usd, "created_at": u.created_at}
-            for u in await s.store.list_users()]}
+            for u in await s.store.list_users()
+            if query in u.email.lower() or query in u.name.lower()]}
+
+    async def admin_usage(request: Request) -> Any:
+        admin(request)
+        days = _bounded(request, "days", "30", 366)
+        return await usage_of_everyone(services().store, days, time.time())
+
+    async def admin_health(request: Request) -> Any:
+        admin(request)
+        return {"object": "list", "data": deployment_health(gateway)}
 
     async def admin_update(request: Request) -> Any:
         admin(request)
@@ -387,6 +441,7 @@ def account_routes(gateway: Gateway) -> list[Route]:
         ("/v1/provider-keys/{provider}", delete_provider_key, ["DELETE"]),
         ("/v1/usage", usage, ["GET"]),
         ("/v1/usage/daily", daily, ["GET"]),
+        ("/v1/usage/requests", recent, ["GET"]),
         ("/v1/usage/requests/{request_id}", usage_request, ["GET"]),
         ("/v1/billing/invoices", list_invoices, ["GET"]),
         ("/v1/billing/checkout", checkout, ["POST"]),
@@ -394,5 +449,7 @@ def account_routes(gateway: Gateway) -> list[Route]:
         ("/v1/admin/users", admin_users, ["GET"]),
         ("/v1/admin/users/{email}/{action}", admin_update, ["POST"]),
         ("/v1/admin/maintenance", maintenance, ["GET", "POST"]),
+        ("/v1/admin/usage", admin_usage, ["GET"]),
+        ("/v1/admin/health", admin_health, ["GET"]),
     ]
     return [Route(path, _guard(handler), methods=methods) for path, handler, methods in table]

@@ -30,12 +30,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken
 
-from gateway.accounts_store import AccountsStore, KeyPolicy, UserRecord
 from gateway.auth import Principal
 from gateway.balances import BalanceBook, LocalBalances
 from gateway.config import AccountsConfig, GatewayConfig, TierConfig
 from gateway.errors import AuthenticationFailed, BadRequest, RateLimited, ServiceUnavailable
-from gateway.storage import StorageUnavailable
+from gateway.storage import AccountsStore, KeyPolicy, StorageUnavailable, UserRecord
 
 log = structlog.get_logger("gateway.accounts")
 

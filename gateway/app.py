@@ -19,18 +19,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.registry import ingress
 from gateway.account_routes import account_routes
 from gateway.auth import Principal, key_from_headers
 from gateway.config import GatewayConfig, load_config
+from gateway.count_tokens import count_tokens_endpoint
+from gateway.dashboard import dashboard_routes
 from gateway.errors import GatewayError, NotFound, ServiceUnavailable
-from gateway.ingress import OpenAIIngress
-from gateway.ingress_anthropic import AnthropicIngress, count_tokens_endpoint
 from gateway.json_depth import DepthGuard
 from gateway.logs import configure_logging
+from gateway.openapi import openapi_routes
 from gateway.pipeline.endpoint import Endpoint
 from gateway.storage import StorageUnavailable
 from gateway.wiring import Gateway, build_gateway, chat_endpoint
-from routers.catalog import ModelInfo
+from routers.catalog import Model
 
 _log = structlog.get_logger("gateway.app")
 
@@ -60,7 +62,7 @@ async def authenticate(gateway: Gateway, request: Request) -> Principal:
     return await gateway.keys.authenticate(key)
 
 
-def model_entry(model: ModelInfo) -> dict[str, Any]:
+def model_entry(model: Model) -> dict[str, Any]:
     pricing: dict[str, Any] = {
         "input": model.input_price,
         "output": model.output_price,
@@ -85,7 +87,7 @@ def model_entry(model: ModelInfo) -> dict[str, Any]:
 
 def anthropic_routes(gateway: Gateway) -> list[Route]:
     """The Anthropic Messages endpoints, also under ``/anthropic`` for ``ANTHROPIC_BASE_URL``."""
-    messages = chat_endpoint(gateway, AnthropicIngress())
+    messages = chat_endpoint(gateway, ingress("anthropic"))
     count_tokens = count_tokens_endpoint(gateway)
     routes: list[Route] = []
     for prefix in ("", "/anthropic"):
@@ -130,12 +132,8 @@ def chat_paths(routes: list[Any]) -> dict[str, Endpoint]:
     }
 
 
-def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = None) -> FastPaths:
-    """The gateway as an ASGI app (``FastPaths`` in front of Starlette); ``config`` defaults
-    to ``load_config()``, ``gateway`` to ``build_gateway(config)``."""
-    config = gateway.config if gateway is not None else config or load_config()
-    configure_logging(config.server.log_level)
-    gateway = gateway or build_gateway(config)
+def service_routes(gateway: Gateway) -> tuple[list[Route], list[Route]]:
+    """The health, readiness and metrics routes, and the model listing routes."""
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -168,9 +166,27 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
             )
         return JSONResponse(model_entry(model))
 
+    service = [
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return service, [
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+    ]
+
+
+def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = None) -> FastPaths:
+    """The gateway as an ASGI app (``FastPaths`` in front of Starlette); ``config`` defaults
+    to ``load_config()``, ``gateway`` to ``build_gateway(config)``."""
+    config = gateway.config if gateway is not None else config or load_config()
+    configure_logging(config.server.log_level)
+    services = gateway or build_gateway(config)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gateway.start()
+        await services.start()
         # What start-up built (modules, config, catalog: ~60,000 objects) lives as long as the
         # process: frozen out of the collector's way, a full collection takes ~0 ms, not ~15.
         gc.collect()
@@ -178,20 +194,22 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
         try:
             yield
         finally:
-            await gateway.stop()
+            await services.stop()
 
+    service, models = service_routes(services)
+    chat = chat_endpoint(services, ingress("openai"))
     routes = [
-        Route("/health", health, methods=["GET"]),
-        Route("/ready", ready, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/v1/chat/completions", chat_endpoint(gateway, OpenAIIngress()), methods=["POST"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-        *anthropic_routes(gateway),
-        Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
-        *account_routes(gateway),
+        *service,
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        models[0],
+        *anthropic_routes(services),
+        models[1],  # after /v1/messages/…: its path parameter takes slashes
+        *account_routes(services),
+        *dashboard_routes(),
     ]
+    routes += openapi_routes(routes)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
-    app.state.gateway = gateway
+    app.state.gateway = services
     return FastPaths(app, chat_paths(routes))
 
 

@@ -3,7 +3,7 @@
 ``BalanceBook`` is the interface admission uses; ``LocalBalances`` keeps it in this process.
 Its ``reserve`` never awaits between the check and the reservation, so concurrent requests
 of one user cannot overspend (100 parallel calls with balance for 10 serve at most 10).
-``SharedBalances`` (Redis, ``limits.storage = "redis://…"``) implements the same ``reserve``
+``RedisBalances`` (Redis, ``limits.storage = "redis://…"``) implements the same ``reserve``
 as one Lua script, so the same holds across instances, and settling as a fire-and-forget
 update. ``reserve`` answers where the reservation was made (``"local"`` or ``"shared"``, None
 when refused); ``settle`` takes it back.
@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from gateway.errors import ServiceUnavailable
-from gateway.shared import RedisUnavailable, Shared
+from gateway.redis_client import RedisClient, RedisUnavailable
 
 
 class BalanceBook(Protocol):
@@ -149,7 +149,7 @@ def nano(usd: float) -> int:
     return round(usd * NANO)
 
 
-class SharedBalances:
+class RedisBalances:
     """``BalanceBook`` on Redis: every instance reserves from the same balance.
 
     ``reserve`` is one Lua script (check and reserve atomically, across instances); settling
@@ -157,20 +157,20 @@ class SharedBalances:
     database (``take_pending``/``written``, as ``LocalBalances``), so the ledger of debits in
     PostgreSQL is written by the instance that served the request.
 
-    Redis unreachable: ``shared.call`` raises 503 under ``redis_failure = "closed"``; under
+    Redis unreachable: ``redis.call`` raises 503 under ``redis_failure = "closed"``; under
     ``"open"`` this instance reserves locally from the balance it last read from the database,
     and what it spends meanwhile is replayed into Redis once it is back.
     """
 
-    def __init__(self, shared: Shared, load: Callable[[str], Awaitable[float]]) -> None:
-        self.shared = shared
+    def __init__(self, redis: RedisClient, load: Callable[[str], Awaitable[float]]) -> None:
+        self.redis = redis
         self.load = load  # the user's balance in the database now
         self.local = LocalBalances()
         self.known: dict[str, float] = {}  # available balance as last seen in Redis
         self.owed: dict[str, float] = {}  # spent while Redis was down, not yet in Redis
-        self._reserve = shared.script(RESERVE_LUA)
-        self._seed = shared.script(SEED_LUA)
-        self._settle = shared.script(SETTLE_LUA)
+        self._reserve = redis.script(RESERVE_LUA)
+        self._seed = redis.script(SEED_LUA)
+        self._settle = redis.script(SETTLE_LUA)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -178,7 +178,7 @@ class SharedBalances:
         return self.local.pending
 
     def _key(self, email: str) -> str:
-        return self.shared.key("bal:" + email)
+        return self.redis.key("bal:" + email)
 
     def available(self, email: str, balance: float) -> float:
         known = self.known.get(email)
@@ -191,7 +191,7 @@ class SharedBalances:
         try:
             await self._replay()
             for _ in range(3):
-                ok, left = await self.shared.call(
+                ok, left = await self.redis.call(
                     lambda: self._reserve([key], [want, BALANCE_TTL]), "balances"
                 )
                 if int(ok) >= 0:
@@ -201,7 +201,7 @@ class SharedBalances:
                     return "shared" if int(ok) == 1 else None
                 # Not in Redis yet: seed it from the database (minus our unwritten spending).
                 seed = nano(await self._stored(email))
-                await self.shared.call(partial(self._seed, [key], [seed, BALANCE_TTL]),
+                await self.redis.call(partial(self._seed, [key], [seed, BALANCE_TTL]),
                                        "balances")
         except RedisUnavailable:
             self.known.pop(email, None)
@@ -211,8 +211,8 @@ class SharedBalances:
     async def current(self, email: str, balance: float) -> float:
         key = self._key(email)
         try:
-            found = await self.shared.call(
-                lambda: self.shared.client.hmget(key, ["balance", "reserved"]), "balances"
+            found = await self.redis.call(
+                lambda: self.redis.client.hmget(key, ["balance", "reserved"]), "balances"
             )
         except (RedisUnavailable, ServiceUnavailable):
             return self.local.available(email, balance)
@@ -264,7 +264,7 @@ class SharedBalances:
                              credited: float) -> None:
         key = self._key(email)
         try:
-            await self.shared.call(
+            await self.redis.call(
                 lambda: self._settle([key], [nano(reserved), nano(spent), nano(credited)]),
                 "balances",
             )

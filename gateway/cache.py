@@ -47,7 +47,7 @@ from gateway.config import CacheConfig, ConfigError, GatewayConfig
 from gateway.metrics import Metrics
 from gateway.pipeline.dispatch import Complete
 from gateway.pipeline.outcome import Admitted, Outcome
-from gateway.shared import RedisUnavailable, Shared
+from gateway.redis_client import RedisClient, RedisUnavailable
 from routers.catalog import Catalog
 
 log = structlog.get_logger("gateway.cache")
@@ -106,7 +106,7 @@ class MemoryBackend:
 class RedisBackend:
     """Entries under ``<prefix>cache:<hash>`` with Redis' own expiry."""
 
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: RedisClient) -> None:
         self.shared = shared
 
     async def get(self, key: str) -> bytes | None:
@@ -232,7 +232,7 @@ class ResponseCache:
             log.warning("cache_store_failed", error=str(exc))
 
 
-def build_cache(config: GatewayConfig, shared: Shared | None) -> ResponseCache | None:
+def build_cache(config: GatewayConfig, shared: RedisClient | None) -> ResponseCache | None:
     cache = config.cache
     if cache.mode == "off":
         return None

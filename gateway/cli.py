@@ -61,9 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if key:
         print("No API key existed yet, so one was created (it is shown only this once):")
         print(f"  {key}")
-    host, port = config.server.host, config.server.port
-    print(f"Gateway listening on http://{host}:{port} with {max(workers, 1)} worker(s)", flush=True)
-    from gateway.server import serve
+    from gateway.server import serve  # binds the port, then prints "Gateway listening on ..."
 
     return serve(config, args.config, workers, args.server)
 
@@ -124,7 +122,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         finally:
             await store.close()
         if record is not None and config.limits.storage.startswith(("redis", "unix")):
-            from gateway.shared import announce_revocation
+            from gateway.redis_client import announce_revocation
 
             limits = config.limits
             if not await announce_revocation(limits.storage, limits.redis_prefix, record.key_hash):

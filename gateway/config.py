@@ -38,6 +38,11 @@ class ServerConfig(Section):
     workers: int = 1
     max_body_bytes: int = 20 * 1024 * 1024
     graceful_timeout: float = 30.0
+    # Slow clients: seconds for a request's headers, seconds a request body may send nothing
+    # (then 408), and connections one worker holds (then 503).
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
     # Seconds before an uncommitted stream sends headers and keep-alive comments.
     commit_timeout: float = 10.0
     log_level: str = "info"
@@ -186,7 +191,7 @@ class RoutingConfig(Section):
     cooldown: float = 30.0             # seconds on the bench (a 429 uses its Retry-After)
     max_cooldown: float = 300.0
     # "memory://": per process, shared through Redis when limits.storage is Redis;
-    # "local": per process always (gateway.health_shared).
+    # "local": per process always (gateway.redis_health).
     health: str = "memory://"
     # Routers answer to "<prefix>/<name>" too (e.g. "router/auto").
     router_prefixes: list[str] = msgspec.field(default_factory=lambda: ["router"])

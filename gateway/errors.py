@@ -20,23 +20,23 @@
     │   └── Maintenance               503     maintenance             overloaded_error
     └── UpstreamTimeout               504     timeout                 timeout_error
 
-Adapters raise ``adapters.errors.ProviderError`` subclasses and the routers raise
-``routers.plan.RoutingRefused``; this module is the one place where those become
-``GatewayError``: ``from_provider_error`` for one failed call, ``all_failed`` for a plan whose
-every target failed, ``routing_error`` for a planner's refusal.
+Adapters raise ``adapters.errors.ProviderError`` subclasses; this module is the one place where
+those become ``GatewayError``: ``from_provider_error`` for one failed call, ``all_failed`` for a
+plan whose every target failed. A dialect's refusal of a caller's body
+(``adapters.errors.InvalidRequest``) becomes a ``BadRequest`` in ``from_invalid_request``, and a
+planner's refusal (``routers.refusals``) its client error in ``from_routing_refusal``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
-import msgspec
-
-from adapters.errors import ProviderError, ProviderHTTPError, ProviderTimeout
+from adapters.anthropic.encode import anthropic_error_body
+from adapters.errors import InvalidRequest, ProviderError, ProviderHTTPError, ProviderTimeout
+from adapters.openai.encode import openai_error_body
 from routers.attempts import Attempts
-from routers.plan import RoutingRefused
+from routers.refusals import RoutingRefused, Unavailable, UnknownModel
 
 
 class GatewayError(Exception):
@@ -62,23 +62,11 @@ class GatewayError(Exception):
             self.code = code
         self.headers = headers or {}
 
-    def openai_body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.openai_type,
-                "code": self.code,
-                "param": self.param,
-            }
-        }
-
-    def anthropic_body(self) -> dict[str, Any]:
-        return {"type": "error", "error": {"type": self.anthropic_type, "message": self.message}}
-
     def body(self, dialect: str) -> bytes:
+        """This error as ``dialect`` spells it (each dialect's shape is written by its package)."""
         if dialect == "anthropic":
-            return msgspec.json.encode(self.anthropic_body())
-        return msgspec.json.encode(self.openai_body())
+            return anthropic_error_body(self)
+        return openai_error_body(self)
 
 
 class BadRequest(GatewayError):
@@ -299,10 +287,16 @@ def _none_tried(attempts: Attempts, resting: str, retry_in: int) -> GatewayError
     return AllTargetsFailed("No model of this request could be tried; retry later")
 
 
-def routing_error(refusal: RoutingRefused) -> GatewayError:
-    """A planner's refusal as the client error it stands for."""
-    if refusal.status == 404:
+def from_invalid_request(error: InvalidRequest) -> BadRequest:
+    """A dialect's refusal of a caller's body, as the 400 it stands for."""
+    return BadRequest(error.message, param=error.param, code=error.code)
+
+
+def from_routing_refusal(refusal: RoutingRefused) -> GatewayError:
+    """A planner's refusal as the client error it stands for: an unknown model is a 404, an
+    unavailable one a 503, any other refusal (a bad chain, an unservable request) a 400."""
+    if isinstance(refusal, UnknownModel):
         return ModelNotFound(refusal.message, param=refusal.param)
-    if refusal.status == 503:
+    if isinstance(refusal, Unavailable):
         return ServiceUnavailable(refusal.message)
-    return BadRequest(refusal.message, param=refusal.param, code=refusal.code)
+    return BadRequest(refusal.message, param=refusal.param)

@@ -4,7 +4,9 @@
 ``flush_interval`` seconds, or as soon as ``batch_size`` are waiting. If the database refuses,
 the rows stay queued (up to ``max_buffered``; the oldest are dropped past that, and counted) and
 the writer retries with backoff. ``close`` writes everything still queued: nothing is lost on a
-graceful shutdown.
+graceful shutdown. A batch and its keys' ``last_used_at`` are one transaction
+(``Store.insert_usage``); each row keeps the id it got at its first attempt, so a batch written
+again after a lost commit acknowledgement is kept once.
 """
 
 from __future__ import annotations
@@ -15,52 +17,15 @@ import itertools
 import time
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass, fields
-from operator import attrgetter
 from typing import Any
 
 import structlog
 
-from gateway.storage import StorageUnavailable, Store
+from gateway.storage import StorageUnavailable, Store, UsageRow
 
 log = structlog.get_logger("gateway.ledger")
 
-
-@dataclass(slots=True)
-class UsageRow:
-    """One request as billed. Field order is ``storage.USAGE_COLUMNS``."""
-
-    request_id: str
-    created_at: float
-    key_id: str = ""
-    user: str = ""
-    dialect: str = ""
-    model_requested: str = ""
-    model_served: str = ""
-    provider: str = ""
-    router: str = ""
-    stream: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cache_creation_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_ms: float = 0.0
-    ttft_ms: float | None = None
-    status: int = 200
-    error_type: str = ""
-    attempts: int = 1
-    fallback_level: int = 0
-    estimated: bool = False
-    cache_hit: bool = False
-    # Unique id given by the ledger at the first write attempt (retries reuse it).
-    row_id: str | None = None
-
-
-# The row as a tuple in column order: ~10x cheaper than ``dataclasses.astuple`` (which
-# deep-copies each field through a recursive helper).
-_as_tuple = attrgetter(*(f.name for f in fields(UsageRow)))
+__all__ = ["Ledger", "UsageRow"]
 
 
 class Ledger:
@@ -119,8 +84,12 @@ class Ledger:
             for row in batch:
                 if row.row_id is None:
                     row.row_id = f"{self._id_prefix}{next(self._next_id)}"
+            last_used: dict[str, float] = {}
+            for row in batch:
+                if row.key_id:
+                    last_used[row.key_id] = max(row.created_at, last_used.get(row.key_id, 0.0))
             try:
-                await self.store.insert_usage([_as_tuple(row) for row in batch])
+                await self.store.insert_usage(batch, last_used)
             except StorageUnavailable as exc:
                 self._trim()
                 log.warning("ledger_write_failed", error=str(exc), queued=len(self._rows))
@@ -128,15 +97,6 @@ class Ledger:
             # Written: dequeue before anything else can fail, or a retry would write them twice.
             del self._rows[: len(batch)]
             self.written += len(batch)
-            last_used: dict[str, float] = {}
-            for row in batch:
-                if row.key_id:
-                    last_used[row.key_id] = max(row.created_at, last_used.get(row.key_id, 0.0))
-            if last_used:
-                try:
-                    await self.store.touch_keys(last_used)
-                except StorageUnavailable as exc:  # last_used_at is informative: not retried
-                    log.warning("ledger_touch_keys_failed", error=str(exc))
         return True
 
     def _trim(self) -> None:

@@ -2,8 +2,9 @@
 
 Counting uses ``bpe-openai`` (the o200k_base BPE of OpenAI's current models, its vocabulary
 shipped inside the wheel: nothing is downloaded at run time). The prompt is counted from the
-request body's text, the completion from the answer frames the client received; rows counted
-this way are marked ``estimated``.
+request body's text, the completion from the answer frames the client received, each read by
+the caller's dialect (``prompt_texts`` / ``answer_texts`` of ``adapters/<dialect>/texts.py``);
+rows counted this way are marked ``estimated``.
 
 The tokenizer (~150 MB once loaded) is loaded on first need, not at start: the first request
 that needs it has already been answered; its settlement (ledger row, log line, token counters)
@@ -18,9 +19,9 @@ import threading
 import warnings
 from typing import Any
 
-import msgspec
-
 from adapters import canonical as c
+from adapters.client import Ingress
+from adapters.sse import data_payloads
 
 _encoding: Any = None
 _lock = threading.Lock()
@@ -59,59 +60,13 @@ def count_tokens(text: str) -> int:
     return len(encoding().encode(text)) if text else 0
 
 
-_TEXT_KEYS = frozenset(
-    ("text", "content", "system", "arguments", "input", "partial_json", "thinking",
-     "reasoning_content", "refusal")
-)
-
-
-def _texts(node: Any, out: list[str]) -> None:
-    if isinstance(node, str):
-        out.append(node)
-    elif isinstance(node, list):
-        for item in node:
-            _texts(item, out)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key in _TEXT_KEYS or isinstance(
-                value, list | dict
-            ):
-                _texts(value, out)
-
-
-def _answer_texts(sent: list[bytes]) -> list[str]:
-    """The generated text in what was sent: SSE ``data:`` frames or one JSON body."""
-    texts: list[str] = []
-    whole = b"".join(sent)
-    lines = [ln[5:] for ln in whole.split(b"\n") if ln.startswith(b"data:")]
-    for payload in lines or [whole]:
-        payload = payload.strip()
-        if not payload or payload == b"[DONE]":
-            continue
-        try:
-            frame = msgspec.json.decode(payload)
-        except msgspec.DecodeError:
-            continue
-        if isinstance(frame, dict) and "error" not in frame:
-            _texts(frame.get("choices") or frame.get("delta") or frame.get("content_block")
-                   or frame.get("content"), texts)
-    return texts
-
-
-def estimate_usage(body: bytes, sent: SentBodies | None = None) -> c.Usage:
-    """Usage counted with the tokenizer: the prompt from the request body (OpenAI or
-    Anthropic), the completion from the answer frames sent to the client."""
-    texts: list[str] = []
-    try:
-        request = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        request = None
-    if isinstance(request, dict):
-        _texts(request.get("messages"), texts)
-        _texts(request.get("system"), texts)
+def estimate_usage(ingress: Ingress, body: bytes, sent: SentBodies | None = None) -> c.Usage:
+    """Usage counted with the tokenizer: the prompt from the request body, the completion from
+    the answer frames sent to the client, each read by the caller's dialect (``ingress``)."""
+    texts = ingress.prompt_texts(body)
     output_tokens = 0
     if sent:
-        output_tokens = count_tokens("".join(_answer_texts(sent.chunks)))
+        output_tokens = count_tokens("".join(ingress.answer_texts(data_payloads(sent.chunks))))
         kept = sum(len(chunk) for chunk in sent.chunks)
         if sent.size > kept > 0:  # only the first ``limit`` bytes were kept: scale up
             output_tokens = round(output_tokens * sent.size / kept)

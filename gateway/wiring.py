@@ -15,6 +15,8 @@ import structlog
 from msgspec import UNSET
 
 from adapters.base import Adapter, ProviderSettings
+from adapters.client import Ingress
+from adapters.overlay import Overlay
 from adapters.registry import build_adapter
 from adapters.upstream import Timeouts, UpstreamClient
 from gateway.accounts import (
@@ -27,15 +29,12 @@ from gateway.accounts import (
     Sessions,
     refresh_maintenance,
 )
-from gateway.accounts_store import AccountsStore
+from gateway.admission import Admission, Limiter
 from gateway.auth import KeyCache
-from gateway.balances import SharedBalances
+from gateway.balances import RedisBalances
 from gateway.cache import ResponseCache, build_cache
 from gateway.config import ConfigError, GatewayConfig
-from gateway.health_shared import SharedHealth
-from gateway.ingress import Ingress
 from gateway.ledger import Ledger
-from gateway.limits import Admission, Limiter
 from gateway.metrics import Metrics
 from gateway.pipeline.dispatch import Dispatcher, whole_answers
 from gateway.pipeline.endpoint import Endpoint
@@ -43,19 +42,20 @@ from gateway.pipeline.intake import Intake
 from gateway.pipeline.operation import ChatOperation
 from gateway.pipeline.settle import Settler
 from gateway.pipeline.streaming import StreamGauge
-from gateway.shared import ACCOUNTS, REVOCATIONS, Shared
-from gateway.storage import StorageUnavailable, Store, build_store
+from gateway.redis_client import ACCOUNTS, REVOCATIONS, RedisClient
+from gateway.redis_health import RedisHealth
+from gateway.storage import AccountsStore, StorageUnavailable, Store, open_database
 from routers.attempts import RetryPolicy
-from routers.catalog import Catalog, ModelInfo
+from routers.catalog import Catalog, Model
 from routers.health import Health, MemoryHealth
 from routers.named import OCR_PROMPT, Router, Rule
-from routers.personas import Overlay, Persona
+from routers.personas import Persona
 from routers.plan import Planner
 
 
 def build_catalog(config: GatewayConfig) -> Catalog:
     models = [
-        _with_deployments(config, ModelInfo(
+        _with_deployments(config, Model(
             id=model.id,
             provider=model.provider,
             upstream=model.upstream or model.id.split("/", 1)[-1],
@@ -89,7 +89,7 @@ def build_catalog(config: GatewayConfig) -> Catalog:
     return Catalog(models, open_providers, switched_off)
 
 
-def _with_deployments(config: GatewayConfig, model: ModelInfo, index: int) -> ModelInfo:
+def _with_deployments(config: GatewayConfig, model: Model, index: int) -> Model:
     """``model`` with its configured deployments (those whose provider is on) attached."""
     extra = [
         replace(
@@ -121,7 +121,7 @@ def build_planner(
 ) -> Planner:
     """The planner: catalog, named routers, personas and deployment health."""
 
-    def models(names: list[str]) -> tuple[ModelInfo, ...]:
+    def models(names: list[str]) -> tuple[Model, ...]:
         # Names of switched-off models drop out; the config check refused unknown ones.
         found = (catalog.get(name) for name in names)
         return tuple(dict.fromkeys(m for m in found if m is not None))
@@ -209,14 +209,15 @@ class Gateway:
     keys: KeyCache
     ledger: Ledger
     accounts: AccountServices
-    shared: Shared | None  # Redis (limits.storage = "redis://…"), for every feature needing it
+    shared: RedisClient | None  # Redis (limits.storage = "redis://…"), for every feature needing it
     cache: ResponseCache | None
     metrics: Metrics
     streams: StreamGauge
     log: Any
 
     async def start(self) -> None:
-        await self.store.open()
+        await self.store.db.connect()
+        await self.store.migrate()
         self.ledger.start()
         await self.accounts.start()
         if self.shared is not None:
@@ -227,7 +228,7 @@ class Gateway:
                 on_lost=self._revocations_lost,
             )
             self.accounts.start_shared(self.shared)
-        if isinstance(self.health, SharedHealth):
+        if isinstance(self.health, RedisHealth):
             self.health.start()
         if os.environ.get("GATEWAY_METRICS_DIR"):
             self.metrics.start_export(os.environ["GATEWAY_METRICS_DIR"])
@@ -270,7 +271,7 @@ class Gateway:
     async def stop(self) -> None:
         await self.metrics.stop()
         await self.accounts.stop()
-        if isinstance(self.health, SharedHealth):
+        if isinstance(self.health, RedisHealth):
             await self.health.close()
         if self.shared is not None:
             await self.shared.close()
@@ -279,20 +280,20 @@ class Gateway:
         await self.store.close()
 
 
-def build_shared(config: GatewayConfig) -> Shared | None:
+def build_shared(config: GatewayConfig) -> RedisClient | None:
     """The Redis connection when ``limits.storage`` names Redis."""
     limits = config.limits
     url = limits.storage.removeprefix("async+")
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return Shared(url, limits.redis_prefix, limits.redis_failure)
+        return RedisClient(url, limits.redis_prefix, limits.redis_failure)
     return None
 
 
-def build_health(config: GatewayConfig, shared: Shared | None) -> Health:
+def build_health(config: GatewayConfig, shared: RedisClient | None) -> Health:
     """Deployment health: shared through Redis unless ``routing.health = "local"``."""
     routing = config.routing
     if shared is not None and routing.health != "local":
-        return SharedHealth(shared, routing.allowed_fails, routing.cooldown, routing.max_cooldown)
+        return RedisHealth(shared, routing.allowed_fails, routing.cooldown, routing.max_cooldown)
     return MemoryHealth(routing.allowed_fails, routing.cooldown, routing.max_cooldown)
 
 
@@ -323,7 +324,10 @@ def build_gateway(
     health = build_health(config, shared)
     client = client or build_client(config)
     storage = config.storage
-    store = build_store(storage.url, storage.pool_size)
+    try:
+        store = Store(open_database(storage.url, storage.pool_size))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     accounts = AccountServices(config, store, shared)
     return Gateway(
         config=config,
@@ -372,7 +376,9 @@ def chat_endpoint(gateway: Gateway, ingress: Ingress) -> Endpoint:
 class AccountServices:
     """Accounts, sessions, balances, limits and admission of one gateway process."""
 
-    def __init__(self, config: GatewayConfig, store: Store, shared: Shared | None = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, store: Store, shared: RedisClient | None = None
+    ) -> None:
         accounts = config.accounts
         self.shared = shared
         self.store = AccountsStore(store.db)
@@ -380,13 +386,13 @@ class AccountServices:
         self.admin_key = accounts.admin_key or os.environ.get("GATEWAY_ADMIN_KEY", "")
         self._origin = os.urandom(6).hex()  # tells our own broadcasts from the others'
         self._tasks: set[asyncio.Task[None]] = set()
-        balances = SharedBalances(shared, self._stored_balance) if shared is not None else None
+        balances = RedisBalances(shared, self._stored_balance) if shared is not None else None
         self.cache = AccountCache(self.store, config, self.box, balances,
                                   self._broadcast if shared is not None else None)
         self.sessions = Sessions(self.store, accounts, self.cache)
         self.notifier = Notifier(accounts.notify_webhook)
         self.accounts = Accounts(self.store, config, self.cache, self.sessions, self.notifier)
-        self.limiter = Limiter(config.limits.storage, shared=shared)
+        self.limiter = Limiter(config.limits.storage, redis=shared)
         self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
         self.writer = DebitWriter(self.cache)
 
@@ -405,7 +411,7 @@ class AccountServices:
         if self.shared is not None:
             self._spawn(self.shared.publish(ACCOUNTS, f"{self._origin} {change}"))
 
-    def start_shared(self, shared: Shared) -> None:
+    def start_shared(self, shared: RedisClient) -> None:
         """Apply account changes announced by the other instances."""
 
         def lost() -> None:
@@ -446,5 +452,5 @@ class AccountServices:
 
     async def stop(self) -> None:
         await self.writer.close()
-        if isinstance(self.cache.balances, SharedBalances):
+        if isinstance(self.cache.balances, RedisBalances):
             await self.cache.balances.close()

@@ -4,15 +4,17 @@
 context-length error, every model whose context is no larger. The dispatcher reports each
 outcome; what moves on:
 
-* connection errors, timeouts (first token included), malformed answers, 408/409/425/429, 5xx;
-* 401/403: the provider refused the gateway's credentials for that deployment, not the caller;
+* whatever the adapter marks ``retryable``: connection errors, timeouts (first token
+  included), malformed answers, rate limits, the provider's own failures;
+* ``credentials_refused``: the provider refused the gateway's key for that deployment, not the
+  caller;
 * a context-length error, to a model with a larger context.
 
 Any other 4xx is the request's own fault and stops the walk. When the targets run out and a
 failure may pass, the walk starts over (``retries`` times) after an exponential backoff with
-jitter, or after the soonest bench ends if that is later (a 429's ``Retry-After`` benches its
-deployment for that long); a wait over ``max_wait`` ends the walk instead. A round lost to
-timeouts alone is not retried: the caller has already waited each one out.
+jitter, or after the soonest bench ends if that is later (a rate limit's ``Retry-After``
+benches its deployment for that long); a wait over ``max_wait`` ends the walk instead. A round
+lost to timeouts alone is not retried: the caller has already waited each one out.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import random
 import time
 from dataclasses import dataclass
 
-from adapters.errors import ProviderError, ProviderHTTPError, ProviderTimeout
-from routers.catalog import ModelInfo
+from adapters.errors import ProviderError, ProviderTimeout
+from routers.catalog import Deployment
 from routers.health import Health
 from routers.plan import Plan
 
@@ -47,14 +49,14 @@ def moves_on(error: ProviderError) -> bool:
     """Whether another target (or a later retry) may serve where this one failed."""
     if error.retryable or error.context_overflow:
         return True
-    return isinstance(error, ProviderHTTPError) and error.status in (401, 403)
+    return error.credentials_refused
 
 
 def counts_against(error: ProviderError) -> bool:
     """Whether a failure says something about the deployment's health."""
     if error.context_overflow:
         return False
-    return error.retryable or (isinstance(error, ProviderHTTPError) and error.status in (401, 403))
+    return error.retryable or error.credentials_refused
 
 
 class Attempts:
@@ -64,7 +66,7 @@ class Attempts:
         self.plan = plan
         self.health = health
         self.policy = policy
-        self.failures: list[tuple[ModelInfo, ProviderError]] = []
+        self.failures: list[tuple[Deployment, ProviderError]] = []
         self.benched: dict[str, float] = {}  # model id -> when its first deployment returns
         self.limited: set[str] = set()  # model ids resting for a provider's rate limit
         self.count = 0
@@ -75,7 +77,7 @@ class Attempts:
         self._min_context = 0
         self._started_at = 0.0
 
-    async def next(self) -> tuple[ModelInfo, int] | None:
+    async def next(self) -> tuple[Deployment, int] | None:
         """The next target and its fallback level, waiting out a backoff if one is due."""
         targets = self.plan.targets
         while True:
@@ -128,35 +130,33 @@ class Attempts:
             return None
         return wait
 
-    def begin(self, target: ModelInfo) -> None:
+    def begin(self, target: Deployment) -> None:
         """A call to ``target`` starts now."""
         self.count += 1
         self._started_at = time.monotonic()
         self.health.started(target.health_key)
 
-    def end(self, target: ModelInfo) -> None:
+    def end(self, target: Deployment) -> None:
         """The call to ``target`` is over, however it ended (frees its in-flight slot)."""
         self.health.finished(target.health_key)
 
-    def succeeded(self, target: ModelInfo) -> None:
+    def succeeded(self, target: Deployment) -> None:
         """``target`` answered (its first token, for a stream)."""
         self.health.record_success(target.health_key, time.monotonic() - self._started_at)
 
-    def failed(self, target: ModelInfo, error: ProviderError) -> bool:
+    def failed(self, target: Deployment, error: ProviderError) -> bool:
         """Record a failed call; True when the walk should go on to another target."""
         self.failures.append((target, error))
         self._round_failures += 1
         if counts_against(error):
-            limited = isinstance(error, ProviderHTTPError) and error.status == 429
-            retry_after = error.retry_after if isinstance(error, ProviderHTTPError) else None
             self.health.record_failure(
-                target.health_key, rate_limited=limited, retry_after=retry_after
+                target.health_key, rate_limited=error.rate_limited, retry_after=error.retry_after
             )
         if error.context_overflow and target.listed:
             self._min_context = max(self._min_context, target.context)
         return moves_on(error)
 
-    def broke(self, target: ModelInfo, error: ProviderError) -> None:
+    def broke(self, target: Deployment, error: ProviderError) -> None:
         """A committed stream from ``target`` broke: no fallback, but its health hears of it."""
         self.failures.append((target, error))
         if counts_against(error):

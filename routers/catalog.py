@@ -3,9 +3,11 @@
 Names resolve in this order: an exact catalog id, an alias, then ``<provider>/<model>`` for a
 provider that allows any of its models (served at zero listed price unless configured).
 
-A model may have several deployments (providers, keys, regions): each is a ``ModelInfo`` of
-its own with the same ``id`` and prices but its own ``provider``/``upstream`` and ``weight``.
-Health is tracked per deployment under ``health_key``.
+A ``Model`` is a catalog entry: its id, prices, limits and capabilities, and the provider and
+upstream name that serve it. It may have several ``deployments`` (providers, keys, regions):
+each a ``Deployment``, the same model (same ``id`` and prices) with its own
+``provider``/``upstream`` and ``weight``; a model without any is its own one deployment. What
+is tried, billed and health-tracked (under ``health_key``) is always a deployment.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """One servable model: what clients call it and what its provider calls it."""
+class Model:
+    """A servable model: what clients call it, what its provider calls it, what it costs."""
 
     id: str
     provider: str
@@ -33,7 +35,7 @@ class ModelInfo:
     listed: bool = True  # False for "<provider>/<model>" names served without a catalog entry
     # Routing: configured fallback model names, other deployments, how to pick among them.
     fallbacks: tuple[str, ...] = ()
-    deployments: tuple[ModelInfo, ...] = ()
+    deployments: tuple[Deployment, ...] = ()
     strategy: str = "weighted"  # weighted | least_busy | latency
     weight: float = 1.0
     health_key: str = ""
@@ -47,7 +49,7 @@ class ModelInfo:
         return not self.listed or capability in self.capabilities
 
     @property
-    def all_deployments(self) -> tuple[ModelInfo, ...]:
+    def all_deployments(self) -> tuple[Deployment, ...]:
         """Every deployment that serves this model (the model itself when none are set)."""
         return self.deployments or (self,)
 
@@ -56,9 +58,11 @@ class ModelInfo:
         input_tokens: int,
         output_tokens: int,
         cached_tokens: int = 0,
-        cache_creation_tokens: int = 0,
     ) -> float:
-        """USD for one call; cached reads at their own rate, the rest of the input at full."""
+        """USD for one call; cached reads at their own rate, the rest of the input at full.
+        A model marked ``free`` costs nothing, whatever prices it also lists."""
+        if self.free:
+            return 0.0
         cached_price = (
             self.input_price if self.cached_input_price is None else self.cached_input_price
         )
@@ -70,6 +74,9 @@ class ModelInfo:
         ) / 1_000_000
 
 
+# One way to serve a model: a ``Model`` whose provider, upstream and weight name the deployment.
+Deployment = Model
+
 MAX_UNLISTED = 4096  # "<provider>/<model>" names remembered beyond the catalog
 
 
@@ -78,20 +85,20 @@ class Catalog:
 
     def __init__(
         self,
-        models: Iterable[ModelInfo],
+        models: Iterable[Model],
         open_providers: Iterable[str] = (),
         switched_off: dict[str, str] | None = None,
     ) -> None:
-        self.models: list[ModelInfo] = list(models)
+        self.models: list[Model] = list(models)
         # Names the configuration knows but cannot serve now, and why (for a clear refusal).
         self.switched_off: dict[str, str] = dict(switched_off or {})
-        self._by_name: dict[str, ModelInfo] = {}
+        self._by_name: dict[str, Model] = {}
         for model in self.models:
             self._by_name[model.id] = model
             for alias in model.aliases:
                 self._by_name[alias] = model
         self._open_providers = frozenset(open_providers)
-        self._unlisted: dict[str, ModelInfo] = {}
+        self._unlisted: dict[str, Model] = {}
 
     def why_unavailable(self, name: str) -> str | None:
         """Why a name the configuration knows cannot be served now, or None if it is unknown."""
@@ -101,7 +108,7 @@ class Catalog:
             reason = self.switched_off.get(f"{provider}/*") if upstream else None
         return reason
 
-    def get(self, name: str) -> ModelInfo | None:
+    def get(self, name: str) -> Model | None:
         """The model called ``name``, or None."""
         model = self._by_name.get(name)
         if model is not None:
@@ -111,7 +118,7 @@ class Catalog:
             return model
         provider, _, upstream = name.partition("/")
         if upstream and provider in self._open_providers:
-            model = ModelInfo(id=name, provider=provider, upstream=upstream, listed=False)
+            model = Model(id=name, provider=provider, upstream=upstream, listed=False)
             # Callers choose these names: remember a bounded number, not every one ever sent.
             if len(self._unlisted) >= MAX_UNLISTED:
                 self._unlisted.pop(next(iter(self._unlisted)))
@@ -119,5 +126,5 @@ class Catalog:
             return model
         return None
 
-    def __iter__(self) -> Iterator[ModelInfo]:
+    def __iter__(self) -> Iterator[Model]:
         return iter(self.models)

@@ -2,7 +2,7 @@
 
 The dispatcher reads health on every attempt, so reads are synchronous and local. ``Health`` is
 the interface; ``MemoryHealth`` keeps everything in this process. The shared backend
-(``gateway.health_shared.SharedHealth``, Redis, injected by the gateway as ``Planner.health``)
+(``gateway.redis_health.RedisHealth``, Redis, injected by the gateway as ``Planner.health``)
 extends ``MemoryHealth``: reads stay local, failures and benches are pushed out without
 awaiting them and benches from other processes arrive by pub/sub, so the request path never
 waits on it. In-flight counts stay per process by nature.

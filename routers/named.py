@@ -21,12 +21,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from routers.catalog import ModelInfo
-from routers.features import RequestFeatures
+from adapters.features import RequestFeatures
+from adapters.overlay import Overlay
+from routers.catalog import Model
 from routers.health import Health
-from routers.personas import Overlay
-
-CONDITIONS = ("images", "tools", "audio", "long_context", "code", "always")
+from routers.refusals import Unservable
 
 OCR_PROMPT = (
     "You are an OCR engine. Extract all text from the image(s) exactly as written, in reading "
@@ -37,19 +36,7 @@ OCR_PROMPT = (
 )
 
 
-class RoutingRefused(Exception):
-    """The request cannot be routed as asked; ``status`` and ``param`` shape the client error."""
-
-    def __init__(self, message: str, *, status: int = 400, param: str | None = None,
-                 code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.param = param
-        self.code = code
-
-
-def unfit_reason(model: ModelInfo, features: RequestFeatures) -> str | None:
+def unfit_reason(model: Model, features: RequestFeatures) -> str | None:
     """Why ``model`` cannot serve a request with ``features``, or None when it can."""
     if features.has_images and not model.can("vision"):
         return "does not accept images"
@@ -70,7 +57,7 @@ class Rule:
     """One ``auto`` rule: when ``condition`` holds, try ``models`` in order."""
 
     condition: str
-    models: tuple[ModelInfo, ...]
+    models: tuple[Model, ...]
     min_prompt_tokens: int = 32_000
 
     def matches(self, features: RequestFeatures) -> bool:
@@ -94,13 +81,13 @@ class Router:
 
     name: str
     kind: str
-    models: tuple[ModelInfo, ...] = ()
+    models: tuple[Model, ...] = ()
     rules: tuple[Rule, ...] = ()
     overlay: Overlay | None = None
     description: str = ""
     _turn: Callable[[], int] = field(default_factory=lambda: itertools.count().__next__)
 
-    def choose(self, features: RequestFeatures, health: Health) -> tuple[list[ModelInfo], str]:
+    def choose(self, features: RequestFeatures, health: Health) -> tuple[list[Model], str]:
         """The models to try, in order, and a label saying why (the rule or the kind)."""
         if self.kind == "auto":
             for rule in self.rules:
@@ -110,7 +97,7 @@ class Router:
                         return fit, rule.condition
             return list(self.models), "default"
         if self.kind == "ocr" and not features.has_images:
-            raise RoutingRefused(
+            raise Unservable(
                 f"The '{self.name}' router reads text from images: send at least one image "
                 "(an image_url content part)",
                 param="messages",
@@ -119,7 +106,7 @@ class Router:
             return self._rotation(health), "rotation"
         return list(self.models), self.kind
 
-    def _rotation(self, health: Health) -> list[ModelInfo]:
+    def _rotation(self, health: Health) -> list[Model]:
         models = self.models
         if not models:
             return []

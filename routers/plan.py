@@ -21,15 +21,17 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from routers.catalog import Catalog, ModelInfo
-from routers.features import RequestFeatures
+from adapters.features import RequestFeatures
+from adapters.overlay import Overlay
+from routers.catalog import Catalog, Deployment, Model
 from routers.health import Health, MemoryHealth
-from routers.named import Router, RoutingRefused, unfit_reason
-from routers.personas import Overlay, Persona
+from routers.named import Router, unfit_reason
+from routers.personas import Persona
+from routers.refusals import BadChain, Unavailable, UnknownModel, Unservable
 
 MAX_MODELS = 5
 
-__all__ = ["MAX_MODELS", "Plan", "Planner", "RoutingRefused"]
+__all__ = ["MAX_MODELS", "Plan", "Planner"]
 
 
 @dataclass(slots=True)
@@ -37,7 +39,7 @@ class Plan:
     """Targets to try in order; ``router`` names the router that chose them."""
 
     requested: str
-    targets: list[ModelInfo]
+    targets: list[Deployment]
     router: str | None = None
     levels: list[int] | None = None  # fallback level of each target; None means [0, 1, 2, ...]
     overlay: Overlay | None = None
@@ -68,7 +70,7 @@ class Planner:
                 self.routers[f"{prefix}/{router.name}"] = router
         self.personas = {persona.name: persona for persona in personas}
         # Names that plan to one target with nothing to decide: the hot path.
-        self._direct: dict[str, ModelInfo] = {}
+        self._direct: dict[str, Model] = {}
         for model in catalog:
             if not model.fallbacks and not model.deployments:
                 self._direct[model.id] = model
@@ -84,7 +86,8 @@ class Planner:
     ) -> Plan | None:
         """The plan for ``name`` (or ``chain``); None when nothing by that name exists.
 
-        Raises ``RoutingRefused`` for a request that names things but cannot be routed.
+        Raises a ``routers.refusals.RoutingRefused`` for a request that names things but
+        cannot be routed.
         """
         if chain is None:
             direct = self._direct.get(name)
@@ -111,22 +114,20 @@ class Planner:
                 if model is None:
                     reason = self.catalog.why_unavailable(target)
                     if reason is not None:
-                        raise RoutingRefused(
+                        raise Unavailable(
                             f"Model '{target}' is not available here: {reason}; "
-                            "tell the operator",
-                            status=503,
+                            "tell the operator"
                         )
                     if persona is None:
                         return None
-                    raise RoutingRefused(
+                    raise Unavailable(
                         f"Persona '{name}' points at '{target}', which is not available (is its "
-                        "provider switched off?): tell the operator",
-                        status=503,
+                        "provider switched off?): tell the operator"
                     )
                 models = [model, *self._fallbacks(model)]
         if len(models) > 1 or router is not None:
             models = self._fit(models, features(), router.name if router else None)
-        targets: list[ModelInfo] = []
+        targets: list[Deployment] = []
         levels: list[int] = []
         for level, model in enumerate(models[:MAX_MODELS]):
             for deployment in self._deployments(model):
@@ -166,26 +167,26 @@ class Planner:
 
     # --- pieces ---
 
-    def _chain(self, name: str, chain: list[str]) -> list[ModelInfo]:
+    def _chain(self, name: str, chain: list[str]) -> list[Model]:
         names = list(chain)
         if name and name not in names:
             names.insert(0, name)
         if not names:
-            raise RoutingRefused("'models' is empty: list the models to try in order",
+            raise BadChain("'models' is empty: list the models to try in order",
                                  param="models")
         if len(names) > MAX_MODELS:
             extra = " (with 'model', which is tried first)" if len(names) > len(chain) else ""
-            raise RoutingRefused(
+            raise BadChain(
                 f"A fallback chain takes at most {MAX_MODELS} models; this one has "
                 f"{len(names)}{extra}: drop some from 'models'",
                 param="models",
             )
-        models: list[ModelInfo] = []
+        models: list[Model] = []
         unavailable: list[str] = []
         for entry in names:
             where = f"models[{chain.index(entry)}]" if entry in chain else "model"
             if entry in self.routers or entry in self.personas:
-                raise RoutingRefused(
+                raise BadChain(
                     f"{where}: '{entry}' is a router or persona; a fallback chain lists models",
                     param=where,
                 )
@@ -196,24 +197,21 @@ class Planner:
                     # A chain is there to survive unavailable models: skip this one.
                     unavailable.append(f"'{entry}': {reason}")
                     continue
-                raise RoutingRefused(
+                raise UnknownModel(
                     f"{where}: unknown model '{entry}': GET /v1/models lists the models you "
                     "can use",
-                    status=404,
                     param=where,
-                    code="model_not_found",
                 )
             if model not in models:
                 models.append(model)
         if not models:
-            raise RoutingRefused(
+            raise Unavailable(
                 f"No model of the chain is available here ({'; '.join(unavailable)}): "
-                "tell the operator",
-                status=503,
+                "tell the operator"
             )
         return models
 
-    def _fallbacks(self, model: ModelInfo) -> list[ModelInfo]:
+    def _fallbacks(self, model: Model) -> list[Model]:
         found = []
         for name in model.fallbacks:
             fallback = self.catalog.get(name)
@@ -222,20 +220,17 @@ class Planner:
         return found
 
     @staticmethod
-    def _fit(models: list[ModelInfo], features: RequestFeatures,
-             router: str | None) -> list[ModelInfo]:
+    def _fit(models: list[Model], features: RequestFeatures,
+             router: str | None) -> list[Model]:
         fit = [m for m in models if unfit_reason(m, features) is None]
         if fit:
             return fit
         if not models:
-            raise RoutingRefused(
-                f"The '{router}' router has no model configured: tell the operator", status=503
-            )
+            raise Unavailable(f"The '{router}' router has no model configured: tell the operator")
         reasons = "; ".join(f"{m.id} {unfit_reason(m, features)}" for m in models)
-        raise RoutingRefused(f"No model of this request can serve it: {reasons}",
-                             param="model")
+        raise Unservable(f"No model of this request can serve it: {reasons}", param="model")
 
-    def _deployments(self, model: ModelInfo) -> list[ModelInfo]:
+    def _deployments(self, model: Model) -> list[Deployment]:
         deployments = model.deployments
         if not deployments:
             return [model]

@@ -15,6 +15,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.fakes import FakeUpstream
+from tests.services import machine_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = str(Path(sys.executable).parent / "gateway")
@@ -26,6 +27,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("unit") is None and item.get_closest_marker("e2e") is None:
             item.add_marker(pytest.mark.e2e)
+
+
+_MACHINE: dict[str, object] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note the machine's Redis and PostgreSQL as found (see ``pytest_sessionfinish``)."""
+    _MACHINE.update(machine_fingerprint())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if the machine's Redis or PostgreSQL was restarted or reconfigured."""
+    after = machine_fingerprint()
+    changed = [name for name in after if after[name] != _MACHINE.get(name)]
+    if changed:
+        print(f"\nFAILED: the machine's {' and '.join(changed)} changed during the tests "
+              "(restarted, stopped or reconfigured): tests must use tests/services.py's own "
+              "instances")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def free_port() -> int:

@@ -144,11 +144,11 @@ async def test_shared_script_counts_atomically_under_the_prefix() -> None:
     import asyncio
     import secrets
 
-    from gateway.shared import Shared
+    from gateway.redis_client import RedisClient
     from tests.services import REDIS_URL, ensure_redis
 
     ensure_redis()
-    shared = Shared(REDIS_URL, prefix=f"gwtest:{secrets.token_hex(4)}:")
+    shared = RedisClient(REDIS_URL, prefix=f"gwtest:{secrets.token_hex(4)}:")
     incr = shared.script(
         "local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], ARGV[1]) return n"
     )

@@ -1,4 +1,4 @@
-"""``SharedHealth`` of two processes on the real Redis: failures add up, benches travel."""
+"""``RedisHealth`` of two processes on the real Redis: failures add up, benches travel."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from gateway.health_shared import SharedHealth
-from gateway.shared import Shared
+from gateway.redis_client import RedisClient
+from gateway.redis_health import RedisHealth
 from tests.services import REDIS_URL, ensure_redis, redis_prefix  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -27,8 +27,8 @@ def test_failures_on_two_processes_add_up_to_a_bench_seen_by_both(redis_prefix: 
     ensure_redis()
 
     async def scenario() -> None:
-        shared = [Shared(REDIS_URL, redis_prefix + "health-unit:") for _ in range(2)]
-        one, two = (SharedHealth(s, allowed_fails=2, cooldown=30.0) for s in shared)
+        shared = [RedisClient(REDIS_URL, redis_prefix + "health-unit:") for _ in range(2)]
+        one, two = (RedisHealth(s, allowed_fails=2, cooldown=30.0) for s in shared)
         try:
             one.start()
             two.start()
@@ -46,8 +46,8 @@ def test_failures_on_two_processes_add_up_to_a_bench_seen_by_both(redis_prefix: 
             assert await _until(lambda: one.benched_until("fake/y", time.monotonic()) > 0)
             assert one.rate_limited("fake/y")
             # A third process starting now loads the running benches.
-            late_shared = Shared(REDIS_URL, redis_prefix + "health-unit:")
-            late = SharedHealth(late_shared, allowed_fails=2)
+            late_shared = RedisClient(REDIS_URL, redis_prefix + "health-unit:")
+            late = RedisHealth(late_shared, allowed_fails=2)
             late.start()
             assert await _until(lambda: late.benched_until("fake/x", time.monotonic()) > 0)
             await late.close()
@@ -64,10 +64,10 @@ def test_a_success_after_failures_restarts_the_shared_count(redis_prefix: str) -
     ensure_redis()
 
     async def scenario() -> None:
-        shared = Shared(REDIS_URL, redis_prefix + "health-unit2:")
-        health = SharedHealth(shared, allowed_fails=2, cooldown=30.0)
-        other_shared = Shared(REDIS_URL, redis_prefix + "health-unit2:")
-        other = SharedHealth(other_shared, allowed_fails=2, cooldown=30.0)
+        shared = RedisClient(REDIS_URL, redis_prefix + "health-unit2:")
+        health = RedisHealth(shared, allowed_fails=2, cooldown=30.0)
+        other_shared = RedisClient(REDIS_URL, redis_prefix + "health-unit2:")
+        other = RedisHealth(other_shared, allowed_fails=2, cooldown=30.0)
         try:
             health.start()
             other.start()

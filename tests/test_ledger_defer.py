@@ -4,8 +4,7 @@ the gateway shuts down meanwhile: ``Ledger.close`` waits for it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -16,9 +15,11 @@ pytestmark = pytest.mark.unit
 
 class RowsStore:
     def __init__(self) -> None:
-        self.rows: list[Sequence[Any]] = []
+        self.rows: list[UsageRow] = []
 
-    async def insert_usage(self, rows: Sequence[Sequence[Any]]) -> None:
+    async def insert_usage(
+        self, rows: Sequence[UsageRow], last_used: Mapping[str, float] | None = None
+    ) -> None:
         self.rows.extend(rows)
 
 
@@ -38,4 +39,4 @@ async def test_close_waits_for_a_deferred_settlement() -> None:
     assert not closing.done() and store.rows == []
     loaded.set()
     await asyncio.wait_for(closing, 5)
-    assert [(row[0], row[11]) for row in store.rows] == [("req_late", 7)]
+    assert [(row.request_id, row.completion_tokens) for row in store.rows] == [("req_late", 7)]

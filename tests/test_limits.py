@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from gateway.accounts import AccountCache, SecretBox
-from gateway.accounts_store import AccountsStore, UserRecord
+from gateway.admission import Admission, Limiter
 from gateway.auth import Principal
 from gateway.config import parse_config
 from gateway.errors import (
@@ -21,9 +21,8 @@ from gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
-from gateway.limits import Admission, Limiter
-from gateway.storage import open_store
-from routers.catalog import ModelInfo
+from gateway.storage import AccountsStore, UserRecord, open_store
+from routers.catalog import Model
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +38,7 @@ credits_per_day = 10
 [tiers.pro]
 prepaid = true
 """
-MODEL = ModelInfo(id="m", provider="p", upstream="m", output_price=250_000.0, credits=3)
+MODEL = Model(id="m", provider="p", upstream="m", output_price=250_000.0, credits=3)
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import anthropic
+import msgspec
 import pytest
 
 from adapters import canonical as c
-from adapters.openai import canonical_to_openai_request
+from adapters.openai.upstream import canonical_to_openai_request
 from tests.conftest import GatewayProcess, fake_config
 from tests.fakes import FakeUpstream
 
@@ -30,8 +31,8 @@ def test_the_cap_goes_in_the_configured_field() -> None:
         messages=[c.Message(role="user", content=[c.TextBlock(text="hi")])],
         max_tokens=77,
     )
-    assert canonical_to_openai_request(request, "m")["max_tokens"] == 77
-    modern = canonical_to_openai_request(request, "m", "max_completion_tokens")
+    assert msgspec.to_builtins(canonical_to_openai_request(request, "m"))["max_tokens"] == 77
+    modern = msgspec.to_builtins(canonical_to_openai_request(request, "m", "max_completion_tokens"))
     assert modern["max_completion_tokens"] == 77 and "max_tokens" not in modern
 
 

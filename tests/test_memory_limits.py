@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import memory_limits
-from gateway.memory_limits import MemoryWindows, is_memory
+from gateway.admission import memory as memory_limits
+from gateway.admission.memory import MemoryWindows, is_memory
 
 pytestmark = pytest.mark.unit
 

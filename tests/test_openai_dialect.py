@@ -9,16 +9,14 @@ import pytest
 
 from adapters import canonical as c
 from adapters.errors import ProviderHTTPError, ProviderProtocolError
-from adapters.openai import (
-    ChatRequest,
+from adapters.openai.client import openai_to_canonical
+from adapters.openai.encode import OpenAIPassthrough, OpenAIStreamEncoder, inspect_openai_response
+from adapters.openai.upstream import (
     OpenAIChunkDecoder,
-    OpenAIPassthrough,
-    OpenAIStreamEncoder,
     canonical_to_openai_request,
-    inspect_openai_response,
     openai_response_to_canonical,
-    openai_to_canonical,
 )
+from adapters.openai.wire import ChatRequest
 
 pytestmark = pytest.mark.unit
 
@@ -75,7 +73,7 @@ def test_openai_request_to_canonical_and_back() -> None:
     assert canonical.tool_choice == c.ToolChoice(mode="required")
     assert canonical.reasoning == c.Reasoning(effort="high")
 
-    back = canonical_to_openai_request(canonical, "upstream-model")
+    back = msgspec.to_builtins(canonical_to_openai_request(canonical, "upstream-model"))
     assert back["model"] == "upstream-model"
     assert back["messages"][0] == {"role": "system", "content": "sys"}
     assert back["messages"][1]["content"][1]["image_url"]["url"] == "data:image/jpeg;base64,QUJD"

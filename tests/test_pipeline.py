@@ -178,9 +178,9 @@ async def test_refusals_before_dispatch_are_answered_and_recorded(tmp_path: Path
 
 def test_price_is_the_one_cost_function() -> None:
     from adapters import canonical as c
-    from routers.catalog import ModelInfo
+    from routers.catalog import Model
 
-    model = ModelInfo(id="m", provider="p", upstream="m", input_price=1.0, output_price=2.0,
+    model = Model(id="m", provider="p", upstream="m", input_price=1.0, output_price=2.0,
                       cached_input_price=0.5)
     usage = c.Usage(input_tokens=10, output_tokens=4, cache_read_tokens=4)
     assert price(model, usage) == pytest.approx((6 + 2 + 8) / 1e6)

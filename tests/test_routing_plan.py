@@ -8,16 +8,18 @@ import time
 import pytest
 
 from adapters import canonical as c
+from adapters.anthropic.client import overlay_anthropic_body
 from adapters.errors import ProviderHTTPError, ProviderTimeout
+from adapters.features import RequestFeatures, looks_like_code
+from adapters.openai.client import OpenAIIngress
+from adapters.overlay import Overlay, apply_to_canonical
 from gateway.config import DEFAULT_CONFIG_PATH, ConfigError, parse_config
-from gateway.ingress import OpenAIIngress
 from gateway.wiring import build_catalog, build_planner
 from routers.attempts import Attempts, RetryPolicy
-from routers.catalog import Catalog, ModelInfo
-from routers.features import RequestFeatures, looks_like_code
+from routers.catalog import Catalog, Model
 from routers.health import MemoryHealth
-from routers.personas import Overlay, apply_to_anthropic_body, apply_to_canonical
-from routers.plan import Plan, Planner, RoutingRefused
+from routers.plan import Plan, Planner
+from routers.refusals import RoutingRefused
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +47,7 @@ def never() -> RequestFeatures:
 
 
 def test_a_plain_model_name_is_planned_without_features() -> None:
-    catalog = Catalog([ModelInfo(id="m/x", provider="p", upstream="x", aliases=("x",))])
+    catalog = Catalog([Model(id="m/x", provider="p", upstream="x", aliases=("x",))])
     planner = Planner(catalog)
     plan = planner.plan("x", never)
     assert plan is not None and [t.id for t in plan.targets] == ["m/x"]
@@ -53,10 +55,10 @@ def test_a_plain_model_name_is_planned_without_features() -> None:
 
 
 def test_deployment_strategies_order_by_in_flight_and_latency() -> None:
-    one = ModelInfo(id="m", provider="p1", upstream="m")
-    two = ModelInfo(id="m", provider="p2", upstream="m")
+    one = Model(id="m", provider="p1", upstream="m")
+    two = Model(id="m", provider="p2", upstream="m")
     for strategy in ("least_busy", "latency"):
-        model = ModelInfo(id="m", provider="p1", upstream="m", deployments=(one, two),
+        model = Model(id="m", provider="p1", upstream="m", deployments=(one, two),
                           strategy=strategy)
         health = MemoryHealth()
         planner = Planner(Catalog([model]), health=health)
@@ -72,9 +74,9 @@ def test_deployment_strategies_order_by_in_flight_and_latency() -> None:
 
 
 def test_weighted_deployments_follow_their_weights() -> None:
-    heavy = ModelInfo(id="m", provider="heavy", upstream="m", weight=9)
-    light = ModelInfo(id="m", provider="light", upstream="m", weight=1)
-    model = ModelInfo(id="m", provider="heavy", upstream="m", deployments=(heavy, light))
+    heavy = Model(id="m", provider="heavy", upstream="m", weight=9)
+    light = Model(id="m", provider="light", upstream="m", weight=1)
+    model = Model(id="m", provider="heavy", upstream="m", deployments=(heavy, light))
     planner = Planner(Catalog([model]))
     firsts = [planner.plan("m", lambda: features()).targets[0].provider  # type: ignore[union-attr]
               for _ in range(400)]
@@ -95,9 +97,9 @@ def test_health_benches_after_repeated_failures_and_for_retry_after() -> None:
 
 
 def test_attempts_skip_smaller_contexts_after_a_context_error() -> None:
-    small = ModelInfo(id="small", provider="p", upstream="s", context=8000)
-    same = ModelInfo(id="same", provider="p", upstream="t", context=8000)
-    big = ModelInfo(id="big", provider="p", upstream="b", context=200_000)
+    small = Model(id="small", provider="p", upstream="s", context=8000)
+    same = Model(id="same", provider="p", upstream="t", context=8000)
+    big = Model(id="big", provider="p", upstream="b", context=200_000)
     attempts = Attempts(Plan("x", [small, same, big]), MemoryHealth(), RetryPolicy(retries=0))
 
     async def walk() -> list[str]:
@@ -112,7 +114,7 @@ def test_attempts_skip_smaller_contexts_after_a_context_error() -> None:
 
 
 def test_attempts_retry_after_a_backoff_and_give_up_on_a_long_wait() -> None:
-    model = ModelInfo(id="m", provider="p", upstream="m")
+    model = Model(id="m", provider="p", upstream="m")
     policy = RetryPolicy(retries=2, backoff_base=0.01, backoff_max=0.02, max_wait=1)
     attempts = Attempts(Plan("m", [model]), MemoryHealth(allowed_fails=10), policy)
 
@@ -164,13 +166,13 @@ def test_openai_features_are_counted_from_the_request() -> None:
 
 def test_overlays_go_ahead_of_the_callers_prompt_in_each_form() -> None:
     overlay = Overlay(system="P", temperature=0.3, max_tokens=100)
-    body = {"system": "caller", "max_tokens": 4000, "messages": []}
-    apply_to_anthropic_body(body, overlay)
+    body = overlay_anthropic_body({"system": "caller", "max_tokens": 4000, "messages": []},
+                                  overlay)
     assert body == {"system": "P\n\ncaller", "max_tokens": 100, "temperature": 0.3,
                     "messages": []}
     request = c.Request(model="m", messages=[], system=[c.TextBlock(text="caller")],
                         temperature=0.9)
-    apply_to_canonical(request, overlay)
+    request = apply_to_canonical(request, overlay)
     assert [b.text for b in request.system] == ["P", "caller"]
     assert (request.temperature, request.max_tokens) == (0.9, 100)
 

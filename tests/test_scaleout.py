@@ -1,4 +1,4 @@
-"""Several gateway instances sharing PostgreSQL and Redis, on the real services of this machine.
+"""Several gateway instances sharing PostgreSQL and Redis: the tests' own (tests/services.py).
 
 Two instances (A and B) share one fresh PostgreSQL database and one Redis key prefix. The key
 cache TTL is the default 30 s, so a revocation seen within seconds is the Redis channel's work.
@@ -245,8 +245,7 @@ def test_postgres_outage_keeps_cached_keys_and_loses_no_usage_row(
             return -1 if "timed out" not in str(exc).lower() else -2
 
     assert send(a, "before") == 200 and send(b, "before") == 200
-    # Other test sessions may start PostgreSQL again while it is down (their fixtures do):
-    # the "down" checks count only if it was still down after them, so try a few times.
+    # The cluster is this session's own, but a slow stop is retried rather than misread.
     for _attempt in range(3):
         fresh = a.create_key("--name", "never-used-yet")
         pg_ctl("stop")
@@ -264,7 +263,7 @@ def test_postgres_outage_keeps_cached_keys_and_loses_no_usage_row(
             assert ready_status == 503
             break
     else:
-        pytest.fail("PostgreSQL kept being restarted by someone else during the outage test")
+        pytest.fail("PostgreSQL did not stay down during the outage test")
     # Restarted mid-run: requests keep flowing to both instances while it goes down and up.
     statuses: list[int] = []
     stop = threading.Event()
@@ -312,8 +311,7 @@ def test_redis_outage_fails_open_or_closed_as_configured(
     closed.key = a.key
     closed.start()
     try:
-        # Other test sessions may start Redis again while it is down (their fixtures do): the
-        # observations count only if it was still down after them, so try a few times.
+        # The Redis is this session's own, but a slow stop is retried rather than misread.
         for _attempt in range(3):
             doomed = a.create_key("--name", "revoked-while-redis-is-down")
             assert chat(closed, doomed).status_code == 200  # cached on the closed instance
@@ -341,7 +339,7 @@ def test_redis_outage_fails_open_or_closed_as_configured(
                 assert doomed_status
                 break
         else:
-            pytest.fail("Redis kept being restarted by someone else during the outage test")
+            pytest.fail("Redis did not stay down during the outage test")
         assert eventually(lambda: httpx.get(f"{a.url}/ready", timeout=5).status_code == 200)
         assert "redis_unavailable" in a.logs() and "fail open" in a.logs()
         assert "redis_unavailable" in closed.logs() and "fail closed" in closed.logs()
@@ -426,7 +424,7 @@ def nginx(
     conf = (ROOT / "config" / "nginx.conf").read_text()
     conf = conf.replace("127.0.0.1:8081", f"127.0.0.1:{a.port}")
     conf = conf.replace("127.0.0.1:8082", f"127.0.0.1:{b.port}")
-    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("listen 8090;", f"listen 127.0.0.1:{port};")
     conf = conf.replace("pid /tmp/gateway-nginx.pid;", f"pid {tmp}/nginx.pid;")
     conf = conf.replace("worker_processes auto;", "worker_processes 1;")
     conf = conf.replace("http {", f"http {{\n    client_body_temp_path {tmp}/body;\n"

@@ -11,16 +11,18 @@ import pytest
 from msgspec import UNSET
 
 from adapters import canonical as c
-from adapters.anthropic import (
+from adapters.anthropic.client import anthropic_to_canonical
+from adapters.anthropic.encode import (
     AnthropicPassthrough,
     AnthropicStreamEncoder,
+    canonical_to_anthropic_response,
+    inspect_anthropic_response,
+)
+from adapters.anthropic.wire import (
     MessagesRequest,
     UsageWire,
-    anthropic_to_canonical,
     anthropic_usage_to_canonical,
-    canonical_to_anthropic_response,
     canonical_usage_to_anthropic,
-    inspect_anthropic_response,
 )
 from adapters.errors import ProviderHTTPError
 
@@ -206,7 +208,7 @@ def test_usage_both_ways_keeps_cache_reads_and_writes() -> None:
     assert canonical == c.Usage(
         input_tokens=35, output_tokens=7, cache_read_tokens=20, cache_creation_tokens=5
     )
-    assert canonical_usage_to_anthropic(canonical) == {
+    assert msgspec.to_builtins(canonical_usage_to_anthropic(canonical)) == {
         "input_tokens": 10,
         "cache_creation_input_tokens": 5,
         "cache_read_input_tokens": 20,
@@ -237,7 +239,7 @@ def test_response_golden() -> None:
         stop_reason="tool_use",
         usage=c.Usage(input_tokens=100, output_tokens=9, cache_read_tokens=60),
     )
-    assert canonical_to_anthropic_response(response, "served") == {
+    assert msgspec.to_builtins(canonical_to_anthropic_response(response, "served")) == {
         "id": "msg_r1",
         "type": "message",
         "role": "assistant",

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from adapters import canonical as c
 from adapters.errors import ProviderConnectionError, ProviderHTTPError
-from adapters.gemini import (
+from adapters.gemini.upstream import (
     SKIP_SIGNATURE,
     GeminiChunkDecoder,
     canonical_to_gemini_request,
@@ -24,139 +25,6 @@ pytestmark = pytest.mark.unit
 SIGNATURE = "CiQB+/z9Q2lnbmF0dXJlcw=="
 
 
-def test_request_golden() -> None:
-    request = c.Request(
-        model="m",
-        system=[c.TextBlock(text="one"), c.TextBlock(text="two")],
-        messages=[
-            c.Message(
-                role="user",
-                content=[
-                    c.TextBlock(text="look"),
-                    c.ImageBlock(url="https://x/y.webp"),
-                    c.ImageBlock(data="QUJD", media_type="image/jpeg"),
-                    c.ImageBlock(url="data:image/gif;base64,R0lG"),
-                ],
-            ),
-            c.Message(
-                role="assistant",
-                content=[
-                    c.TextBlock(text="calling"),
-                    c.ToolUseBlock(id=pack_tool_id("call_1", SIGNATURE), name="f", input={"a": 1}),
-                    c.ToolUseBlock(id="toolu_other_model", name="g", input={}),
-                ],
-            ),
-            c.Message(
-                role="user",
-                content=[
-                    c.ToolResultBlock(
-                        tool_use_id=pack_tool_id("call_1", SIGNATURE),
-                        content=[c.TextBlock(text="ok")],
-                    ),
-                    c.ToolResultBlock(
-                        tool_use_id="toolu_other_model",
-                        content=[c.TextBlock(text="bad")],
-                        is_error=True,
-                    ),
-                ],
-            ),
-        ],
-        tools=[
-            c.Tool(
-                name="f",
-                description="does f",
-                parameters={
-                    "$schema": "http://json-schema.org/draft-07/schema#",
-                    "type": "object",
-                    "properties": {"a": {"type": "integer"}},
-                },
-            ),
-            c.Tool(name="g", parameters={"type": "object", "properties": {}}),
-        ],
-        tool_choice=c.ToolChoice(mode="tool", name="f"),
-        max_tokens=100,
-        temperature=0.3,
-        top_p=0.9,
-        top_k=4,
-        stop=["END"],
-        seed=7,
-        response_format={"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
-        reasoning=c.Reasoning(budget_tokens=2000),
-    )
-    assert canonical_to_gemini_request(request) == {
-        "systemInstruction": {"parts": [{"text": "one\n\ntwo"}]},
-        "contents": [
-            {
-                "role": "user",
-                "parts": [
-                    {"text": "look"},
-                    {"fileData": {"mimeType": "image/webp", "fileUri": "https://x/y.webp"}},
-                    {"inlineData": {"mimeType": "image/jpeg", "data": "QUJD"}},
-                    {"inlineData": {"mimeType": "image/gif", "data": "R0lG"}},
-                ],
-            },
-            {
-                "role": "model",
-                "parts": [
-                    {"text": "calling"},
-                    {
-                        "functionCall": {"name": "f", "args": {"a": 1}, "id": "call_1"},
-                        "thoughtSignature": SIGNATURE,
-                    },
-                    # Only the first of parallel calls carries a signature.
-                    {"functionCall": {"name": "g", "args": {}, "id": "toolu_other_model"}},
-                ],
-            },
-            {
-                "role": "user",
-                "parts": [
-                    {
-                        "functionResponse": {
-                            "name": "f",
-                            "response": {"result": "ok"},
-                            "id": "call_1",
-                        }
-                    },
-                    {
-                        "functionResponse": {
-                            "name": "g",
-                            "response": {"error": "bad"},
-                            "id": "toolu_other_model",
-                        }
-                    },
-                ],
-            },
-        ],
-        "tools": [
-            {
-                "functionDeclarations": [
-                    {
-                        "name": "f",
-                        "description": "does f",
-                        "parametersJsonSchema": {
-                            "type": "object",
-                            "properties": {"a": {"type": "integer"}},
-                        },
-                    },
-                    {"name": "g"},
-                ]
-            }
-        ],
-        "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f"]}},
-        "generationConfig": {
-            "maxOutputTokens": 100,
-            "temperature": 0.3,
-            "topP": 0.9,
-            "topK": 4,
-            "seed": 7,
-            "stopSequences": ["END"],
-            "responseMimeType": "application/json",
-            "responseJsonSchema": {"type": "object"},
-            "thinkingConfig": {"thinkingBudget": 2000, "includeThoughts": True},
-        },
-    }
-
-
 @pytest.mark.parametrize(
     ("mode", "expected"), [("auto", "AUTO"), ("none", "NONE"), ("required", "ANY")]
 )
@@ -164,7 +32,7 @@ def test_tool_choice_modes(mode: Any, expected: str) -> None:
     request = c.Request(
         model="m", messages=[], tools=[c.Tool(name="f")], tool_choice=c.ToolChoice(mode=mode)
     )
-    assert canonical_to_gemini_request(request)["toolConfig"] == {
+    assert msgspec.to_builtins(canonical_to_gemini_request(request))["toolConfig"] == {
         "functionCallingConfig": {"mode": expected}
     }
 
@@ -313,7 +181,7 @@ def test_unsigned_first_call_gets_the_documented_placeholder() -> None:
             )
         ],
     )
-    parts = canonical_to_gemini_request(request)["contents"][0]["parts"]
+    parts = msgspec.to_builtins(canonical_to_gemini_request(request))["contents"][0]["parts"]
     assert [part.get("thoughtSignature") for part in parts] == [SKIP_SIGNATURE, None]
 
 

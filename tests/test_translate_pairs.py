@@ -2,6 +2,8 @@
 ingress parse -> canonical -> upstream body, and upstream stream -> canonical -> client stream.
 
 The ``test_regression_*`` tests guard bugs other gateways shipped; each name says which.
+Whole request -> upstream body cases are data: ``tests/golden/requests/*.json``, run by
+``tests/test_translate_golden.py``.
 """
 
 from __future__ import annotations
@@ -13,22 +15,19 @@ import msgspec
 import pytest
 
 from adapters import canonical as c
-from adapters.anthropic import (
-    AnthropicStreamEncoder,
-    MessagesRequest,
-    anthropic_to_canonical,
-    canonical_to_anthropic_response,
-)
-from adapters.anthropic_upstream import AnthropicEventDecoder, canonical_to_anthropic_request
-from adapters.gemini import GeminiChunkDecoder, canonical_to_gemini_request, unpack_tool_id
-from adapters.openai import (
-    ChatRequest,
+from adapters.anthropic.client import anthropic_to_canonical
+from adapters.anthropic.encode import AnthropicStreamEncoder, canonical_to_anthropic_response
+from adapters.anthropic.upstream import AnthropicEventDecoder
+from adapters.anthropic.wire import MessagesRequest
+from adapters.gemini.upstream import GeminiChunkDecoder, canonical_to_gemini_request, unpack_tool_id
+from adapters.openai.client import openai_to_canonical
+from adapters.openai.encode import OpenAIStreamEncoder
+from adapters.openai.upstream import (
     OpenAIChunkDecoder,
-    OpenAIStreamEncoder,
     canonical_to_openai_request,
     openai_response_to_canonical,
-    openai_to_canonical,
 )
+from adapters.openai.wire import ChatRequest
 
 pytestmark = pytest.mark.unit
 
@@ -109,84 +108,6 @@ CLAUDE_HISTORY: list[dict[str, Any]] = [
 
 
 # --- Anthropic ingress -> OpenAI upstream ---------------------------------------------------
-
-
-def test_anthropic_request_to_openai_body() -> None:
-    request = anthropic_request(
-        system=[
-            {"type": "text", "text": "one", "cache_control": {"type": "ephemeral"}},
-            {"type": "text", "text": "two"},
-        ],
-        messages=[
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "see"},
-                    {"type": "image", "source": {"type": "url", "url": "https://x/i.png"}},
-                    {
-                        "type": "image",
-                        "source": {"type": "base64", "media_type": "image/png", "data": "QUJD"},
-                    },
-                ],
-            },
-            *CLAUDE_HISTORY[1:],
-        ],
-        tools=[{"name": "Read", "description": "read", "input_schema": {"type": "object"}}],
-        tool_choice={"type": "any", "disable_parallel_tool_use": True},
-        thinking={"type": "enabled", "budget_tokens": 10000},
-        stop_sequences=["END"],
-        stream=True,
-    )
-    assert canonical_to_openai_request(request, "gpt-x") == {
-        "model": "gpt-x",
-        "messages": [
-            {"role": "system", "content": "one\n\ntwo"},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "see"},
-                    {"type": "image_url", "image_url": {"url": "https://x/i.png"}},
-                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}},
-                ],
-            },
-            {
-                "role": "assistant",
-                "content": "Reading.",  # thinking is not sent back (many providers refuse it)
-                "tool_calls": [
-                    {
-                        "id": "toolu_1",
-                        "type": "function",
-                        "function": {"name": "Read", "arguments": '{"path":"a.py"}'},
-                    },
-                    {
-                        "id": "toolu_2",
-                        "type": "function",
-                        "function": {"name": "Bash", "arguments": '{"cmd":"ls"}'},
-                    },
-                ],
-            },
-            {"role": "tool", "tool_call_id": "toolu_1", "content": "print(1)"},
-            {"role": "tool", "tool_call_id": "toolu_2", "content": "Error: permission denied"},
-            {"role": "user", "content": "go on"},
-        ],
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "tools": [
-            {
-                "type": "function",
-                "function": {
-                    "name": "Read",
-                    "description": "read",
-                    "parameters": {"type": "object"},
-                },
-            }
-        ],
-        "tool_choice": "required",
-        "parallel_tool_calls": False,
-        "max_tokens": 100,
-        "stop": ["END"],
-        "reasoning_effort": "medium",
-    }
 
 
 def test_openai_stream_to_anthropic_events_with_reasoning_text_and_parallel_tools() -> None:
@@ -280,9 +201,9 @@ def test_openai_response_to_anthropic_message() -> None:
             "prompt_tokens_details": {"cached_tokens": 30},
         },
     }
-    message = canonical_to_anthropic_response(
+    message = msgspec.to_builtins(canonical_to_anthropic_response(
         openai_response_to_canonical(json.dumps(body).encode()), "served"
-    )
+    ))
     assert message["content"] == [
         {"type": "thinking", "thinking": "r", "signature": ""},
         {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}},
@@ -302,79 +223,6 @@ def test_openai_length_finish_is_max_tokens() -> None:
 
 
 # --- OpenAI ingress -> Anthropic upstream ---------------------------------------------------
-
-
-def test_openai_request_to_anthropic_body() -> None:
-    request = openai_request(
-        messages=[
-            {"role": "system", "content": "sys"},
-            {"role": "developer", "content": "dev"},
-            {"role": "user", "content": "weather?"},
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_1",
-                        "type": "function",
-                        "function": {"name": "w", "arguments": '{"c":"P"}'},
-                    },
-                    {
-                        "id": "call_2",
-                        "type": "function",
-                        "function": {"name": "t", "arguments": ""},
-                    },
-                ],
-            },
-            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
-            {
-                "role": "tool",
-                "tool_call_id": "call_2",
-                "content": [{"type": "text", "text": "noon"}],
-            },
-        ],
-        tools=[{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}],
-        tool_choice={"type": "function", "function": {"name": "w"}},
-        parallel_tool_calls=False,
-        stop="END",
-        max_completion_tokens=300,
-        reasoning_effort="high",
-        stream=True,
-    )
-    assert canonical_to_anthropic_request(request, "claude-x") == {
-        "model": "claude-x",
-        "max_tokens": 300,  # thinking stays off: the tool turn came unsigned
-        "system": [{"type": "text", "text": "sys"}, {"type": "text", "text": "dev"}],
-        "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "weather?"}]},
-            {
-                "role": "assistant",
-                "content": [
-                    {"type": "tool_use", "id": "call_1", "name": "w", "input": {"c": "P"}},
-                    {"type": "tool_use", "id": "call_2", "name": "t", "input": {}},
-                ],
-            },
-            {
-                "role": "user",
-                "content": [
-                    {
-                        "type": "tool_result",
-                        "tool_use_id": "call_1",
-                        "content": [{"type": "text", "text": "sunny"}],
-                    },
-                    {
-                        "type": "tool_result",
-                        "tool_use_id": "call_2",
-                        "content": [{"type": "text", "text": "noon"}],
-                    },
-                ],
-            },
-        ],
-        "stream": True,
-        "stop_sequences": ["END"],
-        "tools": [{"name": "w", "input_schema": {"type": "object"}}],
-        "tool_choice": {"type": "tool", "name": "w", "disable_parallel_tool_use": True},
-    }
 
 
 def test_anthropic_stream_to_openai_chunks() -> None:
@@ -469,7 +317,8 @@ def test_anthropic_stream_to_openai_chunks() -> None:
 
 
 def test_anthropic_request_to_gemini_body_names_tool_results() -> None:
-    body = canonical_to_gemini_request(anthropic_request(system="sys", messages=CLAUDE_HISTORY))
+    request = anthropic_request(system="sys", messages=CLAUDE_HISTORY)
+    body = msgspec.to_builtins(canonical_to_gemini_request(request))
     assert body["systemInstruction"] == {"parts": [{"text": "sys"}]}
     model_parts = body["contents"][1]["parts"]
     assert model_parts[0] == {"text": "Reading."}
@@ -510,7 +359,7 @@ def test_openai_request_to_gemini_body() -> None:
         tools=[{"type": "function", "function": {"name": "f"}}],
         reasoning_effort="low",
     )
-    body = canonical_to_gemini_request(request)
+    body = msgspec.to_builtins(canonical_to_gemini_request(request))
     assert body["contents"][2] == {
         "role": "user",
         "parts": [
@@ -529,7 +378,9 @@ def test_openai_request_to_gemini_body() -> None:
 def test_regression_tool_use_input_dropped_when_upstream_is_not_anthropic() -> None:
     """Tool inputs survive both ways: history to an OpenAI upstream, and streamed arguments
     back to an Anthropic client (input_json_delta, never an empty input)."""
-    body = canonical_to_openai_request(anthropic_request(messages=CLAUDE_HISTORY), "gpt")
+    body = msgspec.to_builtins(
+        canonical_to_openai_request(anthropic_request(messages=CLAUDE_HISTORY), "gpt")
+    )
     calls = body["messages"][1]["tool_calls"]
     assert [json.loads(call["function"]["arguments"]) for call in calls] == [
         {"path": "a.py"},
@@ -626,7 +477,7 @@ def test_regression_gemini_thought_signatures_lost_between_turns() -> None:
             ],
         },
     ]
-    body = canonical_to_gemini_request(anthropic_request(messages=history))
+    body = msgspec.to_builtins(canonical_to_gemini_request(anthropic_request(messages=history)))
     parts = body["contents"][1]["parts"]
     assert parts[0]["thoughtSignature"] == SIGNATURE
     assert parts[0]["functionCall"] == {"name": "f", "args": {"a": 1}}

@@ -22,7 +22,7 @@ from gateway.pipeline.operation import Operation
 from gateway.pipeline.outcome import Admitted, Header, Outcome, failed
 from gateway.usage_estimate import SentBodies
 from routers.attempts import Attempts, RetryPolicy
-from routers.catalog import ModelInfo
+from routers.catalog import Deployment
 from routers.health import Health
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -31,7 +31,7 @@ Complete = Callable[[Admitted], Awaitable[Outcome]]
 _log = structlog.get_logger("gateway.pipeline")
 
 
-def upstream_failed(request_id: str, target: ModelInfo, error: ProviderError) -> None:
+def upstream_failed(request_id: str, target: Deployment, error: ProviderError) -> None:
     """Log a failed call with the provider's own words, which callers do not see (see
     ``gateway.errors.CALLER_FAULTS``); a refusal of our credentials is logged without them,
     since providers echo part of the key in it."""
@@ -62,7 +62,7 @@ class Attempt(Protocol, Generic[Started]):
     """One way of delivering an answer (whole, or streamed)."""
 
     async def start(
-        self, adapter: Adapter, call: Call, target: ModelInfo, level: int, attempts: Attempts
+        self, adapter: Adapter, call: Call, target: Deployment, level: int, attempts: Attempts
     ) -> Started: ...
 
     async def finish(self, started: Started, attempts: Attempts) -> Outcome: ...
@@ -115,7 +115,7 @@ class WholeAnswer:
         self.admitted = admitted
 
     async def start(
-        self, adapter: Adapter, call: Call, target: ModelInfo, level: int, attempts: Attempts
+        self, adapter: Adapter, call: Call, target: Deployment, level: int, attempts: Attempts
     ) -> Outcome:
         reply = await adapter.complete(call)
         body, usage = self.operation.reply(reply, target)

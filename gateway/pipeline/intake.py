@@ -12,14 +12,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from gateway.admission import Admission, Ticket
 from gateway.auth import Principal, key_from_headers
-from gateway.errors import BodyTooLarge, GatewayError, ModelNotFound, routing_error
+from gateway.errors import BodyTooLarge, GatewayError, ModelNotFound, from_routing_refusal
 from gateway.ingress import new_request_id
 from gateway.json_depth import check_depth
-from gateway.limits import Admission, Ticket
 from gateway.pipeline.operation import Operation
 from gateway.pipeline.outcome import Admitted, Facts, Header
-from routers.plan import Plan, Planner, RoutingRefused
+from routers.plan import Plan, Planner
+from routers.refusals import RoutingRefused
 
 Receive = Any
 
@@ -171,7 +172,7 @@ class Intake:
             plan = self.planner.plan(model, self.operation.features(parsed),
                                      self.operation.chain(parsed))
         except RoutingRefused as refusal:
-            raise routing_error(refusal) from refusal
+            raise from_routing_refusal(refusal) from refusal
         if plan is None:
             raise ModelNotFound(
                 f"Unknown model '{model}': GET /v1/models lists the models you can use",

@@ -8,7 +8,7 @@ images and video jobs each add one class of the same shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -16,19 +16,20 @@ from msgspec import UNSET
 
 from adapters import canonical as c
 from adapters.base import Adapter, Call, RawReply, StreamTranslator
-from gateway.errors import GatewayError
-from gateway.ingress import Ingress, Parsed
+from adapters.client import Ingress, Parsed
+from adapters.errors import InvalidRequest
+from adapters.features import RequestFeatures
+from adapters.overlay import Overlay, apply_to_canonical
+from gateway.errors import GatewayError, from_invalid_request
 from gateway.usage_estimate import SentBodies, estimate_usage, max_tokens_of
-from routers.catalog import ModelInfo
-from routers.features import RequestFeatures
-from routers.personas import BODY_APPLIERS, Overlay, apply_to_canonical
+from routers.catalog import Deployment
 from routers.plan import Plan
 
 
 class Upstream(Protocol):
     """One request's upstream bodies, prepared once however many targets it tries."""
 
-    def call(self, adapter: Adapter, target: ModelInfo, byok: dict[str, str]) -> Call: ...
+    def call(self, adapter: Adapter, target: Deployment, byok: dict[str, str]) -> Call: ...
 
 
 class Operation(Protocol):
@@ -53,10 +54,10 @@ class Operation(Protocol):
     # --- encode ---
     def upstream(self, parsed: Any, plan: Plan, headers: dict[str, str]) -> Upstream: ...
 
-    def reply(self, reply: RawReply | Any, served: ModelInfo) -> tuple[bytes, c.Usage | None]: ...
+    def reply(self, reply: RawReply | Any, served: Deployment) -> tuple[bytes, c.Usage | None]: ...
 
     def translator(
-        self, adapter: Adapter, parsed: Any, served: ModelInfo, request_id: str
+        self, adapter: Adapter, parsed: Any, served: Deployment, request_id: str
     ) -> StreamTranslator: ...
 
     def error_body(self, error: GatewayError) -> bytes: ...
@@ -77,7 +78,10 @@ class ChatOperation:
         self.dialect = ingress.dialect
 
     def parse(self, body: bytes) -> Parsed:
-        return self.ingress.parse(body)
+        try:
+            return self.ingress.parse(body)
+        except InvalidRequest as invalid:
+            raise from_invalid_request(invalid) from invalid
 
     def model(self, parsed: Parsed) -> str:
         return parsed.model
@@ -99,14 +103,14 @@ class ChatOperation:
         return ChatBodies(parsed, self.ingress, plan.overlay, headers)
 
     def reply(
-        self, reply: RawReply | c.Response, served: ModelInfo
+        self, reply: RawReply | c.Response, served: Deployment
     ) -> tuple[bytes, c.Usage | None]:
         if isinstance(reply, RawReply):
             return self.ingress.passthrough_reply(reply.body, served.id)
         return self.ingress.canonical_reply(reply, served.id), reply.usage
 
     def translator(
-        self, adapter: Adapter, parsed: Parsed, served: ModelInfo, request_id: str
+        self, adapter: Adapter, parsed: Parsed, served: Deployment, request_id: str
     ) -> StreamTranslator:
         if adapter.dialect == self.dialect:
             return self.ingress.passthrough_translator(parsed, served.id)
@@ -119,12 +123,13 @@ class ChatOperation:
         return self.ingress.error_frame(error)
 
     def estimate(self, body: bytes, sent: SentBodies | None) -> c.Usage:
-        return estimate_usage(body, sent)
+        return estimate_usage(self.ingress, body, sent)
 
 
 class ChatBodies:
     """What one chat request sends upstream: the caller's body (routing keys stripped,
-    overlay applied) for a same-dialect adapter, or its canonical form, each built once."""
+    overlay applied; read-only, so no fallback sees another's changes) for a same-dialect
+    adapter, or its canonical form, each built once."""
 
     __slots__ = ("_canonical", "_raw", "dialect", "headers", "ingress", "overlay", "parsed")
 
@@ -136,16 +141,16 @@ class ChatBodies:
         self.dialect = ingress.dialect
         self.overlay = overlay
         self.headers = headers
-        self._raw: dict[str, Any] | None = None
+        self._raw: Mapping[str, Any] | None = None
         self._canonical: c.Request | None = None
 
-    def call(self, adapter: Adapter, target: ModelInfo, byok: dict[str, str]) -> Call:
+    def call(self, adapter: Adapter, target: Deployment, byok: dict[str, str]) -> Call:
         """The call to ``target`` through ``adapter``, on the caller's own key if it has one."""
         stream = self.parsed.stream
-        if adapter.dialect == self.dialect and (
-            self.overlay is None or self.dialect in BODY_APPLIERS
-        ):
-            call = Call(model=target.upstream, stream=stream, raw=self._raw_body(),
+        if adapter.dialect == self.dialect:
+            if self._raw is None:
+                self._raw = self.ingress.passthrough_body(self.parsed, self.overlay)
+            call = Call(model=target.upstream, stream=stream, raw=self._raw,
                         headers=self.headers)
         else:
             request = fit_to_model(self._canonical_request(), target)
@@ -155,39 +160,16 @@ class ChatBodies:
             call.api_key = byok.get(target.provider)
         return call
 
-    def _raw_body(self) -> dict[str, Any]:
-        if self._raw is None:
-            raw = self.parsed.raw()
-            if self.parsed.routing_fields:
-                strip_routing_fields(raw)
-            if self.overlay is not None:
-                BODY_APPLIERS[self.dialect](raw, self.overlay)
-            self._raw = raw
-        return self._raw
-
     def _canonical_request(self) -> c.Request:
         if self._canonical is None:
             request = self.ingress.to_canonical(self.parsed)
             if self.overlay is not None:
-                apply_to_canonical(request, self.overlay)
+                request = apply_to_canonical(request, self.overlay)
             self._canonical = request
         return self._canonical
 
 
-def strip_routing_fields(body: dict[str, Any]) -> None:
-    """Remove the gateway's own keys (``models``, ``route``) before a body goes upstream, and
-    unwrap ``extra_body`` as the OpenAI SDK would have."""
-    body.pop("models", None)
-    body.pop("route", None)
-    extra = body.pop("extra_body", None)
-    if isinstance(extra, dict):
-        extra.pop("models", None)
-        extra.pop("route", None)
-        for key, value in extra.items():
-            body.setdefault(key, value)
-
-
-def fit_to_model(request: c.Request, target: ModelInfo) -> c.Request:
+def fit_to_model(request: c.Request, target: Deployment) -> c.Request:
     """A translated request trimmed to what ``target`` takes: no more output tokens than its
     ``max_output`` (Claude Code asks 32000 of every model), and no reasoning controls for a
     listed model without the ``reasoning`` capability (gpt-4o refuses ``reasoning_effort``)."""

@@ -12,11 +12,11 @@ from typing import Any
 import msgspec
 
 from adapters import canonical as c
+from gateway.admission import Ticket
 from gateway.auth import Principal
 from gateway.errors import GatewayError
-from gateway.limits import Ticket
 from gateway.usage_estimate import SentBodies
-from routers.catalog import ModelInfo
+from routers.catalog import Deployment
 from routers.plan import Plan
 
 Header = tuple[bytes, bytes]
@@ -67,7 +67,7 @@ class Outcome(msgspec.Struct, frozen=True):
     been told yet (a stream already started gets it as a frame). ``sent`` keeps the
     answer frames while no usage is known, to count them with the tokenizer at settle."""
 
-    served: ModelInfo | None = None
+    served: Deployment | None = None
     fallback_level: int = 0
     attempts: int = 0
     status: int = 200

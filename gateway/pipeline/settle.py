@@ -15,18 +15,18 @@ from typing import Any
 import msgspec
 
 from adapters import canonical as c
+from gateway.admission import Admission
 from gateway.ledger import Ledger, UsageRow
-from gateway.limits import Admission
 from gateway.metrics import Metrics
 from gateway.pipeline.outcome import Facts, Header, Outcome
 from gateway.usage_estimate import load_tokenizer, tokenizer_loaded
-from routers.catalog import ModelInfo
+from routers.catalog import Deployment
 
 _ZERO_COST = (b"x-cost-usd", b"0.00000000")
 _ESTIMATED = (b"x-cost-estimated", b"true")
 
 
-def price(model: ModelInfo | None, usage: c.Usage | None, cache_hit: bool = False) -> float:
+def price(model: Deployment | None, usage: c.Usage | None, cache_hit: bool = False) -> float:
     """USD for one request: the one place cost is computed.
 
     A cache hit pays for its prompt (all of it counted as cached reads) and not for the
@@ -46,7 +46,7 @@ class Settlement(msgspec.Struct, frozen=True):
     user: str
     dialect: str
     model_requested: str
-    served: ModelInfo | None
+    served: Deployment | None
     router: str
     stream: bool
     usage: c.Usage
@@ -207,7 +207,7 @@ class Settler:
 def response_headers(
     facts: Facts,
     base: tuple[Header, ...],
-    served: ModelInfo | None,
+    served: Deployment | None,
     level: int,
     outcome: Outcome | None = None,
 ) -> list[Header]:

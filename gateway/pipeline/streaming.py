@@ -26,7 +26,7 @@ from gateway.pipeline.outcome import Admitted, Header, Outcome
 from gateway.pipeline.settle import response_headers
 from gateway.usage_estimate import SentBodies
 from routers.attempts import Attempts
-from routers.catalog import ModelInfo
+from routers.catalog import Deployment
 
 Receive = Any
 Items = AsyncIterator[bytes | c.StreamEvent]
@@ -111,7 +111,7 @@ class StreamAnswer:
         self.responder = responder
         self.first_byte = first_byte
         self.commit_timeout = commit_timeout
-        self.served: ModelInfo | None = None
+        self.served: Deployment | None = None
         self.level = 0
         self.attempts: Attempts | None = None
         self.translator: StreamTranslator | None = None
@@ -122,7 +122,7 @@ class StreamAnswer:
         return response_headers(self.admitted.facts, SSE_HEADERS, self.served, self.level)
 
     async def start(
-        self, adapter: Adapter, call: Call, target: ModelInfo, level: int, attempts: Attempts
+        self, adapter: Adapter, call: Call, target: Deployment, level: int, attempts: Attempts
     ) -> Committed:
         self.served, self.level, self.attempts = target, level, attempts
         translator = self.operation.translator(
@@ -247,10 +247,11 @@ class StreamGauge:
 async def stream_answer(
     dispatcher: Dispatcher, answer: StreamAnswer, receive: Receive, gauge: StreamGauge
 ) -> Outcome:
-    """Dispatch a stream, cancelling it at once if the client disconnects (status 499)."""
+    """Dispatch a stream, cancelling it at once if the client disconnects or the server shuts
+    down (status 499)."""
     task = asyncio.current_task()
     assert task is not None
-    state = {"disconnected": False, "finished": False}
+    state = {"disconnected": False, "finished": False, "shutdown": False}
 
     async def watch_disconnect() -> None:
         while True:
@@ -258,6 +259,7 @@ async def stream_answer(
             if message["type"] == "http.disconnect":
                 if not state["finished"]:
                     state["disconnected"] = True
+                    state["shutdown"] = message.get("reason") == "shutdown"
                     task.cancel()
                 return
 
@@ -269,7 +271,8 @@ async def stream_answer(
         if not state["disconnected"]:
             raise
         task.uncancel()
-        return answer.outcome(499, "client_disconnected")
+        # The server's shutdown cut it (gateway.lifecycle), or the client went away.
+        return answer.outcome(499, "shutdown" if state["shutdown"] else "client_disconnected")
     finally:
         state["finished"] = True
         watcher.cancel()

@@ -1,0 +1,1 @@
+"""The Gemini generateContent dialect: provider side only (no caller speaks it here)."""

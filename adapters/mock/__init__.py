@@ -1,0 +1,1 @@
+"""The built-in mock provider: deterministic answers, no network, no key."""

@@ -1,0 +1,285 @@
+"""The OpenAI chat-completions dialect, client side: a caller's body in, canonical form out.
+
+``OpenAIIngress`` parses and validates ``POST /v1/chat/completions`` bodies; the answers back to
+the caller are written by ``adapters.openai.encode``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from adapters import canonical as c
+from adapters.base import StreamTranslator
+from adapters.client import (
+    Parsed,
+    check_model_name,
+    decode_json,
+    passthrough_base,
+    routing_chain,
+)
+from adapters.errors import CallerError, InvalidRequest
+from adapters.features import RequestFeatures
+from adapters.openai import texts
+from adapters.openai.encode import (
+    OpenAIPassthrough,
+    OpenAIStreamEncoder,
+    canonical_to_openai_response,
+    inspect_openai_response,
+    openai_error_frame,
+)
+from adapters.openai.wire import (
+    REQUEST_ROLES,
+    ChatRequest,
+    ContentPart,
+    NamedToolChoice,
+    content_parts_to_blocks,
+    parse_arguments,
+)
+from adapters.overlay import Overlay, capped
+
+
+def _tool_choice_to_canonical(choice: str | NamedToolChoice, parallel: bool | None) -> c.ToolChoice:
+    disable_parallel: bool | UnsetType = UNSET if parallel is None else not parallel
+    if isinstance(choice, str):
+        mode = choice if choice in ("auto", "none", "required") else "auto"
+        return c.ToolChoice(mode=mode, disable_parallel=disable_parallel)  # type: ignore[arg-type]
+    name = choice.function.name if choice.function is not UNSET else ""
+    return c.ToolChoice(mode="tool", name=name, disable_parallel=disable_parallel)
+
+
+def openai_to_canonical(request: ChatRequest) -> c.Request:
+    """A validated OpenAI chat request in canonical form."""
+    system: list[c.TextBlock] = []
+    messages: list[c.Message] = []
+
+    def append(role: str, blocks: list[c.ContentBlock]) -> None:
+        # Consecutive messages of one role merge: tool results after tool calls, etc.
+        if messages and messages[-1].role == role:
+            messages[-1].content.extend(blocks)
+        else:
+            messages.append(c.Message(role=role, content=blocks))  # type: ignore[arg-type]
+
+    for message in request.messages:
+        if message.role in ("system", "developer"):
+            system.extend(
+                b for b in content_parts_to_blocks(message.content) if isinstance(b, c.TextBlock)
+            )
+        elif message.role == "user":
+            append("user", content_parts_to_blocks(message.content))
+        elif message.role == "assistant":
+            blocks: list[c.ContentBlock] = []
+            if message.reasoning_content:
+                blocks.append(c.ThinkingBlock(thinking=message.reasoning_content))
+            blocks.extend(content_parts_to_blocks(message.content))
+            for call in message.tool_calls or []:
+                blocks.append(
+                    c.ToolUseBlock(
+                        id=call.id,
+                        name=call.function.name,
+                        input=parse_arguments(call.function.arguments),
+                    )
+                )
+            append("assistant", blocks)
+        elif message.role in ("tool", "function"):
+            result_blocks = [
+                b
+                for b in content_parts_to_blocks(message.content)
+                if isinstance(b, c.TextBlock | c.ImageBlock)
+            ]
+            tool_call_id = message.tool_call_id if message.tool_call_id is not UNSET else ""
+            append(
+                "user",
+                [
+                    c.ToolResultBlock(
+                        tool_use_id=tool_call_id,
+                        content=result_blocks,
+                        name=message.name,
+                    )
+                ],
+            )
+
+    stop: list[str] | UnsetType = UNSET
+    if isinstance(request.stop, str):
+        stop = [request.stop]
+    elif request.stop:
+        stop = list(request.stop)
+
+    canonical = c.Request(
+        model=request.model,
+        messages=messages,
+        system=system,
+        stream=bool(request.stream),
+        stop=stop,
+    )
+    if request.tools:
+        canonical.tools = [
+            c.Tool(
+                name=tool.function.name,
+                description=tool.function.description,
+                parameters=tool.function.parameters
+                if tool.function.parameters is not UNSET
+                else {"type": "object", "properties": {}},
+            )
+            for tool in request.tools
+        ]
+    if request.tool_choice is not None:
+        canonical.tool_choice = _tool_choice_to_canonical(
+            request.tool_choice, request.parallel_tool_calls
+        )
+    elif request.parallel_tool_calls is not None:
+        canonical.tool_choice = c.ToolChoice(disable_parallel=not request.parallel_tool_calls)
+    if request.output_limit is not None:
+        canonical.max_tokens = request.output_limit
+    if request.temperature is not None:
+        canonical.temperature = request.temperature
+    if request.top_p is not None:
+        canonical.top_p = request.top_p
+    if request.seed is not None:
+        canonical.seed = request.seed
+    if request.response_format is not None:
+        canonical.response_format = request.response_format
+    if request.reasoning_effort is not None:
+        canonical.reasoning = c.Reasoning(effort=request.reasoning_effort)
+    if request.user is not None:
+        canonical.user = request.user
+    return canonical
+
+
+
+_chat_request = msgspec.json.Decoder(ChatRequest)
+
+
+def _check(request: ChatRequest) -> None:
+    if not request.model:
+        raise InvalidRequest(
+            "'model' is empty: name a model (GET /v1/models lists them)", param="model"
+        )
+    check_model_name(request.model)
+    if not request.messages:
+        raise InvalidRequest("'messages' is empty: send at least one message", param="messages")
+    for index, message in enumerate(request.messages):
+        if message.role not in REQUEST_ROLES:
+            roles = ", ".join(sorted(REQUEST_ROLES))
+            raise InvalidRequest(
+                f"messages[{index}].role: {message.role!r} is not one of {roles}",
+                param=f"messages[{index}].role",
+            )
+
+
+class OpenAIIngress:
+    """``POST /v1/chat/completions``."""
+
+    dialect = "openai"
+
+    def parse(self, body: bytes) -> Parsed:
+        """A validated chat-completions body (``InvalidRequest`` names the field at fault)."""
+        request: ChatRequest = decode_json(body, _chat_request)
+        _check(request)
+        chain: list[str] | None = None
+        routing_fields = b'"models"' in body or b'"route"' in body
+        if routing_fields:
+            chain = routing_chain(body)
+        return Parsed(
+            body,
+            request,
+            request.model,
+            bool(request.stream),
+            request.wants_usage,
+            chain=chain,
+            routing_fields=routing_fields,
+            features_of=openai_features,
+        )
+
+    def to_canonical(self, parsed: Parsed) -> c.Request:
+        return parsed.canonical(openai_to_canonical)
+
+    def passthrough_body(self, parsed: Parsed, overlay: Overlay | None) -> dict[str, Any]:
+        body = passthrough_base(parsed)
+        return body if overlay is None else overlay_openai_body(body, overlay)
+
+    def passthrough_translator(self, parsed: Parsed, served_model: str) -> StreamTranslator:
+        return OpenAIPassthrough(served_model, parsed.wants_usage)
+
+    def canonical_translator(
+        self, parsed: Parsed, served_model: str, response_id: str
+    ) -> StreamTranslator:
+        return OpenAIStreamEncoder(response_id, served_model, parsed.wants_usage)
+
+    def passthrough_reply(self, body: bytes, served_model: str) -> tuple[bytes, c.Usage | None]:
+        return inspect_openai_response(body, served_model)
+
+    def canonical_reply(self, response: c.Response, served_model: str) -> bytes:
+        return msgspec.json.encode(canonical_to_openai_response(response, served_model))
+
+    def error_frame(self, error: CallerError) -> bytes:
+        return openai_error_frame(error)
+
+    def prompt_texts(self, body: bytes) -> list[str]:
+        return texts.prompt_texts(body)
+
+    def answer_texts(self, payloads: list[bytes]) -> list[str]:
+        return texts.answer_texts(payloads)
+
+
+def overlay_openai_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
+    """``body`` (a fresh top-level copy) with the overlay on; nested values are replaced, never
+    changed in place, since the caller's parsed body is shared by every fallback."""
+    if overlay.system:
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            body["messages"] = [{"role": "system", "content": overlay.system}, *messages]
+    if overlay.temperature is not None and body.get("temperature") is None:
+        body["temperature"] = overlay.temperature
+    if overlay.max_tokens is not None:
+        if body.get("max_completion_tokens") is not None:
+            body["max_completion_tokens"] = capped(body["max_completion_tokens"],
+                                                   overlay.max_tokens)
+        else:
+            body["max_tokens"] = capped(body.get("max_tokens"), overlay.max_tokens)
+    return body
+
+
+def openai_features(request: ChatRequest) -> RequestFeatures:
+    """Routing features of an OpenAI chat request, in one walk over its messages."""
+    chars = 0
+    images = 0
+    audio = False
+    last_user: str | list[ContentPart] | UnsetType | None = None
+    for message in request.messages:
+        content = message.content
+        if isinstance(content, str):
+            chars += len(content)
+        elif content:
+            for part in content:
+                kind = part.type
+                if kind == "text":
+                    chars += len(part.text) if isinstance(part.text, str) else 0
+                elif kind == "image_url":
+                    images += 1
+                elif kind in ("input_audio", "audio"):
+                    audio = True
+        for call in message.tool_calls or ():
+            chars += len(call.function.arguments)
+        if message.role == "user":
+            last_user = content
+
+    def text() -> str:
+        if isinstance(last_user, str):
+            return last_user
+        if not last_user:
+            return ""
+        return "\n".join(
+            p.text for p in last_user if p.type == "text" and isinstance(p.text, str)
+        )
+
+    return RequestFeatures(
+        has_tools=bool(request.tools),
+        has_audio=audio,
+        prompt_chars=chars,
+        images=images,
+        max_output=request.output_limit,
+        text=text,
+    )

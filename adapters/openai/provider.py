@@ -1,0 +1,71 @@
+"""The client for OpenAI and every OpenAI-compatible provider (DeepSeek, Groq, Mistral, vLLM…).
+
+A provider of this kind is configuration only: a ``base_url`` as its official SDK uses it and a
+key. Pass-through calls forward the caller's body with only ``model`` rewritten and usage
+requested on streams; other calls are converted from the canonical request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from adapters import canonical as c
+from adapters.base import Call, ProviderSettings, RawReply
+from adapters.openai.upstream import (
+    OpenAIChunkDecoder,
+    canonical_to_openai_request,
+    openai_response_to_canonical,
+)
+from adapters.upstream import UpstreamClient, relay_sse
+
+_encode = msgspec.json.encode
+
+
+class OpenAIProvider:
+    """Chat completions over an OpenAI-compatible HTTP API."""
+
+    dialect = "openai"
+
+    def __init__(self, settings: ProviderSettings, client: UpstreamClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.url = settings.base_url.rstrip("/") + "/chat/completions"
+
+    def _headers(self, call: Call) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.settings.headers}
+        key = call.api_key or self.settings.api_key
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _body(self, call: Call) -> bytes:
+        if call.raw is not None:
+            # A new mapping per call: the caller's body is shared by every fallback.
+            body = {**call.raw, "model": call.model}
+            if call.stream:
+                options = call.raw.get("stream_options")
+                body["stream_options"] = {
+                    **(options if isinstance(options, dict) else {}),
+                    "include_usage": True,
+                }
+            return _encode(body)
+        assert call.request is not None
+        return _encode(
+            canonical_to_openai_request(
+                call.request, call.model, self.settings.max_tokens_field
+            )
+        )
+
+    async def complete(self, call: Call) -> RawReply | c.Response:
+        body = await self.client.fetch(self.url, self._body(call), self._headers(call))
+        if call.raw is not None:
+            return RawReply(body)
+        return openai_response_to_canonical(body)
+
+    async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
+        response = await self.client.post(self.url, self._body(call), self._headers(call))
+        decoder = None if call.raw is not None else OpenAIChunkDecoder()
+        async for item in relay_sse(response, self.client.timeouts.first_byte, decoder):
+            yield item

@@ -1,0 +1,244 @@
+"""``Admission``: what ``admit`` checks before a call and ``settle`` corrects after it (the
+package docstring has the rules)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from adapters import canonical as c
+from gateway.accounts import AccountCache, UserState
+from gateway.admission.limiter import Limiter
+from gateway.auth import Principal
+from gateway.config import TierConfig
+from gateway.errors import (
+    AccountBlocked,
+    GatewayError,
+    InsufficientBalance,
+    Maintenance,
+    PermissionDenied,
+    QuotaExceeded,
+    RateLimited,
+)
+from routers.catalog import Deployment
+
+log = structlog.get_logger("gateway.admission")
+
+
+
+@dataclass(slots=True)
+class Counter:
+    key: str
+    amount: int
+    until: float
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What admission reserved for one request, and the headers it answers with."""
+
+    user: str
+    tier: TierConfig
+    tier_name: str
+    prepaid: bool
+    reserved_usd: float = 0.0
+    reserved_in: str = ""  # where the balance reservation lives: "local" or "shared"
+    reserved_tokens: int = 0
+    token_counters: list[Counter] = field(default_factory=list)
+    credit_counters: list[Counter] = field(default_factory=list)
+    byok: dict[str, str] = field(default_factory=dict)
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    estimate_usd: float = 0.0
+    credits_remaining: str = "unlimited"
+
+
+def _retry_after(until: float, now: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(until - now)))}
+
+
+class Admission:
+    """The one admission step of the chat endpoints (see the module docstring)."""
+
+    def __init__(self, cache: AccountCache, limiter: Limiter, output_reserve: int) -> None:
+        self.cache = cache
+        self.limiter = limiter
+        self.output_reserve = output_reserve
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def admit(
+        self, principal: Principal, target: Deployment, body_size: int, max_tokens: int | None
+    ) -> Ticket:
+        cache = self.cache
+        if cache.maintenance is not None:
+            raise Maintenance(cache.maintenance, headers={"Retry-After": "60"})
+        state = await cache.user(principal)
+        if state.blocked:
+            raise AccountBlocked(
+                "This account is blocked: contact the operator of this gateway"
+            )
+        # A key of a user without an account carries its own tier (``gateway keys create``).
+        tier_name = state.tier if state.registered else principal.tier
+        tier = cache.tier(tier_name)
+        policy = await cache.policy(principal.key_id)
+        for allowed, whose in ((tier.models, "your tier"), (policy.allowed_models, "this key")):
+            if allowed and target.id not in allowed and not set(target.aliases) & set(allowed):
+                raise PermissionDenied(
+                    f"Model '{target.id}' is not allowed for {whose}; allowed: "
+                    f"{', '.join(allowed)}",
+                    param="model",
+                    code="model_not_allowed",
+                )
+        ticket = Ticket(
+            user=state.email,
+            tier=tier,
+            tier_name=tier_name,
+            prepaid=tier.prepaid and target.provider not in state.byok,
+            byok=state.byok,
+        )
+        prompt_tokens = body_size // 4 + 1
+        output_tokens = min(max_tokens or self.output_reserve, target.max_output)
+        ticket.estimate_usd = target.cost(prompt_tokens, output_tokens)
+        ticket.reserved_tokens = prompt_tokens + output_tokens
+        # The balance first: an atomic check-and-reserve (gateway.balances).
+        if ticket.prepaid:
+            await self._reserve_balance(state, ticket)
+        try:
+            await self._count(principal, state, tier, policy.requests_per_minute,
+                              policy.requests_per_day, target, ticket)
+        except GatewayError:
+            cache.balances.settle(state.email, ticket.reserved_usd, 0.0, ticket.reserved_in)
+            raise
+        return ticket
+
+    async def _reserve_balance(self, state: UserState, ticket: Ticket) -> None:
+        where = await self.cache.reserve(state, ticket.estimate_usd)
+        if where is None:
+            available = max(self.cache.available(state), 0.0)
+            raise InsufficientBalance(
+                f"Insufficient balance: ${available:.6f} left, this request may cost up to "
+                f"${ticket.estimate_usd:.6f}; top up, lower max_tokens, or add your own "
+                "provider key",
+                headers={"X-Tier": ticket.tier_name, "X-Credits-Remaining": f"{available:.6f}"},
+            )
+        ticket.reserved_usd, ticket.reserved_in = ticket.estimate_usd, where
+
+    async def _count(
+        self,
+        principal: Principal,
+        state: UserState,
+        tier: TierConfig,
+        key_rpm: int,
+        key_rpd: int,
+        target: Deployment,
+        ticket: Ticket,
+    ) -> None:
+        limiter = self.limiter
+        now = limiter.clock()
+        day, month, midnight, month_end = limiter.periods(now)
+        user = state.email or principal.key_id
+        daily = [] if not (
+            key_rpd or tier.requests_per_day or tier.credits_per_day or tier.tokens_per_day
+            or tier.tokens_per_month
+        ) else [
+            (f"rpd:{day}:u:{user}", 1, tier.requests_per_day, midnight, "daily_limit_exceeded",
+             "requests per day"),
+            (f"rpd:{day}:k:{principal.key_id}", 1, key_rpd, midnight, "daily_limit_exceeded",
+             "requests per day for this key"),
+            (f"cpd:{day}:u:{user}", target.credits, tier.credits_per_day, midnight,
+             "daily_credits_exhausted", "credits per day"),
+            (f"tpd:{day}:u:{user}", ticket.reserved_tokens, tier.tokens_per_day, midnight,
+             "daily_token_limit_exceeded", "tokens per day"),
+            (f"tpm:{month}:u:{user}", ticket.reserved_tokens, tier.tokens_per_month, month_end,
+             "monthly_token_limit_exceeded", "tokens per month"),
+        ]
+        taken: list[Counter] = []
+        try:
+            for key, amount, limit, until, code, what in daily:
+                if not limit:
+                    continue
+                value = await limiter.add(key, amount, until)
+                taken.append(Counter(key, amount, until))
+                if value > limit:
+                    raise QuotaExceeded(
+                        f"You have used your {limit} {what} ({ticket.tier_name} tier); "
+                        f"it resets at {_stamp(until)}",
+                        code=code,
+                        headers=_retry_after(until, now),
+                    )
+                if key.startswith("cpd:"):
+                    ticket.credits_remaining = str(max(limit - value, 0))
+            minute_limit = tier.requests_per_minute
+            for scope, limit in ((f"u:{user}", minute_limit), (f"k:{principal.key_id}", key_rpm)):
+                if not limit:
+                    continue
+                allowed, remaining, reset = await limiter.hit_minute(scope, limit)
+                headers = _rate_headers(limit, remaining, reset)
+                if not allowed:
+                    raise RateLimited(
+                        f"Rate limit of {limit} requests per minute reached; retry after "
+                        f"{max(1, math.ceil(reset - time.time()))} s",
+                        headers={**_retry_after(reset, time.time()), **headers},
+                    )
+                if scope.startswith("u:") or not ticket.headers:
+                    ticket.headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+        except GatewayError as error:
+            for counter in taken:
+                await limiter.add(counter.key, -counter.amount, counter.until)
+            error.headers.setdefault("X-Tier", ticket.tier_name)
+            raise
+        if not ticket.headers:
+            ticket.headers = [
+                (b"x-ratelimit-limit", b"unlimited"),
+                (b"x-ratelimit-remaining", b"unlimited"),
+                (b"x-ratelimit-reset", b"0"),
+            ]
+        ticket.token_counters = [t for t in taken if t.key.startswith(("tpd:", "tpm:"))]
+        ticket.credit_counters = [t for t in taken if t.key.startswith("cpd:")]
+        if ticket.prepaid:
+            ticket.credits_remaining = f"{max(self.cache.available(state), 0.0):.6f}"
+
+    def settle(
+        self, ticket: Ticket, served: Deployment | None, usage: c.Usage | None, cost: float
+    ) -> None:
+        """Release reservations, debit the cost, and correct the token counters (no I/O here)."""
+        byok = served is not None and served.provider in ticket.byok
+        spent = cost if served is not None and ticket.tier.prepaid and not byok else 0.0
+        if ticket.reserved_usd or spent:
+            self.cache.balances.settle(ticket.user, ticket.reserved_usd, spent,
+                                       ticket.reserved_in)
+        actual = usage.input_tokens + usage.output_tokens if usage is not None else 0
+        adjust = [(t, actual - t.amount) for t in ticket.token_counters]
+        if served is None:  # nothing was served: give the credits back
+            adjust += [(t, -t.amount) for t in ticket.credit_counters]
+        adjust = [(t, delta) for t, delta in adjust if delta]
+        if adjust and self.limiter.fast is not None:  # memory://: no I/O, no task needed
+            for counter, delta in adjust:
+                self.limiter.fast.add(counter.key, delta, self.limiter.expiry(counter.until))
+        elif adjust:
+            task = asyncio.ensure_future(self._adjust(adjust))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _adjust(self, adjust: list[tuple[Counter, int]]) -> None:
+        try:
+            for counter, delta in adjust:
+                await self.limiter.add(counter.key, delta, counter.until)
+        except GatewayError as error:  # Redis down, fail closed: the correction is lost
+            log.warning("counter_correction_lost", error=error.message)
+
+
+def _rate_headers(limit: int, remaining: int, reset: float) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(max(remaining, 0)),
+        "X-RateLimit-Reset": str(math.ceil(reset)),
+    }
+
+
+def _stamp(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,143 @@
+"""Every documented route, in one table: a route added to the app gets its ``Operation`` here.
+
+``/openapi.json`` is built from the app's real routes: a route with no entry here still shows
+up (with no schema) and ``tests/test_openapi.py`` fails naming it; an entry whose route is not
+mounted is left out. Struct bodies live in ``schemas`` and ``account_schemas``.
+"""
+
+from __future__ import annotations
+
+from gateway.openapi import account_schemas as a
+from gateway.openapi import schemas as s
+from gateway.openapi.operation import CHAT_ERRORS, Operation, Param
+
+_HELLO = [{"role": "user", "content": "Hello!"}]
+
+SERVICE = (
+    Operation("GET", "/health", "Liveness: 200 once the server accepts requests", "service",
+              {200: s.Health}, auth="none", errors=()),
+    Operation("GET", "/ready", "Readiness: the store and Redis answer", "service",
+              {200: s.Readiness, 503: s.Readiness}, auth="none", errors=()),
+    Operation("GET", "/metrics", "Prometheus metrics, summed over the workers", "service",
+              {200: None}, auth="none", errors=(), media_type="text/plain"),
+    Operation("GET", "/openapi.json", "This document", "service", {200: None}, auth="none",
+              errors=()),
+    Operation("GET", "/docs", "This document, rendered for reading", "service", {200: None},
+              auth="none", errors=(), media_type="text/html"),
+    Operation("GET", "/app", "The web dashboard (docs/dashboard.md)", "service", {200: None},
+              auth="none", errors=(), media_type="text/html"),
+    Operation("GET", "/app/{path}", "The web dashboard's files", "service", {200: None},
+              auth="none", errors=(404,), media_type="text/html"),
+)
+
+MODELS = (
+    Operation("GET", "/v1/models", "List models, routers and personas", "models",
+              {200: s.ModelList}, errors=(401, 503)),
+    Operation("GET", "/v1/models/{model_id}", "One catalog model", "models", {200: s.Model},
+              errors=(401, 404, 503)),
+)
+
+_CHAT_DESCRIPTION = (
+    "OpenAI's chat completions. `model` is a catalog id, alias, `<provider>/<model>`, router "
+    "or persona. The answer's headers say what served it (`X-Resolved-Model`, "
+    "`X-Fallback-Level`, `X-Router`) and what it cost (`X-Cost-USD`, `X-RateLimit-*`)."
+)
+
+CHAT = (
+    Operation("POST", "/v1/chat/completions", "Create a chat completion", "chat",
+              {200: s.ChatCompletion}, body=s.ChatCompletionRequest, errors=CHAT_ERRORS,
+              stream=True, example={"model": "echo", "messages": _HELLO},
+              description=_CHAT_DESCRIPTION),
+)
+
+
+def _anthropic(prefix: str) -> tuple[Operation, ...]:
+    note = " (for `ANTHROPIC_BASE_URL`)" if prefix else ""
+    return (
+        Operation("POST", f"{prefix}/v1/messages", f"Create a message{note}", "anthropic",
+                  {200: s.AnthropicMessageResponse}, body=s.AnthropicMessagesRequest,
+                  dialect="anthropic", errors=CHAT_ERRORS, stream=True,
+                  example={"model": "echo", "max_tokens": 256, "messages": _HELLO},
+                  description="Anthropic's Messages API, served by any model."),
+        Operation("POST", f"{prefix}/v1/messages/count_tokens", f"Count a prompt's tokens{note}",
+                  "anthropic", {200: s.TokenCount}, body=s.TokenCountRequest,
+                  dialect="anthropic", errors=(400, 401, 404, 413, 503),
+                  example={"model": "echo", "messages": _HELLO}),
+    )
+
+
+_ADMIN_ERRORS = (400, 401, 403, 404, 503)
+_ACCOUNT_ERRORS = (400, 401, 403, 404, 503)
+_DATE = {"type": "string"}
+
+ACCOUNTS = (
+    Operation("POST", "/v1/auth/signup", "Create an account; answers a session token", "auth",
+              {201: a.Session}, body=a.SignupRequest, auth="none",
+              errors=(400, 403, 409, 429, 503),
+              example={"email": "ann@example.com", "password": "correct horse"}),
+    Operation("POST", "/v1/auth/login", "Log in; answers a session token", "auth",
+              {200: a.Login}, body=a.LoginRequest, auth="none", errors=(400, 401, 429, 503)),
+    Operation("GET", "/v1/auth/me", "Profile, tier, limits, balance and usage", "auth",
+              {200: a.Profile}, errors=(401, 503)),
+    Operation("POST", "/v1/auth/forgot", "Send a password reset token", "auth",
+              {202: a.Status}, body=a.ForgotRequest, auth="none", errors=(400, 429, 503)),
+    Operation("POST", "/v1/auth/reset", "Set a new password with a reset token", "auth",
+              {200: a.Status}, body=a.ResetRequest, auth="none", errors=(400, 401, 503)),
+    Operation("POST", "/v1/auth/logout", "End the session of the Bearer token", "auth",
+              {200: a.Status}, errors=(400, 401, 503), body_required=False),
+    Operation("GET", "/v1/keys", "List your API keys (never their secrets)", "keys",
+              {200: a.ApiKeyList}, errors=_ACCOUNT_ERRORS),
+    Operation("POST", "/v1/keys", "Create an API key; the secret is shown once", "keys",
+              {201: a.NewApiKey}, body=a.KeyRequest, errors=_ACCOUNT_ERRORS,
+              body_required=False),
+    Operation("DELETE", "/v1/keys/{key_id}", "Revoke one of your keys", "keys",
+              {200: a.Deleted}, errors=_ACCOUNT_ERRORS),
+    Operation("GET", "/v1/provider-keys", "Your provider keys (providers and hints)", "keys",
+              {200: a.ProviderKeyList}, errors=_ACCOUNT_ERRORS),
+    Operation("PUT", "/v1/provider-keys/{provider}", "Store your own provider key (BYOK)",
+              "keys", {200: a.ProviderKey}, body=a.ProviderKeyRequest, errors=_ACCOUNT_ERRORS),
+    Operation("DELETE", "/v1/provider-keys/{provider}", "Delete your provider key", "keys",
+              {200: a.ProviderKey}, errors=_ACCOUNT_ERRORS),
+    Operation("GET", "/v1/usage", "Your usage over a period (default: this month)", "usage",
+              {200: a.UsageSummary}, errors=_ACCOUNT_ERRORS,
+              query=(Param("start", _DATE, "YYYY-MM-DD, ISO 8601 or Unix seconds"),
+                     Param("end", _DATE, "YYYY-MM-DD, ISO 8601 or Unix seconds"))),
+    Operation("GET", "/v1/usage/daily", "Your usage per UTC day", "usage",
+              {200: a.UsageDaily}, errors=_ACCOUNT_ERRORS,
+              query=(Param("days", {"type": "integer", "minimum": 1, "maximum": 366},
+                           "How many days, today included (default 30)"),)),
+    Operation("GET", "/v1/usage/requests", "Your latest requests, newest first", "usage",
+              {200: a.RecentRequestList}, errors=_ACCOUNT_ERRORS,
+              query=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 500},
+                           "How many (default 50)"),)),
+    Operation("GET", "/v1/usage/requests/{request_id}", "One request's usage row", "usage",
+              {200: None}, errors=_ACCOUNT_ERRORS),
+    Operation("GET", "/v1/billing/invoices", "Monthly statements from the ledger", "billing",
+              {200: a.InvoiceList}, errors=_ACCOUNT_ERRORS),
+    Operation("POST", "/v1/billing/checkout", "Change to a self-service tier", "billing",
+              {200: a.Checkout}, body=a.CheckoutRequest, errors=_ACCOUNT_ERRORS),
+    Operation("GET", "/v1/tiers", "The tiers, their limits, which are self-service", "billing",
+              {200: a.TierList}, auth="none", errors=(503,)),
+    Operation("GET", "/v1/admin/users", "List users", "admin", {200: a.AdminUserList},
+              auth="admin", errors=_ADMIN_ERRORS,
+              query=(Param("q", {"type": "string"}, "Only users whose email or name has it"),)),
+    Operation("GET", "/v1/admin/usage", "Usage of every user per UTC day, by user and model",
+              "admin", {200: a.UsageOfEveryone}, auth="admin", errors=_ADMIN_ERRORS,
+              query=(Param("days", {"type": "integer", "minimum": 1, "maximum": 366},
+                           "How many days, today included (default 30)"),)),
+    Operation("GET", "/v1/admin/health", "Deployments: benched and until when, load, latency",
+              "admin", {200: a.DeploymentHealthList}, auth="admin", errors=_ADMIN_ERRORS),
+    Operation("POST", "/v1/admin/users/{email}/{action}",
+              "Set a user's tier, block, unblock or top up (action)", "admin",
+              {200: a.AdminUser}, body=a.AdminAction, auth="admin", errors=_ADMIN_ERRORS,
+              body_required=False),
+    Operation("GET", "/v1/admin/maintenance", "Maintenance mode", "admin",
+              {200: a.Maintenance}, auth="admin", errors=_ADMIN_ERRORS),
+    Operation("POST", "/v1/admin/maintenance", "Switch maintenance mode", "admin",
+              {200: a.Maintenance}, body=a.MaintenanceRequest, auth="admin",
+              errors=_ADMIN_ERRORS),
+)
+
+OPERATIONS: tuple[Operation, ...] = (
+    *SERVICE, *MODELS, *CHAT, *_anthropic(""), *_anthropic("/anthropic"), *ACCOUNTS
+)

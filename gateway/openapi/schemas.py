@@ -1,0 +1,181 @@
+"""The bodies the gateway answers, as msgspec Structs the OpenAPI document is generated from.
+
+Request bodies are the dialects' own wire Structs (``adapters``) where one exists, so the
+document says what the decoder really accepts. Answers built as dicts by their handlers are
+described here. Every field a handler may leave out has a default (not required); fields are
+never closed (``additionalProperties`` is left open), since pass-through answers carry what the
+provider sent. ``tests/test_openapi.py`` runs schemathesis against the real server, so an answer
+that stops matching its Struct fails the suite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from adapters.anthropic.wire import CountTokensRequest, MessagesRequest
+from adapters.openai.wire import ChatRequest
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class OpenAIErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class OpenAIError(msgspec.Struct):
+    """Every error of the OpenAI endpoints and of the account API."""
+
+    error: OpenAIErrorDetail
+
+
+class AnthropicErrorDetail(msgspec.Struct):
+    type: str
+    message: str
+
+
+class AnthropicError(msgspec.Struct):
+    """Every error of the Anthropic endpoints (``/v1/messages``, ``/anthropic/...``)."""
+
+    type: str
+    error: AnthropicErrorDetail
+
+
+# --- chat -----------------------------------------------------------------------------------
+
+
+class ChatCompletionRequest(ChatRequest):
+    """An OpenAI chat-completions body. Fields not listed pass through to OpenAI-dialect
+    upstreams unchanged. ``route`` and ``models`` ask for a fallback chain of up to five."""
+
+    route: str | None = None
+    models: list[str] | None = None
+
+
+class AssistantMessage(msgspec.Struct):
+    role: str
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    reasoning_content: str | None = None
+
+
+class ChatChoice(msgspec.Struct):
+    index: int
+    message: AssistantMessage
+    finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None
+
+
+class ChatUsage(msgspec.Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: dict[str, Any] | None = None
+    completion_tokens_details: dict[str, Any] | None = None
+
+
+class ChatCompletion(msgspec.Struct):
+    """A non-streamed answer; ``model`` is the catalog id that served it. Streamed answers
+    (``stream: true``) are ``text/event-stream`` of ``chat.completion.chunk`` events."""
+
+    id: str
+    object: str
+    model: str
+    choices: list[ChatChoice]
+    created: int = 0
+    usage: ChatUsage | None = None
+
+
+class AnthropicMessagesRequest(MessagesRequest):
+    """An Anthropic Messages body (``max_tokens`` is required, as Anthropic requires it)."""
+
+
+class AnthropicUsage(msgspec.Struct):
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+
+
+class AnthropicMessageResponse(msgspec.Struct):
+    """A non-streamed Messages answer; streamed answers are Anthropic's SSE events."""
+
+    id: str
+    type: str
+    role: str
+    model: str
+    content: list[dict[str, Any]]
+    stop_reason: str | None = None
+    stop_sequence: str | None = None
+    usage: AnthropicUsage | None = None
+
+
+class TokenCountRequest(CountTokensRequest):
+    """A Messages body without ``max_tokens``: the prompt to count."""
+
+
+class TokenCount(msgspec.Struct):
+    input_tokens: int
+
+
+class ServerSentEvent(msgspec.Struct):
+    """One event of a streamed answer (``"stream": true``): ``data`` is a JSON chunk of the
+    dialect (OpenAI ``chat.completion.chunk``, then ``[DONE]``; Anthropic's typed events)."""
+
+    data: str
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+class ModelPricing(msgspec.Struct):
+    input: float
+    output: float
+    unit: str
+    cached_input: float | None = None
+
+
+class Model(msgspec.Struct):
+    """A catalog model, or (``type`` router or persona) a name that resolves to models."""
+
+    id: str
+    object: str
+    owned_by: str
+    created: int = 0
+    context_length: int | None = None
+    max_output_tokens: int | None = None
+    capabilities: list[str] = []
+    aliases: list[str] = []
+    pricing: ModelPricing | None = None
+    free: bool = False
+    credits: int | None = None
+    type: str | None = None
+    description: str | None = None
+    models: list[str] | None = None
+    target: str | None = None
+
+
+class ModelList(msgspec.Struct):
+    object: str
+    data: list[Model]
+
+
+# --- service --------------------------------------------------------------------------------
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct):
+    """``status`` is ``ready`` (200) or ``unavailable`` (503); ``checks`` names each part."""
+
+    status: str
+    checks: dict[str, str]

@@ -1,0 +1,418 @@
+"""The dashboard at /app/ in headless Chromium, against the real server on the shipped config.
+
+One browser for the module, one page reused: a user signs up, creates a key, calls the API with
+it, sees the call on the Usage page's chart, revokes the key and sees it refused, and logs out;
+then the operator signs in with the admin key and uses every admin page. Any console error, any
+uncaught exception and any request to another origin fails the test. Every page is saved as a
+screenshot, at desktop and phone width, in a folder printed at the end of the module.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import ROOT, GatewayProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+ADMIN = "admin-key-of-the-dashboard-tests-0123456789abcdef"
+PASSWORD = "correct horse battery"
+EMAIL = "ann.example.with.a.rather.long.address@example.com"
+LONG_KEY_NAME = "continuous-integration runner for the billing service (staging, eu-west)"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1200, "height": 800}
+
+# A provider that nobody listens for: calling it benches its deployment, for the health page.
+DOWN_PROVIDER = """
+[providers.down]
+kind = "openai"
+base_url = "http://127.0.0.1:{port}/v1"
+api_key = "sk-down"
+
+[[models]]
+id = "down/model"
+provider = "down"
+upstream = "model"
+input_price = 1.0
+output_price = 1.0
+"""
+
+
+def shipped_config(tmp: Path) -> str:
+    """config/gateway.toml with signup switched on and one unreachable provider added."""
+    text = (ROOT / "config" / "gateway.toml").read_text()
+    if re.search(r"^signup\s*=", text, re.M):
+        text = re.sub(r"^signup\s*=.*$", "signup = true", text, flags=re.M)
+    else:
+        text = text.replace("[accounts]\n", "[accounts]\nsignup = true\n", 1)
+    text = re.sub(r"^allowed_fails\s*=.*$", "allowed_fails = 1", text, flags=re.M)
+    text = re.sub(r"^self_service_tiers\s*=.*$", 'self_service_tiers = ["pro"]', text, flags=re.M)
+    return text + DOWN_PROVIDER.format(port=free_port())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    tmp = tmp_path_factory.mktemp("dashboard")
+    env = {name: "" for name in os.environ if name.endswith("_API_KEY")}  # no real provider
+    env["GATEWAY_ADMIN_KEY"] = ADMIN
+    env["GATEWAY_SECRET"] = "secret-of-the-dashboard-tests-for-byok-0123456789"
+    process = GatewayProcess(tmp, shipped_config(tmp), env).start()
+    yield process
+    process.stop()
+
+
+@dataclass
+class Browser:
+    """The page, what it did wrong, and where its screenshots go."""
+
+    page: Any
+    base: str
+    shots: Path
+    errors: list[str] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)
+
+    def console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        text = str(message.text)
+        # Chromium reports each 4xx answer as a console error; only the refusals a step
+        # provokes on purpose are allowed, once each.
+        for status in self.expected:
+            if f"status of {status}" in text:
+                self.expected.remove(status)
+                return
+        self.errors.append(f"console: {text}")
+
+    def route(self, route: Any) -> None:
+        if route.request.url.startswith(self.base):
+            route.continue_()
+        else:
+            self.errors.append(f"request left the gateway: {route.request.url}")
+            route.abort()
+
+    def open(self, path: str, heading: str) -> None:
+        self.page.goto(f"{self.base}/app/#{path}")
+        self.heading(heading)
+
+    def heading(self, text: str) -> None:
+        self.page.get_by_role("heading", level=1, name=text).wait_for()
+
+    def nav(self, name: str, heading: str | None = None) -> None:
+        self.page.get_by_role("navigation").get_by_role("link", name=name, exact=True).click()
+        self.heading(heading or name)
+
+    def shot(self, name: str) -> None:
+        """The page at desktop and at phone width; fails if the page scrolls sideways."""
+        self.page.screenshot(path=self.shots / f"{name}.png", full_page=True)
+        self.page.set_viewport_size(PHONE)
+        wide = self.page.evaluate("document.documentElement.scrollWidth")
+        self.page.screenshot(path=self.shots / f"{name}-phone.png", full_page=True)
+        self.page.set_viewport_size(DESKTOP)
+        assert wide <= PHONE["width"], f"{name}: {wide}px wide at phone width"
+
+    def check(self) -> None:
+        assert not self.errors, self.errors
+        assert not self.expected, f"refusals expected but not seen: {self.expected}"
+
+
+@pytest.fixture(scope="module")
+def browser(server: GatewayProcess, request: pytest.FixtureRequest) -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make chromium)")
+    # under data/ (ignored by git), not pytest's temporary folders, which later runs delete
+    shots = Path(os.environ.get("DASHBOARD_SHOTS", ROOT / "data" / "dashboard-screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    with playwright_sync.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = chromium.new_page(viewport=DESKTOP)
+        state = Browser(page, server.url, shots)
+        page.on("console", state.console)
+        page.on("pageerror", lambda error: state.errors.append(f"page error: {error}"))
+        page.route("**/*", state.route)
+        page.set_default_timeout(10_000)
+        yield state
+        chromium.close()
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.getplugin("terminalreporter"), plugins.getplugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\ndashboard screenshots: {shots}")
+
+
+def chat(server: GatewayProcess, key: str, model: str = "mock") -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/chat/completions", headers=server.headers(key),
+                      json={"model": model, "max_tokens": 12,
+                            "messages": [{"role": "user", "content": "Hello"}]}, timeout=10)
+
+
+def test_serving_is_offline_and_locked_down(server: GatewayProcess) -> None:
+    page = httpx.get(f"{server.url}/app/")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text), "assets from another host"
+    again = httpx.get(f"{server.url}/app/", headers={"if-none-match": page.headers["etag"]})
+    assert again.status_code == 304
+    assert httpx.get(f"{server.url}/app").text == page.text
+    missing = httpx.get(f"{server.url}/app/nothing.js")
+    assert missing.status_code == 404 and "error" in missing.json()
+    script = httpx.get(f"{server.url}/app/js/main.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "http://" not in script.text and "https://" not in script.text
+
+
+def test_user_flow(server: GatewayProcess, browser: Browser) -> None:
+    b, page = browser, browser.page
+    b.open("/login", "Log in")
+    b.expected.append("401")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("alert").filter(has_text="password").wait_for()
+    b.shot("login-error")
+
+    page.get_by_role("link", name="Create an account").click()
+    b.heading("Sign up")
+    page.get_by_label("Name").fill("Ann Example-Longname")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    b.shot("signup")
+    page.get_by_role("button", name="Sign up").click()
+    b.heading("Overview")
+    assert page.get_by_text("Credits left today").is_visible()
+    b.shot("overview-new")
+
+    b.nav("API keys")
+    page.get_by_text("No keys yet").wait_for()
+    page.get_by_label("Name").fill(LONG_KEY_NAME)
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-key").text_content() or ""
+    assert key.startswith("gw-")
+    assert page.get_by_role("button", name="Copy").is_visible()
+    row = page.get_by_role("row").filter(has_text=LONG_KEY_NAME)
+    assert row.get_by_text("Never").is_visible()  # last use
+    b.shot("keys-created")
+
+    assert chat(server, key).status_code == 200
+    assert chat(server, key, "echo").status_code == 200
+    time.sleep(1.2)  # usage rows are written in batches
+    b.nav("Usage")
+    recent = page.get_by_role("region", name="Recent requests")
+    assert recent.get_by_role("row").count() == 3  # heading + the two calls
+    assert page.locator(".chart rect.bar[height]:not([height='0'])").count() >= 3
+    assert page.get_by_role("img", name=re.compile(r"Requests per day: 2 in total")).is_visible()
+    by_model = page.get_by_role("region", name="By model")
+    assert by_model.get_by_role("cell", name="mock/lorem").is_visible()
+    b.shot("usage")
+    page.get_by_role("button", name="7 days").click()
+    page.get_by_role("heading", name="Last 7 days").wait_for()
+    b.shot("usage-7-days")  # docs/dashboard.png is this one
+
+    b.nav("Overview")
+    assert page.get_by_text("2 requests").is_visible()
+    b.shot("overview")
+    b.nav("Billing")
+    page.get_by_role("cell", name=time.strftime("%Y-%m", time.gmtime())).wait_for()
+    b.shot("billing")
+    page.get_by_role("button", name="Switch to pro").click()
+    page.get_by_role("dialog").get_by_role("button", name="Switch to pro").click()
+    page.get_by_role("alert").filter(has_text="You are now on the pro tier").wait_for()
+    assert page.get_by_text("Balance", exact=True).is_visible()  # pro is prepaid
+    b.shot("billing-checked-out")
+    b.nav("Provider keys")
+    page.get_by_text("No provider keys").wait_for()
+    page.get_by_label("Provider").select_option("down")
+    page.get_by_label("API key").fill("sk-my-own-key-7890")
+    page.get_by_role("button", name="Save key").click()
+    page.get_by_role("cell", name="…7890").wait_for()
+    b.shot("provider-keys")
+    page.get_by_role("button", name="Remove down key").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove key").click()
+    page.get_by_text("No provider keys").wait_for()
+
+    b.nav("API keys")
+    page.get_by_role("button", name="Revoke").click()
+    page.keyboard.press("Escape")  # changed my mind
+    page.get_by_role("dialog").wait_for(state="detached")
+    assert page.get_by_role("row").filter(has_text=LONG_KEY_NAME).is_visible()
+    page.get_by_role("button", name="Revoke").click()
+    dialog = page.get_by_role("dialog")
+    b.shot("keys-revoke-confirm")
+    dialog.get_by_role("button", name="Revoke key").click()
+    page.get_by_text("No keys yet").wait_for()
+    refused = chat(server, key)
+    assert refused.status_code == 401, refused.text
+
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
+    assert page.get_by_text("You are logged out").is_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    b.check()
+
+
+def test_forgot_and_reset_pages(browser: Browser) -> None:
+    b, page = browser, browser.page
+    b.open("/forgot", "Forgot password")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_role("button", name="Send reset token").click()
+    page.get_by_role("alert").filter(has_text="reset").wait_for()
+    b.shot("forgot")
+    b.open("/reset?token=gwreset_not-a-real-one", "Reset password")
+    assert page.get_by_label("Reset token").input_value() == "gwreset_not-a-real-one"
+    b.expected.append("400")
+    page.get_by_label("New password").fill("another long password")
+    page.get_by_role("button", name="Set new password").click()
+    page.locator(".alert.error").wait_for()
+    b.shot("reset-error")
+    b.check()
+
+
+def test_log_in_with_an_api_key(server: GatewayProcess, browser: Browser) -> None:
+    """A key from `gateway keys create --user` opens the same pages, and is never stored."""
+    b, page = browser, browser.page
+    b.open("/login", "Log in")
+    page.reload()
+    b.heading("Log in")
+    page.keyboard.press("Tab")  # the first stop is the skip link
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.get_by_text("Log in with an API key instead").focus()  # by keyboard from here on
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    page.keyboard.type(server.key)
+    assert page.get_by_label("API key").input_value() == server.key
+    b.shot("login-with-key")
+    page.keyboard.press("Enter")
+    b.heading("Overview")
+    assert page.get_by_text("tests@example.com").first.is_visible()
+    assert page.evaluate("sessionStorage.getItem('gateway.session')") is None
+    b.nav("API keys")
+    assert page.get_by_role("row").filter(has_text="tests").count() == 1
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
+    assert chat(server, server.key, "echo").status_code == 200  # logging out kept the key
+    b.check()
+
+
+def bench_down_provider(server: GatewayProcess) -> None:
+    for _ in range(3):
+        chat(server, server.key, "down/model")
+        health = httpx.get(f"{server.url}/v1/admin/health", headers=server.headers(ADMIN)).json()
+        if any(d["benched"] for d in health["data"]):
+            return
+    raise AssertionError(f"the unreachable provider was never benched: {health}")
+
+
+def test_admin_pages(server: GatewayProcess, browser: Browser) -> None:
+    b, page = browser, browser.page
+    bench_down_provider(server)
+    b.open("/admin-login", "Operator sign-in")
+    page.get_by_label("Admin key").fill(ADMIN)
+    page.get_by_role("button", name="Sign in as operator").click()
+    b.heading("Users")
+    page.get_by_label("Search users").fill("ann.example")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("heading", name=re.compile("Users matching")).wait_for()
+    manage = page.get_by_role("button", name=f"Manage {EMAIL}")
+    manage.click()
+    page.get_by_role("dialog").get_by_label("Tier").select_option("enterprise")
+    page.get_by_role("dialog").get_by_role("button", name="Change tier").click()
+    page.get_by_role("alert").filter(has_text="is now on the enterprise tier").wait_for()
+    manage.click()
+    page.get_by_role("dialog").get_by_label("Top-up (USD)").fill("5")
+    page.get_by_role("dialog").get_by_role("button", name="Top up").click()
+    page.get_by_role("alert").filter(has_text="$5.00 added").wait_for()
+    manage.click()
+    page.get_by_role("dialog").get_by_role("button", name="Block").click()
+    page.get_by_role("alert").filter(has_text="is blocked").wait_for()
+    row = page.get_by_role("row").filter(has_text=EMAIL)
+    assert row.get_by_text("blocked", exact=True).is_visible()
+    assert row.get_by_role("cell", name="enterprise", exact=True).is_visible()
+    assert row.get_by_role("cell", name="$5.00").is_visible()
+    b.shot("admin-users")
+    manage.click()
+    b.shot("admin-users-manage")
+    page.get_by_role("dialog").get_by_role("button", name="Close").click()
+
+    page.get_by_label("Search users").fill("nobody-matches-this")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("No user matches").wait_for()
+
+    b.nav("All usage", "Usage across users")
+    user_row = page.get_by_role("region", name="By user").get_by_role("row").filter(has_text=EMAIL)
+    assert user_row.get_by_role("cell", name="2", exact=True).is_visible()
+    b.shot("admin-usage")
+
+    b.nav("System")
+    health = page.get_by_role("region", name=re.compile("Provider health"))
+    down = health.get_by_role("row").filter(has_text="down:model")
+    assert down.get_by_text(re.compile("Benched|Rate-limited")).is_visible()
+    assert down.get_by_text(re.compile(r"until \d{4}-\d\d-\d\d")).is_visible()
+    page.get_by_role("checkbox", name="Maintenance mode on").check()
+    page.get_by_label("Message").fill("Back at 14:00 UTC")
+    page.get_by_role("button", name="Save maintenance setting").click()
+    page.get_by_role("heading", name=re.compile("Maintenance mode On")).wait_for()
+    b.shot("admin-system")
+    answer = chat(server, server.key, "echo")
+    assert answer.status_code == 503 and "Back at 14:00 UTC" in answer.text
+    page.get_by_role("checkbox", name="Maintenance mode on").uncheck()
+    page.get_by_role("button", name="Save maintenance setting").click()
+    page.get_by_role("heading", name=re.compile("Maintenance mode Off")).wait_for()
+    assert chat(server, server.key, "echo").status_code == 200
+
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
+    b.check()
+
+
+def test_account_api_behind_the_pages(server: GatewayProcess) -> None:
+    """The routes added for the pages: recent requests, search, usage of everyone, health."""
+    g, admin = server.url, server.headers(ADMIN)
+    signup = httpx.post(f"{g}/v1/auth/signup", json={"email": "bob@example.com",
+                                                       "password": PASSWORD, "name": "Bob"})
+    assert signup.status_code == 201, signup.text
+    session = server.headers(signup.json()["token"])
+    key = httpx.post(f"{g}/v1/keys", headers=session, json={"name": "bob"}).json()["key"]
+    ids = [chat(server, key).headers["x-request-id"] for _ in range(3)]
+    time.sleep(1.2)
+
+    recent = httpx.get(f"{g}/v1/usage/requests?limit=2", headers=session).json()["data"]
+    assert [r["request_id"] for r in recent] == ids[:0:-1]  # newest first, two of three
+    assert recent[0]["status"] == 200 and recent[0]["latency_ms"] >= 0
+    assert recent[0]["model_served"] == "mock/lorem" and recent[0]["cost_usd"] > 0
+    bad = httpx.get(f"{g}/v1/usage/requests?limit=0", headers=session)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"
+
+    found = httpx.get(f"{g}/v1/admin/users?q=BOB", headers=admin).json()["data"]
+    assert [u["email"] for u in found] == ["bob@example.com"]
+    assert httpx.get(f"{g}/v1/admin/users?q=bob", headers=session).status_code == 401
+
+    everyone = httpx.get(f"{g}/v1/admin/usage?days=7", headers=admin).json()
+    assert everyone["by_user"]["bob@example.com"]["requests"] == 3
+    assert len(everyone["daily"]) == 7 and everyone["daily"][-1]["requests"] >= 3
+    assert everyone["requests"] >= 3
+
+    health = httpx.get(f"{g}/v1/admin/health", headers=admin).json()["data"]
+    lorem = next(d for d in health if d["deployment"] == "mock:lorem")
+    assert lorem["models"] == ["mock/lorem"] and lorem["benched"] is False
+    assert lorem["benched_until"] is None and lorem["latency_s"] is not None
+
+    byok = httpx.get(f"{g}/v1/provider-keys", headers=session).json()
+    assert byok["enabled"] is True and "down" in byok["providers"]
+    assert "mock" not in byok["providers"]
