@@ -101,8 +101,8 @@ class FastPaths:
     everything else (other routes, methods, the lifespan) to the Starlette app behind it.
 
     ``Endpoint`` answers every error itself, so Starlette's middleware stack, exception
-    wrappers and route matching (~20 µs a request) bought it nothing. Attributes such as
-    ``state`` are the Starlette app's.
+    wrappers and route matching would buy it nothing but their cost (bench/README.md,
+    "Measurements behind the code"). Attributes such as ``state`` are the Starlette app's.
     """
 
     def __init__(self, app: Starlette, chat: dict[str, Endpoint]) -> None:
@@ -187,8 +187,8 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.start()
-        # What start-up built (modules, config, catalog: ~60,000 objects) lives as long as the
-        # process: frozen out of the collector's way, a full collection takes ~0 ms, not ~15.
+        # What start-up built (modules, config, catalog) lives as long as the process: frozen
+        # out of the collector's way, full collections stop pausing streams (bench/README.md).
         gc.collect()
         gc.freeze()
         try:
