@@ -36,7 +36,8 @@ class Parsed:
     for any JSON dialect), None when it sent none, and ``routing_fields`` says the body holds
     those keys (stripped before it goes upstream).
     ``features`` computes ``RequestFeatures`` on first use, with the function the ingress gave
-    (``None``: computed from the canonical request by the dispatcher).
+    (``None``: computed from the canonical request by the dispatcher). ``max_tokens`` is the
+    caller's output limit, None when it set none.
     """
 
     __slots__ = (
@@ -46,6 +47,7 @@ class Parsed:
         "body",
         "chain",
         "features_of",
+        "max_tokens",
         "model",
         "routing_fields",
         "stream",
@@ -64,6 +66,7 @@ class Parsed:
         chain: list[str] | None = None,
         routing_fields: bool = False,
         features_of: Callable[[Any], RequestFeatures] | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         self.body = body
         self.typed = typed
@@ -73,6 +76,7 @@ class Parsed:
         self.chain = chain
         self.routing_fields = routing_fields
         self.features_of = features_of
+        self.max_tokens = max_tokens
         self._raw: dict[str, Any] | None = None
         self._canonical: c.Request | None = None
         self._features: RequestFeatures | None = None

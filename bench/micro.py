@@ -87,12 +87,12 @@ class StubClient:
 
 
 async def _keys(config_path: Path) -> list[str]:
-    from gateway.auth import create_key
+    from gateway.accounts.keys import create_key
     from gateway.config import load_config
     from gateway.storage import open_store
 
     config = load_config(str(config_path))
-    store = await open_store(config.storage.url)
+    store = await open_store(config.database_url)
     try:
         return [
             (await create_key(store, config.keys.prefix, name=f"bench-{i}",

@@ -342,12 +342,12 @@ USERS = 64  # distinct users (one key each) the load spreads over
 
 async def _more_keys(config_path: Path, count: int) -> list[str]:
     """``count`` keys of distinct users in the bench tier, as ``gateway keys create`` makes."""
-    from gateway.auth import create_key
+    from gateway.accounts.keys import create_key
     from gateway.config import load_config
     from gateway.storage import open_store
 
     config = load_config(str(config_path))
-    store = await open_store(config.storage.url)
+    store = await open_store(config.database_url)
     try:
         return [
             (await create_key(store, config.keys.prefix, name=f"bench-{i}",

@@ -20,14 +20,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.registry import ingress
-from gateway.account_routes import account_routes
-from gateway.auth import Principal, key_from_headers
+from gateway.accounts.keys import Principal, key_from_headers
+from gateway.accounts.routes import account_routes
 from gateway.config import GatewayConfig, load_config
 from gateway.count_tokens import count_tokens_endpoint
 from gateway.dashboard import dashboard_routes
 from gateway.errors import GatewayError, NotFound, ServiceUnavailable
 from gateway.json_depth import DepthGuard
 from gateway.logs import configure_logging
+from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
 from gateway.pipeline.endpoint import Endpoint
 from gateway.storage import StorageUnavailable
@@ -146,11 +147,6 @@ def service_routes(gateway: Gateway) -> tuple[list[Route], list[Route]]:
             status_code=200 if ok else 503,
         )
 
-    async def metrics(request: Request) -> Response:
-        return Response(
-            gateway.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
-
     async def list_models(request: Request) -> Response:
         await authenticate(gateway, request)
         models = [model_entry(m) for m in gateway.catalog]
@@ -169,7 +165,11 @@ def service_routes(gateway: Gateway) -> tuple[list[Route], list[Route]]:
     service = [
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route(
+            "/metrics",
+            metrics_endpoint(gateway.metrics, gateway.config.server.metrics_token),
+            methods=["GET"],
+        ),
     ]
     return service, [
         Route("/v1/models", list_models, methods=["GET"]),

@@ -42,7 +42,7 @@ import msgspec
 import structlog
 
 from adapters import canonical as c
-from gateway.auth import Principal
+from gateway.accounts.keys import Principal
 from gateway.config import CacheConfig, ConfigError, GatewayConfig
 from gateway.metrics import Metrics
 from gateway.pipeline.dispatch import Complete
@@ -238,6 +238,6 @@ def build_cache(config: GatewayConfig, shared: RedisClient | None) -> ResponseCa
         return None
     if cache.backend == "redis":
         if shared is None:
-            raise ConfigError('cache.backend = "redis" needs limits.storage = "redis://…"')
+            raise ConfigError('cache.backend: "redis" needs limits.storage = "redis://…"')
         return ResponseCache(cache, RedisBackend(shared))
     return ResponseCache(cache, MemoryBackend(cache.max_entries))

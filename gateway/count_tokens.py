@@ -21,7 +21,7 @@ from adapters.anthropic.wire import CountTokensRequest
 from adapters.client import check_model_name, decode_json
 from adapters.errors import InvalidRequest, ProviderError
 from adapters.features import features_from_canonical
-from gateway.auth import key_from_headers
+from gateway.accounts.keys import key_from_headers
 from gateway.errors import (
     GatewayError,
     ModelNotFound,

@@ -8,7 +8,7 @@ SIGINT and ``Lifecycle.force`` on the second; the rest happens here, the same on
 - After ``server.graceful_timeout`` seconds every request still open is cut: its ``receive``
   answers ``{"type": "http.disconnect", "reason": "shutdown"}``, so the chat endpoint stops the
   stream, bills what was sent and records status 499 with ``error_type`` ``shutdown``.
-- ``_EXIT_AFTER_CUT`` seconds later, if the server has not finished by itself (a client that
+- ``EXIT_AFTER_CUT`` seconds later, if the server has not finished by itself (a client that
   reads slowly keeps its connection flushing for minutes), the app's lifespan shutdown is run
   here, which flushes the ledger, and the process exits 0.
 - ``force`` (the second signal) cuts at once, flushes and exits.
@@ -38,7 +38,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Message, Receive, Send], Awaitable[None]]
 
-_EXIT_AFTER_CUT = 2.5  # seconds past the cut to flush and exit if the server has not
+EXIT_AFTER_CUT = 2.5  # seconds past the cut to flush and exit if the server has not
 _SWEEP_EVERY = 1.0  # seconds between checks of idle request bodies
 SHUTDOWN_DISCONNECT: Message = {"type": "http.disconnect", "reason": "shutdown"}
 _CLOSE = (b"connection", b"close")
@@ -47,13 +47,14 @@ _CLOSE = (b"connection", b"close")
 class _Open:
     """One request in flight: its task, and how far its body has been read."""
 
-    __slots__ = ("body_done", "last_read", "task", "timed_out")
+    __slots__ = ("body_done", "last_read", "listener", "task", "timed_out")
 
     def __init__(self, task: asyncio.Task[Any] | None, now: float) -> None:
         self.task = task
         self.last_read = now
         self.body_done = False
         self.timed_out = False
+        self.listener: asyncio.Task[Any] | None = None  # waiting for a disconnect
 
 
 class Lifecycle:
@@ -100,8 +101,19 @@ class Lifecycle:
         cut = self._cut
 
         async def read() -> Message:
-            if entry.body_done:  # only a disconnect is left to come: or the shutdown's cut
-                return await _first(receive, cut)
+            if entry.body_done:  # only a disconnect is left to come, or the shutdown's cut
+                if cut is not None and cut.done():
+                    return SHUTDOWN_DISCONNECT
+                entry.listener = asyncio.current_task()
+                try:
+                    return await receive()
+                except asyncio.CancelledError:
+                    if cut is None or not cut.done() or entry.listener is None:
+                        raise
+                    entry.listener.uncancel()  # cut: what the listener hears is a disconnect
+                    return SHUTDOWN_DISCONNECT
+                finally:
+                    entry.listener = None
             message = await receive()
             entry.last_read = loop.time()
             if not message.get("more_body", False):
@@ -125,6 +137,10 @@ class Lifecycle:
                           b'arriving","type":"invalid_request_error"}}')
         finally:
             self.open.discard(entry)
+        if cut is not None and cut.done():
+            # Cut by the shutdown: end the response, so the server has nothing to complain of.
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _may_refuse(self, scope: Message) -> bool:
         """Whether the body may be refused before it is read: too long, or of unknown length."""
@@ -155,11 +171,12 @@ class Lifecycle:
         if self.draining or self.loop is None:
             return
         self.draining = True
-        print(
+        # One write, so the lines of several workers sharing the terminal do not interleave.
+        sys.stderr.write(
             f"shutting down: {len(self.open)} open streams, "
-            f"waiting up to {self.graceful_timeout:g} s",
-            file=sys.stderr, flush=True,
+            f"waiting up to {self.graceful_timeout:g} s\n"
         )
+        sys.stderr.flush()
         self._spawn(self._cut_later(self.graceful_timeout))
 
     def force(self) -> None:
@@ -177,8 +194,11 @@ class Lifecycle:
         await asyncio.sleep(delay)
         if self._cut is not None and not self._cut.done():
             self._cut.set_result(None)
+            for entry in list(self.open):
+                if entry.listener is not None:
+                    entry.listener.cancel()
         # Give cut streams a moment to record their rows, then flush and leave if still here.
-        deadline = asyncio.get_running_loop().time() + (_EXIT_AFTER_CUT if delay else 0.3)
+        deadline = asyncio.get_running_loop().time() + (EXIT_AFTER_CUT if delay else 0.3)
         while self.open and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         if delay:
@@ -233,20 +253,6 @@ class Lifecycle:
             for task in list(self._tasks):
                 if task is not asyncio.current_task():
                     task.cancel()
-
-
-async def _first(receive: Receive, cut: asyncio.Future[None] | None) -> Message:
-    """The next message from the server, or the shutdown's disconnect if that comes first."""
-    if cut is None:
-        return await receive()
-    if cut.done():
-        return SHUTDOWN_DISCONNECT
-    message = asyncio.ensure_future(receive())
-    await asyncio.wait((message, cut), return_when=asyncio.FIRST_COMPLETED)
-    if message.done():
-        return message.result()
-    message.cancel()
-    return SHUTDOWN_DISCONNECT
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:

@@ -6,26 +6,93 @@ multi-process supervisor pickles the worker's class by reference.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 import signal
 import socket
+import time
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import multiprocess
 
-from gateway.config import GatewayConfig
-from gateway.guard import uvicorn_protocol
+from gateway.config import GatewayConfig, ServerConfig, load_config
+from gateway.guard import BUSY_RESPONSE
+from gateway.lifecycle import EXIT_AFTER_CUT
 from gateway.server import SERVER_GRACE, on_signal
+
+_SAME_SIGNAL = 1.0  # seconds within which a second signal is the first one passed on
+
+
+@functools.cache
+def _server_settings() -> ServerConfig:
+    return load_config().server  # the worker's own copy (GATEWAY_CONFIG names the file)
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools connection, closed when a request's headers take longer than
+    ``server.header_timeout``, and answered 503 past ``server.max_connections``."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._deadline: asyncio.TimerHandle | None = None
+        self._between = True
+        if len(self.connections) >= _server_settings().max_connections:
+            transport.write(BUSY_RESPONSE)
+            transport.close()
+            self.transport, self.parser = transport, None  # type: ignore[assignment]
+            return
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        self._deadline = self.loop.call_later(
+            _server_settings().header_timeout, self._headers_too_slow
+        )
+
+    def _headers_too_slow(self) -> None:
+        self._deadline = None
+        self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self.parser is None:
+            return
+        if self._between and self._deadline is None:
+            self._arm()  # the next request has begun: its headers have a deadline
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._between = False
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        self._between = True
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self.parser is not None:
+            super().connection_lost(exc)
 
 
 class GatewayUvicorn(uvicorn.Server):
     """uvicorn, with the first signal draining through ``Lifecycle`` and the second ending it."""
 
+    _first_signal = 0.0
+
     def handle_exit(self, sig: int, frame: Any) -> None:
+        now = time.monotonic()
         if self.should_exit:
-            on_signal(force=True)
+            # Ctrl-C reaches a worker twice: from the terminal, then from its supervisor.
+            if now - self._first_signal > _SAME_SIGNAL:
+                on_signal(force=True)
             return
+        self._first_signal = now
         on_signal(force=False)
         super().handle_exit(sig, frame)
 
@@ -57,9 +124,13 @@ def serve_uvicorn(config: GatewayConfig, workers: int, sock: socket.socket) -> i
         port=config.server.port,
         workers=max(workers, 1),
         loop="uvloop",
-        http=uvicorn_protocol(config.server),
+        http=GuardedHttpTools,
         lifespan="on",
-        timeout_graceful_shutdown=math.ceil(config.server.graceful_timeout + SERVER_GRACE),
+        # uvicorn would cancel, and complain of, connections still flushing to slow readers:
+        # the lifecycle exits before that (its cut comes at graceful_timeout).
+        timeout_graceful_shutdown=math.ceil(
+            config.server.graceful_timeout + EXIT_AFTER_CUT + SERVER_GRACE
+        ),
         timeout_keep_alive=75,
         backlog=4096,
         access_log=False,

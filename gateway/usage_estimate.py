@@ -20,7 +20,8 @@ import warnings
 from typing import Any
 
 from adapters import canonical as c
-from adapters.client import Ingress
+from adapters.client import Ingress, Parsed
+from adapters.overlay import Overlay
 from adapters.sse import data_payloads
 
 _encoding: Any = None
@@ -107,16 +108,10 @@ class SentBodies:
         await self.send(message)
 
 
-def max_tokens_of(parsed: Any, overlay: Any = None) -> int | None:
+def max_tokens_of(parsed: Parsed, overlay: Overlay | None = None) -> int | None:
     """The output cap of a request: the caller's, capped by a persona's (``overlay``)."""
-    typed = parsed.typed
-    asked: int | None = None
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = getattr(typed, name, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            asked = value
-            break
-    cap = getattr(overlay, "max_tokens", None) if overlay is not None else None
-    if isinstance(cap, int) and cap > 0:
+    asked = parsed.max_tokens
+    cap = overlay.max_tokens if overlay is not None else None
+    if cap is not None and cap > 0:
         return min(asked, cap) if asked else cap
     return asked

@@ -5,9 +5,7 @@ pipeline (gateway/pipeline/) from them. Nothing is assigned after construction."
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,21 +17,10 @@ from adapters.client import Ingress
 from adapters.overlay import Overlay
 from adapters.registry import build_adapter
 from adapters.upstream import Timeouts, UpstreamClient
-from gateway.accounts import (
-    SESSION_PREFIX,
-    AccountCache,
-    Accounts,
-    DebitWriter,
-    Notifier,
-    SecretBox,
-    Sessions,
-    refresh_maintenance,
-)
-from gateway.admission import Admission, Limiter
-from gateway.auth import KeyCache
-from gateway.balances import RedisBalances
+from gateway.accounts.keys import KeyCache
+from gateway.accounts.services import AccountServices
 from gateway.cache import ResponseCache, build_cache
-from gateway.config import ConfigError, GatewayConfig
+from gateway.config import ConfigError, GatewayConfig, default_prices, has_price, model_prices
 from gateway.ledger import Ledger
 from gateway.metrics import Metrics
 from gateway.pipeline.dispatch import Dispatcher, whole_answers
@@ -42,9 +29,9 @@ from gateway.pipeline.intake import Intake
 from gateway.pipeline.operation import ChatOperation
 from gateway.pipeline.settle import Settler
 from gateway.pipeline.streaming import StreamGauge
-from gateway.redis_client import ACCOUNTS, REVOCATIONS, RedisClient
+from gateway.redis_client import REVOCATIONS, RedisClient
 from gateway.redis_health import RedisHealth
-from gateway.storage import AccountsStore, StorageUnavailable, Store, open_database
+from gateway.storage import StorageUnavailable, Store, open_database
 from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, Model
 from routers.health import Health, MemoryHealth
@@ -59,8 +46,9 @@ def build_catalog(config: GatewayConfig) -> Catalog:
             id=model.id,
             provider=model.provider,
             upstream=model.upstream or model.id.split("/", 1)[-1],
-            input_price=model.input_price,
-            output_price=model.output_price,
+            input_price=model_prices(config, model)[0],
+            output_price=model_prices(config, model)[1],
+            priced=has_price(config, model),
             cached_input_price=None
             if model.cached_input_price is UNSET
             else float(model.cached_input_price),
@@ -77,16 +65,17 @@ def build_catalog(config: GatewayConfig) -> Catalog:
         for index, model in enumerate(config.models)
     ]
     open_providers = [name for name, p in config.providers.items() if p.allow_any_model]
+    disabled = config.runtime.disabled_providers
     switched_off = {
         name: f"its provider '{provider}' is switched off "
-        f"({config.disabled_providers.get(provider, 'its key')} is not set)"
-        for name, provider in config.disabled_models.items()
+        f"({disabled.get(provider, 'its key')} is not set)"
+        for name, provider in config.runtime.disabled_models.items()
     }
-    for provider, variable in config.disabled_providers.items():
+    for provider, variable in disabled.items():
         switched_off[f"{provider}/*"] = (
             f"provider '{provider}' is switched off ({variable} is not set)"
         )
-    return Catalog(models, open_providers, switched_off)
+    return Catalog(models, open_providers, switched_off, default_prices(config))
 
 
 def _with_deployments(config: GatewayConfig, model: Model, index: int) -> Model:
@@ -230,8 +219,8 @@ class Gateway:
             self.accounts.start_shared(self.shared)
         if isinstance(self.health, RedisHealth):
             self.health.start()
-        if os.environ.get("GATEWAY_METRICS_DIR"):
-            self.metrics.start_export(os.environ["GATEWAY_METRICS_DIR"])
+        if self.config.runtime.metrics_dir:
+            await self.metrics.share(self.config.runtime.metrics_dir)
 
     async def ready(self) -> dict[str, str]:
         """What ``/ready`` reports: each dependency "ok" or why not."""
@@ -245,15 +234,6 @@ class Gateway:
             checks["redis"] = "ok" if await self.shared.ping() else "unavailable"
         return checks
 
-    def metrics_text(self) -> bytes:
-        gauges = self.metrics.gauges
-        gauges["gateway_open_streams"] = self.streams.open
-        gauges["gateway_ledger_pending_rows"] = self.ledger.pending
-        gauges["gateway_ledger_dropped_rows_total"] = self.ledger.dropped
-        if self.shared is not None:
-            gauges["gateway_redis_up"] = 1.0 if self.shared.healthy else 0.0
-        return self.metrics.render()
-
     def _revocations_connected(self) -> None:
         self.keys.strict = False
         self.keys.expire_all()
@@ -261,12 +241,6 @@ class Gateway:
     def _revocations_lost(self) -> None:
         if self.config.limits.redis_failure == "closed":
             self.keys.strict = True
-
-    async def revoked(self, key_hash: str) -> None:
-        """A key was revoked on this instance: drop it here, and everywhere via Redis."""
-        self.keys.forget(key_hash)
-        if self.shared is not None:
-            await self.shared.publish(REVOCATIONS, key_hash)
 
     async def stop(self) -> None:
         await self.metrics.stop()
@@ -310,6 +284,24 @@ def build_client(config: GatewayConfig) -> UpstreamClient:
     )
 
 
+def live_figures(
+    ledger: Ledger, streams: StreamGauge, shared: RedisClient | None
+) -> Callable[[], dict[str, float]]:
+    """What a metrics scrape reads at that moment: gauges and counters kept elsewhere."""
+
+    def figures() -> dict[str, float]:
+        live = {
+            "gateway_open_streams": float(streams.open),
+            "gateway_ledger_pending_rows": float(ledger.pending),
+            "gateway_ledger_dropped_rows_total": float(ledger.dropped),
+        }
+        if shared is not None:
+            live["gateway_redis_up"] = 1.0 if shared.healthy else 0.0
+        return live
+
+    return figures
+
+
 def build_gateway(
     config: GatewayConfig,
     client: UpstreamClient | None = None,
@@ -325,10 +317,13 @@ def build_gateway(
     client = client or build_client(config)
     storage = config.storage
     try:
-        store = Store(open_database(storage.url, storage.pool_size))
+        store = Store(open_database(config.database_url, storage.pool_size))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     accounts = AccountServices(config, store, shared)
+    ledger = Ledger(store, batch_size=storage.ledger_batch_size,
+                    flush_interval=storage.ledger_flush_interval)
+    streams = StreamGauge()
     return Gateway(
         config=config,
         catalog=catalog,
@@ -338,15 +333,13 @@ def build_gateway(
         client=client,
         adapters={**build_adapters(config, client), **(adapters or {})},
         store=store,
-        keys=KeyCache(store, storage.key_cache_ttl, SESSION_PREFIX,
-                      accounts.sessions.authenticate),
-        ledger=Ledger(store, batch_size=storage.ledger_batch_size,
-                      flush_interval=storage.ledger_flush_interval),
+        keys=accounts.keys,
+        ledger=ledger,
         accounts=accounts,
         shared=shared,
         cache=build_cache(config, shared),
-        metrics=Metrics(),
-        streams=StreamGauge(),
+        metrics=Metrics.for_config(config, live_figures(ledger, streams, shared)),
+        streams=streams,
         log=structlog.get_logger("gateway.request"),
     )
 
@@ -371,86 +364,3 @@ def chat_endpoint(gateway: Gateway, ingress: Ingress) -> Endpoint:
         first_byte=gateway.client.timeouts.first_byte,
         commit_timeout=gateway.config.server.commit_timeout,
     )
-
-
-class AccountServices:
-    """Accounts, sessions, balances, limits and admission of one gateway process."""
-
-    def __init__(
-        self, config: GatewayConfig, store: Store, shared: RedisClient | None = None
-    ) -> None:
-        accounts = config.accounts
-        self.shared = shared
-        self.store = AccountsStore(store.db)
-        self.box = SecretBox(accounts.secret or os.environ.get("GATEWAY_SECRET", ""))
-        self.admin_key = accounts.admin_key or os.environ.get("GATEWAY_ADMIN_KEY", "")
-        self._origin = os.urandom(6).hex()  # tells our own broadcasts from the others'
-        self._tasks: set[asyncio.Task[None]] = set()
-        balances = RedisBalances(shared, self._stored_balance) if shared is not None else None
-        self.cache = AccountCache(self.store, config, self.box, balances,
-                                  self._broadcast if shared is not None else None)
-        self.sessions = Sessions(self.store, accounts, self.cache)
-        self.notifier = Notifier(accounts.notify_webhook)
-        self.accounts = Accounts(self.store, config, self.cache, self.sessions, self.notifier)
-        self.limiter = Limiter(config.limits.storage, redis=shared)
-        self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
-        self.writer = DebitWriter(self.cache)
-
-    async def start(self) -> None:
-        await refresh_maintenance(self.cache)
-        self.writer.start()
-
-    async def _stored_balance(self, email: str) -> float:
-        user = await self.store.find_user(email)
-        return user.balance_usd if user is not None else 0.0
-
-    # --- changes made on other instances (Redis channel ``<prefix>accounts``) ---
-
-    def _broadcast(self, change: str) -> None:
-        """Announce an account change made here to the other instances."""
-        if self.shared is not None:
-            self._spawn(self.shared.publish(ACCOUNTS, f"{self._origin} {change}"))
-
-    def start_shared(self, shared: RedisClient) -> None:
-        """Apply account changes announced by the other instances."""
-
-        def lost() -> None:
-            if shared.failure == "closed":
-                self.cache.strict = True  # changes may be missed: read the database each time
-
-        def connected() -> None:
-            self.cache.strict = False
-            self.cache.forget_all()  # changes may have been missed while disconnected
-            self._spawn(self._refresh_maintenance())
-
-        shared.subscribe(ACCOUNTS, self.changed, on_connected=connected, on_lost=lost)
-
-    def changed(self, message: str) -> None:
-        origin, _, change = message.partition(" ")
-        if origin == self._origin:
-            return
-        kind, _, value = change.partition(" ")
-        if kind == "user":
-            self.cache.forget(value, announce=False)
-        elif kind == "policy":
-            self.cache.forget_policy(value, announce=False)
-        elif kind == "session":
-            self.sessions.forget_session(value)
-        elif kind == "sessions":
-            self.sessions.forget_sessions_of(value)
-        elif kind == "maintenance":
-            self._spawn(self._refresh_maintenance())
-
-    async def _refresh_maintenance(self) -> None:
-        with contextlib.suppress(StorageUnavailable):
-            await refresh_maintenance(self.cache)
-
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def stop(self) -> None:
-        await self.writer.close()
-        if isinstance(self.cache.balances, RedisBalances):
-            await self.cache.balances.close()

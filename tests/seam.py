@@ -23,8 +23,8 @@ import msgspec
 from adapters import canonical as c
 from adapters.base import Call, RawReply
 from adapters.errors import ProviderError
+from gateway.accounts.keys import create_key
 from gateway.app import create_app
-from gateway.auth import create_key
 from gateway.config import parse_config
 from gateway.wiring import Gateway, build_gateway
 

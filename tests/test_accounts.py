@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.accounts import SecretBox, check_password, hash_password, verify_password
+from gateway.accounts.passwords import check_password, hash_password, verify_password
+from gateway.accounts.secretbox import SecretBox
 from gateway.errors import BadRequest
 
 pytestmark = pytest.mark.unit
+
+SECRET = "server secret of at least 32 bytes, for tests"
 
 
 async def test_notifier_posts_to_the_webhook_and_logs_without_one() -> None:
     from aiohttp import web
     from structlog.testing import capture_logs
 
-    from gateway.accounts import Notifier
+    from gateway.accounts.notifier import Notifier
 
     received: list[dict[str, str]] = []
 
@@ -30,7 +33,7 @@ async def test_notifier_posts_to_the_webhook_and_logs_without_one() -> None:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        await Notifier(f"http://127.0.0.1:{port}/hook").notify(
+        await Notifier("webhook", f"http://127.0.0.1:{port}/hook").notify(
             "password_reset", "a@example.com", token="gwreset_x"
         )
     finally:
@@ -38,7 +41,7 @@ async def test_notifier_posts_to_the_webhook_and_logs_without_one() -> None:
     assert received == [{"kind": "password_reset", "email": "a@example.com",
                          "token": "gwreset_x"}]
     with capture_logs() as logs:
-        await Notifier("").notify("password_reset", "a@example.com", token="gwreset_y")
+        await Notifier("log").notify("password_reset", "a@example.com", token="gwreset_y")
     assert logs[0]["event"] == "notify_deliver_by_log" and logs[0]["token"] == "gwreset_y"
 
 
@@ -53,8 +56,8 @@ async def test_passwords_are_argon2id_and_checked() -> None:
 
 
 def test_secret_box_round_trip_and_wrong_secret() -> None:
-    sealed = SecretBox("server secret").seal("sk-provider-key")
+    sealed = SecretBox(SECRET, "salt").seal("sk-provider-key")
     assert "sk-provider-key" not in sealed
-    assert SecretBox("server secret").open(sealed) == "sk-provider-key"
-    assert SecretBox("another secret").open(sealed) is None
+    assert SecretBox(SECRET, "salt").open(sealed) == "sk-provider-key"
+    assert SecretBox("another secret, also 32 bytes long", "salt").open(sealed) is None
     assert not SecretBox("").enabled

@@ -19,7 +19,7 @@ from tests.fakes import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
-ADMIN = "admin-key-for-tests"
+ADMIN = "admin-key-for-tests-at-least-32-characters"
 EXTRA = f"""
 [[models]]
 id = "fake/pricey"
@@ -30,9 +30,12 @@ output_price = 250000.0
 
 [accounts]
 admin_key = "{ADMIN}"
-secret = "server-secret-for-tests"
+secret = "server-secret-for-tests-of-at-least-32-bytes"
 self_service_tiers = ["pro"]
 login_max_failures = 3
+signup = true
+signups_per_hour = 1000
+notify = "log"  # test_password_reset_and_checkout reads the reset token from the log
 
 [tiers.free]
 requests_per_minute = 1000

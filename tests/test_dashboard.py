@@ -62,6 +62,8 @@ def shipped_config(tmp: Path) -> str:
         text = text.replace("[accounts]\n", "[accounts]\nsignup = true\n", 1)
     text = re.sub(r"^allowed_fails\s*=.*$", "allowed_fails = 1", text, flags=re.M)
     text = re.sub(r"^self_service_tiers\s*=.*$", 'self_service_tiers = ["pro"]', text, flags=re.M)
+    # tokens reach the server's log, where the test picks them up as a user would from email
+    text = re.sub(r"^notify\s*=.*$", 'notify = "log"', text, flags=re.M)
     return text + DOWN_PROVIDER.format(port=free_port())
 
 
@@ -267,7 +269,7 @@ def test_user_flow(server: GatewayProcess, browser: Browser) -> None:
     b.check()
 
 
-def test_forgot_and_reset_pages(browser: Browser) -> None:
+def test_forgot_and_reset_pages(server: GatewayProcess, browser: Browser) -> None:
     b, page = browser, browser.page
     b.open("/forgot", "Forgot password")
     page.get_by_label("Email").fill(EMAIL)
@@ -281,6 +283,19 @@ def test_forgot_and_reset_pages(browser: Browser) -> None:
     page.get_by_role("button", name="Set new password").click()
     page.locator(".alert.error").wait_for()
     b.shot("reset-error")
+
+    token = re.findall(r"gwreset_[A-Za-z0-9_-]+", server.logs())[-1]
+    b.open(f"/reset?token={token}", "Reset password")
+    page.get_by_label("New password").fill("another long password")
+    page.get_by_role("button", name="Set new password").click()
+    b.heading("Log in")
+    page.get_by_role("alert").filter(has_text="log in again").wait_for()
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill("another long password")
+    page.get_by_role("button", name="Log in").click()
+    b.heading("Overview")
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
     b.check()
 
 
@@ -378,6 +393,14 @@ def test_admin_pages(server: GatewayProcess, browser: Browser) -> None:
 
     page.get_by_role("button", name="Log out").click()
     b.heading("Log in")
+    page.get_by_label("Email").fill(EMAIL)  # blocked above: she may only see that she is
+    page.get_by_label("Password").fill("another long password")
+    page.get_by_role("button", name="Log in").click()
+    b.heading("Overview")
+    page.get_by_text("This account is blocked").wait_for()
+    b.shot("overview-blocked")
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
     b.check()
 
 
@@ -416,3 +439,40 @@ def test_account_api_behind_the_pages(server: GatewayProcess) -> None:
     byok = httpx.get(f"{g}/v1/provider-keys", headers=session).json()
     assert byok["enabled"] is True and "down" in byok["providers"]
     assert "mock" not in byok["providers"]
+
+
+def test_signup_that_needs_the_link_sent_to_the_address(
+    server: GatewayProcess, browser: Browser
+) -> None:
+    """An address that owns operator-made keys is claimed only through the link sent to it."""
+    b, page = browser, browser.page
+    b.open("/signup", "Sign up")
+    page.get_by_label("Email").fill("tests@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    page.get_by_role("alert").filter(has_text="mailbox").wait_for()
+    b.shot("signup-pending")
+    token = re.findall(r"gwverify_[A-Za-z0-9_-]+", server.logs())[-1]
+    b.open(f"/verify?token={token}", "Confirm your address")
+    page.get_by_role("button", name="Confirm address").click()
+    page.get_by_role("alert").filter(has_text="confirmed").wait_for()
+    b.shot("verify")
+    page.get_by_role("main").get_by_role("link", name="Log in").click()
+    page.get_by_label("Email").fill("tests@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    b.heading("Overview")
+    b.nav("API keys")
+    row = page.get_by_role("row").filter(has_text="tests")
+    assert row.get_by_text("manage", exact=True).is_visible()  # the operator's key, kept
+    row.get_by_role("button", name="Revoke").click()  # the free tier allows one key
+    page.get_by_role("dialog").get_by_role("button", name="Revoke key").click()
+    page.get_by_text("No keys yet").wait_for()
+    page.get_by_label("Name").fill("notebook")
+    page.get_by_label("Permissions").select_option("inference")
+    page.get_by_role("button", name="Create key").click()
+    page.get_by_role("row").filter(has_text="notebook").get_by_text("inference").wait_for()
+    b.shot("keys-permissions")
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
+    b.check()

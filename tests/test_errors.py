@@ -30,7 +30,7 @@ async def test_deep_bodies_are_400s_in_the_callers_dialect(tmp_path: Path) -> No
             assert response.status_code == 400, response.text
             assert "nested" in response.text
         assert response.json()["type"] == "error"  # Anthropic's shape on /v1/messages
-        for path in ("/v1/auth/signup", "/v1/auth/login", "/v1/keys"):
+        for path in ("/v1/auth/login", "/v1/keys"):  # signup: tests/test_account_security.py
             response = await seam.client.post(path, content=deep, headers=auth)
             assert response.status_code == 400, (path, response.text)
             assert response.json()["error"]["type"] == "invalid_request_error"

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
 
-from gateway.accounts import AccountCache, SecretBox
+from gateway.accounts.keys import Principal
+from gateway.accounts.secretbox import SecretBox
+from gateway.accounts.userstate import AccountCache
 from gateway.admission import Admission, Limiter
-from gateway.auth import Principal
+from gateway.balances import LocalBalances
 from gateway.config import parse_config
 from gateway.errors import (
     AccountBlocked,
@@ -42,12 +45,13 @@ MODEL = Model(id="m", provider="p", upstream="m", output_price=250_000.0, credit
 
 
 @pytest.fixture
-async def world() -> tuple[Admission, AccountCache, list[float]]:
+async def world() -> AsyncIterator[tuple[Admission, AccountCache, list[float]]]:
     store = await open_store("sqlite:///:memory:")
     accounts = AccountsStore(store.db)
-    cache = AccountCache(accounts, parse_config(CONFIG), SecretBox(""))
+    cache = AccountCache(accounts, parse_config(CONFIG), SecretBox(""), LocalBalances())
     clock = [calendar.timegm((2026, 3, 1, 23, 59, 0))]
-    return Admission(cache, Limiter("memory://", clock=lambda: clock[0]), 4), cache, clock
+    yield Admission(cache, Limiter("memory://", clock=lambda: clock[0]), 4), cache, clock
+    await store.close()
 
 
 def who(tier: str, user: str = "a@example.com") -> Principal:

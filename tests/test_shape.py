@@ -21,18 +21,13 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
 # module -> why it is still over (each is being split in its area's branch)
-LONG_MODULES: dict[str, str] = {
-    "gateway/accounts.py": "accounts: becoming the gateway/accounts/ package",
-    "gateway/config.py": "configmetrics: range checks move to msgspec Meta",
-}
+LONG_MODULES: dict[str, str] = {}
 # "module:function" -> why it is still over
 LONG_FUNCTIONS: dict[str, str] = {
-    "gateway/account_routes.py:account_routes": "accounts: routes as module-level handlers",
+    "gateway/accounts/routes.py:account_routes": "accounts: routes as module-level handlers",
+    "gateway/accounts/admin_routes.py:admin_routes": "accounts: routes as module-level handlers",
+    "gateway/accounts/auth_routes.py:auth_routes": "accounts: routes as module-level handlers",
     "gateway/admission/admit.py:_count": "storage: admission counters in one pass",
-    "gateway/config.py:_check_routing": "configmetrics: declarative checks",
-    "gateway/guard.py:install_hypercorn_guard": "serverops",
-    "routers/plan.py:plan": "dialects/routing",
-    "adapters/openai/client.py:openai_to_canonical": "dialects",
 }
 
 

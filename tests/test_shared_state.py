@@ -34,7 +34,7 @@ from tests.test_scaleout import eventually, scaleout_config
 
 pytestmark = pytest.mark.e2e
 
-ADMIN = "admin-key-for-shared-tests"
+ADMIN = "admin-key-for-shared-tests-of-32-characters"
 EXTRA = f"""
 [[models]]
 id = "fake/pricey"
@@ -58,6 +58,8 @@ fallbacks = ["fake/ok"]
 [accounts]
 admin_key = "{ADMIN}"
 cache_ttl = 30.0
+signup = true
+signups_per_hour = 1000
 
 [routing]
 retries = 0

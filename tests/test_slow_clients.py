@@ -26,6 +26,18 @@ def stopping() -> Iterator[list[GatewayProcess]]:
         gateway.stop()
 
 
+@pytest.fixture(scope="module", params=SERVERS)
+def guarded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+    upstream: FakeUpstream,
+) -> Iterator[GatewayProcess]:
+    """One gateway per server with 1 s header and body deadlines, for the module's tests."""
+    gateway = start(tmp_path_factory.mktemp(request.param), upstream, request.param,
+                    extra=DEADLINES)
+    yield gateway
+    gateway.stop()
+
+
 def connect(gateway: GatewayProcess) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
     return sock
@@ -59,12 +71,10 @@ def health(gateway: GatewayProcess) -> bytes:
         return status_of(sock)
 
 
-@pytest.mark.parametrize("server", SERVERS)
 def test_clients_dribbling_headers_are_disconnected_at_the_header_deadline(
-    tmp_path: Path, upstream: FakeUpstream, server: str, stopping: list[GatewayProcess]
+    guarded: GatewayProcess,
 ) -> None:
-    gateway = start(tmp_path, upstream, server, extra=DEADLINES)
-    stopping.append(gateway)
+    gateway = guarded
     dribblers = [connect(gateway) for _ in range(100)]
     for sock in dribblers:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n")
@@ -77,12 +87,8 @@ def test_clients_dribbling_headers_are_disconnected_at_the_header_deadline(
     assert health(gateway) .startswith(b"HTTP/1.1 200")
 
 
-@pytest.mark.parametrize("server", SERVERS)
-def test_a_request_body_that_stops_arriving_gets_408(
-    tmp_path: Path, upstream: FakeUpstream, server: str, stopping: list[GatewayProcess]
-) -> None:
-    gateway = start(tmp_path, upstream, server, extra=DEADLINES)
-    stopping.append(gateway)
+def test_a_request_body_that_stops_arriving_gets_408(guarded: GatewayProcess) -> None:
+    gateway = guarded
     with connect(gateway) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
@@ -118,12 +124,8 @@ def test_connections_past_the_cap_get_503(
     assert health(gateway) .startswith(b"HTTP/1.1 200")
 
 
-@pytest.mark.parametrize("server", SERVERS)
-def test_a_refused_upload_closes_its_connection_after_the_413(
-    tmp_path: Path, upstream: FakeUpstream, server: str, stopping: list[GatewayProcess]
-) -> None:
-    gateway = start(tmp_path, upstream, server)
-    stopping.append(gateway)
+def test_a_refused_upload_closes_its_connection_after_the_413(guarded: GatewayProcess) -> None:
+    gateway = guarded
     with connect(gateway) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
@@ -133,3 +135,13 @@ def test_a_refused_upload_closes_its_connection_after_the_413(
         assert status_of(sock).startswith(b"HTTP/1.1 413")
         # The client goes on uploading; the server does not read the 64 MB: it hangs up.
         assert closed_within(sock, 5, b"x" * 65536)
+
+
+def test_the_slow_client_settings_are_checked() -> None:
+    from gateway.config import ConfigError, parse_config
+
+    assert parse_config("").server.header_timeout == 10.0
+    assert parse_config("").server.body_timeout == 30.0
+    for bad in ("header_timeout = 0", "body_timeout = -1", "max_connections = 0"):
+        with pytest.raises(ConfigError, match=bad.split()[0]):
+            parse_config(f"[server]\n{bad}\n")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, select, text
 
-from gateway import billing
+from gateway.accounts import billing
 from gateway.ledger import Ledger
 from gateway.storage import (
     AccountsStore,
@@ -184,6 +184,16 @@ async def test_the_ledger_writes_again_after_a_failed_batch(store: Store) -> Non
         await store.db.write_batches([("INSERT INTO no_such_table VALUES (1)", [()])])
     await store.insert_usage([UsageRow(request_id="after", created_at=1.0, row_id="a1")])
     assert [r["request_id"] for r in await usage_rows(store)] == ["after"]
+
+
+@pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)
+async def test_a_failed_read_does_not_break_the_next(store: Store) -> None:
+    broken = store.db.prepare(select(text("x")).select_from(text("no_such_table")))
+    with pytest.raises(StorageUnavailable):
+        await store.db.rows(broken)
+    await store.insert_key(KeyRecord(id="k", key_hash="h", prefix="p"))
+    found = await store.find_key("h")
+    assert found is not None and found.id == "k"
 
 
 @pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
-from gateway.auth import create_key
+from gateway.accounts.keys import create_key
 from gateway.ledger import Ledger, UsageRow
 from gateway.storage import StorageUnavailable, Store, migrations, open_database, open_store
 from gateway.storage.tables import schema_version

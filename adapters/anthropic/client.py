@@ -27,6 +27,7 @@ from adapters.anthropic.wire import (
     MessagesRequest,
     Source,
     Thinking,
+    Tool,
     ToolChoice,
 )
 from adapters.base import StreamTranslator
@@ -143,26 +144,19 @@ def anthropic_system_to_canonical(system: str | list[Block] | None) -> list[c.Te
     ]
 
 
-def anthropic_tools_to_canonical(tools: list[dict[str, Any]]) -> list[c.Tool]:
+def anthropic_tools_to_canonical(tools: list[Tool]) -> list[c.Tool]:
     """Client tools; Anthropic's server tools (web search, code execution…) have no
     equivalent elsewhere and are dropped."""
-    result: list[c.Tool] = []
-    for tool in tools:
-        kind = tool.get("type")
-        if kind not in (None, "custom") or "name" not in tool:
-            continue
-        schema = tool.get("input_schema")
-        description = tool.get("description")
-        result.append(
-            c.Tool(
-                name=str(tool["name"]),
-                description=description if isinstance(description, str) else UNSET,
-                parameters=schema if isinstance(schema, dict) else {"type": "object"},
-                cache_control=cache if isinstance(cache := tool.get("cache_control"), dict)
-                else UNSET,
-            )
+    return [
+        c.Tool(
+            name=tool.name,
+            description=tool.description,
+            parameters=tool.input_schema if tool.input_schema is not UNSET else {"type": "object"},
+            cache_control=tool.cache_control,
         )
-    return result
+        for tool in tools
+        if tool.type in (UNSET, "custom") and tool.name is not UNSET
+    ]
 
 
 _CHOICE_MODES = {"auto": "auto", "any": "required", "tool": "tool", "none": "none"}
@@ -329,6 +323,7 @@ class AnthropicIngress:
             True,
             chain=chain,
             routing_fields=routing_fields,
+            max_tokens=request.max_tokens,
         )
 
     def to_canonical(self, parsed: Parsed) -> c.Request:

@@ -52,6 +52,17 @@ class Block(msgspec.Struct, omit_defaults=True):
     cache_control: dict[str, Any] | UnsetType = UNSET
 
 
+class Tool(msgspec.Struct, omit_defaults=True):
+    """A tool offered to the model: a client tool (``name``, ``input_schema``) or one of
+    Anthropic's server tools (``type`` names it; its other fields are kept by pass-through)."""
+
+    name: str | UnsetType = UNSET
+    type: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    input_schema: dict[str, Any] | UnsetType = UNSET
+    cache_control: dict[str, Any] | UnsetType = UNSET
+
+
 class AnthropicMessage(msgspec.Struct):
     role: str
     content: str | list[Block]
@@ -88,7 +99,7 @@ class MessagesRequest(msgspec.Struct, omit_defaults=True):
     temperature: Probability | None = None
     top_p: Probability | None = None
     top_k: TopK | None = None
-    tools: list[dict[str, Any]] | None = None  # client and server tools, many shapes
+    tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
     metadata: dict[str, Any] | None = None
@@ -99,7 +110,7 @@ class CountTokensRequest(msgspec.Struct, omit_defaults=True):
     model: str
     messages: list[AnthropicMessage]
     system: str | list[Block] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import structlog
 
 from adapters import canonical as c
-from gateway.accounts import AccountCache, UserState
+from gateway.accounts.keys import Principal
+from gateway.accounts.userstate import AccountCache, UserState
 from gateway.admission.limiter import Limiter
-from gateway.auth import Principal
 from gateway.config import TierConfig
 from gateway.errors import (
     AccountBlocked,

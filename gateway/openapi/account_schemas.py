@@ -1,4 +1,4 @@
-"""Request and answer bodies of the account API (``gateway.account_routes``), for the OpenAPI
+"""Request and answer bodies of the account API (``gateway.accounts.routes``), for the OpenAPI
 document. Requests list what the handlers read; answers what they build."""
 
 from __future__ import annotations
@@ -37,12 +37,34 @@ class Session(msgspec.Struct):
     email: str
     tier: str
     token: str
+    status: str = "active"
+
+
+class PendingSignup(msgspec.Struct):
+    """A signup that works once the link sent to its address is used (no token yet)."""
+
+    id: str
+    email: str
+    tier: str
+    status: str
+    message: str
+
+
+class VerifyRequest(msgspec.Struct):
+    token: str
+
+
+class Verified(msgspec.Struct):
+    email: str
+    status: str
+    message: str
 
 
 class SessionUser(msgspec.Struct):
     id: str
     email: str
     tier: str
+    status: str = "active"
 
 
 class Login(msgspec.Struct):
@@ -72,6 +94,7 @@ class Profile(msgspec.Struct):
 class Status(msgspec.Struct):
     status: str
     message: str | None = None
+    revoked_keys: list[str] | None = None  # a password reset: the 'manage' keys it revoked
 
 
 # --- API keys -------------------------------------------------------------------------------
@@ -84,6 +107,9 @@ class KeyRequest(msgspec.Struct):
     requests_per_minute: int | None = None
     requests_per_day: int | None = None
     allowed_models: list[str] | None = None
+    # "inference" (default: model endpoints and this key's usage) or "manage" (also keys,
+    # provider keys and billing).
+    permissions: str | list[str] | None = None
 
 
 class ApiKey(msgspec.Struct):
@@ -94,6 +120,7 @@ class ApiKey(msgspec.Struct):
     created_at: float | None = None
     last_used_at: float | None = None
     revoked: bool = False
+    permissions: list[str] | None = None
     requests_per_minute: int | None = None
     requests_per_day: int | None = None
     allowed_models: list[str] | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gateway.openapi import account_schemas as a
 from gateway.openapi import schemas as s
-from gateway.openapi.operation import CHAT_ERRORS, Operation, Param
+from gateway.openapi.operation import CHAT_ERRORS, CHAT_HEADERS, Operation, Param
 
 _HELLO = [{"role": "user", "content": "Hello!"}]
 
@@ -46,7 +46,7 @@ _CHAT_DESCRIPTION = (
 CHAT = (
     Operation("POST", "/v1/chat/completions", "Create a chat completion", "chat",
               {200: s.ChatCompletion}, body=s.ChatCompletionRequest, errors=CHAT_ERRORS,
-              stream=True, example={"model": "echo", "messages": _HELLO},
+              headers=CHAT_HEADERS, stream=True, example={"model": "echo", "messages": _HELLO},
               description=_CHAT_DESCRIPTION),
 )
 
@@ -56,7 +56,7 @@ def _anthropic(prefix: str) -> tuple[Operation, ...]:
     return (
         Operation("POST", f"{prefix}/v1/messages", f"Create a message{note}", "anthropic",
                   {200: s.AnthropicMessageResponse}, body=s.AnthropicMessagesRequest,
-                  dialect="anthropic", errors=CHAT_ERRORS, stream=True,
+                  dialect="anthropic", errors=CHAT_ERRORS, headers=CHAT_HEADERS, stream=True,
                   example={"model": "echo", "max_tokens": 256, "messages": _HELLO},
                   description="Anthropic's Messages API, served by any model."),
         Operation("POST", f"{prefix}/v1/messages/count_tokens", f"Count a prompt's tokens{note}",
@@ -72,9 +72,14 @@ _DATE = {"type": "string"}
 
 ACCOUNTS = (
     Operation("POST", "/v1/auth/signup", "Create an account; answers a session token", "auth",
-              {201: a.Session}, body=a.SignupRequest, auth="none",
+              {201: a.Session, 202: a.PendingSignup}, body=a.SignupRequest, auth="none",
               errors=(400, 403, 409, 429, 503),
               example={"email": "ann@example.com", "password": "correct horse"}),
+    Operation("POST", "/v1/auth/verify", "Confirm a signup's address with its token", "auth",
+              {200: a.Verified}, body=a.VerifyRequest, auth="none", errors=(400, 503)),
+    Operation("GET", "/v1/auth/verify", "The link sent to a pending signup", "auth",
+              {200: a.Verified}, auth="none", errors=(400, 503),
+              query=(Param("token", {"type": "string"}, "the verification token"),)),
     Operation("POST", "/v1/auth/login", "Log in; answers a session token", "auth",
               {200: a.Login}, body=a.LoginRequest, auth="none", errors=(400, 401, 429, 503)),
     Operation("GET", "/v1/auth/me", "Profile, tier, limits, balance and usage", "auth",

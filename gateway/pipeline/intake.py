@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from gateway.accounts.keys import Principal, key_from_headers
 from gateway.admission import Admission, Ticket
-from gateway.auth import Principal, key_from_headers
 from gateway.errors import BodyTooLarge, GatewayError, ModelNotFound, from_routing_refusal
 from gateway.ingress import new_request_id
 from gateway.json_depth import check_depth
 from gateway.pipeline.operation import Operation
 from gateway.pipeline.outcome import Admitted, Facts, Header
+from gateway.unpriced import drop_unpriced
 from routers.plan import Plan, Planner
 from routers.refusals import RoutingRefused
 
@@ -115,7 +116,7 @@ def account_headers(ticket: Ticket, plan: Plan) -> tuple[Header, ...]:
 class Intake:
     """Turns requests for one operation into ``Admitted`` values (see the module docstring).
 
-    ``keys`` authenticates a key (``gateway.auth.KeyCache.authenticate``)."""
+    ``keys`` authenticates a key (``gateway.accounts.keys.KeyCache.authenticate``)."""
 
     def __init__(
         self,
@@ -150,6 +151,7 @@ class Intake:
             ticket = await self.admission.admit(
                 principal, plan.targets[0], len(body), operation.output_cap(parsed, plan.overlay)
             )
+            drop_unpriced(plan, ticket.byok)
         except (GatewayError, ClientDisconnected) as exc:
             facts = Facts(
                 request_id, started, created_at, principal,

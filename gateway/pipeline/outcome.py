@@ -12,8 +12,8 @@ from typing import Any
 import msgspec
 
 from adapters import canonical as c
+from gateway.accounts.keys import Principal
 from gateway.admission import Ticket
-from gateway.auth import Principal
 from gateway.errors import GatewayError
 from gateway.usage_estimate import SentBodies
 from routers.catalog import Deployment

@@ -49,6 +49,17 @@ class AccountsStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._upsert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        # The reads behind the request path's account cache, compiled once (Database.rows).
+        self._find_user = db.prepare(select(users).where(users.c.email == bindparam("email")))
+        self._policy = db.prepare(
+            select(key_policies).where(key_policies.c.key_id == bindparam("key_id"))
+        )
+        t = provider_keys.c
+        self._provider_keys = db.prepare(
+            select(t.provider, t.secret, t.hint, t.created_at)
+            .where(t.user_email == bindparam("email"))
+            .order_by(t.provider)
+        )
         self._debit = (
             update(users)
             .where(users.c.email == bindparam("b_email"))
@@ -62,8 +73,8 @@ class AccountsStore:
         await self.db.execute(insert(users).values(values))
 
     async def find_user(self, email: str) -> UserRecord | None:
-        rows = await self.db.fetch(select(users).where(users.c.email == email))
-        return UserRecord(**rows[0]._mapping) if rows else None
+        rows = await self.db.rows(self._find_user, email=email)
+        return UserRecord(**rows[0]) if rows else None
 
     async def delete_pending_user(self, email: str, created_before: float) -> None:
         """Forget a signup whose verification link expired unused (the address is free again)."""
@@ -182,13 +193,17 @@ class AccountsStore:
     async def key_policies(self, key_ids: Sequence[str]) -> dict[str, KeyPolicy]:
         if not key_ids:
             return {}
-        rows = await self.db.fetch(
-            select(key_policies).where(key_policies.c.key_id.in_(list(key_ids)))
-        )
+        if len(key_ids) == 1:  # the account cache's read, on the request path
+            rows = await self.db.rows(self._policy, key_id=key_ids[0])
+        else:
+            found = await self.db.fetch(
+                select(key_policies).where(key_policies.c.key_id.in_(list(key_ids)))
+            )
+            rows = [dict(row._mapping) for row in found]
         return {
-            str(r.key_id): KeyPolicy(
-                int(r.requests_per_minute), int(r.requests_per_day),
-                tuple(m for m in str(r.allowed_models).split(",") if m),
+            str(r["key_id"]): KeyPolicy(
+                int(r["requests_per_minute"]), int(r["requests_per_day"]),
+                tuple(m for m in str(r["allowed_models"]).split(",") if m),
             )
             for r in rows
         }
@@ -206,13 +221,9 @@ class AccountsStore:
 
     async def provider_keys(self, email: str) -> list[tuple[str, str, str, float]]:
         """(provider, encrypted secret, hint, created) for one user."""
-        t = provider_keys.c
-        rows = await self.db.fetch(
-            select(t.provider, t.secret, t.hint, t.created_at)
-            .where(t.user_email == email)
-            .order_by(t.provider)
-        )
-        return [(str(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows]
+        rows = await self.db.rows(self._provider_keys, email=email)
+        return [(str(r["provider"]), str(r["secret"]), str(r["hint"]), float(r["created_at"]))
+                for r in rows]
 
     async def delete_provider_key(self, email: str, provider: str) -> bool:
         t = provider_keys.c

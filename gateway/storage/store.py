@@ -1,7 +1,7 @@
 """API keys and the usage ledger's writes, over one ``Database``.
 
-Nothing here is called on the request path: keys are cached (``gateway.auth``) and usage rows
-are written in batches (``gateway.ledger``).
+Nothing here is called on the request path: keys are cached (``gateway.accounts.keys``) and
+usage rows are written in batches (``gateway.ledger``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ class Store:
             .values(last_used_at=bindparam("b_when"))
         )
         self._touch_id_first = touch_names == ("b_id", "b_when")
+        self._find_key = db.prepare(
+            select(*_KEY_COLUMNS).where(api_keys.c.key_hash == bindparam("key_hash"))
+        )
         # asyncpg refuses a bool for an integer parameter (sqlite3 takes it as 0/1).
         self._ints_for_bools = db.dialect == "postgresql"
 
@@ -66,8 +69,8 @@ class Store:
         await self.db.execute(insert(api_keys).values(values))
 
     async def find_key(self, key_hash: str) -> KeyRecord | None:
-        rows = await self.db.fetch(select(*_KEY_COLUMNS).where(api_keys.c.key_hash == key_hash))
-        return KeyRecord(**rows[0]._mapping) if rows else None
+        rows = await self.db.rows(self._find_key, key_hash=key_hash)
+        return KeyRecord(**rows[0]) if rows else None
 
     async def list_keys(self, user: str | None = None) -> list[KeyRecord]:
         query = select(*_KEY_COLUMNS).order_by(api_keys.c.created_at)
