@@ -13,7 +13,7 @@ import httpx2 as httpx
 from gateway.accounts.keys import create_key
 from gateway.app import create_app
 from gateway.config import parse_config
-from gateway.state import Gateway
+from gateway.wiring import Gateway
 
 ADMIN = "admin-key-of-the-platform-tests-0123456789"
 BASE = """

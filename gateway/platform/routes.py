@@ -19,7 +19,7 @@ from gateway.storage import Store
 
 
 class PlatformView(GatewayView, Protocol):
-    """What the platform routes need of the gateway (``gateway.state.Gateway``)."""
+    """What the platform routes need of the gateway (``gateway.wiring.Gateway``)."""
 
     @property
     def store(self) -> Store: ...
