@@ -23,6 +23,7 @@ from gateway.count_tokens import count_tokens_endpoint
 from gateway.dashboard import dashboard_routes
 from gateway.errors import GatewayError, NotFound
 from gateway.logs import configure_logging
+from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
 from gateway.proxy import ChatEndpoint
 from gateway.state import Gateway
@@ -141,11 +142,6 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
             status_code=200 if ok else 503,
         )
 
-    async def metrics(request: Request) -> Response:
-        return Response(
-            gateway.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
-
     async def list_models(request: Request) -> Response:
         try:
             await authenticate(gateway, request)
@@ -191,7 +187,11 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route(
+            "/metrics",
+            metrics_endpoint(gateway.metrics, gateway.config.server.metrics_token),
+            methods=["GET"],
+        ),
         Route("/v1/chat/completions", ChatEndpoint(gateway, ingress("openai")), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         *anthropic_routes(gateway),

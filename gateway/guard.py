@@ -17,6 +17,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import hypercorn.asyncio.run as hypercorn_run
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.events import Closed, RawData, Updated
+
 from gateway.config import ServerConfig
 
 _BUSY = (
@@ -30,72 +34,74 @@ BUSY_RESPONSE = (
 )
 
 
+_SETTINGS: list[ServerConfig] = [ServerConfig()]  # this worker's, set by the install
+_OPEN: set[Any] = set()  # this worker's connections
+
+
+class GuardedTCPServer(TCPServer):
+    """A hypercorn connection with a header deadline, refused with 503 past the cap."""
+
+    async def run(self) -> None:
+        if len(_OPEN) >= _SETTINGS[0].max_connections:
+            await _refuse(self.reader, self.writer)
+            return
+        _OPEN.add(self)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._between = True
+        self._arm()
+        try:
+            await super().run()
+        except asyncio.CancelledError:
+            # Cut at the end of the grace period: end quietly, not as a cancelled task
+            # (asyncio's stream callback prints a traceback for that).
+            self.writer.transport.abort()
+        finally:
+            _OPEN.discard(self)
+            self._disarm()
+
+    def _arm(self) -> None:
+        self._deadline = self.loop.call_later(
+            _SETTINGS[0].header_timeout, self._headers_too_slow
+        )
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._deadline = None
+        self.writer.transport.abort()
+
+    async def protocol_send(self, event: Any) -> None:
+        if isinstance(event, Updated):
+            self._between = event.idle
+            if not event.idle:
+                self._disarm()  # a request's headers are complete
+        await super().protocol_send(event)
+        if isinstance(event, Updated) and event.idle and self.reader.at_eof():
+            await self.idle_task.stop()  # the client is gone: no keep-alive to wait for
+
+    async def _read_data(self) -> None:
+        while not self.reader.at_eof():
+            try:
+                data = await self.reader.read(65536)
+            except (ConnectionError, OSError, TimeoutError):
+                break
+            if self._between and self._deadline is None and data:
+                self._arm()  # the next request has begun: its headers have a deadline
+            await self.protocol.handle(RawData(data))
+        await self.protocol.handle(Closed())
+        if self._between:
+            # The client hung up between requests: without this the connection (and its
+            # place under the cap) is kept until the keep-alive timer ends, 75 s later.
+            await self.idle_task.stop()
+
+
+
 def install_hypercorn_guard(server: ServerConfig) -> None:
     """Make hypercorn's asyncio worker use ``GuardedTCPServer`` for every connection."""
-    import hypercorn.asyncio.run as hypercorn_run
-    from hypercorn.asyncio.tcp_server import TCPServer
-    from hypercorn.events import Closed, RawData, Updated
-
-    header_timeout, cap = server.header_timeout, server.max_connections
-    open_connections: set[Any] = set()
-
-    class GuardedTCPServer(TCPServer):
-        """A hypercorn connection with a header deadline, refused with 503 past the cap."""
-
-        async def run(self) -> None:
-            if len(open_connections) >= cap:
-                await _refuse(self.reader, self.writer)
-                return
-            open_connections.add(self)
-            self._deadline: asyncio.TimerHandle | None = None
-            self._between = True
-            self._arm()
-            try:
-                await super().run()
-            except asyncio.CancelledError:
-                # Cut at the end of the grace period: end quietly, not as a cancelled task
-                # (asyncio's stream callback prints a traceback for that).
-                self.writer.transport.abort()
-            finally:
-                open_connections.discard(self)
-                self._disarm()
-
-        def _arm(self) -> None:
-            self._deadline = self.loop.call_later(header_timeout, self._headers_too_slow)
-
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _headers_too_slow(self) -> None:
-            self._deadline = None
-            self.writer.transport.abort()
-
-        async def protocol_send(self, event: Any) -> None:
-            if isinstance(event, Updated):
-                self._between = event.idle
-                if not event.idle:
-                    self._disarm()  # a request's headers are complete
-            await super().protocol_send(event)
-            if isinstance(event, Updated) and event.idle and self.reader.at_eof():
-                await self.idle_task.stop()  # the client is gone: no keep-alive to wait for
-
-        async def _read_data(self) -> None:
-            while not self.reader.at_eof():
-                try:
-                    data = await self.reader.read(65536)
-                except (ConnectionError, OSError, TimeoutError):
-                    break
-                if self._between and self._deadline is None and data:
-                    self._arm()  # the next request has begun: its headers have a deadline
-                await self.protocol.handle(RawData(data))
-            await self.protocol.handle(Closed())
-            if self._between:
-                # The client hung up between requests: without this the connection (and its
-                # place under the cap) is kept until the keep-alive timer ends, 75 s later.
-                await self.idle_task.stop()
-
+    _SETTINGS[:] = [server]
     hypercorn_run.TCPServer = GuardedTCPServer  # type: ignore[attr-defined]
 
 

@@ -437,3 +437,40 @@ def test_account_api_behind_the_pages(server: GatewayProcess) -> None:
     byok = httpx.get(f"{g}/v1/provider-keys", headers=session).json()
     assert byok["enabled"] is True and "down" in byok["providers"]
     assert "mock" not in byok["providers"]
+
+
+def test_signup_that_needs_the_link_sent_to_the_address(
+    server: GatewayProcess, browser: Browser
+) -> None:
+    """An address that owns operator-made keys is claimed only through the link sent to it."""
+    b, page = browser, browser.page
+    b.open("/signup", "Sign up")
+    page.get_by_label("Email").fill("tests@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    page.get_by_role("alert").filter(has_text="mailbox").wait_for()
+    b.shot("signup-pending")
+    token = re.findall(r"gwverify_[A-Za-z0-9_-]+", server.logs())[-1]
+    b.open(f"/verify?token={token}", "Confirm your address")
+    page.get_by_role("button", name="Confirm address").click()
+    page.get_by_role("alert").filter(has_text="confirmed").wait_for()
+    b.shot("verify")
+    page.get_by_role("main").get_by_role("link", name="Log in").click()
+    page.get_by_label("Email").fill("tests@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    b.heading("Overview")
+    b.nav("API keys")
+    row = page.get_by_role("row").filter(has_text="tests")
+    assert row.get_by_text("manage", exact=True).is_visible()  # the operator's key, kept
+    row.get_by_role("button", name="Revoke").click()  # the free tier allows one key
+    page.get_by_role("dialog").get_by_role("button", name="Revoke key").click()
+    page.get_by_text("No keys yet").wait_for()
+    page.get_by_label("Name").fill("notebook")
+    page.get_by_label("Permissions").select_option("inference")
+    page.get_by_role("button", name="Create key").click()
+    page.get_by_role("row").filter(has_text="notebook").get_by_text("inference").wait_for()
+    b.shot("keys-permissions")
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
+    b.check()

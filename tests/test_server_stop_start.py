@@ -24,7 +24,8 @@ GRACE = 2.0
 
 
 def start(
-    tmp: Path, upstream: FakeUpstream, server: str, grace: float = GRACE, extra: str = ""
+    tmp: Path, upstream: FakeUpstream, server: str, grace: float = GRACE, extra: str = "",
+    workers: int = 1,
 ) -> GatewayProcess:
     """``gateway serve --server <server>`` on a free port, healthy."""
     if server != "hypercorn":
@@ -36,7 +37,7 @@ def start(
     gateway.key = gateway.create_key("--name", "stop", "--user", "stop@example.com")
     gateway.process = subprocess.Popen(
         [GATEWAY, "serve", "--config", str(gateway.config_path), "--port", str(gateway.port),
-         "--server", server],
+         "--server", server, "--workers", str(workers)],
         stdout=gateway.log_path.open("ab"), stderr=subprocess.STDOUT, env=gateway.env, cwd=tmp,
     )
     deadline = time.monotonic() + 30
@@ -93,11 +94,11 @@ def row(gateway: GatewayProcess, request_id: str) -> dict[str, object]:
     return rows[0]
 
 
-@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize(("server", "workers"), [(s, 1) for s in SERVERS] + [("hypercorn", 2)])
 def test_sigterm_cuts_a_slowly_read_stream_after_the_grace_period_and_exits_0(
-    tmp_path: Path, upstream: FakeUpstream, server: str
+    tmp_path: Path, upstream: FakeUpstream, server: str, workers: int
 ) -> None:
-    gateway = start(tmp_path, upstream, server)
+    gateway = start(tmp_path, upstream, server, workers=workers)
     # About 1.5 MB of prose: far more than the socket buffers hold at 2 KB a second.
     sock = open_stream(gateway, "mock/lorem", "slow-reader", max_tokens=200000)
     stop = threading.Event()
@@ -113,7 +114,7 @@ def test_sigterm_cuts_a_slowly_read_stream_after_the_grace_period_and_exits_0(
         sock.close()
     logs = gateway.logs()
     assert code == 0, logs
-    assert f"shutting down: 1 open streams, waiting up to {GRACE:g} s" in logs
+    assert f"shutting down: 1 open streams, waiting up to {GRACE:g} s" in logs  # its worker
     plain = "\n".join(line for line in logs.splitlines() if not line.startswith("{"))
     assert "traceback" not in plain.lower() and "error" not in plain.lower(), logs
     assert '"level":"error"' not in logs, logs
