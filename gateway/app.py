@@ -25,6 +25,7 @@ from gateway.errors import GatewayError, NotFound
 from gateway.logs import configure_logging
 from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
+from gateway.platform.routes import platform_routes
 from gateway.proxy import ChatEndpoint
 from gateway.state import Gateway
 from routers.catalog import Model
@@ -198,6 +199,7 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         *account_routes(gateway),
         *dashboard_routes(),
+        *platform_routes(gateway),
     ]
     routes += openapi_routes(routes)
     app = Starlette(
