@@ -39,6 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Message, Receive, Send], Awaitable[None]]
 
 EXIT_AFTER_CUT = 2.5  # seconds past the cut to flush and exit if the server has not
+SERVER_GRACE = 1.0  # the server's own grace period is this much longer than the gateway's
 _SWEEP_EVERY = 1.0  # seconds between checks of idle request bodies
 SHUTDOWN_DISCONNECT: Message = {"type": "http.disconnect", "reason": "shutdown"}
 _CLOSE = (b"connection", b"close")
@@ -263,3 +264,18 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
                     (b"content-length", str(len(body)).encode())],
     })
     await send({"type": "http.response.body", "body": body})
+
+
+_current: list[Lifecycle] = []  # this process's app, for the servers' signal handlers
+
+
+def set_current(app: Lifecycle) -> None:
+    """Make ``app`` the one this process's signal handlers (``on_signal``) act on."""
+    _current[:] = [app]
+
+
+def on_signal(force: bool) -> None:
+    """A signal arrived (in the loop's thread or a signal handler): drain, or end now."""
+    for app in _current:
+        if app.loop is not None:
+            app.loop.call_soon_threadsafe(app.force if force else app.begin_shutdown)

@@ -40,11 +40,9 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 
 from gateway.config import GatewayConfig, load_config
-from gateway.lifecycle import Lifecycle
+from gateway.lifecycle import SERVER_GRACE, Lifecycle, on_signal, set_current
 
 _STOP_GRACE = 6.0  # seconds past graceful_timeout before a worker that has not exited is killed
-SERVER_GRACE = 1.0  # the server's own grace period is this much longer than the gateway's
-_current: list[Lifecycle] = []  # this process's app, for the servers' signal handlers
 
 
 def make_app() -> Lifecycle:
@@ -54,15 +52,8 @@ def make_app() -> Lifecycle:
     config = load_config()
     server = config.server
     app = Lifecycle(create_app(config), server)  # type: ignore[arg-type]
-    _current[:] = [app]
+    set_current(app)
     return app
-
-
-def on_signal(force: bool) -> None:
-    """A signal arrived (in the loop's thread or a signal handler): drain, or end now."""
-    for app in _current:
-        if app.loop is not None:
-            app.loop.call_soon_threadsafe(app.force if force else app.begin_shutdown)
 
 
 # --- binding ---

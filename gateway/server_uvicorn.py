@@ -20,8 +20,7 @@ from uvicorn.supervisors import multiprocess
 
 from gateway.config import GatewayConfig, ServerConfig, load_config
 from gateway.guard import BUSY_RESPONSE
-from gateway.lifecycle import EXIT_AFTER_CUT
-from gateway.server import SERVER_GRACE, on_signal
+from gateway.lifecycle import EXIT_AFTER_CUT, SERVER_GRACE, on_signal
 
 _SAME_SIGNAL = 1.0  # seconds within which a second signal is the first one passed on
 

@@ -19,6 +19,7 @@ from adapters.registry import build_adapter
 from adapters.upstream import Timeouts, UpstreamClient
 from gateway.accounts.keys import KeyCache
 from gateway.accounts.services import AccountServices
+from gateway.admission import Admission
 from gateway.cache import ResponseCache, build_cache
 from gateway.config import ConfigError, GatewayConfig, default_prices, has_price, model_prices
 from gateway.ledger import Ledger
@@ -198,6 +199,7 @@ class Gateway:
     keys: KeyCache
     ledger: Ledger
     accounts: AccountServices
+    admission: Admission
     shared: RedisClient | None  # Redis (limits.storage = "redis://…"), for every feature needing it
     cache: ResponseCache | None
     metrics: Metrics
@@ -336,6 +338,8 @@ def build_gateway(
         keys=accounts.keys,
         ledger=ledger,
         accounts=accounts,
+        admission=Admission(accounts.cache, accounts.limiter,
+                            config.accounts.output_reserve_tokens),
         shared=shared,
         cache=build_cache(config, shared),
         metrics=Metrics.for_config(config, live_figures(ledger, streams, shared)),
@@ -347,7 +351,7 @@ def build_gateway(
 def chat_endpoint(gateway: Gateway, ingress: Ingress) -> Endpoint:
     """The chat endpoint of one ingress dialect, wired to the gateway's services."""
     operation = ChatOperation(ingress)
-    admission = gateway.accounts.admission
+    admission = gateway.admission
     dispatcher = Dispatcher(gateway.adapters, gateway.health, gateway.retry_policy)
     complete = whole_answers(dispatcher, operation)
     if gateway.cache is not None:

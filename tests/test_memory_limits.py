@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.admission import memory as memory_limits
-from gateway.admission.memory import MemoryWindows, is_memory
+from gateway.counters import memory as memory_limits
+from gateway.counters.memory import MemoryWindows, is_memory
 
 pytestmark = pytest.mark.unit
 

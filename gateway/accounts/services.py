@@ -1,12 +1,13 @@
 """The accounts of one gateway process, built in one place: every part gets its dependencies
 through its constructor.
 
-``AccountServices`` builds the caches, sessions, keys, balances, limits, admission and the debit
-writer; ``start`` (once the store is open) reads the BYOK salt, or writes it on a deployment's
-first start. With Redis (``shared``), balances are shared, and changes made here are announced on
-the ``accounts`` channel and those made elsewhere applied (``start_shared``): "user <email>",
-"policy <key id>", "maintenance", "session <id>", "sessions <email>"; revoked keys travel on the
-revocations channel.
+``AccountServices`` builds the caches, sessions, keys, balances, limits (the counters admission
+also uses; ``gateway.wiring`` builds admission) and the debit writer; ``start`` (once the store
+is open) reads the BYOK salt, or writes it on a deployment's first start. With Redis
+(``shared``), balances are shared, and changes made here are announced on the ``accounts``
+channel and those made elsewhere applied (``start_shared``): "user <email>", "policy <key id>",
+"maintenance", "session <id>", "sessions <email>"; revoked keys travel on the revocations
+channel.
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from gateway.accounts.secretbox import SALT_SETTING, SecretBox, new_salt
 from gateway.accounts.sessions import SESSION_PREFIX, Sessions
 from gateway.accounts.users import Accounts
 from gateway.accounts.userstate import AccountCache
-from gateway.admission import Admission, Limiter
 from gateway.balances import BalanceBook, LocalBalances, RedisBalances
 from gateway.config import GatewayConfig
+from gateway.counters import Limiter
 from gateway.redis_client import ACCOUNTS, REVOCATIONS, RedisClient
 from gateway.storage import AccountsStore, KeyRecord, StorageUnavailable, Store
 
 
 class AccountServices:
-    """Accounts, sessions, keys, balances, limits and admission of one gateway process."""
+    """Accounts, sessions, keys, balances and limits of one gateway process."""
 
     def __init__(
         self, config: GatewayConfig, store: Store, shared: RedisClient | None = None
@@ -67,7 +68,6 @@ class AccountServices:
             self.store, store, config, self.cache, self.sessions, self.notifier,
             self.limiter, self.revoked,
         )
-        self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
         self.writer = DebitWriter(self.cache)
 
     async def start(self) -> None:

@@ -19,7 +19,7 @@ Slot = tuple[str, float]
 
 
 class Counters(Protocol):
-    """Counters that expire (``gateway.admission.Limiter``): memory, or Redis when shared."""
+    """Counters that expire (``gateway.counters.Limiter``): memory, or Redis when shared."""
 
     async def add(self, key: str, amount: int, until: float) -> int: ...
 

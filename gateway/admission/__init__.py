@@ -25,6 +25,6 @@ Redis cannot be reached, ``limits.redis_failure`` decides: ``"open"`` counts in 
 """
 
 from gateway.admission.admit import Admission, Ticket
-from gateway.admission.limiter import Limiter
+from gateway.counters import Limiter
 
 __all__ = ["Admission", "Limiter", "Ticket"]

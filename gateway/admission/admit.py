@@ -14,8 +14,8 @@ import structlog
 from adapters import canonical as c
 from gateway.accounts.keys import Principal
 from gateway.accounts.userstate import AccountCache, UserState
-from gateway.admission.limiter import Limiter
 from gateway.config import TierConfig
+from gateway.counters import Limiter
 from gateway.errors import (
     AccountBlocked,
     GatewayError,

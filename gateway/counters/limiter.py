@@ -1,5 +1,5 @@
 """Windows and counters for admission: in a ``limits`` storage (``memory://``, or ``redis://``
-shared by every instance), or in plain dicts for ``memory://`` (``gateway.admission.memory``).
+shared by every instance), or in plain dicts for ``memory://`` (``gateway.counters.memory``).
 
 With Redis, every operation runs under ``limits.redis_failure``: 503 when ``"closed"``, an
 in-process limiter when ``"open"``, until Redis is back.
@@ -19,7 +19,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 from redis.exceptions import RedisError
 
-from gateway.admission.memory import MemoryWindows, is_memory
+from gateway.counters.memory import MemoryWindows, is_memory
 from gateway.redis_client import RedisClient, RedisUnavailable
 
 Clock = Callable[[], float]
@@ -63,7 +63,7 @@ class Limiter:
         self.fallback = Limiter("memory://", clock) if redis is not None else None
         self._items: dict[int, RateLimitItemPerMinute] = {}
         self._periods: tuple[str, str, float, float, float] | None = None
-        # memory://: the same windows and counters in plain dicts (gateway/admission/memory.py).
+        # memory://: the same windows and counters in plain dicts (gateway/counters/memory.py).
         self.fast = MemoryWindows() if is_memory(uri) else None
 
     def _minute(self, limit: int) -> RateLimitItemPerMinute:
