@@ -30,7 +30,6 @@ from routers.catalog import Deployment
 log = structlog.get_logger("gateway.admission")
 
 
-
 @dataclass(slots=True)
 class Counter:
     key: str
@@ -139,23 +138,9 @@ class Admission:
     ) -> None:
         limiter = self.limiter
         now = limiter.clock()
-        day, month, midnight, month_end = limiter.periods(now)
         user = state.email or principal.key_id
-        daily = [] if not (
-            key_rpd or tier.requests_per_day or tier.credits_per_day or tier.tokens_per_day
-            or tier.tokens_per_month
-        ) else [
-            (f"rpd:{day}:u:{user}", 1, tier.requests_per_day, midnight, "daily_limit_exceeded",
-             "requests per day"),
-            (f"rpd:{day}:k:{principal.key_id}", 1, key_rpd, midnight, "daily_limit_exceeded",
-             "requests per day for this key"),
-            (f"cpd:{day}:u:{user}", target.credits, tier.credits_per_day, midnight,
-             "daily_credits_exhausted", "credits per day"),
-            (f"tpd:{day}:u:{user}", ticket.reserved_tokens, tier.tokens_per_day, midnight,
-             "daily_token_limit_exceeded", "tokens per day"),
-            (f"tpm:{month}:u:{user}", ticket.reserved_tokens, tier.tokens_per_month, month_end,
-             "monthly_token_limit_exceeded", "tokens per month"),
-        ]
+        daily = _daily_counters(limiter.periods(now), user, principal.key_id, tier, key_rpd,
+                                target.credits, ticket.reserved_tokens)
         taken: list[Counter] = []
         try:
             for key, amount, limit, until, code, what in daily:
@@ -164,12 +149,7 @@ class Admission:
                 value = await limiter.add(key, amount, until)
                 taken.append(Counter(key, amount, until))
                 if value > limit:
-                    raise QuotaExceeded(
-                        f"You have used your {limit} {what} ({ticket.tier_name} tier); "
-                        f"it resets at {_stamp(until)}",
-                        code=code,
-                        headers=_retry_after(until, now),
-                    )
+                    raise _over_quota(limit, what, ticket.tier_name, until, now, code)
                 if key.startswith("cpd:"):
                     ticket.credits_remaining = str(max(limit - value, 0))
             minute_limit = tier.requests_per_minute
@@ -179,11 +159,7 @@ class Admission:
                 allowed, remaining, reset = await limiter.hit_minute(scope, limit)
                 headers = _rate_headers(limit, remaining, reset)
                 if not allowed:
-                    raise RateLimited(
-                        f"Rate limit of {limit} requests per minute reached; retry after "
-                        f"{max(1, math.ceil(reset - time.time()))} s",
-                        headers={**_retry_after(reset, time.time()), **headers},
-                    )
+                    raise _over_rate(limit, reset, headers)
                 if scope.startswith("u:") or not ticket.headers:
                     ticket.headers = [(k.encode(), v.encode()) for k, v in headers.items()]
         except GatewayError as error:
@@ -191,6 +167,10 @@ class Admission:
                 await limiter.add(counter.key, -counter.amount, counter.until)
             error.headers.setdefault("X-Tier", ticket.tier_name)
             raise
+        self._counted(state, ticket, taken)
+
+    def _counted(self, state: UserState, ticket: Ticket, taken: list[Counter]) -> None:
+        """Admitted: the default rate headers, and the counters ``settle`` will correct."""
         if not ticket.headers:
             ticket.headers = [
                 (b"x-ratelimit-limit", b"unlimited"),
@@ -230,6 +210,50 @@ class Admission:
                 await self.limiter.add(counter.key, delta, counter.until)
         except GatewayError as error:  # Redis down, fail closed: the correction is lost
             log.warning("counter_correction_lost", error=error.message)
+
+
+Daily = tuple[str, int, int, float, str, str]  # key, amount, limit, until, refusal code, what
+
+
+def _daily_counters(
+    periods: tuple[str, str, float, float], user: str, key_id: str, tier: TierConfig,
+    key_rpd: int, credits: int, tokens: int,
+) -> list[Daily]:
+    """The dated counters a request adds to (none when the tier and key set no such limit)."""
+    if not (key_rpd or tier.requests_per_day or tier.credits_per_day or tier.tokens_per_day
+            or tier.tokens_per_month):
+        return []
+    day, month, midnight, month_end = periods
+    return [
+        (f"rpd:{day}:u:{user}", 1, tier.requests_per_day, midnight, "daily_limit_exceeded",
+         "requests per day"),
+        (f"rpd:{day}:k:{key_id}", 1, key_rpd, midnight, "daily_limit_exceeded",
+         "requests per day for this key"),
+        (f"cpd:{day}:u:{user}", credits, tier.credits_per_day, midnight,
+         "daily_credits_exhausted", "credits per day"),
+        (f"tpd:{day}:u:{user}", tokens, tier.tokens_per_day, midnight,
+         "daily_token_limit_exceeded", "tokens per day"),
+        (f"tpm:{month}:u:{user}", tokens, tier.tokens_per_month, month_end,
+         "monthly_token_limit_exceeded", "tokens per month"),
+    ]
+
+
+def _over_quota(
+    limit: int, what: str, tier_name: str, until: float, now: float, code: str
+) -> QuotaExceeded:
+    return QuotaExceeded(
+        f"You have used your {limit} {what} ({tier_name} tier); it resets at {_stamp(until)}",
+        code=code,
+        headers=_retry_after(until, now),
+    )
+
+
+def _over_rate(limit: int, reset: float, headers: dict[str, str]) -> RateLimited:
+    return RateLimited(
+        f"Rate limit of {limit} requests per minute reached; retry after "
+        f"{max(1, math.ceil(reset - time.time()))} s",
+        headers={**_retry_after(reset, time.time()), **headers},
+    )
 
 
 def _rate_headers(limit: int, remaining: int, reset: float) -> dict[str, str]:
