@@ -4,7 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install install-dev run test lint bench bench-quick bench-tools clean
+.PHONY: help install install-dev run test lint bench bench-quick bench-tools clean
+
+# `make` alone lists the targets (the first target is the default).
+help:
+	@echo "make install       create .venv/ with the gateway command in .venv/bin/"
+	@echo "make run           serve on http://127.0.0.1:8080 (PORT=8081 to change it,"
+	@echo "                   ARGS='--workers 2 --config my.toml' for any serve option)"
+	@echo "make test          install the dev dependencies and run the whole suite"
+	@echo "make lint          ruff and mypy --strict"
+	@echo "make bench-quick   the benchmarks in under 3 minutes (make bench: the full run)"
+	@echo "make clean         remove .venv/ and data/"
 
 install: $(VENV)/.installed
 
@@ -20,8 +30,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
+PORT ?=
+ARGS ?=
 run: install
-	$(VENV)/bin/gateway serve
+	$(VENV)/bin/gateway serve $(if $(PORT),--port $(PORT)) $(ARGS)
 
 test: install-dev nginx chromium
 	$(PY) -m pytest -q

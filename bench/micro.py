@@ -89,7 +89,7 @@ async def _keys(config_path: Path) -> list[str]:
     from gateway.storage import open_store
 
     config = load_config(str(config_path))
-    store = await open_store(config.storage.url)
+    store = await open_store(config.database_url)
     try:
         return [
             (await create_key(store, config.keys.prefix, name=f"bench-{i}",

@@ -23,7 +23,9 @@ from gateway.count_tokens import count_tokens_endpoint
 from gateway.dashboard import dashboard_routes
 from gateway.errors import GatewayError, NotFound
 from gateway.logs import configure_logging
+from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
+from gateway.platform.routes import platform_routes
 from gateway.proxy import ChatEndpoint
 from gateway.state import Gateway
 from routers.catalog import Model
@@ -141,11 +143,6 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
             status_code=200 if ok else 503,
         )
 
-    async def metrics(request: Request) -> Response:
-        return Response(
-            gateway.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
-
     async def list_models(request: Request) -> Response:
         try:
             await authenticate(gateway, request)
@@ -191,13 +188,18 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route(
+            "/metrics",
+            metrics_endpoint(gateway.metrics, gateway.config.server.metrics_token),
+            methods=["GET"],
+        ),
         Route("/v1/chat/completions", ChatEndpoint(gateway, ingress("openai")), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         *anthropic_routes(gateway),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         *account_routes(gateway),
         *dashboard_routes(),
+        *platform_routes(gateway),
     ]
     routes += openapi_routes(routes)
     app = Starlette(

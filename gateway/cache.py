@@ -43,7 +43,7 @@ import msgspec
 import structlog
 
 from adapters import canonical as c
-from gateway.config import CacheConfig, GatewayConfig
+from gateway.config import CacheConfig, ConfigError, GatewayConfig
 from gateway.redis_client import RedisClient, RedisUnavailable
 
 if TYPE_CHECKING:
@@ -259,6 +259,6 @@ def build_cache(config: GatewayConfig, shared: RedisClient | None) -> ResponseCa
         return None
     if cache.backend == "redis":
         if shared is None:
-            raise ValueError('cache.backend = "redis" needs limits.storage = "redis://…"')
+            raise ConfigError('cache.backend: "redis" needs limits.storage = "redis://…"')
         return ResponseCache(cache, RedisBackend(shared))
     return ResponseCache(cache, MemoryBackend(cache.max_entries))

@@ -46,6 +46,7 @@ from gateway.errors import (
 from gateway.ingress import new_request_id
 from gateway.ledger import UsageRow
 from gateway.state import Gateway
+from gateway.unpriced import drop_unpriced
 from gateway.usage_estimate import (
     BYOK_KEYS,
     SentBodies,
@@ -345,7 +346,8 @@ class ChatEndpoint:
         body = b""
         try:
             gateway = self.gateway
-            exchange.principal = await gateway.keys.authenticate(
+            # resolve, not authenticate: admission refuses blocked accounts itself.
+            exchange.principal = await gateway.keys.resolve(
                 key_from_headers(authorization, api_key)
             )
             body = await read_body(receive, gateway.config.server.max_body_bytes, declared)
@@ -365,6 +367,7 @@ class ChatEndpoint:
             ticket = await gateway.accounts.admission.admit(
                 exchange.principal, plan.targets[0], len(body), max_tokens_of(parsed, plan.overlay)
             )
+            drop_unpriced(plan, ticket.byok)
             BYOK_KEYS.set(ticket.byok or None)
             source = "byok" if plan.targets[0].provider in ticket.byok else "pool"
             exchange.extra_headers = AccountHeaders(ticket, source, exchange)

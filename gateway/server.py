@@ -305,6 +305,18 @@ def serve(
         sock = bind(config.server.host, config.server.port)
     except PortBusy:
         return _port_busy(config)
+    if workers > 1 and not config.runtime.metrics_dir:
+        # Workers meet here (gateway.metrics) so /metrics adds up all of them, on every server.
+        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["GATEWAY_METRICS_DIR"] = metrics_dir
+        try:
+            return _serve_on(config, workers, server, sock)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return _serve_on(config, workers, server, sock)
+
+
+def _serve_on(config: GatewayConfig, workers: int, server: str, sock: socket.socket) -> int:
     if server == "granian":
         sock.close()  # granian binds by itself: the banner waits until it listens
         return serve_granian(config, workers)
@@ -315,12 +327,4 @@ def serve(
         return serve_uvicorn(config, workers, sock)
     if workers <= 1:
         return serve_hypercorn_here(hypercorn_config(config, 0, sock))
-    if not os.environ.get("GATEWAY_METRICS_DIR"):
-        # Workers publish metric snapshots here so /metrics adds up all of them.
-        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
-        os.environ["GATEWAY_METRICS_DIR"] = metrics_dir
-        try:
-            return supervise(hypercorn_config(config, workers, sock), workers)
-        finally:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
     return supervise(hypercorn_config(config, workers, sock), workers)

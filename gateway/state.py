@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import replace
 
 import structlog
@@ -16,7 +15,7 @@ from adapters.upstream import Timeouts, UpstreamClient
 from gateway.accounts.keys import KeyCache
 from gateway.accounts.services import AccountServices
 from gateway.cache import ResponseCache, build_cache
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, default_prices, has_price, model_prices
 from gateway.ledger import Ledger
 from gateway.metrics import Metrics
 from gateway.redis_client import REVOCATIONS, RedisClient
@@ -36,8 +35,9 @@ def build_catalog(config: GatewayConfig) -> Catalog:
             id=model.id,
             provider=model.provider,
             upstream=model.upstream or model.id.split("/", 1)[-1],
-            input_price=model.input_price,
-            output_price=model.output_price,
+            input_price=model_prices(config, model)[0],
+            output_price=model_prices(config, model)[1],
+            priced=has_price(config, model),
             cached_input_price=None
             if model.cached_input_price is UNSET
             else float(model.cached_input_price),
@@ -54,16 +54,17 @@ def build_catalog(config: GatewayConfig) -> Catalog:
         for index, model in enumerate(config.models)
     ]
     open_providers = [name for name, p in config.providers.items() if p.allow_any_model]
+    disabled = config.runtime.disabled_providers
     switched_off = {
         name: f"its provider '{provider}' is switched off "
-        f"({config.disabled_providers.get(provider, 'its key')} is not set)"
-        for name, provider in config.disabled_models.items()
+        f"({disabled.get(provider, 'its key')} is not set)"
+        for name, provider in config.runtime.disabled_models.items()
     }
-    for provider, variable in config.disabled_providers.items():
+    for provider, variable in disabled.items():
         switched_off[f"{provider}/*"] = (
             f"provider '{provider}' is switched off ({variable} is not set)"
         )
-    return Catalog(models, open_providers, switched_off)
+    return Catalog(models, open_providers, switched_off, default_prices(config))
 
 
 def _with_deployments(config: GatewayConfig, model: Model, index: int) -> Model:
@@ -193,7 +194,7 @@ class Gateway:
         # Redis (limits.storage = "redis://…"), shared by every feature that needs it.
         self.shared: RedisClient | None = None
         self.cache: ResponseCache | None = None
-        self.metrics = Metrics()
+        self.metrics = Metrics.for_config(config, self._live_figures)
 
     @property
     def store(self) -> Store:
@@ -221,7 +222,7 @@ class Gateway:
 
     async def start(self) -> None:
         storage = self.config.storage
-        self._store = await open_store(storage.url, storage.pool_size)
+        self._store = await open_store(self.config.database_url, storage.pool_size)
         self._ledger = Ledger(
             self._store,
             batch_size=storage.ledger_batch_size,
@@ -233,8 +234,8 @@ class Gateway:
         self._keys = self._accounts.keys
         await self._accounts.start()
         self._start_shared()
-        if os.environ.get("GATEWAY_METRICS_DIR"):
-            self.metrics.start_export(os.environ["GATEWAY_METRICS_DIR"])
+        if self.config.runtime.metrics_dir:
+            await self.metrics.share(self.config.runtime.metrics_dir)
 
     async def ready(self) -> dict[str, str]:
         """What ``/ready`` reports: each dependency "ok" or why not."""
@@ -248,15 +249,15 @@ class Gateway:
             checks["redis"] = "ok" if await self.shared.ping() else "unavailable"
         return checks
 
-    def metrics_text(self) -> bytes:
-        gauges = self.metrics.gauges
-        gauges["gateway_open_streams"] = self.open_streams
+    def _live_figures(self) -> dict[str, float]:
+        """The gauges (and counters kept elsewhere) a scrape reads at that moment."""
+        figures = {"gateway_open_streams": float(self.open_streams)}
         if self._ledger is not None:
-            gauges["gateway_ledger_pending_rows"] = self._ledger.pending
-            gauges["gateway_ledger_dropped_rows_total"] = self._ledger.dropped
+            figures["gateway_ledger_pending_rows"] = self._ledger.pending
+            figures["gateway_ledger_dropped_rows_total"] = self._ledger.dropped
         if self.shared is not None:
-            gauges["gateway_redis_up"] = 1.0 if self.shared.healthy else 0.0
-        return self.metrics.render()
+            figures["gateway_redis_up"] = 1.0 if self.shared.healthy else 0.0
+        return figures
 
     def _open_shared(self) -> RedisClient | None:
         limits = self.config.limits

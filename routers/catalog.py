@@ -1,7 +1,11 @@
 """The model catalog: every model the gateway can serve, with prices, limits and capabilities.
 
 Names resolve in this order: an exact catalog id, an alias, then ``<provider>/<model>`` for a
-provider that allows any of its models (served at zero listed price unless configured).
+provider that allows any of its models, at that provider's default prices.
+
+A model without any price is ``priced = False``: the gateway refuses it on the operator's
+provider key (it would be served for $0), and serves it only on the caller's own key (BYOK). A
+``free`` model costs nothing whatever prices it lists.
 
 A ``Model`` is a catalog entry: its id, prices, limits and capabilities, and the provider and
 upstream name that serve it. It may have several ``deployments`` (providers, keys, regions):
@@ -12,7 +16,7 @@ is tried, billed and health-tracked (under ``health_key``) is always a deploymen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 
@@ -33,6 +37,7 @@ class Model:
     free: bool = False
     credits: int = 1
     listed: bool = True  # False for "<provider>/<model>" names served without a catalog entry
+    priced: bool = True  # False: no price configured, so never served on the operator's key
     # Routing: configured fallback model names, other deployments, how to pick among them.
     fallbacks: tuple[str, ...] = ()
     deployments: tuple[Deployment, ...] = ()
@@ -88,6 +93,7 @@ class Catalog:
         models: Iterable[Model],
         open_providers: Iterable[str] = (),
         switched_off: dict[str, str] | None = None,
+        default_prices: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.models: list[Model] = list(models)
         # Names the configuration knows but cannot serve now, and why (for a clear refusal).
@@ -98,6 +104,8 @@ class Catalog:
             for alias in model.aliases:
                 self._by_name[alias] = model
         self._open_providers = frozenset(open_providers)
+        # Input and output prices of unlisted names, per provider that sets defaults.
+        self._default_prices = dict(default_prices or {})
         self._unlisted: dict[str, Model] = {}
 
     def why_unavailable(self, name: str) -> str | None:
@@ -118,7 +126,13 @@ class Catalog:
             return model
         provider, _, upstream = name.partition("/")
         if upstream and provider in self._open_providers:
-            model = Model(id=name, provider=provider, upstream=upstream, listed=False)
+            prices = self._default_prices.get(provider)
+            model = Model(
+                id=name, provider=provider, upstream=upstream, listed=False,
+                input_price=prices[0] if prices else 0.0,
+                output_price=prices[1] if prices else 0.0,
+                priced=prices is not None,
+            )
             # Callers choose these names: remember a bounded number, not every one ever sent.
             if len(self._unlisted) >= MAX_UNLISTED:
                 self._unlisted.pop(next(iter(self._unlisted)))

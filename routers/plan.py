@@ -112,18 +112,8 @@ class Planner:
             else:
                 model = self.catalog.get(target)
                 if model is None:
-                    reason = self.catalog.why_unavailable(target)
-                    if reason is not None:
-                        raise Unavailable(
-                            f"Model '{target}' is not available here: {reason}; "
-                            "tell the operator"
-                        )
-                    if persona is None:
-                        return None
-                    raise Unavailable(
-                        f"Persona '{name}' points at '{target}', which is not available (is its "
-                        "provider switched off?): tell the operator"
-                    )
+                    self._refuse_unavailable(name, target, persona)
+                    return None
                 models = [model, *self._fallbacks(model)]
         if len(models) > 1 or router is not None:
             models = self._fit(models, features(), router.name if router else None)
@@ -210,6 +200,20 @@ class Planner:
                 "tell the operator"
             )
         return models
+
+    def _refuse_unavailable(self, name: str, target: str, persona: Persona | None) -> None:
+        """Refuse a name the configuration knows but cannot serve now (a switched-off model, a
+        persona whose target is one); return for a name nobody knows."""
+        reason = self.catalog.why_unavailable(target)
+        if reason is not None:
+            raise Unavailable(
+                f"Model '{target}' is not available here: {reason}; tell the operator"
+            )
+        if persona is not None:
+            raise Unavailable(
+                f"Persona '{name}' points at '{target}', which is not available (is its "
+                "provider switched off?): tell the operator"
+            )
 
     def _fallbacks(self, model: Model) -> list[Model]:
         found = []

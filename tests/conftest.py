@@ -87,6 +87,9 @@ kind = "openai"
 base_url = "{upstream_url}"
 api_key = "sk-fake-upstream-secret"
 allow_any_model = true
+# Unlisted fake models are priced at $0 on purpose (without a price they would be refused).
+default_input_price = 0.0
+default_output_price = 0.0
 
 [[models]]
 id = "mock/echo"
@@ -101,7 +104,17 @@ upstream = "lorem"
 input_price = 0.1
 output_price = 0.4
 {models}
+{"" if "[tiers." in extra else UNLIMITED_TIER}
 {extra}
+"""
+
+
+# The tests' keys make many requests: without [tiers], the built-in tiers would limit them.
+# A limit too high to reach, rather than none, so serve has no unlimited tier to warn about.
+UNLIMITED_TIER = """
+[tiers.free]
+description = "the tests' keys: limits they never reach"
+requests_per_minute = 1000000
 """
 
 

@@ -344,12 +344,16 @@ kind = "anthropic"
 base_url = "{origin}"
 api_key = "sk-ant-fake-upstream-secret"
 allow_any_model = true
+default_input_price = 0.0
+default_output_price = 0.0
 
 [providers.fakegemini]
 kind = "gemini"
 base_url = "{origin}"
 api_key = "gemini-fake-upstream-secret"
 allow_any_model = true
+default_input_price = 0.0
+default_output_price = 0.0
 """
 
 

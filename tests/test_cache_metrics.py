@@ -1,9 +1,6 @@
-"""Response-cache decisions and keys, metrics exposition, and the scale-out config checks."""
+"""Response-cache decisions and keys, and the scale-out config checks (metrics: test_metrics)."""
 
 from __future__ import annotations
-
-import os
-import re
 
 import msgspec
 import pytest
@@ -11,7 +8,6 @@ import pytest
 from gateway.accounts.keys import Principal
 from gateway.cache import MemoryBackend, ResponseCache
 from gateway.config import CacheConfig, ConfigError, GatewayConfig, config_warnings, parse_config
-from gateway.metrics import Metrics, Snapshot
 
 ALICE = Principal(key_id="key_a", user="alice@example.com", tier="free", key_name="ci")
 ALICE2 = Principal(key_id="key_a2", user="alice@example.com", tier="free")
@@ -66,48 +62,6 @@ async def test_memory_backend_expires_and_evicts() -> None:
         await backend.set(name, name.encode(), ttl=60)
     assert await backend.get("a") is None
     assert (await backend.get("b"), await backend.get("c")) == (b"b", b"c")
-
-
-def _record(metrics: Metrics, **overrides: object) -> None:
-    values: dict[str, object] = {
-        "model": "m", "status": 200, "stream": True, "latency": 0.3, "ttft": 0.02,
-        "input_tokens": 10, "output_tokens": 5, "cached_tokens": 0, "cost": 0.5,
-        "failed_attempts": 1, "fallback": True, "requested": "r",
-    }
-    values.update(overrides)
-    metrics.record(**values)  # type: ignore[arg-type]
-
-
-def test_metrics_exposition() -> None:
-    metrics = Metrics()
-    _record(metrics)
-    _record(metrics, stream=False, latency=0.001, status=502, ttft=None, model='we"ird')
-    text = metrics.render().decode()
-    assert 'gateway_requests_total{model="m",status="200",kind="stream"} 1.0' in text
-    assert 'gateway_requests_total{model="we\\"ird",status="502",kind="complete"} 1.0' in text
-    assert 'gateway_request_duration_seconds_bucket{model="m",kind="stream",le="0.25"} 0' in text
-    assert 'gateway_request_duration_seconds_bucket{model="m",kind="stream",le="0.5"} 1' in text
-    assert 'gateway_request_duration_seconds_bucket{model="m",kind="stream",le="+Inf"} 1' in text
-    assert 'gateway_time_to_first_token_seconds_count{model="m"} 1' in text
-    assert 'gateway_tokens_total{model="m",type="output"} 5.0' in text
-    assert 'gateway_upstream_errors_total{model="r"} 2.0' in text
-    assert 'gateway_fallbacks_total{model="m"} 1.0' in text
-    assert "# TYPE gateway_request_duration_seconds histogram" in text
-
-
-def test_metrics_add_up_living_sibling_workers(tmp_path: os.PathLike[str]) -> None:
-    mine, sibling = Metrics(), Metrics()
-    _record(mine)
-    _record(sibling)
-    _record(sibling)
-    mine.directory = sibling.directory = tmp_path  # type: ignore[assignment]
-    snapshot = msgspec.json.encode(sibling.snapshot())
-    (mine.directory / f"{os.getppid()}.json").write_bytes(snapshot)  # type: ignore[operator]
-    (mine.directory / "999999999.json").write_bytes(snapshot)  # type: ignore[operator]  # dead
-    text = mine.render().decode()
-    assert 'gateway_requests_total{model="m",status="200",kind="stream"} 3.0' in text
-    assert re.search(r'duration_seconds_count\{model="m",kind="stream"\} 3$', text, re.M)
-    assert msgspec.json.decode(snapshot, type=Snapshot).counters
 
 
 def test_config_checks_for_scale_out() -> None:

@@ -19,6 +19,8 @@ kind = "openai"
 base_url = "{url}"
 api_key = "sk-reasoner"
 allow_any_model = true
+default_input_price = 0.0
+default_output_price = 0.0
 max_tokens_field = "max_completion_tokens"
 """
 

@@ -32,6 +32,7 @@ from adapters.openai.encode import (
 )
 from adapters.openai.wire import (
     REQUEST_ROLES,
+    ChatMessage,
     ChatRequest,
     ContentPart,
     NamedToolChoice,
@@ -50,13 +51,34 @@ def _tool_choice_to_canonical(choice: str | NamedToolChoice, parallel: bool | No
     return c.ToolChoice(mode="tool", name=name, disable_parallel=disable_parallel)
 
 
-def openai_to_canonical(request: ChatRequest) -> c.Request:
-    """A validated OpenAI chat request in canonical form."""
+def _assistant_blocks(message: ChatMessage) -> list[c.ContentBlock]:
+    blocks: list[c.ContentBlock] = []
+    if message.reasoning_content:
+        blocks.append(c.ThinkingBlock(thinking=message.reasoning_content))
+    blocks.extend(content_parts_to_blocks(message.content))
+    for call in message.tool_calls or []:
+        arguments = parse_arguments(call.function.arguments)
+        blocks.append(c.ToolUseBlock(id=call.id, name=call.function.name, input=arguments))
+    return blocks
+
+
+def _tool_result(message: ChatMessage) -> c.ToolResultBlock:
+    result_blocks = [
+        b
+        for b in content_parts_to_blocks(message.content)
+        if isinstance(b, c.TextBlock | c.ImageBlock)
+    ]
+    tool_call_id = message.tool_call_id if message.tool_call_id is not UNSET else ""
+    return c.ToolResultBlock(tool_use_id=tool_call_id, content=result_blocks, name=message.name)
+
+
+def _conversation(request: ChatRequest) -> tuple[list[c.TextBlock], list[c.Message]]:
+    """The system prompt and the turns; consecutive messages of one role merge (tool results
+    after tool calls, etc.)."""
     system: list[c.TextBlock] = []
     messages: list[c.Message] = []
 
     def append(role: str, blocks: list[c.ContentBlock]) -> None:
-        # Consecutive messages of one role merge: tool results after tool calls, etc.
         if messages and messages[-1].role == role:
             messages[-1].content.extend(blocks)
         else:
@@ -70,37 +92,15 @@ def openai_to_canonical(request: ChatRequest) -> c.Request:
         elif message.role == "user":
             append("user", content_parts_to_blocks(message.content))
         elif message.role == "assistant":
-            blocks: list[c.ContentBlock] = []
-            if message.reasoning_content:
-                blocks.append(c.ThinkingBlock(thinking=message.reasoning_content))
-            blocks.extend(content_parts_to_blocks(message.content))
-            for call in message.tool_calls or []:
-                blocks.append(
-                    c.ToolUseBlock(
-                        id=call.id,
-                        name=call.function.name,
-                        input=parse_arguments(call.function.arguments),
-                    )
-                )
-            append("assistant", blocks)
+            append("assistant", _assistant_blocks(message))
         elif message.role in ("tool", "function"):
-            result_blocks = [
-                b
-                for b in content_parts_to_blocks(message.content)
-                if isinstance(b, c.TextBlock | c.ImageBlock)
-            ]
-            tool_call_id = message.tool_call_id if message.tool_call_id is not UNSET else ""
-            append(
-                "user",
-                [
-                    c.ToolResultBlock(
-                        tool_use_id=tool_call_id,
-                        content=result_blocks,
-                        name=message.name,
-                    )
-                ],
-            )
+            append("user", [_tool_result(message)])
+    return system, messages
 
+
+def openai_to_canonical(request: ChatRequest) -> c.Request:
+    """A validated OpenAI chat request in canonical form."""
+    system, messages = _conversation(request)
     stop: list[str] | UnsetType = UNSET
     if isinstance(request.stop, str):
         stop = [request.stop]

@@ -77,6 +77,10 @@ def _answers(op: Operation, refs: Mapping[type, Any]) -> dict[str, Any]:
             content["text/event-stream"] = {"schema": refs[schemas.ServerSentEvent]}
         answers[str(status)] = {"description": (struct.__doc__ or "OK").split("\n\n")[0],
                                 "content": content}
+        if op.headers:
+            answers[str(status)]["headers"] = {
+                name: {"description": meaning, "schema": {"type": "string"}}
+                for name, meaning in op.headers.items()}
     error = schemas.AnthropicError if op.dialect == "anthropic" else schemas.OpenAIError
     for status in op.errors:
         answers[str(status)] = {"description": ERROR_MEANING.get(status, "Error"),

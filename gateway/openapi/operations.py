@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from gateway.openapi import account_schemas as a
 from gateway.openapi import schemas as s
-from gateway.openapi.operation import CHAT_ERRORS, Operation, Param
+from gateway.openapi.operation import CHAT_ERRORS, CHAT_HEADERS, Operation, Param
+from gateway.openapi.platform_operations import PLATFORM
 
 _HELLO = [{"role": "user", "content": "Hello!"}]
 
@@ -46,7 +47,7 @@ _CHAT_DESCRIPTION = (
 CHAT = (
     Operation("POST", "/v1/chat/completions", "Create a chat completion", "chat",
               {200: s.ChatCompletion}, body=s.ChatCompletionRequest, errors=CHAT_ERRORS,
-              stream=True, example={"model": "echo", "messages": _HELLO},
+              headers=CHAT_HEADERS, stream=True, example={"model": "echo", "messages": _HELLO},
               description=_CHAT_DESCRIPTION),
 )
 
@@ -56,7 +57,7 @@ def _anthropic(prefix: str) -> tuple[Operation, ...]:
     return (
         Operation("POST", f"{prefix}/v1/messages", f"Create a message{note}", "anthropic",
                   {200: s.AnthropicMessageResponse}, body=s.AnthropicMessagesRequest,
-                  dialect="anthropic", errors=CHAT_ERRORS, stream=True,
+                  dialect="anthropic", errors=CHAT_ERRORS, headers=CHAT_HEADERS, stream=True,
                   example={"model": "echo", "max_tokens": 256, "messages": _HELLO},
                   description="Anthropic's Messages API, served by any model."),
         Operation("POST", f"{prefix}/v1/messages/count_tokens", f"Count a prompt's tokens{note}",
@@ -144,5 +145,6 @@ ACCOUNTS = (
 )
 
 OPERATIONS: tuple[Operation, ...] = (
-    *SERVICE, *MODELS, *CHAT, *_anthropic(""), *_anthropic("/anthropic"), *ACCOUNTS
+    *SERVICE, *MODELS, *CHAT, *_anthropic(""), *_anthropic("/anthropic"), *ACCOUNTS,
+    *PLATFORM,
 )

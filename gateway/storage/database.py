@@ -37,6 +37,8 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from gateway.config import ConfigError
+
 
 class StorageUnavailable(Exception):
     """The database cannot be reached or refused the statement."""
@@ -289,4 +291,4 @@ def open_database(url: str, pool_size: int = 10, timeout: float = 10.0) -> Datab
         return Database(sqlite_engine(sqlite_path(url)))
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
         return Database(postgres_engine(url, pool_size, timeout))
-    raise ValueError(f"storage.url: unsupported database URL scheme in {scheme!r}")
+    raise ConfigError(f"storage.url: unsupported database URL scheme in {scheme!r}")

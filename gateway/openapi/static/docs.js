@@ -117,6 +117,13 @@ function responses(op) {
     const ok = status.startsWith("2");
     const detail = el("td", null, prose(answer.description || ""));
     if (kinds.length) detail.append(el("div", { class: "type" }, kinds.join(", ") + ": " + typeName(media.schema)));
+    if (answer.headers) {
+      const headers = el("table", null, el("tr", null, el("th", null, "header"), el("th", null, "")));
+      for (const [name, header] of Object.entries(answer.headers)) {
+        headers.append(el("tr", null, el("td", null, el("code", null, name)), el("td", null, prose(header.description || ""))));
+      }
+      detail.append(headers);
+    }
     if (ok && media.schema && objectOf(media.schema)) detail.append(fields(media.schema, 1, []));
     table.append(el("tr", null, el("td", { class: "status " + (ok ? "ok" : "err") }, status), detail));
   }

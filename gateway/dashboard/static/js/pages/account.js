@@ -1,7 +1,7 @@
 // The signed-in user's Overview and API keys.
 
 import { api } from "../api.js";
-import { count, confirmDialog, field, form, h, limit, messageBox, num, page, table, usd, when }
+import { badge, count, confirmDialog, field, form, h, limit, messageBox, num, page, table, usd, when }
   from "../dom.js";
 
 function stat(label, value, sub) {
@@ -94,8 +94,8 @@ export async function keys(ctx) {
   const list = await api("/v1/keys");
   const createBox = messageBox();
   const slot = h("div");
-  const create = async ({ name }, el) => {
-    const created = await api("/v1/keys", { method: "POST", body: { name } });
+  const create = async ({ name, permissions }, el) => {
+    const created = await api("/v1/keys", { method: "POST", body: { name, permissions } });
     el.reset();
     box.clear();
     const fresh = await keys(ctx);
@@ -123,6 +123,10 @@ export async function keys(ctx) {
       form({ class: "row" }, [
         field({ label: "Name", name: "name", maxlength: 200, required: true,
           hint: "What uses it, e.g. \"laptop\" or \"ci\"" }),
+        field({ label: "Permissions", name: "permissions", value: "inference", options: [
+          ["inference", "Inference: call models"],
+          ["manage", "Manage: also keys, provider keys, billing"]],
+        hint: "Give programs inference keys; a leaked manage key controls the account" }),
         h("button", { type: "submit" }, "Create key"),
       ], create, createBox)),
     h("section", { class: "panel", "aria-labelledby": "list-title" },
@@ -130,7 +134,8 @@ export async function keys(ctx) {
       table(null, [
         ["Name", (k) => k.name || h("span", { class: "muted" }, "(no name)"), "name"],
         ["Prefix", (k) => h("code", {}, `${k.prefix}…`)],
-        hasPermissions ? ["Permissions", (k) => [].concat(k.permissions || []).join(", ")] : null,
+        hasPermissions ? ["Permissions", (k) => ([].concat(k.permissions || []).includes("manage")
+          ? badge("manage", "warn") : badge("inference"))] : null,
         ["Created", (k) => when(k.created_at)],
         ["Last used", (k) => when(k.last_used_at)],
         ["", (k) => h("button", { type: "button", class: "danger small", onclick: revoke(k),
