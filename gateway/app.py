@@ -31,6 +31,7 @@ from gateway.logs import configure_logging
 from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
 from gateway.pipeline.endpoint import Endpoint
+from gateway.platform.routes import platform_routes
 from gateway.storage import StorageUnavailable
 from gateway.wiring import Gateway, build_gateway, chat_endpoint
 from routers.catalog import Model
@@ -206,6 +207,7 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
         models[1],  # after /v1/messages/…: its path parameter takes slashes
         *account_routes(services),
         *dashboard_routes(),
+        *platform_routes(services),
     ]
     routes += openapi_routes(routes)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)

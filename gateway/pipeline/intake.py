@@ -116,7 +116,7 @@ def account_headers(ticket: Ticket, plan: Plan) -> tuple[Header, ...]:
 class Intake:
     """Turns requests for one operation into ``Admitted`` values (see the module docstring).
 
-    ``keys`` authenticates a key (``gateway.accounts.keys.KeyCache.authenticate``)."""
+    ``keys`` resolves a key to its principal (``gateway.accounts.keys.KeyCache.resolve``)."""
 
     def __init__(
         self,
@@ -141,7 +141,8 @@ class Intake:
         body = b""
         operation = self.operation
         try:
-            principal = await self.keys.authenticate(
+            # resolve, not authenticate: admission refuses blocked accounts itself.
+            principal = await self.keys.resolve(
                 key_from_headers(head.authorization, head.api_key)
             )
             body = await read_body(receive, self.max_body, head.declared)
