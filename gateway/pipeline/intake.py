@@ -116,7 +116,7 @@ def account_headers(ticket: Ticket, plan: Plan) -> tuple[Header, ...]:
 class Intake:
     """Turns requests for one operation into ``Admitted`` values (see the module docstring).
 
-    ``keys`` authenticates a key (``gateway.accounts.keys.KeyCache.authenticate``)."""
+    ``keys`` resolves a key to its principal (``gateway.accounts.keys.KeyCache.resolve``)."""
 
     def __init__(
         self,
