@@ -18,6 +18,7 @@ from gateway.cache import ResponseCache, build_cache
 from gateway.config import GatewayConfig, default_prices, has_price, model_prices
 from gateway.ledger import Ledger
 from gateway.metrics import Metrics
+from gateway.platform.service import Platform
 from gateway.redis_client import REVOCATIONS, RedisClient
 from gateway.redis_health import RedisHealth
 from gateway.storage import StorageUnavailable, Store, open_store
@@ -195,6 +196,7 @@ class Gateway:
         self.shared: RedisClient | None = None
         self.cache: ResponseCache | None = None
         self.metrics = Metrics.for_config(config, self._live_figures)
+        self.platform = Platform(config, lambda: self.store.db)
 
     @property
     def store(self) -> Store:
@@ -234,6 +236,8 @@ class Gateway:
         self._keys = self._accounts.keys
         await self._accounts.start()
         self._start_shared()
+        self._accounts.on_event = self.platform.emit
+        self.platform.start()
         if self.config.runtime.metrics_dir:
             await self.metrics.share(self.config.runtime.metrics_dir)
 
@@ -293,6 +297,7 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.metrics.stop()
+        await self.platform.stop()
         if self._accounts is not None:
             await self._accounts.stop()
         if isinstance(self.planner.health, RedisHealth):
