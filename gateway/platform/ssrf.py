@@ -69,7 +69,7 @@ async def check_url(url: str, allow_private: bool) -> Target:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:
         raise UnsafeURL(f"The host '{host}' does not resolve", param="url") from exc
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
