@@ -98,8 +98,12 @@ class Client:
 
 
 @asynccontextmanager
-async def running(tmp: Path, extra: str = "") -> AsyncIterator[Client]:
-    config = parse_config(BASE.format(tmp=tmp, admin=ADMIN) + extra)
+async def running(tmp: Path, extra: str = "", storage_url: str = "") -> AsyncIterator[Client]:
+    """The app started on SQLite in ``tmp`` (or ``storage_url``), with ``extra`` config."""
+    text = BASE.format(tmp=tmp, admin=ADMIN) + extra
+    if storage_url:
+        text = text.replace(f"sqlite:///{tmp}/gateway.db", storage_url)
+    config = parse_config(text)
     app = create_app(config)
     gateway: Gateway = app.state.gateway
     await gateway.start()

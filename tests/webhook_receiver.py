@@ -34,10 +34,13 @@ class Receiver:
         self.arrived.set()
         return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
 
+    async def redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(self.url)
+
     async def start(self) -> Receiver:
         app = web.Application()
         app.router.add_post("/hook", self.handle)
-        app.router.add_post("/redirect", lambda r: web.HTTPFound(self.url))  # type: ignore[arg-type,return-value]
+        app.router.add_post("/redirect", self.redirect)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         self.port = free_port()
