@@ -236,7 +236,7 @@ class Gateway:
         self._keys = self._accounts.keys
         await self._accounts.start()
         self._start_shared()
-        self._accounts.on_event = self.platform.emit
+        self._accounts.send_events_to(self.platform.emit)
         self.platform.start()
         if self.config.runtime.metrics_dir:
             await self.metrics.share(self.config.runtime.metrics_dir)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.platform_app import Client, running
+from gateway.storage import UserRecord
+from tests.platform_app import ADMIN, Client, running
 from tests.webhook_receiver import Receiver
 
 FAST = """
@@ -158,3 +160,31 @@ async def test_endpoints_are_their_owners_only_and_need_a_manage_key(
         assert gone.json() == {"id": made["id"], "object": "webhook_endpoint.deleted",
                                "deleted": True}
         assert (await gw.call("GET", path, ann)).status_code == 404
+
+
+async def test_limit_reached_is_sent_once_per_window_and_a_block_is_sent(
+    tmp_path: Path, receiver: Receiver,
+) -> None:
+    tight = FAST + "\n[tiers.tight]\nrequests_per_minute = 2\n"
+    async with running(tmp_path, tight) as gw:
+        await gw.gateway.accounts.store.insert_user(UserRecord(
+            email="ann@example.com", id="u1", password_hash="x", tier="tight",
+            created_at=time.time()))
+        token = await gw.key("ann@example.com", tier="tight")
+        await make_endpoint(gw, token, receiver.url,
+                            event_types=["limit.reached", "account.blocked"])
+        chat = {"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}
+        answers = [(await gw.call("POST", "/v1/chat/completions", token, json=chat)).status_code
+                   for _ in range(5)]
+        assert answers == [200, 200, 429, 429, 429]
+        delivered = await receiver.wait_for(1)
+        blocked = await gw.call("POST", "/v1/admin/users/ann@example.com/block", ADMIN,
+                                json={})
+        assert blocked.status_code == 200, blocked.text
+        delivered = await receiver.wait_for(2)
+        await asyncio.sleep(0.5)
+        events = [json.loads(d.body) for d in receiver.deliveries]
+        assert [e["type"] for e in events] == ["limit.reached", "account.blocked"]
+        assert events[0]["data"]["limit"] == "rate_limit_exceeded"
+        assert events[1]["data"]["email"] == "ann@example.com"
+        assert len(delivered) == 2

@@ -72,6 +72,10 @@ class AccountServices:
         # (user, event type, data) of account events, for webhooks (gateway.platform sets it).
         self.on_event: Callable[[str, str, dict[str, Any]], None] = lambda *event: None
 
+    def send_events_to(self, sink: Callable[..., None]) -> None:
+        """Where account events go: ``sink(user, event_type, data, event_id="")``."""
+        self.on_event = self.admission.on_event = sink
+
     async def start(self) -> None:
         """Once the store is open: the BYOK key, the maintenance switch, the debit writer."""
         if self.box.enabled:
