@@ -61,12 +61,14 @@ async def test_the_openai_sdk_verifies_a_test_delivery_and_refuses_a_forged_one(
         delivery = (await receiver.wait_for(1))[0]
         client = openai.OpenAI(api_key="unused")
         client.webhooks.verify_signature(delivery.body, delivery.headers, secret=secret)
+        unwrapped = client.webhooks.unwrap(delivery.body, delivery.headers, secret=secret)
+        assert unwrapped.type == "key.revoked"  # type: ignore[comparison-overlap]
         event = json.loads(delivery.body)
         assert event["object"] == "event" and event["type"] == "key.revoked"
         assert {"id", "created_at", "data"} <= set(event)
         forged = dict(delivery.headers, **{"webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAA"})
         with pytest.raises(openai.InvalidWebhookSignatureError):
-            client.webhooks.verify_signature(delivery.body, forged, secret=secret)
+            client.webhooks.unwrap(delivery.body, forged, secret=secret)
         with pytest.raises(openai.InvalidWebhookSignatureError):
             client.webhooks.verify_signature(delivery.body.replace(b"key", b"kex"),
                                              delivery.headers, secret=secret)
