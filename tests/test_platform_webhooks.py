@@ -190,3 +190,27 @@ async def test_limit_reached_is_sent_once_per_window_and_a_block_is_sent(
         assert events[0]["data"]["limit"] == "rate_limit_exceeded"
         assert events[1]["data"]["email"] == "ann@example.com"
         assert len(delivered) == 2
+
+
+async def test_balance_low_goes_to_prepaid_users_under_their_threshold_once_a_day(
+    tmp_path: Path, receiver: Receiver,
+) -> None:
+    prepaid = FAST + "\n[tiers.prepay]\nprepaid = true\n"
+    async with running(tmp_path, prepaid) as gw:
+        store = gw.gateway.accounts.store
+        for email, tier in (("ann@example.com", "prepay"), ("bob@example.com", "free")):
+            await store.insert_user(UserRecord(email=email, id=email[:3], password_hash="x",
+                                               tier=tier, balance_usd=0.5,
+                                               created_at=time.time()))
+            token = await gw.key(email, tier=tier)
+            await make_endpoint(gw, token, receiver.url, event_types=["balance.low"],
+                                balance_low_usd=1.0)
+        watch = gw.gateway.platform.balance_watch
+        assert await watch.check() == 1  # bob's tier is not prepaid
+        delivered = await receiver.wait_for(1)
+        await watch.check()  # still low, same day: not again
+        await asyncio.sleep(0.5)
+        assert len(receiver.deliveries) == 1
+        event = json.loads(delivered[0].body)
+        assert event["type"] == "balance.low"
+        assert event["data"] == {"balance_usd": 0.5, "threshold_usd": 1.0}

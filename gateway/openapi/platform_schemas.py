@@ -116,12 +116,14 @@ class WebhookEndpointRequest(msgspec.Struct):
     url: str
     name: str | None = None
     event_types: list[str] | None = None
+    balance_low_usd: float | None = None
 
 
 class WebhookEndpointUpdate(msgspec.Struct):
     url: str | None = None
     name: str | None = None
     event_types: list[str] | None = None
+    balance_low_usd: float | None = None
     disabled: bool | None = None
 
 
@@ -138,6 +140,7 @@ class WebhookEndpoint(msgspec.Struct):
     disabled_reason: str | None = None
     signing_secret_hint: str = ""
     signing_secret: str | None = None
+    balance_low_usd: float | None = None
 
 
 class WebhookEndpointList(msgspec.Struct):

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from gateway.config import GatewayConfig
+from gateway.platform.balance_watch import BalanceWatch
 from gateway.platform.outbox import Deliverer
 from gateway.platform.telemetry import Telemetry
 from gateway.platform.webhooks import Webhooks
@@ -28,6 +29,7 @@ class Platform:
         self._services: tuple[Telemetry, Webhooks, Deliverer] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen: set[str] = set()
+        self._watch: BalanceWatch | None = None
 
     def _open(self) -> tuple[Telemetry, Webhooks, Deliverer]:
         if self._services is None:
@@ -49,10 +51,19 @@ class Platform:
     def deliverer(self) -> Deliverer:
         return self._open()[2]
 
+    @property
+    def balance_watch(self) -> BalanceWatch:
+        if self._watch is None:
+            self._watch = BalanceWatch(self.config, self._db(), self.emit)
+        return self._watch
+
     def start(self) -> None:
         self.deliverer.start()
+        self.balance_watch.start()
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            await self._watch.stop()
         if self._services is not None:
             await self.deliverer.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)

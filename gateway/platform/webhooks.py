@@ -42,6 +42,7 @@ def endpoint_entry(row: Any, secret: str | None = None) -> dict[str, Any]:
         "created_at": int(row.created_at), "status": row.status,
         "disabled_reason": row.disabled_reason or None,
         "signing_secret_hint": secret_hint(row.secret),
+        "balance_low_usd": row.balance_low_usd or None,
     }
     if secret is not None:
         entry["signing_secret"] = secret
@@ -68,6 +69,15 @@ def _event_types(value: object) -> str:
         raise BadRequest(f"Unknown event types {unknown}: use {', '.join(EVENT_TYPES)}",
                          param="event_types")
     return ",".join(dict.fromkeys(value))
+
+
+def _threshold(value: object) -> float:
+    if value is None:
+        return 0.0
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1e9:
+        raise BadRequest("'balance_low_usd' must be a number of USD from 0 to 1e9",
+                         param="balance_low_usd")
+    return float(value)
 
 
 def _name(value: object) -> str:
@@ -98,7 +108,8 @@ class Webhooks:
         values: dict[str, Any] = {"id": "we_" + secrets.token_hex(12), "user_email": user,
                   "name": _name(body.get("name")), "url": target.url,
                   "event_types": _event_types(body.get("event_types")), "secret": new_secret(),
-                  "created_at": time.time()}
+                  "created_at": time.time(),
+                  "balance_low_usd": _threshold(body.get("balance_low_usd"))}
         if len(await self.list(user)) >= MAX_ENDPOINTS:
             raise BadRequest(f"At most {MAX_ENDPOINTS} webhook endpoints per account")
         await self.db.execute(insert(webhook_endpoints).values(values))
@@ -122,6 +133,8 @@ class Webhooks:
             values["url"] = (await check_url(body["url"], self.config.allow_private)).url
         if "event_types" in body:
             values["event_types"] = _event_types(body["event_types"])
+        if "balance_low_usd" in body:
+            values["balance_low_usd"] = _threshold(body["balance_low_usd"])
         if "disabled" in body:
             if not isinstance(body["disabled"], bool):
                 raise BadRequest("'disabled' must be true or false", param="disabled")

@@ -167,7 +167,8 @@ MIGRATIONS: list[list[str | Executable]] = [
             created_at DOUBLE PRECISION NOT NULL,
             status TEXT NOT NULL DEFAULT 'enabled',
             failures INTEGER NOT NULL DEFAULT 0,
-            disabled_reason TEXT NOT NULL DEFAULT ''
+            disabled_reason TEXT NOT NULL DEFAULT '',
+            balance_low_usd DOUBLE PRECISION NOT NULL DEFAULT 0
         )""",
         "CREATE INDEX webhook_endpoints_user ON webhook_endpoints (user_email)",
         """CREATE TABLE webhook_outbox (
