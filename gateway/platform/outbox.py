@@ -125,14 +125,15 @@ class Deliverer:
         """Lease the due rows this instance may attempt now."""
         now = time.time()
         lease = now + self.config.timeout + 5  # a dead instance's rows are retried after
+        due_now = and_(_O.status == "pending", _O.next_attempt_at <= now, _O.lease_until <= now)
+        if not await self.db.fetch(select(_O.id).where(due_now).limit(1)):
+            return []  # a read, not a write transaction, on every idle poll
         async with self.db.write() as conn:
             busy: Counter[str] = Counter(dict((await conn.execute(
                 select(_O.endpoint_id, func.count()).where(
                     _O.status == "pending", _O.lease_until > now).group_by(_O.endpoint_id)
             )).all()))
-            due = (select(webhook_outbox).where(
-                _O.status == "pending", _O.next_attempt_at <= now, _O.lease_until <= now)
-                .order_by(_O.next_attempt_at).limit(_BATCH))
+            due = select(webhook_outbox).where(due_now).order_by(_O.next_attempt_at).limit(_BATCH)
             if self.db.dialect == "postgresql":
                 due = due.with_for_update(skip_locked=True)
             claimed = []
