@@ -37,6 +37,23 @@ def sample_data(event_type: str) -> dict[str, Any]:
     return {"test": True, **samples.get(event_type, {"id": "sample"})}
 
 
+async def send_test(platform: Platform, user: str, endpoint_id: str,
+                    body: dict[str, Any]) -> dict[str, Any]:
+    """A sample event of ``body["event_type"]`` delivered now to one of ``user``'s endpoints."""
+    event_type = body.get("event_type", "key.created")
+    if event_type not in EVENT_TYPES:
+        raise BadRequest(f"'event_type' must be one of {', '.join(EVENT_TYPES)}",
+                         param="event_type")
+    endpoint = await platform.webhooks.row(user, endpoint_id)
+    event_id = "evt_test_" + secrets.token_hex(8)
+    payload = event_body(event_id, event_type, sample_data(event_type), time.time())
+    attempt = await platform.deliverer.test(endpoint, payload, "msg_test_" + secrets.token_hex(8))
+    return {"object": "webhook_endpoint.test", "status_code": attempt.status_code or None,
+            "success": attempt.success, "webhook_endpoint_id": endpoint.id,
+            "event_type": event_type, "error": attempt.error or None,
+            "duration_ms": round(attempt.duration_ms, 1)}
+
+
 def webhook_routes(gateway: WebhooksView) -> list[Route]:
     """Every webhook route under both prefixes."""
 
@@ -78,21 +95,8 @@ def webhook_routes(gateway: WebhooksView) -> list[Route]:
 
     async def test(request: Request) -> Any:
         user = await owner(request)
-        body = await read_body(request)
-        event_type = body.get("event_type", "key.created")
-        if event_type not in EVENT_TYPES:
-            raise BadRequest(f"'event_type' must be one of {', '.join(EVENT_TYPES)}",
-                             param="event_type")
-        platform = gateway.platform
-        endpoint = await platform.webhooks.row(user, endpoint_id(request))
-        event_id = "evt_test_" + secrets.token_hex(8)
-        payload = event_body(event_id, event_type, sample_data(event_type), time.time())
-        attempt = await platform.deliverer.test(endpoint, payload,
-                                                "msg_test_" + secrets.token_hex(8))
-        return {"object": "webhook_endpoint.test", "status_code": attempt.status_code or None,
-                "success": attempt.success, "webhook_endpoint_id": endpoint.id,
-                "event_type": event_type, "error": attempt.error or None,
-                "duration_ms": round(attempt.duration_ms, 1)}
+        return await send_test(gateway.platform, user, endpoint_id(request),
+                               await read_body(request))
 
     routes = []
     for prefix in PREFIXES:
