@@ -47,6 +47,8 @@ class ProviderSettings:
     api_key: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     tokens_per_second: float = 0.0
+    # An OpenAI provider that also serves the Responses API (POST {base_url}/responses).
+    responses_api: bool = False
     # How an OpenAI-compatible provider names the output cap of a translated request: OpenAI's
     # reasoning models refuse "max_tokens"; many compatible servers know only "max_tokens".
     max_tokens_field: str = "max_tokens"
@@ -61,6 +63,12 @@ class Adapter(Protocol):
     async def complete(self, call: Call) -> RawReply | Response: ...
 
     def stream(self, call: Call) -> AsyncIterator[bytes | StreamEvent]: ...
+
+
+def speaks(adapter: Adapter, dialect: str) -> bool:
+    """True when ``adapter`` takes a caller's body of ``dialect`` as it is (a pass-through
+    call): its own dialect, or one it declares in ``also_speaks``."""
+    return adapter.dialect == dialect or dialect in getattr(adapter, "also_speaks", ())
 
 
 class StreamTranslator(Protocol):

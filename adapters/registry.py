@@ -2,7 +2,8 @@
 
 A dialect has a provider side (the adapter class for a configured provider ``kind``) and, when
 callers may speak it, a client side (``Ingress``). Gemini and the mock provider are provider
-kinds only.
+kinds only; the Responses API is a client side only (an openai-kind provider with
+``responses_api`` takes its bodies as they are).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from adapters.gemini.provider import GeminiProvider
 from adapters.mock.provider import MockProvider
 from adapters.openai.client import OpenAIIngress
 from adapters.openai.provider import OpenAIProvider
+from adapters.responses.client import ResponsesIngress
 from adapters.upstream import UpstreamClient
 
 AdapterFactory = Callable[[ProviderSettings, UpstreamClient], Adapter]
@@ -25,9 +27,10 @@ AdapterFactory = Callable[[ProviderSettings, UpstreamClient], Adapter]
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """One dialect: its provider class, and its client side when callers may speak it."""
+    """One dialect: its provider class (None: no provider kind), and its client side when
+    callers may speak it."""
 
-    provider: AdapterFactory
+    provider: AdapterFactory | None
     client: Ingress | None = None
 
 
@@ -36,16 +39,16 @@ DIALECTS: dict[str, Dialect] = {
     "anthropic": Dialect(AnthropicProvider, AnthropicIngress()),
     "gemini": Dialect(GeminiProvider),
     "mock": Dialect(MockProvider),
+    "responses": Dialect(None, ResponsesIngress()),
 }
 
 
 def build_adapter(kind: str, settings: ProviderSettings, client: UpstreamClient) -> Adapter:
     """The adapter for a provider of ``kind``; unknown kinds are a configuration error."""
-    try:
-        dialect = DIALECTS[kind]
-    except KeyError:
-        raise ValueError(f"unknown provider kind {kind!r}") from None
-    return dialect.provider(settings, client)
+    provider = DIALECTS[kind].provider if kind in DIALECTS else None
+    if provider is None:
+        raise ValueError(f"unknown provider kind {kind!r}")
+    return provider(settings, client)
 
 
 def ingress(name: str) -> Ingress:

@@ -346,7 +346,8 @@ class ChatEndpoint:
         body = b""
         try:
             gateway = self.gateway
-            exchange.principal = await gateway.keys.authenticate(
+            # resolve, not authenticate: admission refuses blocked accounts itself.
+            exchange.principal = await gateway.keys.resolve(
                 key_from_headers(authorization, api_key)
             )
             body = await read_body(receive, gateway.config.server.max_body_bytes, declared)

@@ -233,3 +233,16 @@ def test_the_shipped_catalog_charges_nothing_for_a_model_it_lists_as_free() -> N
     assert free and all(model.cost(1000, 1000) == 0.0 for model in free)
     lorem = catalog.get("mock/lorem")
     assert lorem is not None and not lorem.free and lorem.cost(1000, 1000) > 0
+
+
+@pytest.mark.parametrize("value", ["{key}", "Basic {key}", "Bearer"])
+def test_an_authorization_header_without_bearer_is_named_not_called_missing(
+    dialect_gateway: GatewayProcess, value: str
+) -> None:
+    headers = {"Authorization": value.format(key=dialect_gateway.key)}
+    body = {"model": "mock/echo", "messages": [USER]}
+    response = httpx.post(f"{dialect_gateway.url}/v1/chat/completions", headers=headers,
+                          json=body, timeout=30)
+    assert response.status_code == 401, response.text
+    message = response.json()["error"]["message"]
+    assert "Bearer <key>" in message and "Missing" not in message

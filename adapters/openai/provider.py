@@ -2,7 +2,9 @@
 
 A provider of this kind is configuration only: a ``base_url`` as its official SDK uses it and a
 key. Pass-through calls forward the caller's body with only ``model`` rewritten and usage
-requested on streams; other calls are converted from the canonical request.
+requested on streams; other calls are converted from the canonical request. A provider with
+``responses_api`` also takes Responses API bodies as they are (``also_speaks``), sent to
+``{base_url}/responses``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,18 @@ class OpenAIProvider:
     def __init__(self, settings: ProviderSettings, client: UpstreamClient) -> None:
         self.settings = settings
         self.client = client
-        self.url = settings.base_url.rstrip("/") + "/chat/completions"
+        base = settings.base_url.rstrip("/")
+        self.url = base + "/chat/completions"
+        self.responses_url = base + "/responses"
+        self.also_speaks: tuple[str, ...] = ("responses",) if settings.responses_api else ()
+
+    def _url(self, call: Call) -> str:
+        """Where the call goes: a pass-through Responses body (it has ``input``, never
+        ``messages``) to the Responses API, everything else to chat completions."""
+        raw = call.raw
+        if self.also_speaks and raw is not None and "messages" not in raw:
+            return self.responses_url
+        return self.url
 
     def _headers(self, call: Call) -> dict[str, str]:
         headers = {"Content-Type": "application/json", **self.settings.headers}
@@ -44,7 +57,7 @@ class OpenAIProvider:
         if call.raw is not None:
             # A new mapping per call: the caller's body is shared by every fallback.
             body = {**call.raw, "model": call.model}
-            if call.stream:
+            if call.stream and "messages" in body:
                 options = call.raw.get("stream_options")
                 body["stream_options"] = {
                     **(options if isinstance(options, dict) else {}),
@@ -59,13 +72,13 @@ class OpenAIProvider:
         )
 
     async def complete(self, call: Call) -> RawReply | c.Response:
-        body = await self.client.fetch(self.url, self._body(call), self._headers(call))
+        body = await self.client.fetch(self._url(call), self._body(call), self._headers(call))
         if call.raw is not None:
             return RawReply(body)
         return openai_response_to_canonical(body)
 
     async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
-        response = await self.client.post(self.url, self._body(call), self._headers(call))
+        response = await self.client.post(self._url(call), self._body(call), self._headers(call))
         decoder = None if call.raw is not None else OpenAIChunkDecoder()
         async for item in relay_sse(response, self.client.timeouts.first_byte, decoder):
             yield item

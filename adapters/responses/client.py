@@ -1,0 +1,108 @@
+"""The OpenAI Responses API dialect, client side: ``POST /v1/responses`` bodies in, answers out.
+
+``ResponsesIngress`` parses and validates a Responses body; it goes unchanged to an upstream
+that speaks the Responses API (an openai-kind provider with ``responses_api = true``) and in
+canonical form to every other one. ``store`` and ``previous_response_id`` are kept on the parsed
+request (``ResponsesRequest``) for the pipeline; translation does not read them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from adapters import canonical as c
+from adapters.base import StreamTranslator
+from adapters.client import Parsed, check_model_name, decode_json, passthrough_base, routing_chain
+from adapters.errors import CallerError, InvalidRequest
+from adapters.overlay import Overlay, capped
+from adapters.responses import texts
+from adapters.responses.convert import responses_to_canonical
+from adapters.responses.encode import canonical_to_responses, echoed, inspect_responses_reply
+from adapters.responses.encode import responses_error_frame as _error_frame
+from adapters.responses.stream import ResponsesPassthrough, ResponsesStreamEncoder
+from adapters.responses.wire import ResponsesRequest
+
+_request = msgspec.json.Decoder(ResponsesRequest)
+
+
+def _check(request: ResponsesRequest) -> None:
+    if not request.model:
+        raise InvalidRequest(
+            "'model' is empty: name a model (GET /v1/models lists them)", param="model"
+        )
+    check_model_name(request.model)
+    if request.input == "" and request.previous_response_id is None:
+        raise InvalidRequest("'input' is missing: send a string or a list of items",
+                             param="input")
+
+
+class ResponsesIngress:
+    """``POST /v1/responses``."""
+
+    dialect = "responses"
+
+    def parse(self, body: bytes) -> Parsed:
+        """A validated Responses body (``InvalidRequest`` names the field at fault)."""
+        request: ResponsesRequest = decode_json(body, _request)
+        _check(request)
+        chain: list[str] | None = None
+        routing_fields = b'"models"' in body or b'"route"' in body
+        if routing_fields:
+            chain = routing_chain(body)
+        return Parsed(
+            body,
+            request,
+            request.model,
+            bool(request.stream),
+            True,
+            chain=chain,
+            routing_fields=routing_fields,
+            max_tokens=request.max_output_tokens,
+        )
+
+    def to_canonical(self, parsed: Parsed) -> c.Request:
+        return parsed.canonical(responses_to_canonical)
+
+    def passthrough_body(self, parsed: Parsed, overlay: Overlay | None) -> dict[str, Any]:
+        body = passthrough_base(parsed)
+        return body if overlay is None else overlay_responses_body(body, overlay)
+
+    def passthrough_translator(self, parsed: Parsed, served_model: str) -> StreamTranslator:
+        return ResponsesPassthrough(served_model)
+
+    def canonical_translator(
+        self, parsed: Parsed, served_model: str, response_id: str
+    ) -> StreamTranslator:
+        return ResponsesStreamEncoder(response_id, served_model, echoed(parsed.raw()))
+
+    def passthrough_reply(self, body: bytes, served_model: str) -> tuple[bytes, c.Usage | None]:
+        return inspect_responses_reply(body, served_model)
+
+    def canonical_reply(self, response: c.Response, served_model: str) -> bytes:
+        return msgspec.json.encode(canonical_to_responses(response, served_model))
+
+    def error_frame(self, error: CallerError) -> bytes:
+        return _error_frame(error)
+
+    def prompt_texts(self, body: bytes) -> list[str]:
+        return texts.prompt_texts(body)
+
+    def answer_texts(self, payloads: list[bytes]) -> list[str]:
+        return texts.answer_texts(payloads)
+
+
+def overlay_responses_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
+    """``body`` (a fresh top-level copy) with the overlay on: the persona's system prompt
+    before the caller's ``instructions``, its temperature when the caller set none, its output
+    cap on ``max_output_tokens``."""
+    if overlay.system:
+        instructions = body.get("instructions")
+        body["instructions"] = (f"{overlay.system}\n\n{instructions}" if instructions
+                                else overlay.system)
+    if overlay.temperature is not None and body.get("temperature") is None:
+        body["temperature"] = overlay.temperature
+    if overlay.max_tokens is not None:
+        body["max_output_tokens"] = capped(body.get("max_output_tokens"), overlay.max_tokens)
+    return body

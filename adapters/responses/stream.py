@@ -1,0 +1,256 @@
+"""Streams to a Responses API caller.
+
+``ResponsesStreamEncoder`` turns canonical stream events into the documented event sequence:
+``response.created`` and ``response.in_progress``; per output item ``response.output_item.added``
+(then ``response.content_part.added`` for a message, ``response.reasoning_summary_part.added``
+for reasoning), its deltas (``response.output_text.delta``,
+``response.function_call_arguments.delta``, ``response.reasoning_summary_text.delta``), their
+``.done`` events and ``response.output_item.done``; and last ``response.completed`` carrying
+the whole response with ``usage``. Every event has a ``sequence_number``; there is no
+``[DONE]``.
+
+``ResponsesPassthrough`` reads a Responses upstream's events on their way through untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from adapters import canonical as c
+from adapters.errors import ProviderHTTPError, ProviderProtocolError
+from adapters.responses.encode import (
+    Item,
+    function_call_item,
+    message_item,
+    reasoning_item,
+    response_id,
+    response_object,
+    responses_usage_to_canonical,
+    text_part,
+)
+from adapters.responses.wire import UsageWire
+from adapters.sse import event_data
+
+_encode = msgspec.json.encode
+
+
+class _Open:
+    """One output item being streamed: its item, kind and the text or arguments so far."""
+
+    __slots__ = ("item", "kind", "output_index", "parts")
+
+    def __init__(self, item: Item, kind: str, output_index: int) -> None:
+        self.item = item
+        self.kind = kind
+        self.output_index = output_index
+        self.parts: list[str] = []
+
+
+class ResponsesStreamEncoder:
+    """Canonical stream events -> Responses API SSE events (see the module docstring)."""
+
+    def __init__(self, request_id: str, model: str, echo: dict[str, Any]) -> None:
+        self.committed = False
+        self.usage: c.Usage | None = None
+        self._rid = response_id(request_id)
+        self._model = model
+        self._echo = echo
+        self._created = int(time.time())
+        self._seq = 0
+        self._started = False
+        self._stop: str | None = None
+        self._open: dict[int, _Open] = {}  # canonical block index -> item being streamed
+        self._output: list[Item] = []
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        fields["type"] = kind
+        fields["sequence_number"] = self._seq
+        self._seq += 1
+        return b"event: " + kind.encode() + b"\ndata: " + _encode(fields) + b"\n\n"
+
+    def _response(self, status: str) -> Item:
+        return response_object(
+            self._rid, self._model, self._created, status=status,
+            output=self._output if status != "in_progress" else [], echo=self._echo,
+            usage=self.usage if status != "in_progress" else None, stop_reason=self._stop,
+        )
+
+    def _start(self) -> bytes:
+        self._started = True
+        created = self._event("response.created", response=self._response("in_progress"))
+        return created + self._event("response.in_progress", response=self._response("in_progress"))
+
+    def feed(self, event: bytes | c.StreamEvent) -> bytes:
+        if isinstance(event, bytes):
+            raise TypeError("ResponsesStreamEncoder takes canonical events")
+        if not self.committed and c.is_content(event):
+            self.committed = True
+        out = b"" if self._started else self._start()
+        if isinstance(event, c.BlockDelta):
+            return out + self._delta(event)
+        if isinstance(event, c.BlockStart):
+            return out + self._open_item(event.index, event.block)
+        if isinstance(event, c.BlockStop):
+            return out + self._close_item(event.index)
+        if isinstance(event, c.UsageUpdate):
+            self.usage = event.usage
+        elif isinstance(event, c.MessageStart):
+            if isinstance(event.usage, c.Usage) and self.usage is None:
+                self.usage = event.usage
+        elif isinstance(event, c.Finish):
+            self._stop = event.stop_reason
+        return out
+
+    def _open_item(
+        self, index: int, block: c.TextStart | c.ToolUseStart | c.ThinkingStart
+    ) -> bytes:
+        output_index = len(self._output)
+        suffix = f"{output_index}_{self._rid.removeprefix('resp_')}"
+        if isinstance(block, c.ToolUseStart):
+            item = function_call_item(f"fc_{suffix}", block.id, block.name, "", "in_progress")
+            kind = "tool"
+        elif isinstance(block, c.ThinkingStart):
+            item, kind = reasoning_item(f"rs_{suffix}", None), "thinking"
+        else:
+            item, kind = message_item(f"msg_{suffix}", "", "in_progress"), "text"
+        self._open[index] = _Open(item, kind, output_index)
+        self._output.append(item)
+        out = self._event("response.output_item.added", output_index=output_index,
+                          item=dict(item, content=[]) if kind == "text" else dict(item))
+        where = {"item_id": item["id"], "output_index": output_index}
+        if kind == "text":
+            out += self._event("response.content_part.added", **where, content_index=0,
+                               part=text_part(""))
+        elif kind == "thinking":
+            out += self._event("response.reasoning_summary_part.added", **where,
+                               summary_index=0, part={"type": "summary_text", "text": ""})
+        return out
+
+    def _delta(self, event: c.BlockDelta) -> bytes:
+        delta = event.delta
+        if isinstance(delta, c.SignatureDelta):
+            return b""
+        out = b""
+        item = self._open.get(event.index)
+        if item is None:  # content without a block start: a text block, opened here
+            start = c.ThinkingStart() if isinstance(delta, c.ThinkingDelta) else c.TextStart()
+            out = self._open_item(event.index, start)
+            item = self._open[event.index]
+        where = {"item_id": item.item["id"], "output_index": item.output_index}
+        if isinstance(delta, c.TextDelta) and item.kind == "text":
+            item.parts.append(delta.text)
+            return out + self._event("response.output_text.delta", **where, content_index=0,
+                                     delta=delta.text, logprobs=[])
+        if isinstance(delta, c.ToolArgsDelta) and item.kind == "tool":
+            item.parts.append(delta.partial_json)
+            return out + self._event("response.function_call_arguments.delta", **where,
+                                     delta=delta.partial_json)
+        if isinstance(delta, c.ThinkingDelta) and item.kind == "thinking":
+            item.parts.append(delta.thinking)
+            return out + self._event("response.reasoning_summary_text.delta", **where,
+                                     summary_index=0, delta=delta.thinking)
+        return out
+
+    def _close_item(self, index: int) -> bytes:
+        item = self._open.pop(index, None)
+        if item is None:
+            return b""
+        text = "".join(item.parts)
+        where = {"item_id": item.item["id"], "output_index": item.output_index}
+        out = b""
+        if item.kind == "text":
+            item.item.update(status="completed", content=[text_part(text)])
+            out += self._event("response.output_text.done", **where, content_index=0, text=text,
+                               logprobs=[])
+            out += self._event("response.content_part.done", **where, content_index=0,
+                               part=text_part(text))
+        elif item.kind == "tool":
+            item.item.update(status="completed", arguments=text)
+            out += self._event("response.function_call_arguments.done", **where,
+                               name=item.item["name"], arguments=text)
+        else:
+            part = {"type": "summary_text", "text": text}
+            item.item["summary"] = [part]
+            out += self._event("response.reasoning_summary_text.done", **where, summary_index=0,
+                               text=text)
+            out += self._event("response.reasoning_summary_part.done", **where,
+                               summary_index=0, part=part)
+        return out + self._event("response.output_item.done", output_index=item.output_index,
+                                 item=item.item)
+
+    def close(self) -> bytes:
+        out = b"" if self._started else self._start()
+        for index in list(self._open):
+            out += self._close_item(index)
+        return out + self._event("response.completed", response=self._response("completed"))
+
+
+# --- pass-through inspection (Responses upstream to Responses caller) ------------------------
+
+_CONTENT_EVENTS = frozenset((
+    "response.output_text.delta",
+    "response.function_call_arguments.delta",
+    "response.reasoning_summary_text.delta",
+    "response.reasoning_text.delta",
+    "response.refusal.delta",
+    "response.completed",
+))
+_FINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+
+
+class _Lifecycle(msgspec.Struct):
+    model: str = ""
+    usage: UsageWire | None = None
+
+
+class _EventView(msgspec.Struct):
+    type: str = ""
+    response: _Lifecycle | None = None
+    message: str = ""
+
+
+_event_view = msgspec.json.Decoder(_EventView)
+
+
+class ResponsesPassthrough:
+    """Reads a Responses upstream's SSE events on their way to a Responses caller: the commit
+    point (the first delta), usage (from the final response), and the served model's name put
+    in place of the upstream's by a byte replacement."""
+
+    __slots__ = ("_model_from", "_model_to", "committed", "usage")
+
+    def __init__(self, served_model: str) -> None:
+        self.committed = False
+        self.usage: c.Usage | None = None
+        self._model_to = _encode(served_model)
+        self._model_from: bytes | None = None
+
+    def feed(self, event: bytes | c.StreamEvent) -> bytes:
+        if not isinstance(event, bytes):
+            raise TypeError("ResponsesPassthrough takes raw SSE events")
+        data = event_data(event)
+        if data is None or data == b"[DONE]":
+            return b""
+        try:
+            view = _event_view.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProviderProtocolError(f"malformed stream event: {exc}") from exc
+        if view.type == "error" and not self.committed:
+            raise ProviderHTTPError(502, view.message or "error before any output")
+        if not self.committed and view.type in _CONTENT_EVENTS:
+            self.committed = True
+        if view.response is not None:
+            if view.type in _FINAL_EVENTS and view.response.usage is not None:
+                self.usage = responses_usage_to_canonical(view.response.usage)
+            if self._model_from is None and view.response.model:
+                needle = _encode(view.response.model)
+                self._model_from = needle if needle != self._model_to else b""
+        if self._model_from:
+            event = event.replace(self._model_from, self._model_to)
+        return event + b"\n\n"
+
+    def close(self) -> bytes:
+        return b""
