@@ -167,8 +167,7 @@ MIGRATIONS: list[list[str | Executable]] = [
             created_at DOUBLE PRECISION NOT NULL,
             status TEXT NOT NULL DEFAULT 'enabled',
             failures INTEGER NOT NULL DEFAULT 0,
-            disabled_reason TEXT NOT NULL DEFAULT '',
-            balance_low_usd DOUBLE PRECISION NOT NULL DEFAULT 0
+            disabled_reason TEXT NOT NULL DEFAULT ''
         )""",
         "CREATE INDEX webhook_endpoints_user ON webhook_endpoints (user_email)",
         """CREATE TABLE webhook_outbox (
@@ -194,6 +193,11 @@ MIGRATIONS: list[list[str | Executable]] = [
             success INTEGER NOT NULL DEFAULT 0
         )""",
         "CREATE INDEX webhook_attempts_endpoint ON webhook_attempts (endpoint_id, created_at)",
+    ],
+    # 7: balance.low's threshold, set per webhook endpoint (gateway.platform.balance_watch).
+    [
+        "ALTER TABLE webhook_endpoints ADD COLUMN balance_low_usd DOUBLE PRECISION NOT NULL "
+        "DEFAULT 0",
     ],
 ]
 
