@@ -12,7 +12,7 @@ import httpx2 as httpx
 from gateway.accounts.keys import create_key
 from gateway.app import create_app
 from gateway.config import parse_config
-from gateway.state import Gateway
+from gateway.wiring import Gateway
 from tests import test_account_security as security
 
 ADMIN = "admin-key-of-the-platform-tests-0123456789"

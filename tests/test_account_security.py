@@ -16,7 +16,7 @@ import pytest
 from gateway.accounts.keys import create_key
 from gateway.app import create_app
 from gateway.config import ConfigError, load_config, parse_config
-from gateway.state import Gateway
+from gateway.wiring import Gateway, build_gateway
 
 ADMIN = "admin-key-of-the-security-tests-0123456789"
 BASE = """
@@ -474,7 +474,7 @@ async def test_a_revoked_key_is_called_revoked_every_time(tmp_path: Path) -> Non
         await gw.call("DELETE", f"/v1/keys/{made['id']}", session)
         messages = [(await gw.chat(made["key"])).json()["error"]["message"] for _ in range(3)]
         # a second instance, which never saw the key: same answer
-        other = Gateway(gw.gateway.config)
+        other = build_gateway(gw.gateway.config)
         await other.start()
         try:
             with pytest.raises(Exception) as refused:

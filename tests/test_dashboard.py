@@ -23,6 +23,8 @@ import pytest
 from tests.conftest import ROOT, GatewayProcess, free_port
 from tests.fresh_gateway import FreshGateway
 
+pytestmark = pytest.mark.e2e
+
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"

@@ -13,6 +13,8 @@ from tests import docs_runner
 from tests.conftest import ROOT
 from tests.fresh_gateway import FreshGateway
 
+pytestmark = pytest.mark.e2e
+
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 

@@ -13,9 +13,11 @@ from adapters.base import ProviderSettings
 from adapters.errors import ProviderHTTPError
 from adapters.gemini.provider import GeminiProvider
 from gateway.config import DEFAULT_CONFIG_PATH, parse_config
-from gateway.state import build_catalog
+from gateway.wiring import build_catalog
 from routers.catalog import Model
 from tests.conftest import GatewayProcess
+
+pytestmark = pytest.mark.e2e
 
 if TYPE_CHECKING:
     from tests.fakes_dialects import DialectUpstream

@@ -20,6 +20,8 @@ from gateway.openapi.build import build_spec, mounted
 from gateway.openapi.operations import OPERATIONS
 from tests.fresh_gateway import FreshGateway
 
+pytestmark = pytest.mark.e2e
+
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 ADMIN_KEY = "gwadmin-openapi-test-0123456789abcdef0123456789"
 SECRET = "openapi-test-secret-0123456789abcdef0123456789"

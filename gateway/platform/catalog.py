@@ -10,7 +10,7 @@ import msgspec
 
 from gateway.config import GatewayConfig, PluginConfig, ReleaseConfig
 from gateway.errors import BadRequest, NotFound
-from gateway.platform.versions import parse_version
+from gateway.semver import parse_version
 from routers.catalog import Catalog
 
 

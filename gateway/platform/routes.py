@@ -20,7 +20,7 @@ from gateway.platform.webhook_routes import webhook_routes
 
 
 class PlatformView(GatewayView, Protocol):
-    """What the platform routes need of the gateway (``gateway.state.Gateway``)."""
+    """What the platform routes need of the gateway (``gateway.wiring.Gateway``)."""
 
     @property
     def platform(self) -> Platform: ...
