@@ -3,7 +3,6 @@ spelling; checked at creation (400) and again at each delivery; redirects not fo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -11,7 +10,7 @@ import pytest
 
 from gateway.platform.ssrf import UnsafeURL, check_url
 from tests.platform_app import running
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import Receiver, receiver_fixture  # noqa: F401  (fixture)
 
 REFUSED = [
     "http://127.0.0.1/hook", "http://127.1/", "http://localhost/", "http://localhost./",
@@ -46,13 +45,6 @@ async def test_allow_private_lets_the_operator_deliver_inside_their_network() ->
     assert target.address == "127.0.0.1"
     with pytest.raises(UnsafeURL):  # the scheme rule stays
         await check_url("ftp://127.0.0.1/", allow_private=True)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    server = await Receiver().start()
-    yield server
-    await server.stop()
 
 
 async def test_creation_refuses_with_400_and_each_delivery_checks_again(

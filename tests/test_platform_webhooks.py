@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import openai
@@ -14,7 +13,7 @@ import pytest
 
 from gateway.storage import UserRecord
 from tests.platform_app import ADMIN, Client, running
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import Receiver, receiver_fixture  # noqa: F401  (fixture)
 
 FAST = """
 [webhooks]
@@ -24,13 +23,6 @@ poll_interval = 0.05
 timeout = 2
 disable_after = 3
 """
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    server = await Receiver().start()
-    yield server
-    await server.stop()
 
 
 async def make_endpoint(gw: Client, token: str, url: str, prefix: str = "/v1/webhooks",

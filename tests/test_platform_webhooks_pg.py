@@ -6,14 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.platform_app import running
 from tests.services import pg_query, pg_url  # noqa: F401  (fixture)
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import Receiver, receiver_fixture  # noqa: F401  (fixture)
 
 FAST = """
 [webhooks]
@@ -21,13 +18,6 @@ allow_private = true
 retry_schedule = [0.2, 0.2, 0.2, 0.2, 0.2]
 poll_interval = 0.02
 """
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    server = await Receiver().start()
-    yield server
-    await server.stop()
 
 
 async def test_two_instances_deliver_each_event_once(

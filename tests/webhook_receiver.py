@@ -4,8 +4,10 @@ answers the statuses it is told to, in order (then 200)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import pytest
 from aiohttp import web
 
 from tests.conftest import free_port
@@ -58,3 +60,11 @@ class Receiver:
                 self.arrived.clear()
                 await self.arrived.wait()
         return self.deliveries
+
+
+@pytest.fixture(name="receiver")
+async def receiver_fixture() -> AsyncIterator[Receiver]:
+    """A started receiver, stopped after the test."""
+    server = await Receiver().start()
+    yield server
+    await server.stop()
