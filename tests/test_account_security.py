@@ -375,6 +375,12 @@ def test_short_secret_and_admin_key_are_config_errors() -> None:
     assert parse_config(f'[accounts]\nadmin_key = "{ADMIN}"\nsecret = "{"s" * 32}"\n')
 
 
+def test_verify_email_without_a_way_to_send_the_link_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"accounts\.verify_email"):
+        parse_config("[accounts]\nverify_email = true\n")
+    assert parse_config('[accounts]\nverify_email = true\nnotify = "log"\n')
+
+
 def test_byok_key_comes_from_hkdf_with_a_salt_and_old_values_still_open() -> None:
     import base64
     import hashlib

@@ -68,7 +68,10 @@ class Endpoint:
                 outcome = failed(refused.error) if refused.error else _DISCONNECTED
             else:
                 facts = admitted.facts
-                outcome = await self._dispatch(admitted, receive, responder)
+                try:
+                    outcome = await self._dispatch(admitted, receive, responder)
+                except GatewayError as error:  # e.g. the shared cache down under fail-closed
+                    outcome = failed(error)
             await self._answer(facts, outcome, responder)
         except Exception:
             _log.exception("request_failed", request_id=facts.request_id)
