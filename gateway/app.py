@@ -193,6 +193,7 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
             methods=["GET"],
         ),
         Route("/v1/chat/completions", ChatEndpoint(gateway, ingress("openai")), methods=["POST"]),
+        Route("/v1/responses", ChatEndpoint(gateway, ingress("responses")), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         *anthropic_routes(gateway),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),

@@ -24,7 +24,7 @@ import structlog
 from msgspec import UNSET
 
 from adapters import canonical as c
-from adapters.base import Adapter, Call, RawReply, StreamTranslator
+from adapters.base import Adapter, Call, RawReply, StreamTranslator, speaks
 from adapters.client import Ingress, Parsed
 from adapters.errors import InvalidRequest, ProviderError, ProviderHTTPError, ProviderTimeout
 from adapters.overlay import apply_to_canonical
@@ -429,7 +429,7 @@ class ChatEndpoint:
     ) -> tuple[Adapter, Call]:
         adapter = self.gateway.adapters[target.provider]
         stream = bodies.parsed.stream
-        if adapter.dialect == self.ingress.dialect:
+        if speaks(adapter, self.ingress.dialect):
             call = Call(model=target.upstream, stream=stream, raw=bodies.raw_body(),
                         headers=headers)
         else:
@@ -538,7 +538,7 @@ class ChatEndpoint:
             target, level = step
             adapter, call = self._call_for(bodies, target, headers)
             exchange.served, exchange.fallback_level = target, level
-            if adapter.dialect == self.ingress.dialect:
+            if speaks(adapter, self.ingress.dialect):
                 translator = self.ingress.passthrough_translator(parsed, target.id)
             else:
                 translator = self.ingress.canonical_translator(
