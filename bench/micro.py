@@ -6,9 +6,10 @@ The app of ``gateway.app.create_app`` (the bench's configuration: every tier lim
 users, SQLite ledger) is called as ASGI, one request after another (or ``--concurrency`` at
 a time); the upstream client of the ``fake`` provider is replaced by a stub that answers the
 bench's 16-token reply (or its 64-chunk stream) from memory. ``--responses`` sends the same
-request to ``/v1/responses`` instead (translated to chat completions and back). What is left is what the gateway
-adds on top of an ASGI server and aiohttp, measured with ``time.process_time`` and steady to a
-few percent even on a shared machine: use it to compare changes to the hot path, A against B.
+request to ``/v1/responses`` instead (translated to chat completions and back). What is left
+is what the gateway adds on top of an ASGI server and aiohttp, measured with
+``time.process_time`` and steady to a few percent even on a shared machine: use it to compare
+changes to the hot path, A against B.
 It does not see what the gateway makes the server and aiohttp do (response headers, the
 upstream request's timeouts), nor the machine's system-call costs: the bench does.
 """
