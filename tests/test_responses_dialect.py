@@ -128,3 +128,12 @@ def test_texts_for_estimates() -> None:
     whole = json.dumps({"object": "response", "output": [
         {"type": "message", "content": [{"type": "output_text", "text": "Hello"}]}]}).encode()
     assert RESPONSES.answer_texts([whole]) == ["Hello"]
+
+
+def test_responses_api_is_an_openai_provider_setting() -> None:
+    from gateway.config import ConfigError, parse_config
+
+    base = '[providers.x]\nkind = "{kind}"\nbase_url = "https://x.example/v1"\nresponses_api = true'
+    assert parse_config(base.format(kind="openai")).providers["x"].responses_api
+    with pytest.raises(ConfigError, match=r"providers.x.responses_api: only an openai-kind"):
+        parse_config(base.format(kind="anthropic"))
