@@ -227,3 +227,14 @@ def test_upstream_error_before_output(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         client.responses.create(model="fakeanthropic/error-400", input="hi")
     assert caught.value.status_code == 400
+
+
+def test_failure_after_commit_ends_the_stream_with_an_error_event(
+        client: openai.OpenAI, fakes: ResponsesUpstream) -> None:
+    events = list(client.responses.create(model="fakeanthropic/overloaded", input="hi",
+                                          stream=True))
+    kinds = [event.type for event in events]
+    assert "response.output_text.delta" in kinds
+    assert kinds[-1] == "error" and "response.completed" not in kinds
+    last = events[-1]
+    assert last.type == "error" and last.message
