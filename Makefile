@@ -41,6 +41,7 @@ test: install-dev nginx chromium
 lint: install-dev
 	$(VENV)/bin/ruff check gateway routers adapters tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 $(VENV)/.installed-bench: $(VENV)/.installed-dev pyproject.toml
 	$(PIP) install -q -e '.[dev,bench]'

@@ -4,14 +4,14 @@
 
 The app of ``gateway.app.create_app`` (the bench's configuration: every tier limit on, 64
 users, SQLite ledger) is called as ASGI, one request after another (or ``--concurrency`` at
-a time); the upstream client of the ``fake`` provider is replaced by a stub that answers the
-bench's 16-token reply (or its 64-chunk stream) from memory. ``--responses`` sends the same
-request to ``/v1/responses`` instead (translated to chat completions and back). What is left
-is what the gateway adds on top of an ASGI server and aiohttp, measured with
+a time), built with a stub upstream client (``build_gateway(config, client=…)``) that
+answers the bench's 16-token reply (or its 64-chunk stream) from memory. ``--responses`` sends
+the same request to ``/v1/responses`` instead (translated to chat completions and back). What
+is left is what the gateway adds on top of an ASGI server and aiohttp, measured with
 ``time.process_time`` and steady to a few percent even on a shared machine: use it to compare
-changes to the hot path, A against B.
-It does not see what the gateway makes the server and aiohttp do (response headers, the
-upstream request's timeouts), nor the machine's system-call costs: the bench does.
+changes to the hot path, A against B. It does not see what the gateway makes the server and
+aiohttp do (response headers, the upstream request's timeouts), nor the machine's system-call
+costs: the bench does.
 """
 
 from __future__ import annotations
@@ -75,8 +75,11 @@ class _Response:
 class StubClient:
     """Stands in for ``adapters.upstream.UpstreamClient``: answers from memory."""
 
-    def __init__(self, real: Any) -> None:
-        self.timeouts = real.timeouts
+    def __init__(self, timeouts: Any) -> None:
+        self.timeouts = timeouts
+
+    async def close(self) -> None:
+        return None
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> _Response:
         return _Response()
@@ -116,8 +119,10 @@ def _request(model: str, stream: bool, responses: bool) -> tuple[str, bytes]:
 
 async def measure(requests: int, stream: bool, concurrency: int = 1,
                   responses: bool = False) -> float:
+    from adapters.upstream import Timeouts
     from gateway.app import create_app
     from gateway.config import load_config
+    from gateway.wiring import build_gateway
 
     workdir = Path(tempfile.mkdtemp(prefix="gateway-micro-"))
     config_path = workdir / "gateway.toml"
@@ -125,12 +130,14 @@ async def measure(requests: int, stream: bool, concurrency: int = 1,
     config_path.write_text(_GATEWAY_TOML.format(
         port=0, dir=workdir, upstream="http://127.0.0.1:9", models=models))
     keys = await _keys(config_path)
-    app = create_app(load_config(str(config_path)))
-    gateway = app.state.gateway
+    config = load_config(str(config_path))
+    upstream = config.upstream
+    stub = StubClient(Timeouts(connect=upstream.connect_timeout,
+                               first_byte=upstream.first_byte_timeout,
+                               idle=upstream.idle_timeout))
+    gateway = build_gateway(config, client=stub)  # type: ignore[arg-type]
+    app = create_app(gateway=gateway)
     await gateway.start()
-    for adapter in gateway.adapters.values():
-        if hasattr(adapter, "client"):
-            adapter.client = StubClient(adapter.client)
     model = "bench/bench-tok64-gap20" if stream else "bench/bench-tok16"
     path, body = _request(model, stream, responses)
     scopes = [{

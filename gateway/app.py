@@ -1,5 +1,8 @@
-"""The ASGI application: routes, lifespan, and the JSON error shape for everything outside the
-chat endpoints."""
+"""The ASGI application: routes, lifespan, and the one error boundary of every route outside
+the pipeline's endpoints: Starlette exception handlers that answer ``GatewayError`` in the
+caller's dialect, a storage outage as 503, and anything unexpected as a JSON 500 (never
+Starlette's plain-text one). Request bodies are depth-checked before any handler decodes
+them (``gateway.json_depth``)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
+import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,13 +25,18 @@ from gateway.accounts.routes import account_routes
 from gateway.config import GatewayConfig, load_config
 from gateway.count_tokens import count_tokens_endpoint
 from gateway.dashboard import dashboard_routes
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import GatewayError, NotFound, ServiceUnavailable
+from gateway.json_depth import DepthGuard
 from gateway.logs import configure_logging
 from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
-from gateway.proxy import ChatEndpoint
-from gateway.state import Gateway
+from gateway.pipeline.endpoint import Endpoint
+from gateway.platform.routes import platform_routes
+from gateway.storage import StorageUnavailable
+from gateway.wiring import Gateway, build_gateway, chat_endpoint
 from routers.catalog import Model
+
+_log = structlog.get_logger("gateway.app")
 
 
 class JSONResponse(Response):
@@ -80,7 +89,7 @@ def model_entry(model: Model) -> dict[str, Any]:
 
 def anthropic_routes(gateway: Gateway) -> list[Route]:
     """The Anthropic Messages endpoints, also under ``/anthropic`` for ``ANTHROPIC_BASE_URL``."""
-    messages = ChatEndpoint(gateway, ingress("anthropic"))
+    messages = chat_endpoint(gateway, ingress("anthropic"))
     count_tokens = count_tokens_endpoint(gateway)
     routes: list[Route] = []
     for prefix in ("", "/anthropic"):
@@ -90,16 +99,17 @@ def anthropic_routes(gateway: Gateway) -> list[Route]:
 
 
 class FastPaths:
-    """The ASGI entry point: ``POST`` to a chat endpoint goes straight to its ``ChatEndpoint``;
+    """The ASGI entry point: ``POST`` to a pipeline endpoint goes straight to its ``Endpoint``;
     everything else (other routes, methods, the lifespan) to the Starlette app behind it.
 
-    ``ChatEndpoint`` answers every error itself, so Starlette's middleware stack, exception
-    wrappers and route matching (~20 µs a request) bought it nothing. Attributes such as
-    ``state`` are the Starlette app's.
+    ``Endpoint`` answers every error itself, so Starlette's middleware stack, exception
+    wrappers and route matching would buy it nothing but their cost (bench/README.md,
+    "Measurements behind the code"). Attributes such as ``state`` are the Starlette app's.
     """
 
-    def __init__(self, app: Starlette, chat: dict[str, ChatEndpoint]) -> None:
+    def __init__(self, app: Starlette, chat: dict[str, Endpoint]) -> None:
         self.app = app
+        self.guarded = DepthGuard(app)
         self.chat = chat
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -108,28 +118,24 @@ class FastPaths:
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await self.guarded(scope, receive, send)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
 
 
-def chat_paths(routes: list[Any]) -> dict[str, ChatEndpoint]:
-    """The ``POST`` routes served by a ``ChatEndpoint``, by exact path."""
+def chat_paths(routes: list[Any]) -> dict[str, Endpoint]:
+    """The ``POST`` routes served by a pipeline ``Endpoint``, by exact path."""
     return {
         route.path: route.app
         for route in routes
-        if isinstance(route, Route) and isinstance(route.app, ChatEndpoint)
+        if isinstance(route, Route) and isinstance(route.app, Endpoint)
         and route.methods and "POST" in route.methods and "{" not in route.path
     }
 
 
-def create_app(config: GatewayConfig | None = None) -> FastPaths:
-    """The gateway as an ASGI app (``FastPaths`` in front of Starlette); ``config`` defaults
-    to ``load_config()``."""
-    config = config or load_config()
-    configure_logging(config.server.log_level)
-    gateway = Gateway(config)
+def service_routes(gateway: Gateway) -> tuple[list[Route], list[Route]]:
+    """The health, readiness and metrics routes, and the model listing routes."""
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -143,48 +149,21 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
         )
 
     async def list_models(request: Request) -> Response:
-        try:
-            await authenticate(gateway, request)
-        except GatewayError as error:
-            return error_response(error)
+        await authenticate(gateway, request)
         models = [model_entry(m) for m in gateway.catalog]
         return JSONResponse({"object": "list", "data": models + gateway.planner.listing()})
 
     async def get_model(request: Request) -> Response:
-        try:
-            await authenticate(gateway, request)
-            model = gateway.catalog.get(request.path_params["model_id"])
-            if model is None:
-                raise NotFound(
-                    f"Unknown model '{request.path_params['model_id']}': "
-                    "GET /v1/models lists the models you can use"
-                )
-        except GatewayError as error:
-            return error_response(error)
+        await authenticate(gateway, request)
+        model = gateway.catalog.get(request.path_params["model_id"])
+        if model is None:
+            raise NotFound(
+                f"Unknown model '{request.path_params['model_id']}': "
+                "GET /v1/models lists the models you can use"
+            )
         return JSONResponse(model_entry(model))
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        error = GatewayError(exc.detail)
-        error.status = exc.status_code
-        error.openai_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        error.anthropic_type = error.openai_type
-        dialect = "anthropic" if "/messages" in request.url.path else "openai"
-        return error_response(error, dialect)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gateway.start()
-        # What start-up built (modules, config, catalog: ~60,000 objects) lives as long as the
-        # process: frozen out of the collector's way, a full collection takes ~0 ms, not ~15.
-        gc.collect()
-        gc.freeze()
-        try:
-            yield
-        finally:
-            await gateway.stop()
-
-    routes = [
+    service = [
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route(
@@ -192,17 +171,84 @@ def create_app(config: GatewayConfig | None = None) -> FastPaths:
             metrics_endpoint(gateway.metrics, gateway.config.server.metrics_token),
             methods=["GET"],
         ),
-        Route("/v1/chat/completions", ChatEndpoint(gateway, ingress("openai")), methods=["POST"]),
-        Route("/v1/responses", ChatEndpoint(gateway, ingress("responses")), methods=["POST"]),
+    ]
+    return service, [
         Route("/v1/models", list_models, methods=["GET"]),
-        *anthropic_routes(gateway),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
-        *account_routes(gateway),
+    ]
+
+
+def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = None) -> FastPaths:
+    """The gateway as an ASGI app (``FastPaths`` in front of Starlette); ``config`` defaults
+    to ``load_config()``, ``gateway`` to ``build_gateway(config)``."""
+    config = gateway.config if gateway is not None else config or load_config()
+    configure_logging(config.server.log_level)
+    services = gateway or build_gateway(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.start()
+        # What start-up built (modules, config, catalog) lives as long as the process: frozen
+        # out of the collector's way, full collections stop pausing streams (bench/README.md).
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    service, models = service_routes(services)
+    chat = chat_endpoint(services, ingress("openai"))
+    routes = [
+        *service,
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/responses", chat_endpoint(services, ingress("responses")), methods=["POST"]),
+        models[0],
+        *anthropic_routes(services),
+        models[1],  # after /v1/messages/…: its path parameter takes slashes
+        *account_routes(services),
         *dashboard_routes(),
+        *platform_routes(services),
     ]
     routes += openapi_routes(routes)
-    app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
-    )
-    app.state.gateway = gateway
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    app.state.gateway = services
     return FastPaths(app, chat_paths(routes))
+
+
+def _dialect(request: Request) -> str:
+    return "anthropic" if "/messages" in request.url.path else "openai"
+
+
+async def gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc, _dialect(request))
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error = GatewayError(exc.detail)
+    error.status = exc.status_code
+    error.openai_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    error.anthropic_type = error.openai_type
+    return error_response(error, _dialect(request))
+
+
+async def storage_down(request: Request, exc: Exception) -> Response:
+    error = ServiceUnavailable("The account store is unavailable; retry in a few seconds")
+    return error_response(error, _dialect(request))
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """Anything a route did not expect: logged with its traceback, answered as JSON."""
+    _log.error("request_failed", path=request.url.path, exc_info=exc)
+    error = GatewayError("Internal error; the operator's log has the details")
+    return error_response(error, _dialect(request))
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    GatewayError: gateway_error,
+    StorageUnavailable: storage_down,
+    HTTPException: http_error,
+    Exception: internal_error,  # Starlette's ServerErrorMiddleware: never its plain-text 500
+}

@@ -36,32 +36,27 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import msgspec
 import structlog
 
 from adapters import canonical as c
+from gateway.accounts.keys import Principal
 from gateway.config import CacheConfig, ConfigError, GatewayConfig
+from gateway.metrics import Metrics
+from gateway.pipeline.dispatch import Complete
+from gateway.pipeline.outcome import Admitted, Outcome
 from gateway.redis_client import RedisClient, RedisUnavailable
-
-if TYPE_CHECKING:
-    from adapters.client import Parsed
-    from gateway.accounts.keys import Principal
-    from gateway.proxy import ChatEndpoint, Exchange
-    from routers.plan import Plan
+from routers.catalog import Catalog
 
 log = structlog.get_logger("gateway.cache")
 
 _IGNORED_FIELDS = ("stream", "stream_options", "user", "metadata")
-_JSON = (b"content-type", b"application/json")
 _HIT = (b"x-cache", b"HIT")
 _MISS = (b"x-cache", b"MISS")
 _body_decoder = msgspec.json.Decoder(dict[str, Any])
 _sorted_encoder = msgspec.json.Encoder(order="sorted")
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class CachedAnswer(msgspec.Struct, array_like=True):
@@ -129,7 +124,7 @@ class RedisBackend:
 
 
 class ResponseCache:
-    """Decides, looks up, stores; ``complete`` wraps ``ChatEndpoint._complete``."""
+    """Decides, looks up, stores; ``decorate`` wraps the pipeline's whole-answer function."""
 
     def __init__(self, config: CacheConfig, backend: Backend) -> None:
         self.config = config
@@ -167,79 +162,63 @@ class ResponseCache:
         digest.update(_sorted_encoder.encode(request))
         return digest.hexdigest()
 
-    async def complete(
-        self,
-        endpoint: ChatEndpoint,
-        body: bytes,
-        parsed: Parsed,
-        plan: Plan,
-        exchange: Exchange,
-        headers: dict[str, str],
-        send: Send,
-        directive: bytes | None,
-    ) -> None:
-        gateway = endpoint.gateway
-        metrics = gateway.metrics
-        known = gateway.catalog.get(parsed.model)
-        key = self.key(
-            endpoint.ingress.dialect,
-            known.id if known is not None else parsed.model,
-            exchange.principal,
-            body,
+    def decorate(self, complete: Complete, dialect: str, catalog: Catalog,
+                 metrics: Metrics) -> Complete:
+        """``complete`` (admitted request -> whole answer) answered from the cache when it
+        takes part in it: a hit is an ``Outcome`` like any other, priced at settle."""
+
+        async def cached(admitted: Admitted) -> Outcome:
+            directive = admitted.cache_directive
+            facts = admitted.facts
+            if not self.wanted(facts.principal, directive):
+                return await complete(admitted)
+            known = catalog.get(facts.model)
+            key = self.key(dialect, known.id if known is not None else facts.model,
+                           facts.principal, facts.body)
+            refresh = directive is not None and directive.strip().lower() == b"refresh"
+            usable = True
+            if not refresh:
+                try:
+                    hit = await self._lookup(key, catalog, facts.started)
+                except RedisUnavailable:
+                    hit, usable = None, False
+                if hit is not None:
+                    metrics.inc("gateway_cache_total", ("hit",))
+                    return hit
+            metrics.inc("gateway_cache_total", ("miss",))
+            outcome = await complete(admitted)
+            outcome = msgspec.structs.replace(outcome, headers=(*outcome.headers, _MISS))
+            if usable and outcome.error is None and outcome.served is not None:
+                await self._store(key, outcome)
+            return outcome
+
+        return cached
+
+    async def _lookup(self, key: str, catalog: Catalog, started: float) -> Outcome | None:
+        raw = await self.backend.get(key)
+        if raw is None:
+            return None
+        answer = _entry_decoder.decode(raw)
+        served = catalog.get(answer.served)
+        if served is None:
+            return None
+        usage = c.Usage(
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
+            cache_read_tokens=answer.input_tokens,
+            reasoning_tokens=answer.reasoning_tokens,
         )
-        refresh = directive is not None and directive.strip().lower() == b"refresh"
-        usable = True
-        if not refresh:
-            try:
-                raw = await self.backend.get(key)
-            except RedisUnavailable:
-                raw, usable = None, False
-            answer = _entry_decoder.decode(raw) if raw is not None else None
-            served = gateway.catalog.get(answer.served) if answer is not None else None
-            if answer is not None and served is not None:
-                metrics.inc("gateway_cache_total", ("hit",))
-                exchange.served = served
-                exchange.cache_hit = True
-                exchange.attempts = 0
-                exchange.usage = c.Usage(
-                    input_tokens=answer.input_tokens,
-                    output_tokens=answer.output_tokens,
-                    cache_read_tokens=answer.input_tokens,
-                    reasoning_tokens=answer.reasoning_tokens,
-                )
-                exchange.ttft = time.perf_counter() - exchange.started
-                exchange.extra_headers.append(_HIT)
-                hit_headers = exchange.response_headers([_JSON])
-                hit_headers.append((b"age", str(int(time.time() - answer.stored_at)).encode()))
-                exchange.headers_sent = True
-                await send({"type": "http.response.start", "status": 200, "headers": hit_headers})
-                await send({"type": "http.response.body", "body": answer.body})
-                return
-        metrics.inc("gateway_cache_total", ("miss",))
-        exchange.extra_headers.append(_MISS)
-        captured: list[bytes] = []
-        status = [0]
+        age = str(int(time.time() - answer.stored_at)).encode()
+        return Outcome(served=served, usage=usage, ttft=time.perf_counter() - started,
+                       body=answer.body, cache_hit=True, headers=(_HIT, (b"age", age)))
 
-        async def capture(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            elif message["type"] == "http.response.body":
-                captured.append(message.get("body", b""))
-            await send(message)
-
-        await endpoint._complete(parsed, plan, exchange, headers, capture)
-        answer_body = b"".join(captured)
-        if (
-            not usable
-            or status[0] != 200
-            or exchange.served is None
-            or len(answer_body) > self.config.max_entry_bytes
-        ):
+    async def _store(self, key: str, outcome: Outcome) -> None:
+        if outcome.served is None or len(outcome.body) > self.config.max_entry_bytes:
             return
-        usage = exchange.usage or c.Usage()
+        usage = outcome.usage or c.Usage()
         entry = CachedAnswer(
-            served=exchange.served.id,
-            body=answer_body,
+            served=outcome.served.id,
+            body=outcome.body,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             reasoning_tokens=usage.reasoning_tokens,
@@ -249,7 +228,7 @@ class ResponseCache:
             await self.backend.set(key, _entry_encoder.encode(entry), self.config.ttl)
         except RedisUnavailable:
             pass
-        except Exception as exc:  # the answer is already sent: never fail the request here
+        except Exception as exc:  # the answer is still good: never fail the request here
             log.warning("cache_store_failed", error=str(exc))
 
 

@@ -28,7 +28,7 @@ from gateway.errors import (
     from_invalid_request,
     from_routing_refusal,
 )
-from gateway.state import Gateway
+from gateway.wiring import Gateway
 from routers.catalog import Deployment
 from routers.refusals import RoutingRefused
 

@@ -1,4 +1,4 @@
-"""Token counts when an upstream reports none, and per-request account context.
+"""Token counts when an upstream reports none.
 
 Counting uses ``bpe-openai`` (the o200k_base BPE of OpenAI's current models, its vocabulary
 shipped inside the wheel: nothing is downloaded at run time). The prompt is counted from the
@@ -15,7 +15,6 @@ everything else meanwhile. A process whose upstreams always report usage never l
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import threading
 import warnings
 from typing import Any
@@ -24,11 +23,6 @@ from adapters import canonical as c
 from adapters.client import Ingress, Parsed
 from adapters.overlay import Overlay
 from adapters.sse import data_payloads
-
-# The caller's own provider keys for the request being served (provider -> key), or None.
-BYOK_KEYS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
-    "byok_keys", default=None
-)
 
 _encoding: Any = None
 _lock = threading.Lock()

@@ -21,6 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test is ``unit`` or ``e2e`` (``pytestmark`` at the top of its module); one that
+    says neither counts as ``e2e``, so ``-m unit`` never runs a server by surprise."""
+    for item in items:
+        if item.get_closest_marker("unit") is None and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.e2e)
+
+
 _MACHINE: dict[str, object] = {}
 
 

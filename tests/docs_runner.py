@@ -7,7 +7,8 @@ Marks, each an HTML comment on the line before a fenced block:
 * ``<!-- output -->`` before a block right after a run block: what that run prints. Every line
   must appear in the real output, in this order; ``…`` stands for any text (a line of its own:
   any lines).
-* ``<!-- server-output -->``: what the server prints on its first start.
+* ``<!-- server-output -->``: what the server prints (from its first start to its stop, in
+  order; several such blocks read as one).
 * ``<!-- setup -->``: what the reader does before starting the gateway (edit the config,
   export a variable); run before the server starts, with its ``make run`` line left out, and
   the variables it exports given to the server and to every example.
@@ -77,7 +78,7 @@ def parse(path: Path) -> DocExamples:
             assert doc.examples, f"{path.name}:{line}: an output block before any run block"
             doc.examples[-1].expected = body.splitlines()
         elif mark == "server-output":
-            doc.server_output = body.splitlines()
+            doc.server_output += body.splitlines()
         elif mark == "setup":
             doc.setup.append(body)
     return doc

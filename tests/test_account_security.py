@@ -16,7 +16,7 @@ import pytest
 from gateway.accounts.keys import create_key
 from gateway.app import create_app
 from gateway.config import ConfigError, load_config, parse_config
-from gateway.state import Gateway
+from gateway.wiring import Gateway, build_gateway
 
 ADMIN = "admin-key-of-the-security-tests-0123456789"
 BASE = """
@@ -375,6 +375,12 @@ def test_short_secret_and_admin_key_are_config_errors() -> None:
     assert parse_config(f'[accounts]\nadmin_key = "{ADMIN}"\nsecret = "{"s" * 32}"\n')
 
 
+def test_verify_email_without_a_way_to_send_the_link_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"accounts\.verify_email"):
+        parse_config("[accounts]\nverify_email = true\n")
+    assert parse_config('[accounts]\nverify_email = true\nnotify = "log"\n')
+
+
 def test_byok_key_comes_from_hkdf_with_a_salt_and_old_values_still_open() -> None:
     import base64
     import hashlib
@@ -474,7 +480,7 @@ async def test_a_revoked_key_is_called_revoked_every_time(tmp_path: Path) -> Non
         await gw.call("DELETE", f"/v1/keys/{made['id']}", session)
         messages = [(await gw.chat(made["key"])).json()["error"]["message"] for _ in range(3)]
         # a second instance, which never saw the key: same answer
-        other = Gateway(gw.gateway.config)
+        other = build_gateway(gw.gateway.config)
         await other.start()
         try:
             with pytest.raises(Exception) as refused:

@@ -8,6 +8,8 @@ from gateway.accounts.passwords import check_password, hash_password, verify_pas
 from gateway.accounts.secretbox import SecretBox
 from gateway.errors import BadRequest
 
+pytestmark = pytest.mark.unit
+
 SECRET = "server secret of at least 32 bytes, for tests"
 
 

@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import FAKE_MODELS, GatewayProcess, fake_config
 from tests.fakes import FakeUpstream
 
+pytestmark = pytest.mark.e2e
+
 ADMIN = "admin-key-for-tests-at-least-32-characters"
 EXTRA = f"""
 [[models]]

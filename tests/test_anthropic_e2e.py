@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import GatewayProcess
 
+pytestmark = pytest.mark.e2e
+
 if TYPE_CHECKING:
     from tests.fakes_dialects import DialectUpstream
 

@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import ROOT, free_port
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def fake_url() -> Iterator[str]:

@@ -9,6 +9,8 @@ from gateway.accounts.keys import Principal
 from gateway.cache import MemoryBackend, ResponseCache
 from gateway.config import CacheConfig, ConfigError, GatewayConfig, config_warnings, parse_config
 
+pytestmark = pytest.mark.unit
+
 ALICE = Principal(key_id="key_a", user="alice@example.com", tier="free", key_name="ci")
 ALICE2 = Principal(key_id="key_a2", user="alice@example.com", tier="free")
 BOB = Principal(key_id="key_b", user="bob@example.com", tier="free")

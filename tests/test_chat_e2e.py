@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import GatewayProcess
 from tests.fakes import FakeUpstream
 
+pytestmark = pytest.mark.e2e
+
 
 def client(gateway: GatewayProcess, key: str | None = None) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key or gateway.key, max_retries=0)

@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import anthropic
 import openai
+import pytest
 
 from tests.conftest import GatewayProcess
+
+pytestmark = pytest.mark.e2e
 
 if TYPE_CHECKING:
     from tests.fakes_dialects import DialectUpstream

@@ -10,6 +10,8 @@ import pytest
 from gateway.config import ConfigError, config_warnings, load_config, parse_config
 from tests.conftest import GATEWAY
 
+pytestmark = pytest.mark.e2e
+
 MINIMAL = """
 [providers.openai]
 kind = "openai"

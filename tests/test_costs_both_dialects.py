@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import GatewayProcess, fake_config
 from tests.fakes_dialects import DIALECT_PROVIDERS, DialectUpstream, dialects  # noqa: F401
 
+pytestmark = pytest.mark.e2e
+
 PRICED = """
 [[models]]
 id = "priced/openai"

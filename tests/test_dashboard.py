@@ -21,6 +21,9 @@ import httpx2 as httpx
 import pytest
 
 from tests.conftest import ROOT, GatewayProcess, free_port
+from tests.fresh_gateway import FreshGateway
+
+pytestmark = pytest.mark.e2e
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -99,7 +102,7 @@ class Browser:
         self.errors.append(f"console: {text}")
 
     def route(self, route: Any) -> None:
-        if route.request.url.startswith(self.base):
+        if route.request.url.startswith(f"{self.base}/"):
             route.continue_()
         else:
             self.errors.append(f"request left the gateway: {route.request.url}")
@@ -154,8 +157,9 @@ def browser(server: GatewayProcess, request: pytest.FixtureRequest) -> Iterator[
             reporter.write_line(f"\ndashboard screenshots: {shots}")
 
 
-def chat(server: GatewayProcess, key: str, model: str = "mock") -> httpx.Response:
-    return httpx.post(f"{server.url}/v1/chat/completions", headers=server.headers(key),
+def chat(server: GatewayProcess | FreshGateway, key: str, model: str = "mock") -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/chat/completions",
+                      headers={"Authorization": f"Bearer {key}"},
                       json={"model": model, "max_tokens": 12,
                             "messages": [{"role": "user", "content": "Hello"}]}, timeout=10)
 
@@ -474,3 +478,44 @@ def test_signup_that_needs_the_link_sent_to_the_address(
     page.get_by_role("button", name="Log out").click()
     b.heading("Log in")
     b.check()
+
+
+def test_straight_after_make_run(browser: Browser, tmp_path: Path) -> None:
+    """The default config, a new data folder, no admin key: the key printed on first start
+    opens the pages, and the whole key flow works; signup says it is off."""
+    fresh = FreshGateway(tmp_path).start()
+    b, page = browser, browser.page
+    origin, b.base = b.base, fresh.url
+    try:
+        b.open("/login", "Log in")
+        page.get_by_text("Log in with an API key instead").click()
+        page.get_by_label("API key").fill(fresh.key)
+        page.get_by_role("button", name="Log in with key").click()
+        b.heading("Overview")
+        b.nav("API keys")
+        page.get_by_label("Name").fill("laptop")
+        page.get_by_role("button", name="Create key").click()
+        key = page.locator("#new-key").text_content() or ""
+        assert chat(fresh, key).status_code == 200
+        time.sleep(1.2)
+        b.nav("Usage")
+        recent = page.get_by_role("region", name="Recent requests")
+        assert recent.get_by_role("cell", name="mock/lorem").is_visible()
+        b.nav("API keys")
+        row = page.get_by_role("row").filter(has_text="laptop")
+        row.get_by_role("button", name="Revoke").click()
+        page.get_by_role("dialog").get_by_role("button", name="Revoke key").click()
+        page.get_by_role("alert").filter(has_text="revoked").wait_for()
+        assert chat(fresh, key).status_code == 401
+        page.get_by_role("button", name="Log out").click()
+        b.heading("Log in")
+        b.open("/signup", "Sign up")
+        b.expected.append("403")
+        page.get_by_label("Email").fill("new@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign up").click()
+        page.get_by_role("alert").filter(has_text="Signup is switched off").wait_for()
+        b.check()
+    finally:
+        b.base = origin
+        fresh.stop()

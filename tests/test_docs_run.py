@@ -13,6 +13,8 @@ from tests import docs_runner
 from tests.conftest import ROOT
 from tests.fresh_gateway import FreshGateway
 
+pytestmark = pytest.mark.e2e
+
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
@@ -50,7 +52,7 @@ def test_doc_examples_run_and_print_what_the_text_claims(doc: Path, tmp_path: Pa
 
     problems = []
     if missing := docs_runner.missing_lines(claimed(parsed.server_output), fresh.logs()):
-        problems.append(f"{doc.name}: the server's first start printed no {missing}")
+        problems.append(f"{doc.name}: the server printed no {missing}")
     for example, output in zip(parsed.examples, outputs, strict=True):
         if missing := docs_runner.missing_lines(claimed(example.expected), output):
             problems.append(f"{example.source}: expected {missing} in:\n{output[-3000:]}")

@@ -1,12 +1,16 @@
-"""``gateway.proxy.fit_to_model``: what a translated request is trimmed to for its target."""
+"""``gateway.pipeline.operation.fit_to_model``: what a translated request is trimmed to for
+its target."""
 
 from __future__ import annotations
 
+import pytest
 from msgspec import UNSET
 
 from adapters import canonical as c
-from gateway.proxy import fit_to_model
+from gateway.pipeline.operation import fit_to_model
 from routers.catalog import Model
+
+pytestmark = pytest.mark.unit
 
 
 def request(**fields: object) -> c.Request:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from gateway.redis_client import RedisClient
 from gateway.redis_health import RedisHealth
 from tests.services import REDIS_URL, ensure_redis, redis_prefix  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.e2e
 
 
 async def _until(predicate: object, timeout: float = 5.0) -> bool:

@@ -13,9 +13,11 @@ from adapters.base import ProviderSettings
 from adapters.errors import ProviderHTTPError
 from adapters.gemini.provider import GeminiProvider
 from gateway.config import DEFAULT_CONFIG_PATH, parse_config
-from gateway.state import build_catalog
+from gateway.wiring import build_catalog
 from routers.catalog import Model
 from tests.conftest import GatewayProcess
+
+pytestmark = pytest.mark.e2e
 
 if TYPE_CHECKING:
     from tests.fakes_dialects import DialectUpstream
@@ -233,3 +235,16 @@ def test_the_shipped_catalog_charges_nothing_for_a_model_it_lists_as_free() -> N
     assert free and all(model.cost(1000, 1000) == 0.0 for model in free)
     lorem = catalog.get("mock/lorem")
     assert lorem is not None and not lorem.free and lorem.cost(1000, 1000) > 0
+
+
+@pytest.mark.parametrize("value", ["{key}", "Basic {key}", "Bearer"])
+def test_an_authorization_header_without_bearer_is_named_not_called_missing(
+    dialect_gateway: GatewayProcess, value: str
+) -> None:
+    headers = {"Authorization": value.format(key=dialect_gateway.key)}
+    body = {"model": "mock/echo", "messages": [USER]}
+    response = httpx.post(f"{dialect_gateway.url}/v1/chat/completions", headers=headers,
+                          json=body, timeout=30)
+    assert response.status_code == 401, response.text
+    message = response.json()["error"]["message"]
+    assert "Bearer <key>" in message and "Missing" not in message

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
+import pytest
+
 from gateway.ledger import Ledger, UsageRow
+
+pytestmark = pytest.mark.unit
 
 
 class RowsStore:

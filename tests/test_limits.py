@@ -27,6 +27,8 @@ from gateway.errors import (
 from gateway.storage import AccountsStore, UserRecord, open_store
 from routers.catalog import Model
 
+pytestmark = pytest.mark.unit
+
 CONFIG = """
 [tiers.free]
 requests_per_day = 7

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import tempfile
 
+import pytest
 import redis
 
 from tests import services
+
+pytestmark = pytest.mark.e2e
 
 
 def test_an_outage_in_the_tests_leaves_the_machines_services_alone() -> None:

@@ -13,6 +13,8 @@ from adapters.openai.upstream import canonical_to_openai_request
 from tests.conftest import GatewayProcess, fake_config
 from tests.fakes import FakeUpstream
 
+pytestmark = pytest.mark.e2e
+
 REASONING_PROVIDER = """
 [providers.reasoner]
 kind = "openai"

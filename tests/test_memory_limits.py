@@ -8,6 +8,8 @@ import pytest
 from gateway.admission import memory as memory_limits
 from gateway.admission.memory import MemoryWindows, is_memory
 
+pytestmark = pytest.mark.unit
+
 
 class FakeTime:
     def __init__(self) -> None:

@@ -150,9 +150,7 @@ async def test_metrics_token_is_required_when_set() -> None:
         assert (await client.get("/metrics")).status_code == 200
 
 
-# uvicorn is left out: on main, `serve --server uvicorn --workers 2` cannot start its workers
-# (gateway.guard.uvicorn_protocol returns a local class, which multiprocessing cannot pickle).
-@pytest.mark.parametrize("server", ["granian"])
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
 def test_workers_of_other_servers_add_up_their_metrics(
     tmp_path: Path, upstream: FakeUpstream, server: str
 ) -> None:

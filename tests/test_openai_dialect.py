@@ -18,6 +18,8 @@ from adapters.openai.upstream import (
 )
 from adapters.openai.wire import ChatRequest
 
+pytestmark = pytest.mark.unit
+
 
 def request(body: dict[str, object]) -> ChatRequest:
     return msgspec.convert(body, ChatRequest)

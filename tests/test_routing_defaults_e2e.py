@@ -11,6 +11,8 @@ import pytest
 from gateway.config import DEFAULT_CONFIG_PATH
 from tests.conftest import GatewayProcess
 
+pytestmark = pytest.mark.e2e
+
 PERSONAS = ["clear-talking", "clear-coding", "clear-thinking", "clear-researching", "clear-funny"]
 
 

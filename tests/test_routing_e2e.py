@@ -22,6 +22,8 @@ from aiohttp import web
 from tests.conftest import FAKE_MODELS, GatewayProcess, fake_config
 from tests.fakes import FakeUpstream, sse
 
+pytestmark = pytest.mark.e2e
+
 MODELS = FAKE_MODELS + """
 [[models]]
 id = "t/text"

@@ -14,12 +14,14 @@ from adapters.features import RequestFeatures, looks_like_code
 from adapters.openai.client import OpenAIIngress
 from adapters.overlay import Overlay, apply_to_canonical
 from gateway.config import DEFAULT_CONFIG_PATH, ConfigError, parse_config
-from gateway.state import build_catalog, build_planner
+from gateway.wiring import build_catalog, build_planner
 from routers.attempts import Attempts, RetryPolicy
 from routers.catalog import Catalog, Model
 from routers.health import MemoryHealth
 from routers.plan import Plan, Planner
 from routers.refusals import RoutingRefused
+
+pytestmark = pytest.mark.unit
 
 BASE = """
 [providers.mock]

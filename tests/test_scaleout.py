@@ -38,6 +38,8 @@ from tests.services import (
     wait_postgres,
 )
 
+pytestmark = pytest.mark.e2e
+
 
 def scaleout_config(
     tmp: Path, upstream: str, database: str, prefix: str, failure: str = "open", redis: bool = True

@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import GATEWAY, GatewayProcess, fake_config
 from tests.fakes import FakeUpstream
 
+pytestmark = pytest.mark.e2e
+
 
 def serve_with(tmp: Path, upstream: FakeUpstream, server: str) -> GatewayProcess:
     process = GatewayProcess(tmp, fake_config(tmp, upstream.url))

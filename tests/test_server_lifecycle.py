@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import GATEWAY, GatewayProcess, fake_config, free_port
 from tests.fakes import FakeUpstream
 
+pytestmark = pytest.mark.e2e
+
 
 def test_first_start_prints_a_key_that_works(tmp_path: Path, upstream: FakeUpstream) -> None:
     config = tmp_path / "gateway.toml"

@@ -19,6 +19,8 @@ import pytest
 from tests.conftest import GATEWAY, GatewayProcess, fake_config, free_port
 from tests.fakes import FakeUpstream
 
+pytestmark = pytest.mark.e2e
+
 SERVERS = ["hypercorn", "uvicorn", "granian"]
 GRACE = 2.0
 

@@ -32,6 +32,8 @@ from tests.services import (
 )
 from tests.test_scaleout import eventually, scaleout_config
 
+pytestmark = pytest.mark.e2e
+
 ADMIN = "admin-key-for-shared-tests-of-32-characters"
 EXTRA = f"""
 [[models]]

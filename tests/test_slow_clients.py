@@ -13,6 +13,8 @@ from tests.conftest import GatewayProcess
 from tests.fakes import FakeUpstream
 from tests.test_server_stop_start import SERVERS, open_stream, start
 
+pytestmark = pytest.mark.e2e
+
 DEADLINES = "header_timeout = 1.0\nbody_timeout = 1.0\n"
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from adapters.sse import SSEFramer, encode_event, event_data, event_fields
+
+pytestmark = pytest.mark.unit
 
 
 def frame_all(chunks: list[bytes]) -> list[bytes]:

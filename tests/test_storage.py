@@ -34,6 +34,8 @@ from gateway.storage import (
 from gateway.storage.tables import balance_ledger, by_key, metadata, usage
 from tests.services import pg_query, pg_url  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.e2e
+
 ENGINES = ["sqlite", "postgresql"]
 
 

@@ -17,6 +17,8 @@ from gateway.storage.tables import schema_version
 from tests.services import pg_url  # noqa: F401  (fixture)
 from tests.test_storage import usage_rows
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 async def store(pg_url: str) -> AsyncIterator[Store]:  # noqa: F811

@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import GatewayProcess, fake_config
 from tests.fakes import FakeUpstream
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def impatient(

@@ -26,6 +26,8 @@ from adapters.anthropic.wire import (
 )
 from adapters.errors import ProviderHTTPError
 
+pytestmark = pytest.mark.unit
+
 
 def request(**body: Any) -> MessagesRequest:
     body.setdefault("model", "m")

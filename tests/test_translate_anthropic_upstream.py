@@ -17,6 +17,8 @@ from adapters.anthropic.upstream import (
 )
 from adapters.errors import ProviderConnectionError, ProviderHTTPError
 
+pytestmark = pytest.mark.unit
+
 
 def conversation() -> c.Request:
     return c.Request(

@@ -20,6 +20,8 @@ from adapters.gemini.upstream import (
     unpack_tool_id,
 )
 
+pytestmark = pytest.mark.unit
+
 SIGNATURE = "CiQB+/z9Q2lnbmF0dXJlcw=="
 
 

@@ -23,6 +23,8 @@ from adapters.openai.client import openai_to_canonical
 from adapters.openai.upstream import canonical_to_openai_request
 from adapters.openai.wire import ChatRequest
 
+pytestmark = pytest.mark.unit
+
 GOLDEN = Path(__file__).parent / "golden" / "requests"
 CASES = sorted(GOLDEN.glob("*.json"))
 

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import msgspec
+import pytest
 
 from adapters import canonical as c
 from adapters.anthropic.client import anthropic_to_canonical
@@ -27,6 +28,8 @@ from adapters.openai.upstream import (
     openai_response_to_canonical,
 )
 from adapters.openai.wire import ChatRequest
+
+pytestmark = pytest.mark.unit
 
 SIGNATURE = "CiQB+/z9Q2lnbmF0dXJlcw=="
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from adapters.anthropic.client import AnthropicIngress
 from adapters.openai.client import OpenAIIngress
 from gateway.usage_estimate import SentBodies, count_tokens, estimate_usage
+
+pytestmark = pytest.mark.unit
 
 OPENAI = OpenAIIngress()
 ANTHROPIC = AnthropicIngress()

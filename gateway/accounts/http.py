@@ -30,11 +30,16 @@ MAX_POLICY_INT = 1_000_000_000  # limits above this are typos; the column is a 3
 
 
 class GatewayView(Protocol):
-    """What the account routes need of the gateway (``gateway.state.Gateway``)."""
+    """What the account routes need of the gateway (``gateway.wiring.Gateway``)."""
 
-    config: GatewayConfig
-    catalog: Catalog
-    planner: Planner
+    @property
+    def config(self) -> GatewayConfig: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    @property
+    def planner(self) -> Planner: ...
 
     @property
     def accounts(self) -> AccountServices: ...

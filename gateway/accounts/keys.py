@@ -33,6 +33,9 @@ _REFUSED_TTL = 5.0  # seconds a refused key is remembered, so a bad key cannot h
 _MISSING = (
     "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
 )
+_NOT_BEARER = (
+    "The Authorization header must read 'Bearer <key>' (or send the key as 'x-api-key: <key>')"
+)
 _INVALID = "Invalid API key: check the key and the auth header"
 _REVOKED = "This API key has been revoked: create a new one"
 
@@ -96,13 +99,17 @@ def mint_key(prefix: str) -> tuple[str, KeyRecord]:
 
 
 def key_from_headers(authorization: bytes | None, x_api_key: bytes | None) -> str | None:
-    """The key from ``Authorization: Bearer …`` or ``x-api-key``, whichever is present."""
+    """The key from ``Authorization: Bearer …`` or ``x-api-key``, whichever is present.
+
+    An Authorization header in another form is refused by name: "Missing API key" would
+    mislead someone who sent their key without the ``Bearer`` scheme."""
     if x_api_key:
         return x_api_key.decode("latin-1").strip()
     if authorization:
         scheme, _, value = authorization.decode("latin-1").partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
+        raise AuthenticationFailed(_NOT_BEARER)
     return None
 
 

@@ -24,7 +24,7 @@ Redis cannot be reached, ``limits.redis_failure`` decides: ``"open"`` counts in 
 (a ``memory://`` storage) until it is back, ``"closed"`` refuses with 503.
 """
 
-from gateway.admission.admit import AccountHeaders, Admission, Ticket
+from gateway.admission.admit import Admission, Ticket
 from gateway.admission.limiter import Limiter
 
-__all__ = ["AccountHeaders", "Admission", "Limiter", "Ticket"]
+__all__ = ["Admission", "Limiter", "Ticket"]

@@ -1,5 +1,5 @@
 """``Admission``: what ``admit`` checks before a call and ``settle`` corrects after it (the
-package docstring has the rules); ``AccountHeaders``, the ``x-ratelimit-*`` headers it answers."""
+package docstring has the rules)."""
 
 from __future__ import annotations
 
@@ -242,35 +242,3 @@ def _rate_headers(limit: int, remaining: int, reset: float) -> dict[str, str]:
 
 def _stamp(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-class AccountHeaders(list[tuple[bytes, bytes]]):
-    """``Exchange.extra_headers`` for an admitted request: rate, tier and credit headers, and
-    ``X-Cost-USD`` rendered when the headers are sent.
-
-    A non-streamed answer is sent after its usage is known, so its ``X-Cost-USD`` is exact.
-    A stream's headers go out at the commit point, before any usage: there ``X-Cost-USD`` is
-    the upper bound reserved at admission and ``X-Cost-Estimated: true`` says so; the exact
-    cost is in ``GET /v1/usage/requests/{request_id}`` once the stream ends.
-    """
-
-    def __init__(self, ticket: Ticket, key_source: str, exchange: object) -> None:
-        super().__init__(ticket.headers)
-        self.append((b"x-tier", ticket.tier_name.encode()))
-        self.append((b"x-credits-remaining", ticket.credits_remaining.encode()))
-        self.append((b"x-key-source", key_source.encode()))
-        self.ticket = ticket
-        self.exchange = exchange
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        yield from super().__iter__()
-        served: Deployment | None = getattr(self.exchange, "served", None)
-        usage: c.Usage | None = getattr(self.exchange, "usage", None)
-        if getattr(self.exchange, "status", 200) >= 400:
-            yield (b"x-cost-usd", b"0.00000000")
-        elif served is not None and usage is not None:
-            cost = served.cost(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens)
-            yield (b"x-cost-usd", f"{cost:.8f}".encode())
-        else:
-            yield (b"x-cost-usd", f"{self.ticket.estimate_usd:.8f}".encode())
-            yield (b"x-cost-estimated", b"true")

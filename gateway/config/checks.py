@@ -96,6 +96,13 @@ def _check_accounts(config: GatewayConfig) -> None:
         raise ConfigError('accounts.smtp.host: required with accounts.notify = "smtp"')
     if accounts.notify == "webhook" and not accounts.notify_webhook:
         raise ConfigError('accounts.notify_webhook: required with accounts.notify = "webhook"')
+    delivers = accounts.notify not in ("", "off") or (
+        not accounts.notify and bool(accounts.notify_webhook or accounts.smtp.host))
+    if accounts.verify_email and not delivers:
+        raise ConfigError(
+            'accounts.verify_email: needs a way to send the link: accounts.notify = "smtp" '
+            '(with [accounts.smtp]), "webhook" (with notify_webhook) or "log"'
+        )
     for index, proxy in enumerate(config.server.trusted_proxies):
         try:
             ipaddress.ip_network(proxy, strict=False)

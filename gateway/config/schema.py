@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from gateway.semver import parse_version
+
 NonNegative = Annotated[int, Meta(ge=0, le=10**15)]
 AtLeastOne = Annotated[int, Meta(ge=1, le=10**15)]
 Port = Annotated[int, Meta(ge=0, le=65535)]
@@ -272,6 +274,58 @@ class PersonaConfig(Section, frozen=True):
     description: str = ""
 
 
+class PluginConfig(Section, frozen=True):
+    """One entry of the plugin catalog behind ``GET /v1/plugins`` (docs/platform.md)."""
+
+    name: str
+    description: str = ""
+    version: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    repository: str = ""
+    homepage: str = ""
+    author: str = ""
+    min_version: str = ""
+
+
+class ReleaseConfig(Section, frozen=True):
+    """One release of the feed behind ``GET /v1/updates``; ``version`` is semantic (1.2.3)."""
+
+    version: str
+    date: str = ""
+    notes: str = ""
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        if parse_version(self.version) is None:
+            raise ValueError(f"release version {self.version!r} is not semantic (like 1.2.3)")
+
+
+class WebhooksConfig(Section, frozen=True):
+    """Signed webhook deliveries (docs/platform.md)."""
+
+    allow_private: bool = False        # true: deliveries to loopback/private addresses allowed
+    # Seconds before each retry of a failed delivery; after the last one it has failed.
+    retry_schedule: list[Seconds] = msgspec.field(
+        default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0,
+                                 14400.0, 28800.0, 43200.0, 86400.0])
+    timeout: PositiveSeconds = 10.0    # one attempt
+    max_in_flight: AtLeastOne = 3      # deliveries at once per endpoint
+    disable_after: AtLeastOne = 20     # failed attempts in a row that disable an endpoint
+    poll_interval: PositiveSeconds = 1.0  # between looks at the outbox
+
+
+class TelemetryConfig(Section, frozen=True):
+    """Anonymous CLI telemetry (docs/platform.md)."""
+
+    enabled: bool = True
+    max_body_bytes: AtLeastOne = 1_048_576
+    max_batch: AtLeastOne = 1000
+    requests_per_minute: NonNegative = 60   # per client address; 0: unlimited
+    max_property_bytes: AtLeastOne = 2048   # one event's properties, as JSON
+    retention_days: AtLeastOne = 90
+    stats_tiers: list[str] = msgspec.field(default_factory=lambda: ["enterprise"])
+
+
 class Settings(Section, frozen=True):
     """The whole file: what ``gateway.toml`` may contain."""
 
@@ -288,6 +342,10 @@ class Settings(Section, frozen=True):
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     routers: dict[str, RouterConfig] = msgspec.field(default_factory=dict)
     personas: dict[str, PersonaConfig] = msgspec.field(default_factory=dict)
+    plugins: list[PluginConfig] = msgspec.field(default_factory=list)
+    releases: list[ReleaseConfig] = msgspec.field(default_factory=list)
+    webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
+    telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
 
 
 class Runtime(msgspec.Struct, kw_only=True, frozen=True):

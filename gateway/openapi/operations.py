@@ -10,6 +10,7 @@ from __future__ import annotations
 from gateway.openapi import account_schemas as a
 from gateway.openapi import schemas as s
 from gateway.openapi.operation import CHAT_ERRORS, CHAT_HEADERS, Operation, Param
+from gateway.openapi.platform_operations import PLATFORM
 
 _HELLO = [{"role": "user", "content": "Hello!"}]
 
@@ -153,5 +154,6 @@ ACCOUNTS = (
 )
 
 OPERATIONS: tuple[Operation, ...] = (
-    *SERVICE, *MODELS, *CHAT, *RESPONSES, *_anthropic(""), *_anthropic("/anthropic"), *ACCOUNTS
+    *SERVICE, *MODELS, *CHAT, *RESPONSES, *_anthropic(""), *_anthropic("/anthropic"),
+    *ACCOUNTS, *PLATFORM,
 )

@@ -145,6 +145,55 @@ MIGRATIONS: list[list[str | Executable]] = [
     # 5: key permissions (gateway.accounts.keys): "inference" or "manage"; keys made before
     # had every power, so they keep "manage".
     ["ALTER TABLE api_keys ADD COLUMN permissions TEXT NOT NULL DEFAULT 'manage'"],
+    # 6: the platform APIs (gateway.platform): telemetry and signed webhooks.
+    [
+        """CREATE TABLE telemetry_events (
+            created_at DOUBLE PRECISION NOT NULL,
+            kind TEXT NOT NULL,
+            instance_id TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL DEFAULT '',
+            version TEXT NOT NULL DEFAULT '',
+            os TEXT NOT NULL DEFAULT '',
+            properties TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX telemetry_events_time ON telemetry_events (created_at)",
+        """CREATE TABLE webhook_endpoints (
+            id TEXT PRIMARY KEY,
+            user_email TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            url TEXT NOT NULL,
+            event_types TEXT NOT NULL DEFAULT '',
+            secret TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            status TEXT NOT NULL DEFAULT 'enabled',
+            failures INTEGER NOT NULL DEFAULT 0,
+            disabled_reason TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX webhook_endpoints_user ON webhook_endpoints (user_email)",
+        """CREATE TABLE webhook_outbox (
+            id TEXT PRIMARY KEY,
+            endpoint_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            next_attempt_at DOUBLE PRECISION NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'pending',
+            lease_owner TEXT NOT NULL DEFAULT '',
+            lease_until DOUBLE PRECISION NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX webhook_outbox_due ON webhook_outbox (status, next_attempt_at)",
+        """CREATE TABLE webhook_attempts (
+            delivery_id TEXT NOT NULL,
+            endpoint_id TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            status_code INTEGER NOT NULL DEFAULT 0,
+            duration_ms DOUBLE PRECISION NOT NULL DEFAULT 0,
+            error TEXT NOT NULL DEFAULT '',
+            success INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX webhook_attempts_endpoint ON webhook_attempts (endpoint_id, created_at)",
+    ],
 ]
 
 

@@ -180,6 +180,66 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
+# Anonymous CLI telemetry (gateway.platform.telemetry); rows older than the retention go.
+telemetry_events = Table(
+    "telemetry_events",
+    metadata,
+    Column("created_at", Float, nullable=False),
+    Column("kind", Text, nullable=False),  # "ping" or "event"
+    _text("instance_id"),
+    _text("name"),
+    _text("version"),
+    _text("os"),
+    _text("properties"),  # JSON
+    Index("telemetry_events_time", "created_at"),
+)
+
+# Signed webhooks (gateway.platform): endpoints, the durable outbox, each delivery attempt.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("user_email", Text, nullable=False),
+    _text("name"),
+    Column("url", Text, nullable=False),
+    _text("event_types"),  # comma-separated
+    Column("secret", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    _text("status", "enabled"),  # "enabled" or "disabled"
+    _int("failures"),  # failed attempts in a row
+    _text("disabled_reason"),
+    Index("webhook_endpoints_user", "user_email"),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", Text, primary_key=True),  # the webhook-id header, the same on every retry
+    Column("endpoint_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    _int("attempts"),
+    _text("status", "pending"),  # pending, delivered, failed
+    _text("lease_owner"),
+    Column("lease_until", Float, nullable=False, server_default="0"),
+    Index("webhook_outbox_due", "status", "next_attempt_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("delivery_id", Text, nullable=False),
+    Column("endpoint_id", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    _int("status_code"),  # 0: no answer
+    Column("duration_ms", Float, nullable=False, server_default="0"),
+    _text("error"),
+    _int("success", Flag),
+    Index("webhook_attempts_endpoint", "endpoint_id", "created_at"),
+)
+
 # Written by the migration runner only: one row per applied version.
 schema_version = Table(
     "schema_version",

@@ -1,0 +1,109 @@
+"""Request and answer bodies of the platform APIs (``gateway.platform``), for the OpenAPI
+document: plugins, updates, credit prices, telemetry and webhooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+# --- plugins, updates, prices ---------------------------------------------------------------
+
+
+class Plugin(msgspec.Struct):
+    """One entry of the operator's ``[[plugins]]`` catalog."""
+
+    object: str
+    name: str
+    description: str = ""
+    version: str = ""
+    tags: list[str] = []
+    repository: str | None = None
+    homepage: str | None = None
+    author: str | None = None
+    min_version: str | None = None
+
+
+class PluginList(msgspec.Struct):
+    object: str
+    data: list[Plugin]
+
+
+class Release(msgspec.Struct):
+    """The latest of the operator's ``[[releases]]`` by semantic-version order."""
+
+    object: str
+    version: str
+    date: str = ""
+    notes: str = ""
+    url: str = ""
+
+
+class UpdateCheck(msgspec.Struct):
+    current: str
+    latest: str | None
+    update_available: bool
+    url: str | None = None
+    notes: str | None = None
+
+
+class ModelCredits(msgspec.Struct):
+    model: str
+    credits: int
+    free: bool = False
+
+
+class TierAllowance(msgspec.Struct):
+    credits_per_day: int
+    requests_per_minute: int = 0
+    max_keys: int = 0
+
+
+class CreditPricing(msgspec.Struct):
+    """Credits per call of every model and each tier's daily allowance (0: unlimited)."""
+
+    object: str
+    models: dict[str, int]
+    data: list[ModelCredits]
+    tiers: dict[str, TierAllowance]
+    default_credits: int = 1
+    unit: str = ""
+    resets: str = ""
+
+
+# --- telemetry ------------------------------------------------------------------------------
+
+
+class TelemetryPing(msgspec.Struct):
+    instance_id: str
+    version: str | None = None
+    os: str | None = None
+
+
+class TelemetryEvent(msgspec.Struct):
+    instance_id: str
+    name: str
+    properties: dict[str, Any] | None = None
+    version: str | None = None
+    os: str | None = None
+
+
+class TelemetryBatch(msgspec.Struct):
+    events: list[TelemetryEvent]
+
+
+class TelemetryReceipt(msgspec.Struct):
+    object: str
+    accepted: int
+
+
+class TelemetryStats(msgspec.Struct):
+    object: str
+    instances: int
+    events: int
+    pings: int
+    by_name: dict[str, int]
+    by_version: dict[str, int]
+    by_day: dict[str, int]
+    days: int = 30
+    since: float = 0.0

@@ -1,0 +1,111 @@
+"""The real app in-process for the platform tests (httpx's ASGI transport, SQLite in a temporary
+folder), with a plugin catalog, a release feed and tiers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+
+from gateway.accounts.keys import create_key
+from gateway.app import create_app
+from gateway.config import parse_config
+from gateway.wiring import Gateway
+
+ADMIN = "admin-key-of-the-platform-tests-0123456789"
+BASE = """
+[storage]
+url = "sqlite:///{tmp}/gateway.db"
+
+[server]
+trusted_proxies = ["127.0.0.1"]
+
+[accounts]
+admin_key = "{admin}"
+
+[providers.mock]
+kind = "mock"
+
+[[models]]
+id = "mock/echo"
+provider = "mock"
+upstream = "echo"
+credits = 3
+
+[[models]]
+id = "mock/small"
+provider = "mock"
+upstream = "echo"
+free = true
+
+[tiers.free]
+credits_per_day = 100
+requests_per_minute = 40
+[tiers.enterprise]
+
+[[plugins]]
+name = "git-helper"
+description = "Commit messages from staged diffs"
+version = "1.2.0"
+tags = ["git", "vcs"]
+repository = "https://example.com/git-helper"
+
+[[plugins]]
+name = "test-runner"
+description = "Runs the project's tests and explains failures (Git-aware)"
+version = "0.3.1"
+tags = ["testing"]
+
+[[releases]]
+version = "0.9.0"
+date = "2026-10-01"
+notes = "nine"
+url = "https://example.com/0.9.0"
+
+[[releases]]
+version = "0.10.0"
+date = "2026-11-01"
+notes = "ten"
+url = "https://example.com/0.10.0"
+
+[[releases]]
+version = "0.2.0"
+date = "2026-01-01"
+"""
+
+
+class Client:
+    """Requests to the in-process app, each from the client address ``peer``."""
+
+    def __init__(self, http: httpx.AsyncClient, gateway: Gateway) -> None:
+        self.http = http
+        self.gateway = gateway
+
+    async def call(self, method: str, path: str, token: str | None = None,
+                   peer: str = "10.0.0.1", **kwargs: Any) -> httpx.Response:
+        headers = {"X-Forwarded-For": peer, **kwargs.pop("headers", {})}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return await self.http.request(method, path, headers=headers, **kwargs)
+
+    async def key(self, user: str, tier: str = "free", permissions: str = "manage") -> str:
+        secret, _ = await create_key(self.gateway.store, "gw-", user=user, tier=tier,
+                                     permissions=permissions)
+        return secret
+
+
+@asynccontextmanager
+async def running(tmp: Path, extra: str = "") -> AsyncIterator[Client]:
+    config = parse_config(BASE.format(tmp=tmp, admin=ADMIN) + extra)
+    app = create_app(config)
+    gateway: Gateway = app.state.gateway
+    await gateway.start()
+    try:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            yield Client(http, gateway)
+    finally:
+        await gateway.stop()
