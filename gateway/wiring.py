@@ -173,6 +173,7 @@ def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, A
             headers=dict(provider.headers),
             tokens_per_second=provider.tokens_per_second,
             max_tokens_field=provider.max_tokens_field,
+            responses_api=provider.responses_api,
         )
         try:
             adapters[name] = build_adapter(provider.kind, settings, client)

@@ -114,6 +114,9 @@ class ProviderConfig(Section, frozen=True):
     # openai kind: the field a translated request's output cap goes in ("max_tokens", or
     # "max_completion_tokens" for OpenAI itself, whose reasoning models refuse max_tokens).
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    # openai kind: the provider also serves the Responses API at {base_url}/responses, so
+    # /v1/responses bodies go to it unchanged (others get them translated).
+    responses_api: bool = False
     # mock only: generation speed; 0 means as fast as possible.
     tokens_per_second: Annotated[float, Meta(ge=0)] = 0.0
 
