@@ -92,6 +92,8 @@ async def _admin_update(gateway: GatewayView, request: Request) -> Any:
     elif action in ("block", "unblock"):
         ok = await s.store.set_user_field(
             email, "status", "blocked" if action == "block" else "active")
+        if ok and action == "block":
+            s.on_event(email, "account.blocked", {"email": email})
     elif action == "topup":
         amount = body.get("amount_usd")
         if (not isinstance(amount, int | float) or isinstance(amount, bool)

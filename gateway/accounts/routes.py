@@ -86,6 +86,8 @@ async def _make_key(gateway: GatewayView, request: Request) -> Any:
         user=who.user, tier=tier_name, permissions=permissions)
     if policy != KeyPolicy():
         await s.store.set_key_policy(record.id, policy)
+    s.on_event(who.user, "key.created", {"key_id": record.id, "name": record.name,
+                                         "permissions": permission_list(permissions)})
     return json_response({**key_entry(record, policy), "key": key}, 201)
 
 
@@ -97,6 +99,7 @@ async def _delete_key(gateway: GatewayView, request: Request) -> Any:
     if record is None:
         raise NotFound(f"No active key '{key_id}' among yours: GET /v1/keys lists them")
     await s.revoked(record)  # here at once, other instances via Redis
+    s.on_event(who.user, "key.revoked", {"key_id": record.id, "name": record.name})
     return {"id": record.id, "object": "api_key", "deleted": True}
 
 
