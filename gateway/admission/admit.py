@@ -171,10 +171,6 @@ class Admission:
             error.headers.setdefault("X-Tier", ticket.tier_name)
             self._limit_reached(state.email, principal.key_id, error)
             raise
-        self._counted(state, ticket, taken)
-
-    def _counted(self, state: UserState, ticket: Ticket, taken: list[Counter]) -> None:
-        """Admitted: the default rate headers, and the counters ``settle`` will correct."""
         if not ticket.headers:
             ticket.headers = [
                 (b"x-ratelimit-limit", b"unlimited"),
