@@ -16,7 +16,7 @@ import msgspec
 
 from adapters import canonical as c
 from adapters.base import StreamTranslator
-from adapters.client import Parsed, check_model_name, decode_json, passthrough_base, routing_chain
+from adapters.client import Parsed, check_model_name, decode_json, parsed_json, passthrough_base
 from adapters.errors import CallerError, InvalidRequest
 from adapters.overlay import Overlay, capped
 from adapters.responses import texts
@@ -49,20 +49,8 @@ class ResponsesIngress:
         """A validated Responses body (``InvalidRequest`` names the field at fault)."""
         request: ResponsesRequest = decode_json(body, _request)
         _check(request)
-        chain: list[str] | None = None
-        routing_fields = b'"models"' in body or b'"route"' in body
-        if routing_fields:
-            chain = routing_chain(body)
-        parsed = Parsed(
-            body,
-            request,
-            request.model,
-            bool(request.stream),
-            True,
-            chain=chain,
-            routing_fields=routing_fields,
-            max_tokens=request.max_output_tokens,
-        )
+        parsed = parsed_json(body, request, request.model, bool(request.stream), True,
+                             max_tokens=request.max_output_tokens)
         # Converted now, so what has no canonical form is a 400 here: the pipeline reads
         # InvalidRequest from parse only (later it would be an internal error).
         parsed.canonical(responses_to_canonical)
