@@ -312,6 +312,7 @@ class WebhooksConfig(Section, frozen=True):
     max_in_flight: AtLeastOne = 3      # deliveries at once per endpoint
     disable_after: AtLeastOne = 20     # failed attempts in a row that disable an endpoint
     poll_interval: PositiveSeconds = 1.0  # between looks at the outbox
+    balance_check_interval: PositiveSeconds = 60.0  # between looks for balances under thresholds
 
 
 class TelemetryConfig(Section, frozen=True):
