@@ -9,6 +9,7 @@ Neither mutates what it is given: a body is shared by every fallback of one requ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from msgspec import UNSET
@@ -41,6 +42,16 @@ class Overlay:
 def capped(value: object, cap: int) -> int:
     """``value`` (the caller's output limit, any JSON value) at most ``cap``."""
     return min(value, cap) if isinstance(value, int) and not isinstance(value, bool) else cap
+
+
+def overlay_options(body: dict[str, Any], overlay: Overlay, limit_key: str) -> dict[str, Any]:
+    """``body`` (a fresh top-level copy, changed here) with the overlay's temperature where the
+    caller set none and its cap on the output limit, which the dialect names ``limit_key``."""
+    if overlay.temperature is not None and body.get("temperature") is None:
+        body["temperature"] = overlay.temperature
+    if overlay.max_tokens is not None:
+        body[limit_key] = capped(body.get(limit_key), overlay.max_tokens)
+    return body
 
 
 def apply_to_canonical(request: c.Request, overlay: Overlay) -> c.Request:

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import aiohttp
 
+from adapters.base import Call, ProviderSettings
 from adapters.canonical import StreamEvent
 from adapters.errors import (
     ProviderConnectionError,
@@ -234,3 +235,23 @@ __all__ = [
     "first_chunk_within",
     "relay_sse",
 ]
+
+
+class JSONProvider:
+    """What JSON-over-HTTP providers share: their settings, the process's upstream client and
+    the headers of a call (JSON, the provider's configured headers, then the key: the caller's
+    own if it has one, else the operator's, as ``key_prefix + key`` under ``key_header``)."""
+
+    key_header = "Authorization"
+    key_prefix = "Bearer "
+
+    def __init__(self, settings: ProviderSettings, client: UpstreamClient) -> None:
+        self.settings = settings
+        self.client = client
+
+    def _headers(self, call: Call) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.settings.headers}
+        key = call.api_key or self.settings.api_key
+        if key:
+            headers[self.key_header] = self.key_prefix + key
+        return headers

@@ -1,15 +1,17 @@
 """The gateway's own CPU per request, in process: no server, no network, no load generator.
 
-    python -m bench.micro [--requests 20000] [--stream] [--concurrency 1]
+    python -m bench.micro [--requests 20000] [--stream] [--concurrency 1] [--responses]
 
 The app of ``gateway.app.create_app`` (the bench's configuration: every tier limit on, 64
 users, SQLite ledger) is called as ASGI, one request after another (or ``--concurrency`` at
 a time), built with a stub upstream client (``build_gateway(config, client=…)``) that
-answers the bench's 16-token reply (or its 64-chunk stream) from memory. What is left is what
-the gateway adds on top of an ASGI server and aiohttp, measured with ``time.process_time`` and
-steady to a few percent even on a shared machine: use it to compare changes to the hot path, A
-against B. It does not see what the gateway makes the server and aiohttp do (response headers, the
-upstream request's timeouts), nor the machine's system-call costs: the bench does.
+answers the bench's 16-token reply (or its 64-chunk stream) from memory. ``--responses`` sends
+the same request to ``/v1/responses`` instead (translated to chat completions and back). What
+is left is what the gateway adds on top of an ASGI server and aiohttp, measured with
+``time.process_time`` and steady to a few percent even on a shared machine: use it to compare
+changes to the hot path, A against B. It does not see what the gateway makes the server and
+aiohttp do (response headers, the upstream request's timeouts), nor the machine's system-call
+costs: the bench does.
 """
 
 from __future__ import annotations
@@ -103,7 +105,20 @@ async def _keys(config_path: Path) -> list[str]:
         await store.close()
 
 
-async def measure(requests: int, stream: bool, concurrency: int = 1) -> float:
+def _request(model: str, stream: bool, responses: bool) -> tuple[str, bytes]:
+    """The path and body of the bench's request, in chat completions or the Responses API."""
+    if responses:
+        return "/v1/responses", msgspec.json.encode({
+            "model": model, "stream": stream, "max_output_tokens": 64,
+            "instructions": "You are a benchmark.", "input": "Say something short."})
+    return "/v1/chat/completions", msgspec.json.encode({
+        "model": model, "stream": stream, "max_tokens": 64,
+        "messages": [{"role": "system", "content": "You are a benchmark."},
+                     {"role": "user", "content": "Say something short."}]})
+
+
+async def measure(requests: int, stream: bool, concurrency: int = 1,
+                  responses: bool = False) -> float:
     from adapters.upstream import Timeouts
     from gateway.app import create_app
     from gateway.config import load_config
@@ -124,13 +139,10 @@ async def measure(requests: int, stream: bool, concurrency: int = 1) -> float:
     app = create_app(gateway=gateway)
     await gateway.start()
     model = "bench/bench-tok64-gap20" if stream else "bench/bench-tok16"
-    body = msgspec.json.encode({
-        "model": model, "stream": stream, "max_tokens": 64,
-        "messages": [{"role": "system", "content": "You are a benchmark."},
-                     {"role": "user", "content": "Say something short."}]})
+    path, body = _request(model, stream, responses)
     scopes = [{
         "type": "http", "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+        "path": path, "raw_path": path.encode(),
         "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 8000),
         "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
@@ -191,10 +203,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--responses", action="store_true", help="POST /v1/responses")
     args = parser.parse_args()
     sys.stdout = open(os.devnull, "w")  # the gateway's JSON log lines  # noqa: SIM115
-    cost = asyncio.run(measure(args.requests, args.stream, args.concurrency))
+    cost = asyncio.run(measure(args.requests, args.stream, args.concurrency, args.responses))
     kind = "streamed (64 chunks)" if args.stream else "non-streamed"
+    kind += " /v1/responses" if args.responses else ""
     print(f"gateway's own CPU per {kind} request: {cost:.1f} µs", file=sys.stderr)
 
 

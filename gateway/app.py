@@ -202,6 +202,7 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
     routes = [
         *service,
         Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/responses", chat_endpoint(services, ingress("responses")), methods=["POST"]),
         models[0],
         *anthropic_routes(services),
         models[1],  # after /v1/messages/…: its path parameter takes slashes

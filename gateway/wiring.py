@@ -29,6 +29,7 @@ from gateway.pipeline.intake import Intake
 from gateway.pipeline.operation import ChatOperation
 from gateway.pipeline.settle import Settler
 from gateway.pipeline.streaming import StreamGauge
+from gateway.platform.service import Platform
 from gateway.redis_client import REVOCATIONS, RedisClient
 from gateway.redis_health import RedisHealth
 from gateway.storage import StorageUnavailable, Store, open_database
@@ -172,6 +173,7 @@ def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, A
             headers=dict(provider.headers),
             tokens_per_second=provider.tokens_per_second,
             max_tokens_field=provider.max_tokens_field,
+            responses_api=provider.responses_api,
         )
         try:
             adapters[name] = build_adapter(provider.kind, settings, client)
@@ -203,6 +205,7 @@ class Gateway:
     metrics: Metrics
     streams: StreamGauge
     log: Any
+    platform: Platform  # telemetry, webhooks and their background loops (docs/platform.md)
 
     async def start(self) -> None:
         await self.store.db.connect()
@@ -219,6 +222,7 @@ class Gateway:
             self.accounts.start_shared(self.shared)
         if isinstance(self.health, RedisHealth):
             self.health.start()
+        self.platform.start()
         if self.config.runtime.metrics_dir:
             await self.metrics.share(self.config.runtime.metrics_dir)
 
@@ -244,6 +248,7 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.metrics.stop()
+        await self.platform.stop()
         await self.accounts.stop()
         if isinstance(self.health, RedisHealth):
             await self.health.close()
@@ -324,6 +329,8 @@ def build_gateway(
     ledger = Ledger(store, batch_size=storage.ledger_batch_size,
                     flush_interval=storage.ledger_flush_interval)
     streams = StreamGauge()
+    platform = Platform(config, lambda: store.db)
+    accounts.send_events_to(platform.emit)
     return Gateway(
         config=config,
         catalog=catalog,
@@ -341,6 +348,7 @@ def build_gateway(
         metrics=Metrics.for_config(config, live_figures(ledger, streams, shared)),
         streams=streams,
         log=structlog.get_logger("gateway.request"),
+        platform=platform,
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx2 as httpx
 
@@ -14,6 +13,7 @@ from gateway.accounts.keys import create_key
 from gateway.app import create_app
 from gateway.config import parse_config
 from gateway.wiring import Gateway
+from tests import test_account_security as security
 
 ADMIN = "admin-key-of-the-platform-tests-0123456789"
 BASE = """
@@ -77,19 +77,8 @@ date = "2026-01-01"
 """
 
 
-class Client:
-    """Requests to the in-process app, each from the client address ``peer``."""
-
-    def __init__(self, http: httpx.AsyncClient, gateway: Gateway) -> None:
-        self.http = http
-        self.gateway = gateway
-
-    async def call(self, method: str, path: str, token: str | None = None,
-                   peer: str = "10.0.0.1", **kwargs: Any) -> httpx.Response:
-        headers = {"X-Forwarded-For": peer, **kwargs.pop("headers", {})}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return await self.http.request(method, path, headers=headers, **kwargs)
+class Client(security.Client):
+    """Requests to the in-process app (``call``), and keys made straight in the store."""
 
     async def key(self, user: str, tier: str = "free", permissions: str = "manage") -> str:
         secret, _ = await create_key(self.gateway.store, "gw-", user=user, tier=tier,
@@ -98,8 +87,12 @@ class Client:
 
 
 @asynccontextmanager
-async def running(tmp: Path, extra: str = "") -> AsyncIterator[Client]:
-    config = parse_config(BASE.format(tmp=tmp, admin=ADMIN) + extra)
+async def running(tmp: Path, extra: str = "", storage_url: str = "") -> AsyncIterator[Client]:
+    """The app started on SQLite in ``tmp`` (or ``storage_url``), with ``extra`` config."""
+    text = BASE.format(tmp=tmp, admin=ADMIN) + extra
+    if storage_url:
+        text = text.replace(f"sqlite:///{tmp}/gateway.db", storage_url)
+    config = parse_config(text)
     app = create_app(config)
     gateway: Gateway = app.state.gateway
     await gateway.start()

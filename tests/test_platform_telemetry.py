@@ -60,6 +60,8 @@ async def test_telemetry_is_bounded_in_size_count_rate_and_age(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(gateway.platform.telemetry, "_PRUNE_EVERY", 0.0)  # not once an hour
+    minute = time.time() // 60 * 60 + 30  # every request inside one rate-limit minute
+    monkeypatch.setattr(gateway.platform.telemetry, "clock", lambda: minute)
     async with running(tmp_path, LIMITS) as gw:
         events = [{"instance_id": "x", "name": "e"}] * 51
         over = await gw.call("POST", "/v1/telemetry/batch", peer="10.0.1.1",

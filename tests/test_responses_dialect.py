@@ -64,11 +64,15 @@ def test_bad_input_is_a_clear_400(body: dict[str, Any] | bytes, param: str | Non
     assert words in error.message
 
 
-def test_store_and_previous_response_id_are_kept_for_the_pipeline() -> None:
-    parsed = RESPONSES.parse(b'{"model":"m","input":"hi","store":false,'
-                             b'"previous_response_id":"resp_1","metadata":{"k":"v"}}')
+def test_refused_when_parsed() -> None:
+    """The pipeline reads InvalidRequest from parse only: later it would be a 500."""
+    with pytest.raises(InvalidRequest):
+        RESPONSES.parse(b'{"model":"m","input":"hi","tools":[{"type":"file_search"}]}')
+
+
+def test_store_and_metadata_are_kept_for_the_pipeline() -> None:
+    parsed = RESPONSES.parse(b'{"model":"m","input":"hi","store":false,"metadata":{"k":"v"}}')
     assert parsed.typed.store is False
-    assert parsed.typed.previous_response_id == "resp_1"
     assert parsed.typed.metadata == {"k": "v"}
 
 
@@ -124,3 +128,12 @@ def test_texts_for_estimates() -> None:
     whole = json.dumps({"object": "response", "output": [
         {"type": "message", "content": [{"type": "output_text", "text": "Hello"}]}]}).encode()
     assert RESPONSES.answer_texts([whole]) == ["Hello"]
+
+
+def test_responses_api_is_an_openai_provider_setting() -> None:
+    from gateway.config import ConfigError, parse_config
+
+    base = '[providers.x]\nkind = "{kind}"\nbase_url = "https://x.example/v1"\nresponses_api = true'
+    assert parse_config(base.format(kind="openai")).providers["x"].responses_api
+    with pytest.raises(ConfigError, match=r"providers.x.responses_api: only an openai-kind"):
+        parse_config(base.format(kind="anthropic"))

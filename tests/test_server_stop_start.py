@@ -65,6 +65,7 @@ def open_stream(
     }).encode()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)  # a server that never answers fails the test instead of hanging it
     sock.connect(("127.0.0.1", gateway.port))
     sock.sendall(
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
@@ -114,6 +115,8 @@ def test_sigterm_cuts_a_slowly_read_stream_after_the_grace_period_and_exits_0(
     finally:
         stop.set()
         sock.close()
+        if gateway.process is not None and gateway.process.poll() is None:
+            gateway.process.kill()  # it overstayed: the wait above has failed the test
     logs = gateway.logs()
     assert code == 0, logs
     assert f"shutting down: 1 open streams, waiting up to {GRACE:g} s" in logs  # its worker
@@ -148,6 +151,8 @@ def test_a_second_signal_flushes_and_exits_at_once(
         code = gateway.process.wait(5)
     finally:
         sock.close()
+        if gateway.process is not None and gateway.process.poll() is None:
+            gateway.process.kill()
     logs = gateway.logs()
     assert code == 0, logs
     assert "Traceback" not in logs, logs

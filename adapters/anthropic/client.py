@@ -32,8 +32,8 @@ from adapters.anthropic.wire import (
 )
 from adapters.base import StreamTranslator
 from adapters.client import Parsed, check_model_name, decode_json, passthrough_base, routing_chain
-from adapters.errors import CallerError, InvalidRequest
-from adapters.overlay import Overlay, capped
+from adapters.errors import InvalidRequest
+from adapters.overlay import Overlay, overlay_options
 
 # --- ingress: Anthropic request -> canonical ------------------------------------------------
 
@@ -298,6 +298,10 @@ class AnthropicIngress:
     """``POST /v1/messages``."""
 
     dialect = "anthropic"
+    passthrough_reply = staticmethod(inspect_anthropic_response)
+    error_frame = staticmethod(anthropic_error_frame)
+    prompt_texts = staticmethod(texts.prompt_texts)
+    answer_texts = staticmethod(texts.answer_texts)
 
     def parse(self, body: bytes) -> Parsed:
         """A validated Messages body (``InvalidRequest`` in Anthropic's wording)."""
@@ -341,20 +345,8 @@ class AnthropicIngress:
     ) -> StreamTranslator:
         return AnthropicStreamEncoder(response_id, served_model)
 
-    def passthrough_reply(self, body: bytes, served_model: str) -> tuple[bytes, c.Usage | None]:
-        return inspect_anthropic_response(body, served_model)
-
     def canonical_reply(self, response: c.Response, served_model: str) -> bytes:
         return msgspec.json.encode(canonical_to_anthropic_response(response, served_model))
-
-    def error_frame(self, error: CallerError) -> bytes:
-        return anthropic_error_frame(error)
-
-    def prompt_texts(self, body: bytes) -> list[str]:
-        return texts.prompt_texts(body)
-
-    def answer_texts(self, payloads: list[bytes]) -> list[str]:
-        return texts.answer_texts(payloads)
 
 
 def overlay_anthropic_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
@@ -368,11 +360,7 @@ def overlay_anthropic_body(body: dict[str, Any], overlay: Overlay) -> dict[str, 
             body["system"] = f"{overlay.system}\n\n{system}"
         else:
             body["system"] = overlay.system
-    if overlay.temperature is not None and body.get("temperature") is None:
-        body["temperature"] = overlay.temperature
-    if overlay.max_tokens is not None:
-        body["max_tokens"] = capped(body.get("max_tokens"), overlay.max_tokens)
-    return body
+    return overlay_options(body, overlay, "max_tokens")
 
 
 # --- count_tokens ---------------------------------------------------------------------------

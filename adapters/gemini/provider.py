@@ -21,19 +21,19 @@ from adapters.gemini.upstream import (
     canonical_to_gemini_request,
     gemini_response_to_canonical,
 )
-from adapters.upstream import UpstreamClient, relay_sse
+from adapters.upstream import JSONProvider, UpstreamClient, relay_sse
 
 _encode = msgspec.json.encode
 
 
-class GeminiProvider:
+class GeminiProvider(JSONProvider):
     """``generateContent`` over Gemini's HTTP API."""
 
     dialect = "gemini"
+    key_header, key_prefix = "x-goog-api-key", ""
 
     def __init__(self, settings: ProviderSettings, client: UpstreamClient) -> None:
-        self.settings = settings
-        self.client = client
+        super().__init__(settings, client)
         base = settings.base_url.rstrip("/")
         self.base = base if base.endswith(("/v1beta", "/v1")) else base + "/v1beta"
 
@@ -48,13 +48,6 @@ class GeminiProvider:
         if stream:
             return f"{self.base}/models/{name}:streamGenerateContent?alt=sse"
         return f"{self.base}/models/{name}:generateContent"
-
-    def _headers(self, call: Call) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **self.settings.headers}
-        key = call.api_key or self.settings.api_key
-        if key:
-            headers["x-goog-api-key"] = key
-        return headers
 
     def _body(self, call: Call) -> bytes:
         if call.request is None:

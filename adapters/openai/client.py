@@ -20,7 +20,7 @@ from adapters.client import (
     passthrough_base,
     routing_chain,
 )
-from adapters.errors import CallerError, InvalidRequest
+from adapters.errors import InvalidRequest
 from adapters.features import RequestFeatures
 from adapters.openai import texts
 from adapters.openai.encode import (
@@ -39,7 +39,7 @@ from adapters.openai.wire import (
     content_parts_to_blocks,
     parse_arguments,
 )
-from adapters.overlay import Overlay, capped
+from adapters.overlay import Overlay, overlay_options
 
 
 def _tool_choice_to_canonical(choice: str | NamedToolChoice, parallel: bool | None) -> c.ToolChoice:
@@ -173,6 +173,10 @@ class OpenAIIngress:
     """``POST /v1/chat/completions``."""
 
     dialect = "openai"
+    passthrough_reply = staticmethod(inspect_openai_response)
+    error_frame = staticmethod(openai_error_frame)
+    prompt_texts = staticmethod(texts.prompt_texts)
+    answer_texts = staticmethod(texts.answer_texts)
 
     def parse(self, body: bytes) -> Parsed:
         """A validated chat-completions body (``InvalidRequest`` names the field at fault)."""
@@ -209,20 +213,8 @@ class OpenAIIngress:
     ) -> StreamTranslator:
         return OpenAIStreamEncoder(response_id, served_model, parsed.wants_usage)
 
-    def passthrough_reply(self, body: bytes, served_model: str) -> tuple[bytes, c.Usage | None]:
-        return inspect_openai_response(body, served_model)
-
     def canonical_reply(self, response: c.Response, served_model: str) -> bytes:
         return msgspec.json.encode(canonical_to_openai_response(response, served_model))
-
-    def error_frame(self, error: CallerError) -> bytes:
-        return openai_error_frame(error)
-
-    def prompt_texts(self, body: bytes) -> list[str]:
-        return texts.prompt_texts(body)
-
-    def answer_texts(self, payloads: list[bytes]) -> list[str]:
-        return texts.answer_texts(payloads)
 
 
 def overlay_openai_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
@@ -232,15 +224,9 @@ def overlay_openai_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any
         messages = body.get("messages")
         if isinstance(messages, list):
             body["messages"] = [{"role": "system", "content": overlay.system}, *messages]
-    if overlay.temperature is not None and body.get("temperature") is None:
-        body["temperature"] = overlay.temperature
-    if overlay.max_tokens is not None:
-        if body.get("max_completion_tokens") is not None:
-            body["max_completion_tokens"] = capped(body["max_completion_tokens"],
-                                                   overlay.max_tokens)
-        else:
-            body["max_tokens"] = capped(body.get("max_tokens"), overlay.max_tokens)
-    return body
+    # A caller that uses the newer "max_completion_tokens" gets the cap there.
+    newer = body.get("max_completion_tokens") is not None
+    return overlay_options(body, overlay, "max_completion_tokens" if newer else "max_tokens")
 
 
 def openai_features(request: ChatRequest) -> RequestFeatures:

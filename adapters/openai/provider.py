@@ -20,19 +20,18 @@ from adapters.openai.upstream import (
     canonical_to_openai_request,
     openai_response_to_canonical,
 )
-from adapters.upstream import UpstreamClient, relay_sse
+from adapters.upstream import JSONProvider, UpstreamClient, relay_sse
 
 _encode = msgspec.json.encode
 
 
-class OpenAIProvider:
+class OpenAIProvider(JSONProvider):
     """Chat completions over an OpenAI-compatible HTTP API."""
 
     dialect = "openai"
 
     def __init__(self, settings: ProviderSettings, client: UpstreamClient) -> None:
-        self.settings = settings
-        self.client = client
+        super().__init__(settings, client)
         base = settings.base_url.rstrip("/")
         self.url = base + "/chat/completions"
         self.responses_url = base + "/responses"
@@ -45,13 +44,6 @@ class OpenAIProvider:
         if self.also_speaks and raw is not None and "messages" not in raw:
             return self.responses_url
         return self.url
-
-    def _headers(self, call: Call) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **self.settings.headers}
-        key = call.api_key or self.settings.api_key
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
 
     def _body(self, call: Call) -> bytes:
         if call.raw is not None:

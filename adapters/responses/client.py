@@ -2,8 +2,10 @@
 
 ``ResponsesIngress`` parses and validates a Responses body; it goes unchanged to an upstream
 that speaks the Responses API (an openai-kind provider with ``responses_api = true``) and in
-canonical form to every other one. ``store`` and ``previous_response_id`` are kept on the parsed
-request (``ResponsesRequest``) for the pipeline; translation does not read them.
+canonical form to every other one. The canonical form is built when the body is parsed, so what
+it cannot express (a built-in tool, an item by reference) is refused with a 400 whatever the
+upstream. ``store`` and ``previous_response_id`` are kept on the parsed request
+(``ResponsesRequest``) for the pipeline.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class ResponsesIngress:
         routing_fields = b'"models"' in body or b'"route"' in body
         if routing_fields:
             chain = routing_chain(body)
-        return Parsed(
+        parsed = Parsed(
             body,
             request,
             request.model,
@@ -61,6 +63,10 @@ class ResponsesIngress:
             routing_fields=routing_fields,
             max_tokens=request.max_output_tokens,
         )
+        # Converted now, so what has no canonical form is a 400 here: the pipeline reads
+        # InvalidRequest from parse only (later it would be an internal error).
+        parsed.canonical(responses_to_canonical)
+        return parsed
 
     def to_canonical(self, parsed: Parsed) -> c.Request:
         return parsed.canonical(responses_to_canonical)

@@ -40,13 +40,19 @@ _encode = msgspec.json.encode
 class _Open:
     """One output item being streamed: its item, kind and the text or arguments so far."""
 
-    __slots__ = ("item", "kind", "output_index", "parts")
+    __slots__ = ("delta_head", "item", "kind", "output_index", "parts")
 
     def __init__(self, item: Item, kind: str, output_index: int) -> None:
         self.item = item
         self.kind = kind
         self.output_index = output_index
         self.parts: list[str] = []
+        # A text delta event up to its delta, built once: deltas are most of a stream.
+        self.delta_head = (
+            b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+            b'"item_id":' + _encode(item["id"]) + b',"output_index":'
+            + str(output_index).encode() + b',"content_index":0,"logprobs":[],"delta":'
+        )
 
 
 class ResponsesStreamEncoder:
@@ -139,11 +145,12 @@ class ResponsesStreamEncoder:
             start = c.ThinkingStart() if isinstance(delta, c.ThinkingDelta) else c.TextStart()
             out = self._open_item(event.index, start)
             item = self._open[event.index]
-        where = {"item_id": item.item["id"], "output_index": item.output_index}
         if isinstance(delta, c.TextDelta) and item.kind == "text":
             item.parts.append(delta.text)
-            return out + self._event("response.output_text.delta", **where, content_index=0,
-                                     delta=delta.text, logprobs=[])
+            self._seq += 1
+            return out + (item.delta_head + _encode(delta.text) + b',"sequence_number":'
+                          + str(self._seq - 1).encode() + b"}\n\n")
+        where = {"item_id": item.item["id"], "output_index": item.output_index}
         if isinstance(delta, c.ToolArgsDelta) and item.kind == "tool":
             item.parts.append(delta.partial_json)
             return out + self._event("response.function_call_arguments.delta", **where,

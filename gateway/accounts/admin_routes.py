@@ -90,6 +90,8 @@ def admin_routes(gateway: GatewayView) -> Table:
         elif action in ("block", "unblock"):
             ok = await s.store.set_user_field(
                 email, "status", "blocked" if action == "block" else "active")
+            if ok and action == "block":
+                s.on_event(email, "account.blocked", {"email": email})
         elif action == "topup":
             amount = body.get("amount_usd")
             if (not isinstance(amount, int | float) or isinstance(amount, bool)

@@ -87,6 +87,8 @@ def account_routes(gateway: GatewayView) -> list[Route]:
             user=who.user, tier=tier_name, permissions=permissions)
         if policy != KeyPolicy():
             await s.store.set_key_policy(record.id, policy)
+        s.on_event(who.user, "key.created", {"key_id": record.id, "name": record.name,
+                                             "permissions": permission_list(permissions)})
         return json_response({**key_entry(record, policy), "key": key}, 201)
 
     async def delete_key(request: Request) -> Any:
@@ -97,6 +99,7 @@ def account_routes(gateway: GatewayView) -> list[Route]:
         if record is None:
             raise NotFound(f"No active key '{key_id}' among yours: GET /v1/keys lists them")
         await s.revoked(record)  # here at once, other instances via Redis
+        s.on_event(who.user, "key.revoked", {"key_id": record.id, "name": record.name})
         return {"id": record.id, "object": "api_key", "deleted": True}
 
     # --- bring your own key ---

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gateway.accounts.balances import DebitWriter
@@ -69,6 +69,12 @@ class AccountServices:
         )
         self.admission = Admission(self.cache, self.limiter, accounts.output_reserve_tokens)
         self.writer = DebitWriter(self.cache)
+        # (user, event type, data) of account events, for webhooks (gateway.platform sets it).
+        self.on_event: Callable[[str, str, dict[str, Any]], None] = lambda *event: None
+
+    def send_events_to(self, sink: Callable[..., None]) -> None:
+        """Where account events go: ``sink(user, event_type, data, event_id="")``."""
+        self.on_event = self.admission.on_event = sink
 
     async def start(self) -> None:
         """Once the store is open: the BYOK key, the maintenance switch, the debit writer."""

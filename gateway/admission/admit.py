@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -69,6 +70,8 @@ class Admission:
         self.limiter = limiter
         self.output_reserve = output_reserve
         self._tasks: set[asyncio.Task[None]] = set()
+        # (user, event type, data, event id) of a refusal, for webhooks' ``limit.reached``.
+        self.on_event: Callable[..., None] = lambda *event, **more: None
 
     async def admit(
         self, principal: Principal, target: Deployment, body_size: int, max_tokens: int | None
@@ -190,6 +193,7 @@ class Admission:
             for counter in taken:
                 await limiter.add(counter.key, -counter.amount, counter.until)
             error.headers.setdefault("X-Tier", ticket.tier_name)
+            self._limit_reached(state.email, principal.key_id, error)
             raise
         if not ticket.headers:
             ticket.headers = [
@@ -201,6 +205,20 @@ class Admission:
         ticket.credit_counters = [t for t in taken if t.key.startswith("cpd:")]
         if ticket.prepaid:
             ticket.credits_remaining = f"{max(self.cache.available(state), 0.0):.6f}"
+
+    def _limit_reached(self, user: str, key_id: str, error: GatewayError) -> None:
+        """``limit.reached`` once per key, limit and window: the event id names all three, so
+        the outbox (and the platform's memory) drops the window's later refusals."""
+        limit = error.code or "rate_limit_exceeded"
+        now = time.time()
+        resets = now + float(error.headers.get("Retry-After", "60"))
+        # Daily and monthly windows end on a minute boundary (their Retry-After rounds up
+        # less than a second); the moving minute's window is the minute of the refusal.
+        window = int((now if "X-RateLimit-Reset" in error.headers else resets) // 60)
+        self.on_event(user, "limit.reached", {
+            "key_id": key_id, "limit": limit, "tier": error.headers.get("X-Tier", ""),
+            "message": error.message, "resets_at": int(resets),
+        }, event_id=f"evt_limit_{key_id}_{limit}_{window}")
 
     def settle(
         self, ticket: Ticket, served: Deployment | None, usage: c.Usage | None, cost: float

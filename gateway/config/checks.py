@@ -40,6 +40,9 @@ def _check_models(config: GatewayConfig) -> None:
     for name, provider in config.providers.items():
         if provider.kind != "mock" and not provider.base_url:
             raise ConfigError(f"providers.{name}.base_url: required for kind {provider.kind!r}")
+        if provider.responses_api and provider.kind != "openai":
+            raise ConfigError(f"providers.{name}.responses_api: only an openai-kind provider "
+                              f"serves the Responses API, not kind {provider.kind!r}")
 
 
 def _check_urls(config: GatewayConfig) -> None:

@@ -114,6 +114,9 @@ class ProviderConfig(Section, frozen=True):
     # openai kind: the field a translated request's output cap goes in ("max_tokens", or
     # "max_completion_tokens" for OpenAI itself, whose reasoning models refuse max_tokens).
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    # openai kind: the provider also serves the Responses API at {base_url}/responses, so
+    # /v1/responses bodies go to it unchanged (others get them translated).
+    responses_api: bool = False
     # mock only: generation speed; 0 means as fast as possible.
     tokens_per_second: Annotated[float, Meta(ge=0)] = 0.0
 
@@ -309,6 +312,7 @@ class WebhooksConfig(Section, frozen=True):
     max_in_flight: AtLeastOne = 3      # deliveries at once per endpoint
     disable_after: AtLeastOne = 20     # failed attempts in a row that disable an endpoint
     poll_interval: PositiveSeconds = 1.0  # between looks at the outbox
+    balance_check_interval: PositiveSeconds = 60.0  # between looks for balances under thresholds
 
 
 class TelemetryConfig(Section, frozen=True):

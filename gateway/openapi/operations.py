@@ -51,6 +51,15 @@ CHAT = (
               description=_CHAT_DESCRIPTION),
 )
 
+RESPONSES = (
+    Operation("POST", "/v1/responses", "Create a model response (the Responses API)", "chat",
+              {200: s.ResponseObject}, body=s.ResponsesBody, errors=CHAT_ERRORS,
+              headers=CHAT_HEADERS, stream=True, example={"model": "echo", "input": "Hello!"},
+              description="OpenAI's Responses API, served by any model: translated to chat "
+                          "completions, Messages or Gemini, or passed through to a provider "
+                          "with `responses_api = true` (docs/responses.md)."),
+)
+
 
 def _anthropic(prefix: str) -> tuple[Operation, ...]:
     note = " (for `ANTHROPIC_BASE_URL`)" if prefix else ""
@@ -145,6 +154,6 @@ ACCOUNTS = (
 )
 
 OPERATIONS: tuple[Operation, ...] = (
-    *SERVICE, *MODELS, *CHAT, *_anthropic(""), *_anthropic("/anthropic"), *ACCOUNTS,
-    *PLATFORM,
+    *SERVICE, *MODELS, *CHAT, *RESPONSES, *_anthropic(""), *_anthropic("/anthropic"),
+    *ACCOUNTS, *PLATFORM,
 )

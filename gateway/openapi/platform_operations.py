@@ -42,4 +42,38 @@ TELEMETRY = (
                            "How many days, today included (default 30)"),)),
 )
 
-PLATFORM: tuple[Operation, ...] = (*CATALOG, *TELEMETRY)
+_HOOK_ERRORS = (400, 401, 403, 404, 503)
+
+
+def _webhooks(prefix: str) -> tuple[Operation, ...]:
+    one = prefix + "/{endpoint_id}"
+    same = " (the same resource as /v1/webhook_endpoints)" if prefix == "/v1/webhooks" else ""
+    return (
+        Operation("GET", prefix, f"Your webhook endpoints{same}", "webhooks",
+                  {200: p.WebhookEndpointList}, errors=_HOOK_ERRORS),
+        Operation("POST", prefix, "Create a webhook endpoint; the secret is shown once",
+                  "webhooks", {200: p.WebhookEndpoint}, body=p.WebhookEndpointRequest,
+                  errors=_HOOK_ERRORS),
+        Operation("GET", one, "One of your webhook endpoints", "webhooks",
+                  {200: p.WebhookEndpoint}, errors=_HOOK_ERRORS),
+        Operation("POST", one, "Update a webhook endpoint (url, name, event_types, disabled)",
+                  "webhooks", {200: p.WebhookEndpoint}, body=p.WebhookEndpointUpdate,
+                  errors=_HOOK_ERRORS, body_required=False),
+        Operation("DELETE", one, "Delete a webhook endpoint", "webhooks",
+                  {200: p.WebhookEndpointDeleted}, errors=_HOOK_ERRORS),
+        Operation("POST", one + "/rotate_secret", "A new signing secret (shown once)",
+                  "webhooks", {200: p.WebhookEndpoint}, errors=_HOOK_ERRORS,
+                  body_required=False),
+        Operation("POST", one + "/test", "Deliver a sample event of a type now", "webhooks",
+                  {200: p.WebhookTest}, body=p.WebhookTestRequest, errors=_HOOK_ERRORS,
+                  body_required=False),
+        Operation("GET", one + "/deliveries", "Delivery attempts, newest first", "webhooks",
+                  {200: p.WebhookAttemptList}, errors=_HOOK_ERRORS,
+                  query=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 500},
+                               "How many (default 50)"),)),
+    )
+
+
+PLATFORM: tuple[Operation, ...] = (
+    *CATALOG, *TELEMETRY, *_webhooks("/v1/webhooks"), *_webhooks("/v1/webhook_endpoints")
+)

@@ -107,3 +107,79 @@ class TelemetryStats(msgspec.Struct):
     by_day: dict[str, int]
     days: int = 30
     since: float = 0.0
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+
+class WebhookEndpointRequest(msgspec.Struct):
+    url: str
+    name: str | None = None
+    event_types: list[str] | None = None
+    balance_low_usd: float | None = None
+
+
+class WebhookEndpointUpdate(msgspec.Struct):
+    url: str | None = None
+    name: str | None = None
+    event_types: list[str] | None = None
+    balance_low_usd: float | None = None
+    disabled: bool | None = None
+
+
+class WebhookEndpoint(msgspec.Struct):
+    """An endpoint; ``signing_secret`` only in the answers of create and rotate_secret."""
+
+    id: str
+    object: str
+    name: str
+    url: str
+    event_types: list[str]
+    created_at: int
+    status: str = "enabled"
+    disabled_reason: str | None = None
+    signing_secret_hint: str = ""
+    signing_secret: str | None = None
+    balance_low_usd: float | None = None
+
+
+class WebhookEndpointList(msgspec.Struct):
+    object: str
+    data: list[WebhookEndpoint]
+
+
+class WebhookEndpointDeleted(msgspec.Struct):
+    id: str
+    object: str
+    deleted: bool
+
+
+class WebhookTestRequest(msgspec.Struct):
+    event_type: str | None = None
+
+
+class WebhookTest(msgspec.Struct):
+    object: str
+    success: bool
+    webhook_endpoint_id: str
+    event_type: str
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+class WebhookAttempt(msgspec.Struct):
+    object: str
+    delivery_id: str
+    created_at: float
+    success: bool
+    event_type: str = ""
+    status_code: int | None = None
+    duration_ms: float = 0.0
+    error: str | None = None
+    delivery_status: str = ""
+
+
+class WebhookAttemptList(msgspec.Struct):
+    object: str
+    data: list[WebhookAttempt]

@@ -16,6 +16,7 @@ import msgspec
 
 from adapters.anthropic.wire import CountTokensRequest, MessagesRequest
 from adapters.openai.wire import ChatRequest
+from adapters.responses.wire import ResponsesRequest
 
 # --- errors ---------------------------------------------------------------------------------
 
@@ -88,6 +89,27 @@ class ChatCompletion(msgspec.Struct):
     choices: list[ChatChoice]
     created: int = 0
     usage: ChatUsage | None = None
+
+
+class ResponsesBody(ResponsesRequest):
+    """An OpenAI Responses API body. Only function tools are translated for upstreams that do
+    not speak the Responses API; the whole body passes unchanged to one that does."""
+
+    route: str | None = None
+    models: list[str] | None = None
+
+
+class ResponseObject(msgspec.Struct):
+    """A non-streamed Responses answer (``object: "response"``); streamed answers are
+    ``text/event-stream`` of ``response.*`` events ending with ``response.completed``."""
+
+    id: str
+    object: str
+    model: str
+    output: list[dict[str, Any]]
+    status: str | None = None
+    created_at: float = 0
+    usage: dict[str, Any] | None = None
 
 
 class AnthropicMessagesRequest(MessagesRequest):

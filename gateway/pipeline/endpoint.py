@@ -8,6 +8,7 @@ and it is settled like every other.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -29,31 +30,21 @@ _JSON: tuple[Header, ...] = ((b"content-type", b"application/json"),)
 _DISCONNECTED = Outcome(status=499, error_type="client_disconnected")
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class Endpoint:
     """One operation in one dialect, as an ASGI app (see the module docstring).
 
     ``complete`` answers an admitted request whole (the dispatcher's, or the response cache
     decorating it); streams go through ``dispatcher`` directly."""
 
-    def __init__(
-        self,
-        operation: Operation,
-        intake: Intake,
-        dispatcher: Dispatcher,
-        complete: Complete,
-        settler: Settler,
-        streams: StreamGauge,
-        first_byte: float,
-        commit_timeout: float,
-    ) -> None:
-        self.operation = operation
-        self.intake = intake
-        self.dispatcher = dispatcher
-        self.complete = complete
-        self.settler = settler
-        self.streams = streams
-        self.first_byte = first_byte
-        self.commit_timeout = commit_timeout
+    operation: Operation
+    intake: Intake
+    dispatcher: Dispatcher
+    complete: Complete
+    settler: Settler
+    streams: StreamGauge
+    first_byte: float
+    commit_timeout: float
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         head = Head(scope["headers"])

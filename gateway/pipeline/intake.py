@@ -10,6 +10,7 @@ account state are cached).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.accounts.keys import Principal, key_from_headers
@@ -113,24 +114,17 @@ def account_headers(ticket: Ticket, plan: Plan) -> tuple[Header, ...]:
     return tuple(headers)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class Intake:
     """Turns requests for one operation into ``Admitted`` values (see the module docstring).
 
-    ``keys`` authenticates a key (``gateway.accounts.keys.KeyCache.authenticate``)."""
+    ``keys`` resolves a key to its principal (``gateway.accounts.keys.KeyCache.resolve``)."""
 
-    def __init__(
-        self,
-        operation: Operation,
-        keys: Any,
-        planner: Planner,
-        admission: Admission,
-        max_body: int,
-    ) -> None:
-        self.operation = operation
-        self.keys = keys
-        self.planner = planner
-        self.admission = admission
-        self.max_body = max_body
+    operation: Operation
+    keys: Any
+    planner: Planner
+    admission: Admission
+    max_body: int
 
     async def admit(self, head: Head, receive: Receive) -> Admitted:
         """The admitted request; raises ``Refused`` with what was known if it is not."""

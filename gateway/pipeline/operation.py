@@ -15,7 +15,7 @@ import msgspec
 from msgspec import UNSET
 
 from adapters import canonical as c
-from adapters.base import Adapter, Call, RawReply, StreamTranslator
+from adapters.base import Adapter, Call, RawReply, StreamTranslator, speaks
 from adapters.client import Ingress, Parsed
 from adapters.errors import InvalidRequest
 from adapters.features import RequestFeatures
@@ -112,7 +112,7 @@ class ChatOperation:
     def translator(
         self, adapter: Adapter, parsed: Parsed, served: Deployment, request_id: str
     ) -> StreamTranslator:
-        if adapter.dialect == self.dialect:
+        if speaks(adapter, self.dialect):
             return self.ingress.passthrough_translator(parsed, served.id)
         return self.ingress.canonical_translator(parsed, served.id, request_id)
 
@@ -147,7 +147,7 @@ class ChatBodies:
     def call(self, adapter: Adapter, target: Deployment, byok: dict[str, str]) -> Call:
         """The call to ``target`` through ``adapter``, on the caller's own key if it has one."""
         stream = self.parsed.stream
-        if adapter.dialect == self.dialect:
+        if speaks(adapter, self.dialect):
             if self._raw is None:
                 self._raw = self.ingress.passthrough_body(self.parsed, self.overlay)
             call = Call(model=target.upstream, stream=stream, raw=self._raw,

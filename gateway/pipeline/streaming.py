@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import canonical as c
@@ -94,29 +95,22 @@ class Committed:
         self.held = held
 
 
+@dataclass(slots=True, eq=False)
 class StreamAnswer:
     """A streamed answer through the attempt loop; it also keeps what a disconnect needs to
     settle (the target being served, its translator, the frames sent)."""
 
-    def __init__(
-        self,
-        operation: Operation,
-        admitted: Admitted,
-        responder: Responder,
-        first_byte: float,
-        commit_timeout: float,
-    ) -> None:
-        self.operation = operation
-        self.admitted = admitted
-        self.responder = responder
-        self.first_byte = first_byte
-        self.commit_timeout = commit_timeout
-        self.served: Deployment | None = None
-        self.level = 0
-        self.attempts: Attempts | None = None
-        self.translator: StreamTranslator | None = None
-        self.ttft: float | None = None
-        self.sent: SentBodies | None = None
+    operation: Operation
+    admitted: Admitted
+    responder: Responder
+    first_byte: float
+    commit_timeout: float
+    served: Deployment | None = field(default=None, init=False)
+    level: int = field(default=0, init=False)
+    attempts: Attempts | None = field(default=None, init=False)
+    translator: StreamTranslator | None = field(default=None, init=False)
+    ttft: float | None = field(default=None, init=False)
+    sent: SentBodies | None = field(default=None, init=False)
 
     def _headers(self) -> list[Header]:
         return response_headers(self.admitted.facts, SSE_HEADERS, self.served, self.level)

@@ -14,15 +14,16 @@ from starlette.routing import Route
 from gateway.accounts.http import GatewayView, bearer, caller, client_address, guard, query_int
 from gateway.errors import NotFound, PermissionDenied
 from gateway.platform import catalog
+from gateway.platform.service import Platform
 from gateway.platform.telemetry import Telemetry, read_limited
-from gateway.storage import Store
+from gateway.platform.webhook_routes import webhook_routes
 
 
 class PlatformView(GatewayView, Protocol):
     """What the platform routes need of the gateway (``gateway.wiring.Gateway``)."""
 
     @property
-    def store(self) -> Store: ...
+    def platform(self) -> Platform: ...
 
 
 def catalog_routes(gateway: PlatformView) -> list[Route]:
@@ -58,15 +59,13 @@ def catalog_routes(gateway: PlatformView) -> list[Route]:
 def telemetry_routes(gateway: PlatformView) -> list[Route]:
     """The anonymous telemetry endpoints and the stats."""
     config = gateway.config
-    held: list[Telemetry] = []
 
     def telemetry(request: Request) -> Telemetry:
         if not config.telemetry.enabled:
             raise NotFound("Telemetry is switched off on this gateway")
-        if not held:
-            held.append(Telemetry(config.telemetry, gateway.store.db))
-        held[0].admit(client_address(request, config.server.trusted_proxies))
-        return held[0]
+        service = gateway.platform.telemetry
+        service.admit(client_address(request, config.server.trusted_proxies))
+        return service
 
     async def receive(request: Request, kind: str) -> Any:
         service = telemetry(request)
@@ -95,9 +94,7 @@ def telemetry_routes(gateway: PlatformView) -> list[Route]:
             raise NotFound("Telemetry is switched off on this gateway")
         await stats_reader(gateway, request)
         days = query_int(request, "days", "30", 366)
-        if not held:
-            held.append(Telemetry(config.telemetry, gateway.store.db))
-        return await held[0].stats(days, time.time())
+        return await gateway.platform.telemetry.stats(days, time.time())
 
     return [
         Route("/v1/telemetry/ping", guard(ping), methods=["POST"]),
@@ -124,4 +121,4 @@ async def stats_reader(gateway: PlatformView, request: Request) -> None:
 
 def platform_routes(gateway: PlatformView) -> list[Route]:
     """Every platform route, to append to the app's."""
-    return [*catalog_routes(gateway), *telemetry_routes(gateway)]
+    return [*catalog_routes(gateway), *telemetry_routes(gateway), *webhook_routes(gateway)]

@@ -194,6 +194,11 @@ MIGRATIONS: list[list[str | Executable]] = [
         )""",
         "CREATE INDEX webhook_attempts_endpoint ON webhook_attempts (endpoint_id, created_at)",
     ],
+    # 7: balance.low's threshold, set per webhook endpoint (gateway.platform.balance_watch).
+    [
+        "ALTER TABLE webhook_endpoints ADD COLUMN balance_low_usd DOUBLE PRECISION NOT NULL "
+        "DEFAULT 0",
+    ],
 ]
 
 

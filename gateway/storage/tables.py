@@ -208,6 +208,8 @@ webhook_endpoints = Table(
     _text("status", "enabled"),  # "enabled" or "disabled"
     _int("failures"),  # failed attempts in a row
     _text("disabled_reason"),
+    # balance.low when the owner's prepaid balance is under this (USD; 0: never).
+    Column("balance_low_usd", Float, nullable=False, server_default="0"),
     Index("webhook_endpoints_user", "user_email"),
 )
 

@@ -1,0 +1,240 @@
+"""``POST /v1/responses`` end to end through the official ``openai`` SDK against the real server:
+``responses.create`` plain and streamed, a tool loop and ``responses.stream()``, translated for
+fake OpenAI (chat completions), Anthropic and Gemini upstreams, and passed through unchanged to
+a fake Responses API upstream (``responses_api = true``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from aiohttp import web
+
+from tests.conftest import GatewayProcess, fake_config
+from tests.fakes import Recorded
+from tests.fakes_dialects import DIALECT_PROVIDERS, DialectUpstream
+
+TRANSLATED = ["fake", "fakeanthropic", "fakegemini"]
+TOOLS: list[Any] = [
+    {"type": "function", "name": "get_weather",
+     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+    {"type": "function", "name": "get_time",
+     "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}},
+]
+RESPONSES_PROVIDER = """
+[providers.fakeresponses]
+kind = "openai"
+base_url = "{url}"
+api_key = "sk-fake-responses-secret"
+responses_api = true
+allow_any_model = true
+default_input_price = 0.0
+default_output_price = 0.0
+"""
+UPSTREAM_USAGE = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10,
+                  "input_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 0},
+                  "output_tokens_details": {"reasoning_tokens": 0}}
+
+
+def _sse(kind: str, **fields: Any) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n".encode()
+
+
+class ResponsesUpstream(DialectUpstream):
+    """The dialect fakes, plus a Responses API at ``/v1/responses`` that answers
+    ``fake responses: <input>`` as the upstream model ``<model>-2025``."""
+
+    def add_routes(self, app: web.Application) -> None:
+        super().add_routes(app)
+        app.router.add_post("/v1/responses", self._responses)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(Recorded(request.path, dict(request.headers), body))
+        text = f"fake responses: {body['input']}"
+        message = {"type": "message", "id": "msg_up", "role": "assistant", "status": "completed",
+                   "content": [{"type": "output_text", "text": text, "annotations": []}]}
+        final = {"id": "resp_up", "object": "response", "created_at": 1, "status": "completed",
+                 "model": body["model"] + "-2025", "output": [message], "tools": [],
+                 "tool_choice": "auto", "parallel_tool_calls": True, "usage": UPSTREAM_USAGE}
+        if not body.get("stream"):
+            return web.json_response(final)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        start = {**final, "status": "in_progress", "output": [], "usage": None}
+        where = {"item_id": "msg_up", "output_index": 0}
+        for frame in (
+            _sse("response.created", sequence_number=0, response=start),
+            _sse("response.output_item.added", sequence_number=1, output_index=0,
+                 item={**message, "status": "in_progress", "content": []}),
+            _sse("response.content_part.added", sequence_number=2, **where, content_index=0,
+                 part={"type": "output_text", "text": "", "annotations": []}),
+            _sse("response.output_text.delta", sequence_number=3, **where, content_index=0,
+                 delta=text, logprobs=[]),
+            _sse("response.output_item.done", sequence_number=4, output_index=0, item=message),
+            _sse("response.completed", sequence_number=5, response=final),
+        ):
+            await response.write(frame)
+        return response
+
+
+@pytest.fixture(scope="module")
+def upstream_fakes() -> Iterator[ResponsesUpstream]:
+    fake = ResponsesUpstream().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory,
+            upstream_fakes: ResponsesUpstream) -> Iterator[GatewayProcess]:
+    tmp = tmp_path_factory.mktemp("responses-gateway")
+    extra = (DIALECT_PROVIDERS.format(origin=upstream_fakes.origin)
+             + RESPONSES_PROVIDER.format(url=upstream_fakes.url))
+    process = GatewayProcess(tmp, fake_config(tmp, upstream_fakes.url, extra=extra)).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def fakes(upstream_fakes: ResponsesUpstream) -> Iterator[ResponsesUpstream]:
+    upstream_fakes.reset()
+    yield upstream_fakes
+
+
+@pytest.fixture
+def client(gateway: GatewayProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.key, max_retries=0)
+
+
+def _sent_system(record: Recorded) -> Any:
+    body = record.body
+    if "messages" in body and record.path.endswith("/chat/completions"):
+        return body["messages"][0]
+    return body.get("system") or body.get("systemInstruction")
+
+
+@pytest.mark.parametrize("provider", TRANSLATED)
+def test_create(client: openai.OpenAI, fakes: ResponsesUpstream, provider: str) -> None:
+    answer = client.responses.create(model=f"{provider}/ok", input="hello there",
+                                     instructions="be brief", max_output_tokens=50)
+    assert answer.output_text == "fake: hello there"
+    assert answer.status == "completed" and answer.model == f"{provider}/ok"
+    assert answer.id.startswith("resp_")
+    assert answer.usage is not None and answer.usage.total_tokens > 0
+    assert answer.usage.input_tokens_details.cached_tokens > 0
+    sent = fakes.requests[-1]
+    assert _sent_system(sent) in (
+        {"role": "system", "content": "be brief"},
+        [{"type": "text", "text": "be brief"}],
+        {"parts": [{"text": "be brief"}]},
+    )
+
+
+@pytest.mark.parametrize("provider", TRANSLATED)
+def test_create_streamed(client: openai.OpenAI, fakes: ResponsesUpstream, provider: str) -> None:
+    events = list(client.responses.create(model=f"{provider}/ok", input="hello there",
+                                          stream=True))
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert kinds.index("response.output_item.added") < kinds.index("response.content_part.added")
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "fake: hello there"
+    final = events[-1]
+    assert final.type == "response.completed"
+    assert final.response.output_text == text and final.response.model == f"{provider}/ok"
+    assert final.response.usage is not None and final.response.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("provider", TRANSLATED)
+def test_stream_helper(client: openai.OpenAI, fakes: ResponsesUpstream, provider: str) -> None:
+    with client.responses.stream(model=f"{provider}/ok", input="stream me") as stream:
+        deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == "fake: stream me"
+
+
+@pytest.mark.parametrize("provider", TRANSLATED)
+@pytest.mark.parametrize("streamed", [False, True])
+def test_tool_loop(client: openai.OpenAI, fakes: ResponsesUpstream, provider: str,
+                   streamed: bool) -> None:
+    conversation: list[Any] = [{"role": "user", "content": "Weather and time in Paris?"}]
+    if streamed:
+        with client.responses.stream(model=f"{provider}/tools", input=conversation,
+                                     tools=TOOLS) as stream:
+            first = stream.get_final_response()
+    else:
+        first = client.responses.create(model=f"{provider}/tools", input=conversation,
+                                        tools=TOOLS)
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert [(call.name, json.loads(call.arguments)) for call in calls] == [
+        ("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})]
+    conversation += first.output
+    conversation += [{"type": "function_call_output", "call_id": call.call_id,
+                      "output": f"result of {call.name}"} for call in calls]
+    second = client.responses.create(model=f"{provider}/tools", input=conversation, tools=TOOLS)
+    assert second.output_text.startswith("results: ")
+    assert "result of get_weather" in second.output_text
+    assert "result of get_time" in second.output_text
+
+
+def test_reasoning_becomes_a_reasoning_item(client: openai.OpenAI,
+                                            fakes: ResponsesUpstream) -> None:
+    answer = client.responses.create(model="fakeanthropic/thinking", input="think",
+                                     reasoning={"effort": "low"})
+    kinds = [item.type for item in answer.output]
+    assert kinds[0] == "reasoning" and "message" in kinds
+    reasoning = answer.output[0]
+    assert reasoning.type == "reasoning" and reasoning.summary and reasoning.summary[0].text
+    events = list(client.responses.create(model="fake/reasoning", input="think", stream=True))
+    summary = "".join(e.delta for e in events
+                      if e.type == "response.reasoning_summary_text.delta")
+    assert summary == "thinking it over"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_passthrough_to_a_responses_upstream(client: openai.OpenAI, fakes: ResponsesUpstream,
+                                              streamed: bool) -> None:
+    if streamed:
+        with client.responses.stream(model="fakeresponses/gpt-x", input="as is",
+                                     store=False) as stream:
+            answer = stream.get_final_response()
+    else:
+        answer = client.responses.create(model="fakeresponses/gpt-x", input="as is",
+                                         store=False)
+    assert answer.output_text == "fake responses: as is"
+    assert answer.model == "fakeresponses/gpt-x"
+    sent = fakes.requests[-1]
+    assert sent.path == "/v1/responses"
+    assert sent.body["model"] == "gpt-x" and sent.body["store"] is False
+    assert "stream_options" not in sent.body
+    assert sent.headers["Authorization"] == "Bearer sk-fake-responses-secret"
+
+
+def test_builtin_tool_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="fake/ok", input="hi",
+                                tools=[{"type": "web_search_preview"}])
+    assert "web_search_preview" in str(caught.value)
+
+
+def test_upstream_error_before_output(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.responses.create(model="fakeanthropic/error-400", input="hi")
+    assert caught.value.status_code == 400
+
+
+def test_failure_after_commit_ends_the_stream_with_an_error_event(
+        client: openai.OpenAI, fakes: ResponsesUpstream) -> None:
+    events = list(client.responses.create(model="fakeanthropic/overloaded", input="hi",
+                                          stream=True))
+    kinds = [event.type for event in events]
+    assert "response.output_text.delta" in kinds
+    assert kinds[-1] == "error" and "response.completed" not in kinds
+    last = events[-1]
+    assert last.type == "error" and last.message
