@@ -33,6 +33,8 @@ from typing import Any
 
 import msgspec
 
+from bench import fake_wire as wire
+
 
 class _Probe(msgspec.Struct):
     model: str = "bench"
@@ -42,6 +44,9 @@ class _Probe(msgspec.Struct):
 _probe = msgspec.json.Decoder(_Probe)
 _encode = msgspec.json.encode
 _TOKEN = "tok "
+_CREATED = 1700000000
+_OPENAI_ID = "chatcmpl-bench"
+_ANTHROPIC_ID = "msg_bench"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,82 +109,44 @@ def _json_reply(status: int, body: bytes, extra: bytes = b"") -> bytes:
 
 
 def _openai_complete(model: str, s: Scenario) -> bytes:
-    body = {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": _TOKEN * s.tokens},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 8, "completion_tokens": s.tokens, "total_tokens": 8 + s.tokens},
-    }
+    message = {"role": "assistant", "content": _TOKEN * s.tokens}
+    body = wire.openai_completion(model, message, _openai_usage(s), created=_CREATED,
+                                  reply_id=_OPENAI_ID)
     return _json_reply(200, _encode(body))
 
 
+def _openai_usage(s: Scenario) -> dict[str, int]:
+    return {"prompt_tokens": 8, "completion_tokens": s.tokens, "total_tokens": 8 + s.tokens}
+
+
 def _openai_frames(model: str, s: Scenario) -> list[bytes]:
-    """Every SSE frame of one stream, as HTTP chunks; the first is the role chunk + token 1."""
-    head = b'{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,'
-    head += b'"model":' + _encode(model) + b',"choices":[{"index":0,"delta":'
-
-    def frame(delta: bytes, finish: bytes = b"null", tail: bytes = b"") -> bytes:
-        return _chunk(b"data: " + head + delta + b',"finish_reason":' + finish + b"}]" + tail
-                      + b"}\n\n")
-
-    token = b'{"content":' + _encode(_TOKEN) + b"}"
-    frames = [frame(b'{"role":"assistant","content":' + _encode(_TOKEN) + b"}")]
-    frames.extend(frame(token) for _ in range(s.tokens - 1))
-    usage = _encode({"prompt_tokens": 8, "completion_tokens": s.tokens,
-                     "total_tokens": 8 + s.tokens})
-    end = frame(b"{}", b'"stop"')
-    end += _chunk(
-        b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,'
-        b'"model":' + _encode(model) + b',"choices":[],"usage":' + usage + b"}\n\n"
-    )
-    end += _chunk(b"data: [DONE]\n\n") + _LAST_CHUNK
-    frames.append(end)
+    """Every SSE frame of one stream as HTTP chunks, one write each: the role chunk with token 1,
+    a chunk per further token, then the finish, usage and ``[DONE]`` frames together."""
+    deltas = [{"role": "assistant", "content": _TOKEN}]
+    deltas.extend({"content": _TOKEN} for _ in range(s.tokens - 1))
+    sse = wire.openai_stream(model, deltas, _openai_usage(s), created=_CREATED,
+                             reply_id=_OPENAI_ID)
+    frames = [_chunk(frame) for frame in sse[: s.tokens]]
+    frames.append(b"".join(_chunk(frame) for frame in sse[s.tokens :]) + _LAST_CHUNK)
     return frames
 
 
 def _anthropic_complete(model: str, s: Scenario) -> bytes:
-    body = {
-        "id": "msg_bench",
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": [{"type": "text", "text": _TOKEN * s.tokens}],
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "usage": {"input_tokens": 8, "output_tokens": s.tokens},
-    }
-    return _json_reply(200, _encode(body))
-
-
-def _sse(name: bytes, payload: Any) -> bytes:
-    return _chunk(b"event: " + name + b"\ndata: " + _encode(payload) + b"\n\n")
+    content = [{"type": "text", "text": _TOKEN * s.tokens}]
+    usage = {"input_tokens": 8, "output_tokens": s.tokens}
+    return _json_reply(200, _encode(wire.anthropic_message(model, content, usage,
+                                                           reply_id=_ANTHROPIC_ID)))
 
 
 def _anthropic_frames(model: str, s: Scenario) -> list[bytes]:
-    start = _sse(b"message_start", {"type": "message_start", "message": {
-        "id": "msg_bench", "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": 8, "output_tokens": 1}}})
-    start += _sse(b"content_block_start", {"type": "content_block_start", "index": 0,
-                                           "content_block": {"type": "text", "text": ""}})
-    delta = _sse(b"content_block_delta", {"type": "content_block_delta", "index": 0,
-                                          "delta": {"type": "text_delta", "text": _TOKEN}})
-    frames = [start + delta]
+    start = wire.anthropic_start(model, {"input_tokens": 8, "output_tokens": 1},
+                                 reply_id=_ANTHROPIC_ID)
+    block = wire.anthropic_block_start(0, {"type": "text", "text": ""})
+    delta = _chunk(wire.anthropic_block_delta(0, {"type": "text_delta", "text": _TOKEN}))
+    frames = [_chunk(start) + _chunk(block) + delta]
     frames.extend(delta for _ in range(s.tokens - 1))
-    end = _sse(b"content_block_stop", {"type": "content_block_stop", "index": 0})
-    end += _sse(b"message_delta", {"type": "message_delta",
-                                   "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                   "usage": {"output_tokens": s.tokens}})
-    end += _sse(b"message_stop", {"type": "message_stop"}) + _LAST_CHUNK
-    frames.append(end)
+    end = [wire.anthropic_block_stop(0), *wire.anthropic_end("end_turn", s.tokens)]
+    frames.append(b"".join(map(_chunk, end)) + _LAST_CHUNK)
     return frames
 
 

@@ -21,8 +21,10 @@ model              behaviour
 ``reasoning``      streams ``reasoning_content`` before the text
 =================  ===========================================================================
 
-Every request is recorded (``requests``: path, headers, JSON body), hits are counted per model
-(``hits``), and a stream the client abandoned mid-way is counted in ``cancelled``.
+The bodies and SSE frames come from ``bench/fake_wire.py``, which the bench's fake upstream
+builds its replies with too. Every request is recorded (``requests``: path, headers, JSON body),
+hits are counted per model (``hits``), and a stream the client abandoned mid-way is counted in
+``cancelled``.
 ``handlers`` lets a test replace the behaviour of one model with its own aiohttp handler.
 """
 
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 from collections import Counter
@@ -39,6 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from bench import fake_wire as wire
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 
@@ -61,8 +64,7 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
-def sse(payload: Any) -> bytes:
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+sse = wire.sse_data
 
 
 @dataclass
@@ -210,16 +212,10 @@ class FakeUpstream:
                 finish = "tool_calls"
             if model == "reasoning":
                 message["reasoning_content"] = "thinking it over"
-            return web.json_response(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": model + "-2025",
-                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                    "usage": usage,
-                }
+            completion = wire.openai_completion(
+                model + "-2025", message, usage, finish=finish, created=int(time.time())
             )
+            return web.json_response(completion)
         return await self._stream(request, body, model, text, usage)
 
     @staticmethod
@@ -247,76 +243,58 @@ class FakeUpstream:
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            return sse(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion.chunk",
-                    "created": 1,
-                    "model": model + "-2025",
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                }
-            )
-
+        deltas, words, finish = self._stream_deltas(model, text)
+        include_usage = (body.get("stream_options") or {}).get("include_usage")
+        frames = wire.openai_stream(
+            model + "-2025", deltas, usage if include_usage else None, finish=finish
+        )
+        first_word = len(deltas) - words
         delay = 0.0
         if model.startswith("slow"):
             delay = int(model.split("-")[1]) / 1000 if "-" in model else 0.05
         try:
             if model == "stall-stream":
                 await asyncio.sleep(30)
-            await response.write(chunk({"role": "assistant", "content": ""}))
-            finish = "stop"
-            if model == "tools":
-                for index, call in enumerate(self._tool_calls()):
-                    first = {
-                        "index": index,
-                        "id": call["id"],
-                        "type": "function",
-                        "function": {"name": call["function"]["name"], "arguments": ""},
-                    }
-                    await response.write(chunk({"tool_calls": [first]}))
-                    arguments = call["function"]["arguments"]
-                    for part in (arguments[:5], arguments[5:]):
-                        await response.write(
-                            chunk(
-                                {"tool_calls": [{"index": index, "function": {"arguments": part}}]}
-                            )
-                        )
-                finish = "tool_calls"
-            else:
-                if model == "reasoning":
-                    for word in ("thinking ", "it ", "over"):
-                        await response.write(chunk({"reasoning_content": word}))
-                words = [text] if model == "big" else [w + " " for w in text.split(" ")]
-                words[-1] = words[-1].rstrip(" ")
-                for index, word in enumerate(words):
-                    if model == "cut" and index == 2:
+            for number, frame in enumerate(frames):
+                word = number - first_word
+                if 0 <= word < words:
+                    if model == "cut" and word == 2:
                         assert request.transport is not None
                         request.transport.abort()
                         return response
-                    if model == "malformed" and index == 1:
+                    if model == "malformed" and word == 1:
                         await response.write(b"data: {not json\n\n")
                         continue
                     if delay:
                         await asyncio.sleep(delay)
-                    await response.write(chunk({"content": word}))
-            await response.write(chunk({}, finish))
-            if (body.get("stream_options") or {}).get("include_usage"):
-                await response.write(
-                    sse(
-                        {
-                            "id": "chatcmpl-fake",
-                            "object": "chat.completion.chunk",
-                            "created": 1,
-                            "model": model + "-2025",
-                            "choices": [],
-                            "usage": usage,
-                        }
-                    )
-                )
-            await response.write(b"data: [DONE]\n\n")
+                await response.write(frame)
         except (ConnectionResetError, asyncio.CancelledError):
             self.cancelled[model] += 1
             raise
         return response
+
+    def _stream_deltas(self, model: str, text: str) -> tuple[list[dict[str, Any]], int, str]:
+        """The deltas of a stream, how many of them (at the end) are the text's words, and the
+        finish reason."""
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        if model == "tools":
+            for index, call in enumerate(self._tool_calls()):
+                first = {
+                    "index": index,
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""},
+                }
+                deltas.append({"tool_calls": [first]})
+                arguments = call["function"]["arguments"]
+                for part in (arguments[:5], arguments[5:]):
+                    deltas.append(
+                        {"tool_calls": [{"index": index, "function": {"arguments": part}}]}
+                    )
+            return deltas, 0, "tool_calls"
+        if model == "reasoning":
+            deltas.extend({"reasoning_content": word} for word in ("thinking ", "it ", "over"))
+        words = [text] if model == "big" else [w + " " for w in text.split(" ")]
+        words[-1] = words[-1].rstrip(" ")
+        deltas.extend({"content": word} for word in words)
+        return deltas, len(words), "stop"

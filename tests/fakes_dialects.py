@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bench import fake_wire as wire
 from tests.conftest import GatewayProcess, fake_config
 from tests.fakes import FakeUpstream, Recorded
 
@@ -71,10 +72,6 @@ def _tool_results(content: Any) -> list[str]:
     return texts
 
 
-def _event(name: str, payload: dict[str, Any]) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode()
-
-
 class DialectUpstream(FakeUpstream):
     """OpenAI, Anthropic and Gemini fakes on one loopback port."""
 
@@ -107,22 +104,9 @@ class DialectUpstream(FakeUpstream):
                     "prompt_tokens_details": {"cached_tokens": 4},
                 }
                 return await self._stream(request, body, "tools-results", text, usage)
-            return web.json_response(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion",
-                    "created": 1,
-                    "model": "tools-2025",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
-                }
-            )
+            message = {"role": "assistant", "content": text}
+            usage = {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+            return web.json_response(wire.openai_completion("tools-2025", message, usage))
         return await super().openai_behaviour(request, body, model)
 
     # --- Anthropic ---
@@ -140,47 +124,25 @@ class DialectUpstream(FakeUpstream):
         blocks = self._anthropic_blocks(model, body)
         stop = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
         words = sum(len(b.get("text", "").split()) for b in blocks) or 1
+        model_version = model + "-20250929"
         if not body.get("stream"):
-            return web.json_response(
-                {
-                    "id": "msg_fake",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": model + "-20250929",
-                    "content": blocks,
-                    "stop_reason": stop,
-                    "stop_sequence": None,
-                    "usage": {**ANTHROPIC_USAGE, "output_tokens": words},
-                }
-            )
+            usage = {**ANTHROPIC_USAGE, "output_tokens": words}
+            message = wire.anthropic_message(model_version, blocks, usage, stop=stop)
+            return web.json_response(message)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        start = {
-            "id": "msg_fake",
-            "type": "message",
-            "role": "assistant",
-            "model": model + "-20250929",
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {**ANTHROPIC_USAGE, "output_tokens": 1},
-        }
-        await response.write(_event("message_start", {"type": "message_start", "message": start}))
+        usage = {**ANTHROPIC_USAGE, "output_tokens": 1}
+        await response.write(wire.anthropic_start(model_version, usage))
         for index, block in enumerate(blocks):
             await self._anthropic_block(response, index, block, model)
             if model == "overloaded":
                 error = {"type": "overloaded_error", "message": "Overloaded"}
-                await response.write(_event("error", {"type": "error", "error": error}))
+                await response.write(wire.sse_event("error", {"type": "error", "error": error}))
                 return response
             if model == "truncated":
                 return response  # a clean end of the body, but no message_stop
-        delta = {
-            "type": "message_delta",
-            "delta": {"stop_reason": stop, "stop_sequence": None},
-            "usage": {"output_tokens": words},
-        }
-        await response.write(_event("message_delta", delta))
-        await response.write(_event("message_stop", {"type": "message_stop"}))
+        for event in wire.anthropic_end(stop, words):
+            await response.write(event)
         return response
 
     async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
@@ -226,10 +188,9 @@ class DialectUpstream(FakeUpstream):
             "thinking": {"type": "thinking", "thinking": "", "signature": ""},
             "tool_use": {**block, "input": {}},
         }[kind]
-        start = {"type": "content_block_start", "index": index, "content_block": empty}
-        await response.write(_event("content_block_start", start))
+        await response.write(wire.anthropic_block_start(index, empty))
         if index == 0:
-            await response.write(_event("ping", {"type": "ping"}))
+            await response.write(wire.sse_event("ping", {"type": "ping"}))
         deltas: list[dict[str, Any]] = []
         if kind == "text":
             words = block["text"].split(" ")
@@ -250,10 +211,8 @@ class DialectUpstream(FakeUpstream):
                 {"type": "input_json_delta", "partial_json": arguments[6:]},
             ]
         for delta in deltas:
-            payload = {"type": "content_block_delta", "index": index, "delta": delta}
-            await response.write(_event("content_block_delta", payload))
-        stop = {"type": "content_block_stop", "index": index}
-        await response.write(_event("content_block_stop", stop))
+            await response.write(wire.anthropic_block_delta(index, delta))
+        await response.write(wire.anthropic_block_stop(index))
 
     # --- Gemini ---
 
