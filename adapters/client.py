@@ -218,6 +218,17 @@ def routing_chain(body: bytes) -> list[str] | None:
     return models
 
 
+def parsed_json(body: bytes, typed: Any, model: str, stream: bool, wants_usage: bool, *,
+                max_tokens: int | None,
+                features_of: Callable[[Any], RequestFeatures] | None = None) -> Parsed:
+    """A JSON dialect's validated body as ``Parsed``, with the caller's fallback chain read
+    when the body names one (``models``/``route``)."""
+    routing_fields = b'"models"' in body or b'"route"' in body
+    return Parsed(body, typed, model, stream, wants_usage,
+                  chain=routing_chain(body) if routing_fields else None,
+                  routing_fields=routing_fields, features_of=features_of, max_tokens=max_tokens)
+
+
 def without_routing_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``body`` without the gateway's own keys (``models``, ``route``), with
     ``extra_body`` unwrapped as the OpenAI SDK would have."""

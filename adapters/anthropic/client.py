@@ -31,7 +31,7 @@ from adapters.anthropic.wire import (
     ToolChoice,
 )
 from adapters.base import StreamTranslator
-from adapters.client import Parsed, check_model_name, decode_json, passthrough_base, routing_chain
+from adapters.client import Parsed, check_model_name, decode_json, parsed_json, passthrough_base
 from adapters.errors import InvalidRequest
 from adapters.overlay import Overlay, overlay_options
 
@@ -316,19 +316,8 @@ class AnthropicIngress:
             )
         check_messages(request.messages)
         _check_thinking(request, request.max_tokens)
-        # The caller's own fallback chain (``models`` + ``route``), as on the OpenAI endpoint.
-        routing_fields = b'"models"' in body or b'"route"' in body
-        chain = routing_chain(body) if routing_fields else None
-        return Parsed(
-            body,
-            request,
-            request.model,
-            bool(request.stream),
-            True,
-            chain=chain,
-            routing_fields=routing_fields,
-            max_tokens=request.max_tokens,
-        )
+        return parsed_json(body, request, request.model, bool(request.stream), True,
+                           max_tokens=request.max_tokens)
 
     def to_canonical(self, parsed: Parsed) -> c.Request:
         return parsed.canonical(anthropic_to_canonical)

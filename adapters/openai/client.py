@@ -17,8 +17,8 @@ from adapters.client import (
     Parsed,
     check_model_name,
     decode_json,
+    parsed_json,
     passthrough_base,
-    routing_chain,
 )
 from adapters.errors import InvalidRequest
 from adapters.features import RequestFeatures
@@ -182,21 +182,9 @@ class OpenAIIngress:
         """A validated chat-completions body (``InvalidRequest`` names the field at fault)."""
         request: ChatRequest = decode_json(body, _chat_request)
         _check(request)
-        chain: list[str] | None = None
-        routing_fields = b'"models"' in body or b'"route"' in body
-        if routing_fields:
-            chain = routing_chain(body)
-        return Parsed(
-            body,
-            request,
-            request.model,
-            bool(request.stream),
-            request.wants_usage,
-            chain=chain,
-            routing_fields=routing_fields,
-            features_of=openai_features,
-            max_tokens=request.output_limit,
-        )
+        return parsed_json(body, request, request.model, bool(request.stream),
+                           request.wants_usage, max_tokens=request.output_limit,
+                           features_of=openai_features)
 
     def to_canonical(self, parsed: Parsed) -> c.Request:
         return parsed.canonical(openai_to_canonical)

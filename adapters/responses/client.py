@@ -16,13 +16,17 @@ import msgspec
 
 from adapters import canonical as c
 from adapters.base import StreamTranslator
-from adapters.client import Parsed, check_model_name, decode_json, passthrough_base, routing_chain
-from adapters.errors import CallerError, InvalidRequest
-from adapters.overlay import Overlay, capped
+from adapters.client import Parsed, check_model_name, decode_json, parsed_json, passthrough_base
+from adapters.errors import InvalidRequest
+from adapters.overlay import Overlay, overlay_options
 from adapters.responses import texts
 from adapters.responses.convert import responses_to_canonical
-from adapters.responses.encode import canonical_to_responses, echoed, inspect_responses_reply
-from adapters.responses.encode import responses_error_frame as _error_frame
+from adapters.responses.encode import (
+    canonical_to_responses,
+    echoed,
+    inspect_responses_reply,
+    responses_error_frame,
+)
 from adapters.responses.stream import ResponsesPassthrough, ResponsesStreamEncoder
 from adapters.responses.wire import ResponsesRequest
 
@@ -49,20 +53,8 @@ class ResponsesIngress:
         """A validated Responses body (``InvalidRequest`` names the field at fault)."""
         request: ResponsesRequest = decode_json(body, _request)
         _check(request)
-        chain: list[str] | None = None
-        routing_fields = b'"models"' in body or b'"route"' in body
-        if routing_fields:
-            chain = routing_chain(body)
-        parsed = Parsed(
-            body,
-            request,
-            request.model,
-            bool(request.stream),
-            True,
-            chain=chain,
-            routing_fields=routing_fields,
-            max_tokens=request.max_output_tokens,
-        )
+        parsed = parsed_json(body, request, request.model, bool(request.stream), True,
+                             max_tokens=request.max_output_tokens)
         # Converted now, so what has no canonical form is a 400 here: the pipeline reads
         # InvalidRequest from parse only (later it would be an internal error).
         parsed.canonical(responses_to_canonical)
@@ -89,8 +81,7 @@ class ResponsesIngress:
     def canonical_reply(self, response: c.Response, served_model: str) -> bytes:
         return msgspec.json.encode(canonical_to_responses(response, served_model))
 
-    def error_frame(self, error: CallerError) -> bytes:
-        return _error_frame(error)
+    error_frame = staticmethod(responses_error_frame)
 
     def prompt_texts(self, body: bytes) -> list[str]:
         return texts.prompt_texts(body)
@@ -107,8 +98,4 @@ def overlay_responses_body(body: dict[str, Any], overlay: Overlay) -> dict[str, 
         instructions = body.get("instructions")
         body["instructions"] = (f"{overlay.system}\n\n{instructions}" if instructions
                                 else overlay.system)
-    if overlay.temperature is not None and body.get("temperature") is None:
-        body["temperature"] = overlay.temperature
-    if overlay.max_tokens is not None:
-        body["max_output_tokens"] = capped(body.get("max_output_tokens"), overlay.max_tokens)
-    return body
+    return overlay_options(body, overlay, "max_output_tokens")

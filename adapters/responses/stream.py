@@ -21,16 +21,7 @@ import msgspec
 
 from adapters import canonical as c
 from adapters.errors import ProviderHTTPError, ProviderProtocolError
-from adapters.responses.encode import (
-    Item,
-    function_call_item,
-    message_item,
-    reasoning_item,
-    response_id,
-    response_object,
-    responses_usage_to_canonical,
-    text_part,
-)
+from adapters.responses import encode as e
 from adapters.responses.wire import UsageWire
 from adapters.sse import event_data
 
@@ -42,7 +33,7 @@ class _Open:
 
     __slots__ = ("delta_head", "item", "kind", "output_index", "parts")
 
-    def __init__(self, item: Item, kind: str, output_index: int) -> None:
+    def __init__(self, item: e.Item, kind: str, output_index: int) -> None:
         self.item = item
         self.kind = kind
         self.output_index = output_index
@@ -61,7 +52,7 @@ class ResponsesStreamEncoder:
     def __init__(self, request_id: str, model: str, echo: dict[str, Any]) -> None:
         self.committed = False
         self.usage: c.Usage | None = None
-        self._rid = response_id(request_id)
+        self._rid = e.response_id(request_id)
         self._model = model
         self._echo = echo
         self._created = int(time.time())
@@ -69,7 +60,7 @@ class ResponsesStreamEncoder:
         self._started = False
         self._stop: str | None = None
         self._open: dict[int, _Open] = {}  # canonical block index -> item being streamed
-        self._output: list[Item] = []
+        self._output: list[e.Item] = []
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         fields["type"] = kind
@@ -77,8 +68,8 @@ class ResponsesStreamEncoder:
         self._seq += 1
         return b"event: " + kind.encode() + b"\ndata: " + _encode(fields) + b"\n\n"
 
-    def _response(self, status: str) -> Item:
-        return response_object(
+    def _response(self, status: str) -> e.Item:
+        return e.response_object(
             self._rid, self._model, self._created, status=status,
             output=self._output if status != "in_progress" else [], echo=self._echo,
             usage=self.usage if status != "in_progress" else None, stop_reason=self._stop,
@@ -116,12 +107,12 @@ class ResponsesStreamEncoder:
         output_index = len(self._output)
         suffix = f"{output_index}_{self._rid.removeprefix('resp_')}"
         if isinstance(block, c.ToolUseStart):
-            item = function_call_item(f"fc_{suffix}", block.id, block.name, "", "in_progress")
+            item = e.function_call_item(f"fc_{suffix}", block.id, block.name, "", "in_progress")
             kind = "tool"
         elif isinstance(block, c.ThinkingStart):
-            item, kind = reasoning_item(f"rs_{suffix}", None), "thinking"
+            item, kind = e.reasoning_item(f"rs_{suffix}", None), "thinking"
         else:
-            item, kind = message_item(f"msg_{suffix}", "", "in_progress"), "text"
+            item, kind = e.message_item(f"msg_{suffix}", "", "in_progress"), "text"
         self._open[index] = _Open(item, kind, output_index)
         self._output.append(item)
         out = self._event("response.output_item.added", output_index=output_index,
@@ -129,7 +120,7 @@ class ResponsesStreamEncoder:
         where = {"item_id": item["id"], "output_index": output_index}
         if kind == "text":
             out += self._event("response.content_part.added", **where, content_index=0,
-                               part=text_part(""))
+                               part=e.text_part(""))
         elif kind == "thinking":
             out += self._event("response.reasoning_summary_part.added", **where,
                                summary_index=0, part={"type": "summary_text", "text": ""})
@@ -169,11 +160,11 @@ class ResponsesStreamEncoder:
         where = {"item_id": item.item["id"], "output_index": item.output_index}
         out = b""
         if item.kind == "text":
-            item.item.update(status="completed", content=[text_part(text)])
+            item.item.update(status="completed", content=[e.text_part(text)])
             out += self._event("response.output_text.done", **where, content_index=0, text=text,
                                logprobs=[])
             out += self._event("response.content_part.done", **where, content_index=0,
-                               part=text_part(text))
+                               part=e.text_part(text))
         elif item.kind == "tool":
             item.item.update(status="completed", arguments=text)
             out += self._event("response.function_call_arguments.done", **where,
@@ -224,16 +215,15 @@ _event_view = msgspec.json.Decoder(_EventView)
 
 class ResponsesPassthrough:
     """Reads a Responses upstream's SSE events on their way to a Responses caller: the commit
-    point (the first delta), usage (from the final response), and the served model's name put
-    in place of the upstream's by a byte replacement."""
+    point (the first delta) and usage (from the final response). Only the lifecycle events
+    carry the model's name: in those, the served model's name replaces the upstream's."""
 
-    __slots__ = ("_model_from", "_model_to", "committed", "usage")
+    __slots__ = ("_served", "committed", "usage")
 
     def __init__(self, served_model: str) -> None:
         self.committed = False
         self.usage: c.Usage | None = None
-        self._model_to = _encode(served_model)
-        self._model_from: bytes | None = None
+        self._served = served_model
 
     def feed(self, event: bytes | c.StreamEvent) -> bytes:
         if not isinstance(event, bytes):
@@ -247,16 +237,13 @@ class ResponsesPassthrough:
             raise ProviderProtocolError(f"malformed stream event: {exc}") from exc
         if view.type == "error" and not self.committed:
             raise ProviderHTTPError(502, view.message or "error before any output")
-        if not self.committed and view.type in _CONTENT_EVENTS:
-            self.committed = True
-        if view.response is not None:
-            if view.type in _FINAL_EVENTS and view.response.usage is not None:
-                self.usage = responses_usage_to_canonical(view.response.usage)
-            if self._model_from is None and view.response.model:
-                needle = _encode(view.response.model)
-                self._model_from = needle if needle != self._model_to else b""
-        if self._model_from:
-            event = event.replace(self._model_from, self._model_to)
+        self.committed = self.committed or view.type in _CONTENT_EVENTS
+        response = view.response
+        if response is not None:
+            if view.type in _FINAL_EVENTS and response.usage is not None:
+                self.usage = e.responses_usage_to_canonical(response.usage)
+            if response.model and response.model != self._served:
+                event = event.replace(_encode(response.model), _encode(self._served), 1)
         return event + b"\n\n"
 
     def close(self) -> bytes:
