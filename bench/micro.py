@@ -29,31 +29,30 @@ from typing import Any
 
 import msgspec
 
+from bench import fake_wire as wire
 from bench.targets import _GATEWAY_MODEL, _GATEWAY_TOML, SCENARIOS
 
 USERS = 64
-_REPLY = msgspec.json.encode({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench-tok16",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "tok " * 16}}],
-    "usage": {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28},
-})
+_REPLY = msgspec.json.encode(wire.openai_completion(
+    "bench-tok16", {"role": "assistant", "content": "tok " * 16},
+    {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28},
+    created=0, reply_id="chatcmpl-bench",
+))
 
 
-def _chunk(delta: dict[str, Any], **extra: Any) -> bytes:
-    payload = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
-               "model": "bench-tok64-gap20",
-               "choices": [{"index": 0, "delta": delta, "finish_reason": None}], **extra}
-    return b"data: " + msgspec.json.encode(payload) + b"\n\n"
+def _chunk(delta: dict[str, Any] | None, **extra: Any) -> bytes:
+    chunk = wire.openai_chunk("bench-tok64-gap20", delta, created=0, reply_id="chatcmpl-bench",
+                              **extra)
+    return wire.sse_data(chunk)
 
 
+# The frames of bench-tok64-gap20 as the gateway sees them (no finish frame, as when measured
+# first; keep it so figures stay comparable).
 _STREAM = [
     _chunk({"role": "assistant", "content": ""}),
     *[_chunk({"content": "tok "}) for _ in range(64)],
-    b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":0,'
-    b'"model":"bench-tok64-gap20","choices":[],'
-    b'"usage":{"prompt_tokens":12,"completion_tokens":64,"total_tokens":76}}\n\n',
-    b"data: [DONE]\n\n",
+    _chunk(None, usage={"prompt_tokens": 12, "completion_tokens": 64, "total_tokens": 76}),
+    wire.DONE,
 ]
 
 
