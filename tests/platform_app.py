@@ -7,13 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx2 as httpx
-
 from gateway.accounts.keys import create_key
-from gateway.app import create_app
-from gateway.config import parse_config
-from gateway.wiring import Gateway
 from tests import test_account_security as security
+from tests.seam import in_process
 
 ADMIN = "admin-key-of-the-platform-tests-0123456789"
 BASE = """
@@ -92,13 +88,5 @@ async def running(tmp: Path, extra: str = "", storage_url: str = "") -> AsyncIte
     text = BASE.format(tmp=tmp, admin=ADMIN) + extra
     if storage_url:
         text = text.replace(f"sqlite:///{tmp}/gateway.db", storage_url)
-    config = parse_config(text)
-    app = create_app(config)
-    gateway: Gateway = app.state.gateway
-    await gateway.start()
-    try:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            yield Client(http, gateway)
-    finally:
-        await gateway.stop()
+    async with in_process(text) as (http, gateway):
+        yield Client(http, gateway)

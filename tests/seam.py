@@ -160,6 +160,20 @@ class Seam:
 
 
 @contextlib.asynccontextmanager
+async def in_process(config_text: str) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
+    """The whole app for ``config_text``, started, behind an HTTP client from 127.0.0.1."""
+    app = create_app(parse_config(config_text))
+    gateway: Gateway = app.state.gateway
+    await gateway.start()
+    try:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            yield http, gateway
+    finally:
+        await gateway.stop()
+
+
+@contextlib.asynccontextmanager
 async def pipeline(tmp: Path, extra: str = "") -> AsyncIterator[Seam]:
     """A started gateway on ``tmp`` (see the module docstring); ``extra`` is more TOML."""
     adapter, backup = ScriptedAdapter(steps=deque([Answer()])), ScriptedAdapter(

@@ -14,9 +14,9 @@ import httpx2 as httpx
 import pytest
 
 from gateway.accounts.keys import create_key
-from gateway.app import create_app
 from gateway.config import ConfigError, load_config, parse_config
 from gateway.wiring import Gateway, build_gateway
+from tests.seam import in_process
 
 ADMIN = "admin-key-of-the-security-tests-0123456789"
 BASE = """
@@ -78,16 +78,8 @@ class Client:
 
 @asynccontextmanager
 async def running(tmp: Path, accounts: str = ACCOUNTS) -> AsyncIterator[Client]:
-    config = parse_config(BASE.format(tmp=tmp) + accounts.format(admin=ADMIN))
-    app = create_app(config)
-    gateway: Gateway = app.state.gateway
-    await gateway.start()
-    try:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            yield Client(http, gateway)
-    finally:
-        await gateway.stop()
+    async with in_process(BASE.format(tmp=tmp) + accounts.format(admin=ADMIN)) as (http, gateway):
+        yield Client(http, gateway)
 
 
 class LogRecorder:
