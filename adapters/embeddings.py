@@ -90,11 +90,11 @@ class _Usage(msgspec.Struct):
     total_tokens: int
 
 
-class _Reply(msgspec.Struct, omit_defaults=True):
+class _Reply(msgspec.Struct):
+    object: str
     data: list[_Embedding]
     model: str
-    object: str = "list"
-    usage: _Usage | None = None
+    usage: _Usage | UnsetType = UNSET
 
 
 _encode = msgspec.json.encode
@@ -106,8 +106,9 @@ def embeddings_reply(
     """An OpenAI embeddings answer for ``vectors`` (``tokens`` None: no usage member, so the
     gateway counts the input)."""
     return _encode(_Reply(
+        object="list",
         data=[_Embedding(index=i, embedding=encode_vector(v, encoding))
               for i, v in enumerate(vectors)],
         model=model,
-        usage=_Usage(tokens, tokens) if tokens is not None else None,
+        usage=_Usage(tokens, tokens) if tokens is not None else UNSET,
     ))

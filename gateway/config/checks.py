@@ -48,7 +48,7 @@ def _check_models(config: GatewayConfig) -> None:
                               f"serves the Responses API, not kind {provider.kind!r}")
 
 
-# The price keys each mode is billed by (docs/configuration.md, "Model modes and prices").
+# The price keys each mode is billed by (docs/modes.md).
 _MODE_PRICES = {
     "chat": ("input_price", "output_price", "cached_input_price"),
     "embeddings": ("input_price",),

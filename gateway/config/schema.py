@@ -136,7 +136,7 @@ class ModelConfig(Section, frozen=True):
     id: str
     provider: str
     upstream: str = ""
-    # The endpoint that serves it (docs/configuration.md, "Model modes and prices").
+    # The endpoint that serves it (docs/modes.md).
     mode: Mode = "chat"
     # No price at all (and not free) makes the model unpriced: see ProviderConfig. Token
     # prices (USD per 1M) bill chat, embeddings, rerank and moderation (input only for the
