@@ -16,7 +16,9 @@ import msgspec
 
 from adapters.anthropic.wire import CountTokensRequest, MessagesRequest
 from adapters.embeddings import EmbeddingsRequest
+from adapters.moderation import ModerationRequest
 from adapters.openai.wire import ChatRequest
+from adapters.rerank import RerankRequest
 from adapters.responses.wire import ResponsesRequest
 
 # --- errors ---------------------------------------------------------------------------------
@@ -236,3 +238,43 @@ class EmbeddingList(msgspec.Struct):
     data: list[Embedding]
     model: str
     usage: InputUsage | None = None
+
+
+class RerankBody(RerankRequest):
+    """A rerank body in the Cohere/Jina shape: ``documents`` are strings or ``{"text"}``
+    objects; ``top_n`` keeps the best; ``return_documents`` echoes them in the results."""
+
+    route: str | None = None
+    models: list[str] | None = None
+
+
+class RerankResult(msgspec.Struct):
+    index: int
+    relevance_score: float
+    document: dict[str, Any] | None = None
+
+
+class RerankList(msgspec.Struct):
+    results: list[RerankResult]
+    id: str | None = None
+    model: str | None = None
+
+
+class ModerationBody(ModerationRequest):
+    """An OpenAI moderation body: ``input`` is a string, strings, or text/image_url parts;
+    ``model`` defaults to ``omni-moderation-latest`` (an alias the operator may give)."""
+
+    route: str | None = None
+    models: list[str] | None = None
+
+
+class ModerationResult(msgspec.Struct):
+    flagged: bool
+    categories: dict[str, bool] = {}
+    category_scores: dict[str, float] = {}
+
+
+class ModerationList(msgspec.Struct):
+    id: str
+    model: str
+    results: list[ModerationResult]
