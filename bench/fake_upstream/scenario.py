@@ -76,8 +76,8 @@ def parse_scenario(model: str, headers: dict[bytes, bytes] | None = None) -> Sce
         if len(_cache) < 4096:
             _cache[model] = scenario
     if headers:
-        values = {field: int(headers[key]) for key, field in _HEADERS
-                  if key in headers and not getattr(scenario, field)}
+        values = {field: float(headers[key]) if field.endswith("_ms") else int(headers[key])
+                  for key, field in _HEADERS if key in headers and not getattr(scenario, field)}
         if values:
             scenario = replace(scenario, **values)  # type: ignore[arg-type]
     return scenario
