@@ -1,12 +1,12 @@
-"""Image generation, dialect-neutral: the request callers send, the answer they get back, and
-what an adapter that makes images offers.
+"""Image generation, dialect-neutral: the request callers send and the answer they get back.
 
 Callers speak OpenAI's images API (``POST /v1/images/generations``), for DALL·E 3 and the
 gpt-image models alike, so its shapes are the neutral ones here: an openai-kind provider takes
 the caller's body as it is (unknown fields pass through); other dialects (MiniMax) translate
-``ImagesRequest`` to their own and their answer back to ``ImagesAnswer``.
+``ImagesRequest`` to their own and their answer back to ``ImagesAnswer``. Whoever made them,
+the caller gets OpenAI's answer, and ``images_usage`` reads what it is billed for.
 
-``parse_images_request`` is the whole bad-input check: a wrong type, an empty prompt, ``n``
+``check_images_request`` is the bad-input check beyond the types: an empty prompt, ``n``
 outside 1-10, a size, quality, style or format not in the lists below is a 400 naming the field,
 before anything is planned or reserved.
 """
@@ -14,15 +14,14 @@ before anything is planned or reserved.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from adapters.base import Call
+from adapters.base import Call, has_value
 from adapters.client import check_model_name, decode_json
-from adapters.errors import InvalidRequest, ProviderProtocolError
+from adapters.errors import InvalidRequest
 
 MAX_IMAGES = 10  # OpenAI's own bound; a provider that makes fewer refuses more itself
 MAX_PROMPT_CHARS = 32_000  # gpt-image's limit, the longest of OpenAI's image models
@@ -79,22 +78,7 @@ class ImagesAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
 
     created: int
     data: list[Image]
-
-
-@dataclass(frozen=True, slots=True)
-class ImagesReply:
-    """What an adapter made: the caller's answer (OpenAI's shape), and how many images it holds
-    (the billed count)."""
-
-    body: bytes
-    images: int
-
-
-class ImageMaker(Protocol):
-    """An adapter that makes images. ``call.raw`` is the caller's body (read-only; shared by
-    every fallback), ``call.model`` the upstream model."""
-
-    async def generate_images(self, call: Call) -> ImagesReply: ...
+    usage: msgspec.Raw | UnsetType = UNSET  # gpt-image's token counts
 
 
 _images_request = msgspec.json.Decoder(ImagesRequest)
@@ -108,6 +92,12 @@ def parse_images_request(body: bytes) -> ImagesRequest:
     """A validated images request; ``InvalidRequest`` names the field at fault."""
     request: ImagesRequest = decode_json(body, _images_request)
     check_model_name(request.model)
+    check_images_request(request)
+    return request
+
+
+def check_images_request(request: ImagesRequest) -> None:
+    """Refuse (``InvalidRequest``) what the types cannot express (see the module docstring)."""
     if not request.prompt.strip():
         raise _refuse("'prompt' is empty: describe the image to make", "prompt")
     if len(request.prompt) > MAX_PROMPT_CHARS:
@@ -124,7 +114,6 @@ def parse_images_request(body: bytes) -> ImagesRequest:
     if request.stream:
         raise _refuse("Streamed image generation is not supported: leave 'stream' out",
                       "stream")
-    return request
 
 
 def typed(call: Call) -> ImagesRequest:
@@ -138,24 +127,10 @@ def data_url(b64: str, media_type: str) -> str:
     return f"data:{media_type};base64,{b64}"
 
 
-class _Count(msgspec.Struct):
-    data: list[msgspec.Raw]
-
-
-_count = msgspec.json.Decoder(_Count)
-
-
-def count_images(body: bytes) -> int:
-    """How many images an OpenAI images answer holds (the strings inside are not copied)."""
-    try:
-        return len(_count.decode(body).data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ProviderProtocolError(f"malformed images answer: {exc}") from exc
-
-
-def answer_bytes(created: int, images: list[Image]) -> bytes:
-    """An ``ImagesAnswer`` encoded for the caller."""
-    return msgspec.json.encode(ImagesAnswer(created=created, data=images))
+def answer_bytes(created: int, images: list[Image], usage: msgspec.Raw | None = None) -> bytes:
+    """An ``ImagesAnswer`` encoded for the caller (``usage`` as it came, when it came)."""
+    kept = usage if usage is not None and has_value(usage) else UNSET
+    return msgspec.json.encode(ImagesAnswer(created=created, data=images, usage=kept))
 
 
 def without_keys(body: Mapping[str, Any], *keys: str) -> dict[str, Any]:

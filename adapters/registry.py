@@ -64,7 +64,12 @@ def ingress(name: str) -> Ingress:
     return client
 
 
+def default_base_url(kind: str) -> str:
+    """The base URL of a provider of ``kind`` that configures none (empty: it has none)."""
+    dialect = DIALECTS.get(kind)
+    return dialect.default_base_url if dialect is not None else ""
+
+
 def needs_base_url(kind: str) -> bool:
     """Whether a provider of ``kind`` must configure ``base_url`` (no default, not the mock)."""
-    dialect = DIALECTS.get(kind)
-    return kind != "mock" and not (dialect is not None and dialect.default_base_url)
+    return kind != "mock" and not default_base_url(kind)

@@ -92,18 +92,16 @@ def test_gpt_image_gets_no_response_format() -> None:
 
 def test_openai_answer_passes_through_byte_for_byte() -> None:
     body = b'{"created": 1, "data": [{"url": "https://x/1.png", "revised_prompt": "r"}]}'
-    reply = openai_images_reply(body, parse_images_request(_request()), "dall-e-3")
-    assert (reply.body, reply.images) == (body, 1)
+    assert openai_images_reply(body, parse_images_request(_request()), "dall-e-3") is body
 
 
 def test_gpt_image_base64_becomes_data_urls_when_urls_were_asked() -> None:
     body = json.dumps({"created": 5, "data": [{"b64_json": "QUJD"}, {"b64_json": "REVG"}],
                        "usage": {"total_tokens": 9}}).encode()
     request = parse_images_request(_request(output_format="webp"))
-    reply = openai_images_reply(body, request, "gpt-image-1")
-    answer = json.loads(reply.body)
-    assert reply.images == 2
+    answer = json.loads(openai_images_reply(body, request, "gpt-image-1"))
     assert answer["created"] == 5
+    assert answer["usage"] == {"total_tokens": 9}
     assert [image["url"] for image in answer["data"]] == [
         "data:image/webp;base64,QUJD", "data:image/webp;base64,REVG"
     ]
@@ -112,12 +110,12 @@ def test_gpt_image_base64_becomes_data_urls_when_urls_were_asked() -> None:
 def test_gpt_image_base64_stays_when_base64_was_asked() -> None:
     body = b'{"created": 5, "data": [{"b64_json": "QUJD"}]}'
     request = parse_images_request(_request(response_format="b64_json"))
-    assert openai_images_reply(body, request, "gpt-image-1").body == body
+    assert openai_images_reply(body, request, "gpt-image-1") == body
 
 
 def test_a_malformed_openai_answer_is_a_protocol_error() -> None:
     with pytest.raises(ProviderProtocolError):
-        openai_images_reply(b'{"data": 5}', parse_images_request(_request()), "dall-e-3")
+        openai_images_reply(b'{"data": 5}', parse_images_request(_request()), "gpt-image-1")
 
 
 @pytest.mark.parametrize(
@@ -158,9 +156,7 @@ def _minimax(data: dict[str, Any], code: int = 0, msg: str = "success") -> bytes
 def test_minimax_urls_become_openai_urls() -> None:
     answer = decode_checked(_minimax({"image_urls": ["https://m/1.jpeg", "https://m/2.jpeg"]}),
                             _decoder)
-    reply = minimax_image_answer_to_openai(answer, parse_images_request(_request()))
-    out = json.loads(reply.body)
-    assert reply.images == 2
+    out = json.loads(minimax_image_answer_to_openai(answer, parse_images_request(_request())))
     assert out["data"] == [{"url": "https://m/1.jpeg"}, {"url": "https://m/2.jpeg"}]
     assert isinstance(out["created"], int)
 
@@ -170,7 +166,7 @@ def test_minimax_base64_becomes_b64_json() -> None:
     reply = minimax_image_answer_to_openai(
         answer, parse_images_request(_request(response_format="b64_json"))
     )
-    assert json.loads(reply.body)["data"] == [{"b64_json": "QUJD"}]
+    assert json.loads(reply)["data"] == [{"b64_json": "QUJD"}]
 
 
 def test_minimax_answer_with_no_image_is_a_400_saying_why() -> None:
@@ -216,9 +212,8 @@ def test_a_body_that_is_not_json_is_a_protocol_error() -> None:
 
 def test_mock_images_are_pngs_differing_per_index() -> None:
     reply = mock_images(parse_images_request(_request(n=2, response_format="b64_json")))
-    data = json.loads(reply.body)["data"]
-    pngs = [base64.b64decode(image["b64_json"]) for image in data]
-    assert reply.images == 2
+    pngs = [base64.b64decode(image["b64_json"]) for image in json.loads(reply)["data"]]
+    assert len(pngs) == 2
     assert all(png.startswith(b"\x89PNG\r\n\x1a\n") for png in pngs)
     assert pngs[0] != pngs[1]
     assert gradient_png(b"0:a cat") == pngs[0]  # the same request makes the same images
@@ -226,7 +221,7 @@ def test_mock_images_are_pngs_differing_per_index() -> None:
 
 def test_mock_urls_are_data_urls() -> None:
     reply = mock_images(parse_images_request(_request()))
-    assert json.loads(reply.body)["data"][0]["url"].startswith("data:image/png;base64,iVBOR")
+    assert json.loads(reply)["data"][0]["url"].startswith("data:image/png;base64,iVBOR")
 
 
 def test_an_http_error_body_in_minimax_shape_gives_its_message() -> None:

@@ -101,12 +101,12 @@ def _envelope_of(body: bytes) -> BaseResp | None:
 
 class MiniMaxAPI(JSONProvider):
     """The HTTP side every MiniMax adapter shares: ``Authorization: Bearer <key>`` (the
-    caller's own key or the operator's), and URLs under the base URL
-    (``https://api.minimax.io`` unless configured)."""
+    caller's own key or the operator's), and URLs under the base URL (the wiring gives
+    ``DEFAULT_BASE_URL`` to a provider that configures none)."""
 
     def __init__(self, settings: ProviderSettings, client: UpstreamClient) -> None:
         super().__init__(settings, client)
-        self.base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = settings.base_url.rstrip("/")
 
     def url(self, path: str) -> str:
         """The URL of an API path (``/v1/image_generation``)."""

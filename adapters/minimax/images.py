@@ -32,7 +32,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from adapters.errors import ProviderHTTPError
-from adapters.images import Image, ImagesReply, ImagesRequest, answer_bytes
+from adapters.images import Image, ImagesRequest, answer_bytes
 from adapters.minimax.common import BaseResp
 
 MAX_MINIMAX_IMAGES = 9
@@ -90,9 +90,7 @@ def openai_to_minimax_image_request(request: ImagesRequest, model: str) -> MiniM
     )
 
 
-def minimax_image_answer_to_openai(
-    answer: MiniMaxImageAnswer, request: ImagesRequest
-) -> ImagesReply:
+def minimax_image_answer_to_openai(answer: MiniMaxImageAnswer, request: ImagesRequest) -> bytes:
     """OpenAI's images answer for a MiniMax one whose ``base_resp`` succeeded."""
     data = answer.data or MiniMaxImageData()
     if request.wants_url:
@@ -105,4 +103,4 @@ def minimax_image_answer_to_openai(
             400, f"MiniMax made no image ({failed} withheld by its content filter): "
             "change the prompt"
         )
-    return ImagesReply(answer_bytes(int(time.time()), images), len(images))
+    return answer_bytes(int(time.time()), images)

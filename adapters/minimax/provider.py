@@ -13,7 +13,7 @@ import msgspec
 from adapters import canonical as c
 from adapters.base import Call, ProviderSettings, RawReply
 from adapters.errors import ProviderHTTPError
-from adapters.images import ImagesReply, typed
+from adapters.images import typed
 from adapters.minimax.common import MiniMaxAPI, decode_checked
 from adapters.minimax.images import (
     MiniMaxImageAnswer,
@@ -37,13 +37,19 @@ class MiniMaxProvider(MiniMaxAPI):
     """MiniMax image generation, answered in OpenAI's images shape."""
 
     dialect = "minimax"
+    modes = ("images",)
 
     def __init__(self, settings: ProviderSettings, client: UpstreamClient) -> None:
         super().__init__(settings, client)
         self.image_url = self.url("/v1/image_generation")
 
-    async def generate_images(self, call: Call) -> ImagesReply:
-        """``image-01`` through ``/v1/image_generation`` (see ``adapters.minimax.images``)."""
+    async def perform(self, operation: str, call: Call) -> RawReply:
+        """The one operation of ``modes``: images."""
+        return RawReply(await self.generate_images(call))
+
+    async def generate_images(self, call: Call) -> bytes:
+        """``image-01`` through ``/v1/image_generation`` (see ``adapters.minimax.images``),
+        answered in OpenAI's images shape."""
         request = typed(call)
         body = msgspec.json.encode(openai_to_minimax_image_request(request, call.model))
         reply = await self.client.fetch(self.image_url, body, self._headers(call))

@@ -13,7 +13,7 @@ import struct
 import time
 import zlib
 
-from adapters.images import Image, ImagesReply, ImagesRequest, answer_bytes, data_url
+from adapters.images import Image, ImagesRequest, answer_bytes, data_url
 
 SIDE = 64
 
@@ -38,11 +38,11 @@ def gradient_png(seed: bytes, side: int = SIDE) -> bytes:
             + _chunk(b"IDAT", zlib.compress(b"".join(rows))) + _chunk(b"IEND", b""))
 
 
-def mock_images(request: ImagesRequest) -> ImagesReply:
+def mock_images(request: ImagesRequest) -> bytes:
     """``request.n`` images in OpenAI's answer shape, as URLs or base64 as asked."""
     images = []
     for index in range(request.n):
         b64 = base64.b64encode(gradient_png(f"{index}:{request.prompt}".encode())).decode()
         images.append(Image(url=data_url(b64, "image/png")) if request.wants_url
                       else Image(b64_json=b64))
-    return ImagesReply(answer_bytes(int(time.time()), images), len(images))
+    return answer_bytes(int(time.time()), images)

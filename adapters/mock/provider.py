@@ -5,8 +5,6 @@ Models (the catalog's ``upstream`` name):
 * ``echo``: answers with the text of the last user message, cut at ``max_tokens`` words.
 * ``lorem`` (and any other name): deterministic prose, ``max_tokens`` words long (64 if unset).
 * ``fail``: always answers HTTP 503, before any token: a model to try fallback chains with.
-* images (``POST /v1/images/generations``, any model name but ``fail``): small PNGs drawn from
-  the prompt (``adapters.mock.images``).
 
 An answer cut by ``max_tokens`` says so (``stop_reason`` ``max_tokens``: OpenAI's
 ``finish_reason: "length"``), as a real model's would; lorem always runs to its limit, so it is
@@ -29,8 +27,6 @@ from msgspec import UNSET
 from adapters import canonical as c
 from adapters.base import Call, ProviderSettings, RawReply
 from adapters.errors import ProviderHTTPError
-from adapters.images import ImagesReply, typed
-from adapters.mock.images import mock_images
 
 _WORDS = (
     "the gateway answers every request with steady deterministic text so tests and benchmarks "
@@ -116,11 +112,6 @@ class MockProvider:
         if call.request is None:
             raise ValueError("the mock provider answers canonical requests only")
         return call.request
-
-    async def generate_images(self, call: Call) -> ImagesReply:
-        if call.model == "fail":
-            raise ProviderHTTPError(503, "the mock model 'fail' always fails (to show fallback)")
-        return mock_images(typed(call))
 
     async def complete(self, call: Call) -> RawReply | c.Response:
         request = self._request(call)

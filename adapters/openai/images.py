@@ -18,10 +18,8 @@ from adapters.errors import ProviderProtocolError
 from adapters.images import (
     OUTPUT_FORMATS,
     Image,
-    ImagesReply,
     ImagesRequest,
     answer_bytes,
-    count_images,
     data_url,
     without_keys,
 )
@@ -45,16 +43,17 @@ class _Answer(msgspec.Struct):
     data: list[Image]
     created: int = 0
     output_format: str = "png"
+    usage: msgspec.Raw = msgspec.Raw(b"")  # gpt-image's tokens: kept as they came
 
 
 _answer = msgspec.json.Decoder(_Answer)
 
 
-def openai_images_reply(body: bytes, request: ImagesRequest, model: str) -> ImagesReply:
+def openai_images_reply(body: bytes, request: ImagesRequest, model: str) -> bytes:
     """The caller's answer from an OpenAI images answer: as it came, or with base64 images
     turned into ``data:`` URLs when the caller asked for URLs of a base64-only model."""
     if not (request.wants_url and base64_only(model)):
-        return ImagesReply(body, count_images(body))
+        return body
     try:
         answer = _answer.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -66,4 +65,4 @@ def openai_images_reply(body: bytes, request: ImagesRequest, model: str) -> Imag
         if isinstance(image.b64_json, str) else image
         for image in answer.data
     ]
-    return ImagesReply(answer_bytes(answer.created or int(time.time()), images), len(images))
+    return answer_bytes(answer.created or int(time.time()), images, answer.usage)

@@ -4,8 +4,7 @@ A provider of this kind is configuration only: a ``base_url`` as its official SD
 key. Pass-through calls forward the caller's body with only ``model`` rewritten and usage
 requested on streams; other calls are converted from the canonical request. A provider with
 ``responses_api`` also takes Responses API bodies as they are (``also_speaks``), sent to
-``{base_url}/responses``. Images go to ``{base_url}/images/generations``
-(``adapters.openai.images``).
+``{base_url}/responses``.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ import msgspec
 
 from adapters import canonical as c
 from adapters.base import Call, ProviderSettings, RawReply
-from adapters.images import ImagesReply, typed
-from adapters.openai.images import openai_images_body, openai_images_reply
 from adapters.openai.upstream import (
     OpenAIChunkDecoder,
     canonical_to_openai_request,
@@ -38,7 +35,6 @@ class OpenAIProvider(JSONProvider):
         base = settings.base_url.rstrip("/")
         self.url = base + "/chat/completions"
         self.responses_url = base + "/responses"
-        self.images_url = base + "/images/generations"
         self.also_speaks: tuple[str, ...] = ("responses",) if settings.responses_api else ()
 
     def _url(self, call: Call) -> str:
@@ -78,9 +74,3 @@ class OpenAIProvider(JSONProvider):
         decoder = None if call.raw is not None else OpenAIChunkDecoder()
         async for item in relay_sse(response, self.client.timeouts.first_byte, decoder):
             yield item
-
-    async def generate_images(self, call: Call) -> ImagesReply:
-        """An images request, passed through (see ``adapters.openai.images``)."""
-        body = await self.client.fetch(self.images_url, openai_images_body(call),
-                                       self._headers(call))
-        return openai_images_reply(body, typed(call), call.model)
