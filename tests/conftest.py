@@ -250,6 +250,14 @@ default_output_price = 0.0
 """
 
 
+IMAGE_PROVIDERS = """
+[providers.fakeminimax]
+kind = "minimax"
+base_url = "{origin}"
+api_key = "minimax-fake-upstream-secret"
+"""
+
+
 @pytest.fixture(scope="session")
 def dialect_gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream

@@ -9,6 +9,8 @@ endpoint                                           dialect (module)
 ``POST /v1/messages``, ``/v1/messages/count_tokens``  Anthropic (``anthropic_messages``)
 ``POST /v1beta/models/{model}:generateContent``,   Gemini (``gemini``)
 ``:streamGenerateContent?alt=sse``
+``POST /v1/images/generations``                    OpenAI images (``images``)
+``POST /v1/image_generation``, ``GET /files/{n}``  MiniMax images, the images by URL
 ``GET /health``                                    200
 =================================================  =========================================
 
@@ -33,11 +35,13 @@ Adding an endpoint (embeddings, images, a new provider's dialect):
 """
 
 from bench.fake_upstream.harness import FakeUpstream, Recorded
+from bench.fake_upstream.images import fake_b64, fake_png
 from bench.fake_upstream.scenario import Scenario, parse_scenario
 from bench.fake_upstream.server import Exchange, Handler, Route
 from bench.fake_upstream.wire import Reply, Request, json_reply, sse_data, sse_event, stream_reply
 
 __all__ = [
     "Exchange", "FakeUpstream", "Handler", "Recorded", "Reply", "Request", "Route", "Scenario",
-    "json_reply", "parse_scenario", "sse_data", "sse_event", "stream_reply",
+    "fake_b64", "fake_png", "json_reply", "parse_scenario", "sse_data", "sse_event",
+    "stream_reply",
 ]

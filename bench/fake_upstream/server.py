@@ -18,7 +18,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from bench.fake_upstream import anthropic_messages, gemini, openai_chat, openai_responses
+from bench.fake_upstream import (
+    anthropic_messages,
+    gemini,
+    images,
+    openai_chat,
+    openai_responses,
+)
 from bench.fake_upstream.scenario import Scenario, parse_scenario
 from bench.fake_upstream.wire import LAST_CHUNK, SSE_HEAD, Probe, Reply, Request, chunk, json_reply
 
@@ -29,11 +35,12 @@ Answer = Callable[[Request, Scenario], Reply]
 class Route:
     """A dialect's endpoint: ``answer`` builds the reply; ``probe`` reads the model and
     streaming from the request (from the JSON body unless told otherwise); ``hit`` counts the
-    request in ``FakeUpstream.hits``."""
+    request in ``FakeUpstream.hits``; ``method`` is the HTTP method it answers."""
 
     answer: Answer
     probe: Callable[[Request], Probe] = Request.probe_body
     hit: bool = True
+    method: bytes = b"POST"
 
 
 # Every endpoint the fake answers, by exact path; then by prefix, the model in the path.
@@ -42,9 +49,12 @@ ROUTES: dict[str, Route] = {
     "/v1/responses": Route(openai_responses.answer),
     "/v1/messages": Route(anthropic_messages.answer),
     "/v1/messages/count_tokens": Route(anthropic_messages.count_tokens, hit=False),
+    "/v1/images/generations": Route(images.openai),
+    "/v1/image_generation": Route(images.minimax),
 }
 PREFIX_ROUTES: dict[str, Route] = {
     gemini.PREFIX: Route(gemini.answer, gemini.probe),
+    images.FILES: Route(images.file, images.file_probe, hit=False, method=b"GET"),
 }
 
 
@@ -160,8 +170,8 @@ class FakeUpstreamProtocol(asyncio.Protocol):
         if method == b"GET" and request.path == "/health":
             transport.write(_HEALTH)
             return
-        route = find_route(request.path) if method == b"POST" else None
-        if route is None:
+        route = find_route(request.path)
+        if route is None or route.method != method:
             transport.write(_NOT_FOUND)
             return
         try:

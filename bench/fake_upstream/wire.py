@@ -81,11 +81,16 @@ def http_head(status: int, content_type: bytes, extra: dict[str, str] | None = N
     return lines
 
 
+def body_reply(status: int, content_type: bytes, body: bytes,
+               headers: dict[str, str] | None = None) -> Reply:
+    """A whole answer of any content type."""
+    head = http_head(status, content_type, headers)
+    return Reply(head + b"content-length: %d\r\n\r\n" % len(body) + body)
+
+
 def json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
     """A whole JSON answer."""
-    body = encode(payload)
-    head = http_head(status, b"application/json", headers)
-    return Reply(head + b"content-length: %d\r\n\r\n" % len(body) + body)
+    return body_reply(status, b"application/json", encode(payload), headers)
 
 
 SSE_HEAD = http_head(200, b"text/event-stream", {"cache-control": "no-cache"}) + (
