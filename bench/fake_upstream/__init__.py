@@ -29,8 +29,9 @@ Adding an endpoint (embeddings, images, a new provider's dialect):
    read the body with ``request.json()``, honour ``scenario.error`` (and whatever words
    apply), and return ``json_reply(200, body)`` or ``stream_reply(events, scenario)``
    (``wire`` has the helpers; a stream's events are ``(frame, is_content)`` pairs);
-2. add one line to ``ROUTES`` in ``server.py``: ``"/v1/embeddings": Route(embeddings.answer)``
-   (a model named in the path: ``PREFIX_ROUTES`` with a ``probe``, as Gemini does);
+2. add one line to ``ROUTES`` in ``server.py``:
+   ``"POST /v1/embeddings": Route(embeddings.answer)`` (a model or job id in the path:
+   ``PREFIX_ROUTES`` with a ``probe``, as Gemini and ``GET /files/`` do);
 3. a new behaviour word goes in ``scenario.py``'s table and ``_FLAGS`` (or ``_NUMBERS``).
 """
 

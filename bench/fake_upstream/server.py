@@ -35,35 +35,36 @@ Answer = Callable[[Request, Scenario], Reply]
 class Route:
     """A dialect's endpoint: ``answer`` builds the reply; ``probe`` reads the model and
     streaming from the request (from the JSON body unless told otherwise); ``hit`` counts the
-    request in ``FakeUpstream.hits``; ``method`` is the HTTP method it answers."""
+    request in ``FakeUpstream.hits``."""
 
     answer: Answer
     probe: Callable[[Request], Probe] = Request.probe_body
     hit: bool = True
-    method: bytes = b"POST"
 
 
-# Every endpoint the fake answers, by exact path; then by prefix, the model in the path.
+# Every endpoint the fake answers, by method and exact path; then by method and path prefix
+# (the rest of the path names the model or the file).
 ROUTES: dict[str, Route] = {
-    "/v1/chat/completions": Route(openai_chat.answer),
-    "/v1/responses": Route(openai_responses.answer),
-    "/v1/messages": Route(anthropic_messages.answer),
-    "/v1/messages/count_tokens": Route(anthropic_messages.count_tokens, hit=False),
-    "/v1/images/generations": Route(images.openai),
-    "/v1/image_generation": Route(images.minimax),
+    "POST /v1/chat/completions": Route(openai_chat.answer),
+    "POST /v1/responses": Route(openai_responses.answer),
+    "POST /v1/messages": Route(anthropic_messages.answer),
+    "POST /v1/messages/count_tokens": Route(anthropic_messages.count_tokens, hit=False),
+    "POST /v1/images/generations": Route(images.openai),
+    "POST /v1/image_generation": Route(images.minimax),
 }
 PREFIX_ROUTES: dict[str, Route] = {
-    gemini.PREFIX: Route(gemini.answer, gemini.probe),
-    images.FILES: Route(images.file, images.file_probe, hit=False, method=b"GET"),
+    "POST " + gemini.PREFIX: Route(gemini.answer, gemini.probe),
+    "GET " + images.FILES: Route(images.file, images.file_probe, hit=False),
 }
 
 
-def find_route(path: str) -> Route | None:
-    """The route answering ``path``, if any."""
-    route = ROUTES.get(path)
+def find_route(method: str, path: str) -> Route | None:
+    """The route answering ``method path``, if any."""
+    key = f"{method} {path}"
+    route = ROUTES.get(key)
     if route is None:
         for prefix, candidate in PREFIX_ROUTES.items():
-            if path.startswith(prefix):
+            if key.startswith(prefix):
                 return candidate
     return route
 
@@ -170,8 +171,8 @@ class FakeUpstreamProtocol(asyncio.Protocol):
         if method == b"GET" and request.path == "/health":
             transport.write(_HEALTH)
             return
-        route = find_route(request.path)
-        if route is None or route.method != method:
+        route = find_route(method.decode("latin-1"), request.path)
+        if route is None:
             transport.write(_NOT_FOUND)
             return
         try:
