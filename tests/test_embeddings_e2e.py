@@ -12,8 +12,9 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess
-from tests.fakes_operations import OperationsUpstream, fake_vector, operations_gateway, row_for
+from bench.fake_upstream import FakeUpstream
+from bench.fake_upstream.operations import fake_vector
+from tests.conftest import DIALECT_PROVIDERS, GatewayProcess, fake_config
 
 pytestmark = pytest.mark.e2e
 
@@ -41,9 +42,9 @@ input_price = 1.0
 fallbacks = ["emb/gemini"]
 
 [[models]]
-id = "emb/no-usage"
+id = "emb/nousage"
 provider = "fake"
-upstream = "no-usage"
+upstream = "nousage"
 mode = "embeddings"
 input_price = 1.0
 
@@ -55,25 +56,18 @@ upstream = "chat"
 
 
 @pytest.fixture(scope="module")
-def operations() -> Iterator[OperationsUpstream]:
-    fake = OperationsUpstream().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def gateway(
-    tmp_path_factory: pytest.TempPathFactory, operations: OperationsUpstream
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
 ) -> Iterator[GatewayProcess]:
-    process = operations_gateway(tmp_path_factory.mktemp("embeddings"), operations, MODELS)
-    yield process
+    tmp = tmp_path_factory.mktemp("embeddings")
+    extra = DIALECT_PROVIDERS.format(origin=upstream.origin)
+    process = GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra, models=MODELS))
+    yield process.start()
     process.stop()
 
 
-@pytest.fixture
-def fake(operations: OperationsUpstream) -> Iterator[OperationsUpstream]:
-    operations.reset()
-    yield operations
+def row_for(gateway: GatewayProcess, request_id: str) -> dict[str, Any]:
+    return gateway.usage_row(request_id)
 
 
 def client(gateway: GatewayProcess) -> openai.OpenAI:
@@ -82,7 +76,7 @@ def client(gateway: GatewayProcess) -> openai.OpenAI:
 
 @pytest.mark.parametrize("model", ["emb/openai", "emb/gemini"])
 def test_the_sdk_embeds_strings_through_each_dialect(
-    gateway: GatewayProcess, fake: OperationsUpstream, model: str
+    gateway: GatewayProcess, fake: FakeUpstream, model: str
 ) -> None:
     raw = client(gateway).embeddings.with_raw_response.create(
         model=model, input=["one two", "three"], dimensions=4
@@ -103,7 +97,7 @@ def test_the_sdk_embeds_strings_through_each_dialect(
 
 
 def test_openai_gets_the_body_as_sent_and_gemini_a_batch(
-    gateway: GatewayProcess, fake: OperationsUpstream
+    gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     client(gateway).embeddings.create(model="emb/openai", input="hi", dimensions=3,
                                       encoding_format="float", user="u1")
@@ -125,7 +119,7 @@ def test_openai_gets_the_body_as_sent_and_gemini_a_batch(
 
 @pytest.mark.parametrize("model", ["emb/openai", "emb/gemini"])
 def test_float_and_base64_are_what_the_caller_asked_for(
-    gateway: GatewayProcess, fake: OperationsUpstream, model: str
+    gateway: GatewayProcess, fake: FakeUpstream, model: str
 ) -> None:
     body = {"model": model, "input": "four", "dimensions": 3}
     floats = httpx.post(f"{gateway.url}/v1/embeddings", headers=gateway.headers(),
@@ -138,7 +132,7 @@ def test_float_and_base64_are_what_the_caller_asked_for(
 
 
 def test_token_arrays_pass_through_and_gemini_refuses_them(
-    gateway: GatewayProcess, fake: OperationsUpstream
+    gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     answer = client(gateway).embeddings.create(model="emb/openai", input=[[1, 2, 3], [4]])
     assert len(answer.data) == 2 and answer.usage.prompt_tokens == 4
@@ -148,7 +142,7 @@ def test_token_arrays_pass_through_and_gemini_refuses_them(
 
 
 def test_a_failing_embeddings_model_falls_back_within_the_mode(
-    gateway: GatewayProcess, fake: OperationsUpstream
+    gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     raw = client(gateway).embeddings.with_raw_response.create(model="emb/broken", input="x")
     assert raw.parse().model == "emb/gemini"
@@ -160,10 +154,10 @@ def test_a_failing_embeddings_model_falls_back_within_the_mode(
 
 
 def test_usage_is_counted_when_the_upstream_reports_none(
-    gateway: GatewayProcess, fake: OperationsUpstream
+    gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     raw = client(gateway).embeddings.with_raw_response.create(
-        model="emb/no-usage", input="hello there world"
+        model="emb/nousage", input="hello there world"
     )
     answer = raw.parse()
     assert answer.usage.prompt_tokens == 3  # the tokenizer's count
@@ -191,7 +185,7 @@ def test_usage_is_counted_when_the_upstream_reports_none(
     ({"model": "fake/chat", "input": "a"}, "model"),
 ])
 def test_bad_input_gets_a_400_naming_the_field(
-    gateway: GatewayProcess, fake: OperationsUpstream, body: dict[str, Any], param: str
+    gateway: GatewayProcess, fake: FakeUpstream, body: dict[str, Any], param: str
 ) -> None:
     answer = httpx.post(f"{gateway.url}/v1/embeddings", headers=gateway.headers(), json=body)
     assert answer.status_code == 400, answer.text

@@ -11,8 +11,8 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess
-from tests.fakes_operations import OperationsUpstream, operations_gateway, row_for
+from bench.fake_upstream import FakeUpstream
+from tests.conftest import DIALECT_PROVIDERS, GatewayProcess, fake_config
 
 pytestmark = pytest.mark.e2e
 
@@ -50,25 +50,18 @@ DOCUMENTS = ["Dogs bark", "Cats sleep all day", {"text": "cats and dogs"}]
 
 
 @pytest.fixture(scope="module")
-def operations() -> Iterator[OperationsUpstream]:
-    fake = OperationsUpstream().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def gateway(
-    tmp_path_factory: pytest.TempPathFactory, operations: OperationsUpstream
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
 ) -> Iterator[GatewayProcess]:
-    process = operations_gateway(tmp_path_factory.mktemp("scoring"), operations, MODELS)
-    yield process
+    tmp = tmp_path_factory.mktemp("scoring")
+    extra = DIALECT_PROVIDERS.format(origin=upstream.origin)
+    process = GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra, models=MODELS))
+    yield process.start()
     process.stop()
 
 
-@pytest.fixture
-def fake(operations: OperationsUpstream) -> Iterator[OperationsUpstream]:
-    operations.reset()
-    yield operations
+def row_for(gateway: GatewayProcess, request_id: str) -> dict[str, Any]:
+    return gateway.usage_row(request_id)
 
 
 def post(gateway: GatewayProcess, path: str, body: Any) -> httpx.Response:
@@ -76,7 +69,7 @@ def post(gateway: GatewayProcess, path: str, body: Any) -> httpx.Response:
 
 
 def test_rerank_passes_through_and_is_billed(
-    gateway: GatewayProcess, fake: OperationsUpstream
+    gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     body = {"model": "rr/fake", "query": "cats sleep", "documents": DOCUMENTS, "top_n": 2,
             "return_documents": True, "max_tokens_per_doc": 512}
@@ -95,7 +88,7 @@ def test_rerank_passes_through_and_is_billed(
 
 
 def test_rerank_falls_back_within_its_mode(
-    gateway: GatewayProcess, fake: OperationsUpstream
+    gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     answer = post(gateway, "/v1/rerank", {"model": "rr/broken", "query": "cats",
                                           "documents": ["cats"]})
@@ -104,7 +97,7 @@ def test_rerank_falls_back_within_its_mode(
 
 
 def test_the_sdk_moderates_through_the_gateway_and_usage_is_counted(
-    gateway: GatewayProcess, fake: OperationsUpstream
+    gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.key, max_retries=0)
     raw = client.moderations.with_raw_response.create(
@@ -145,7 +138,7 @@ def test_the_sdk_moderates_through_the_gateway_and_usage_is_counted(
     ("/v1/moderations", {"model": "rr/fake", "input": "a"}, "model"),
 ])
 def test_bad_input_gets_a_400_naming_the_field(
-    gateway: GatewayProcess, fake: OperationsUpstream, path: str, body: Any, param: str
+    gateway: GatewayProcess, fake: FakeUpstream, path: str, body: Any, param: str
 ) -> None:
     answer = post(gateway, path, body)
     assert answer.status_code == 400, answer.text
