@@ -275,11 +275,15 @@ def dialect_gateway(
 ) -> Iterator[GatewayProcess]:
     """A gateway whose providers ``fake`` (OpenAI), ``fakeanthropic`` and ``fakegemini`` all
     point at ``upstream``; any ``<provider>/<upstream model>`` name is servable."""
-    tmp = tmp_path_factory.mktemp("dialect-gateway")
-    extra = DIALECT_PROVIDERS.format(origin=upstream.origin)
-    process = GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra)).start()
-    yield process
+    process = dialect_process(tmp_path_factory.mktemp("dialect-gateway"), upstream)
+    yield process.start()
     process.stop()
+
+
+def dialect_process(tmp: Path, upstream: FakeUpstream, models: str = FAKE_MODELS) -> GatewayProcess:
+    """A gateway (not started) like ``dialect_gateway``'s, with the catalog ``models``."""
+    extra = DIALECT_PROVIDERS.format(origin=upstream.origin)
+    return GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra, models=models))
 
 
 @pytest.fixture

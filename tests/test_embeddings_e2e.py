@@ -14,7 +14,7 @@ import pytest
 
 from bench.fake_upstream import FakeUpstream
 from bench.fake_upstream.operations import fake_vector
-from tests.conftest import DIALECT_PROVIDERS, GatewayProcess, fake_config
+from tests.conftest import GatewayProcess, dialect_process
 
 pytestmark = pytest.mark.e2e
 
@@ -59,15 +59,9 @@ upstream = "chat"
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
 ) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("embeddings")
-    extra = DIALECT_PROVIDERS.format(origin=upstream.origin)
-    process = GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra, models=MODELS))
+    process = dialect_process(tmp_path_factory.mktemp("embeddings"), upstream, MODELS)
     yield process.start()
     process.stop()
-
-
-def row_for(gateway: GatewayProcess, request_id: str) -> dict[str, Any]:
-    return gateway.usage_row(request_id)
 
 
 def client(gateway: GatewayProcess) -> openai.OpenAI:
@@ -87,7 +81,7 @@ def test_the_sdk_embeds_strings_through_each_dialect(
     assert [d.embedding for d in answer.data] == [
         pytest.approx(fake_vector("one two", 0, 4)), pytest.approx(fake_vector("three", 1, 4))]
     assert answer.usage.prompt_tokens > 0
-    row = row_for(gateway, raw.headers["x-request-id"])
+    row = gateway.usage_row(raw.headers["x-request-id"])
     assert row["operation"] == "embeddings" and row["model_served"] == model
     assert row["prompt_tokens"] == answer.usage.prompt_tokens
     price = 1.0 if model == "emb/openai" else 2.0
@@ -161,7 +155,7 @@ def test_usage_is_counted_when_the_upstream_reports_none(
     )
     answer = raw.parse()
     assert answer.usage.prompt_tokens == 3  # the tokenizer's count
-    row = row_for(gateway, raw.headers["x-request-id"])
+    row = gateway.usage_row(raw.headers["x-request-id"])
     assert row["prompt_tokens"] == 3 and row["cost_usd"] == pytest.approx(3 / 1e6)
 
 

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from bench.fake_upstream import FakeUpstream
-from tests.conftest import DIALECT_PROVIDERS, GatewayProcess, fake_config
+from tests.conftest import GatewayProcess, dialect_process
 
 pytestmark = pytest.mark.e2e
 
@@ -53,15 +53,9 @@ DOCUMENTS = ["Dogs bark", "Cats sleep all day", {"text": "cats and dogs"}]
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
 ) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("scoring")
-    extra = DIALECT_PROVIDERS.format(origin=upstream.origin)
-    process = GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra, models=MODELS))
+    process = dialect_process(tmp_path_factory.mktemp("scoring"), upstream, MODELS)
     yield process.start()
     process.stop()
-
-
-def row_for(gateway: GatewayProcess, request_id: str) -> dict[str, Any]:
-    return gateway.usage_row(request_id)
 
 
 def post(gateway: GatewayProcess, path: str, body: Any) -> httpx.Response:
@@ -80,7 +74,7 @@ def test_rerank_passes_through_and_is_billed(
     assert results[0]["document"] == {"text": "Cats sleep all day"}
     sent = fake.requests[-1]
     assert sent.path == "/v1/rerank" and sent.body == {**body, "model": "bge-reranker"}
-    row = row_for(gateway, answer.headers["x-request-id"])
+    row = gateway.usage_row(answer.headers["x-request-id"])
     tokens = answer.json()["usage"]["total_tokens"]
     assert row["operation"] == "rerank" and row["prompt_tokens"] == tokens
     assert float(answer.headers["x-cost-usd"]) == pytest.approx(tokens / 1e6)
@@ -108,7 +102,7 @@ def test_the_sdk_moderates_through_the_gateway_and_usage_is_counted(
     assert result.model == "mod/fake"
     assert fake.requests[-1].path == "/v1/moderations"
     # OpenAI's moderations report no usage: the gateway counts the input and bills it.
-    row = row_for(gateway, raw.headers["x-request-id"])
+    row = gateway.usage_row(raw.headers["x-request-id"])
     tokens = raw.http_response.json()["usage"]["prompt_tokens"]
     assert tokens == 8  # the tokenizer's count of both inputs
     assert row["operation"] == "moderation" and row["prompt_tokens"] == tokens
