@@ -2,8 +2,9 @@
 
 One browser for the module, one page reused: a user signs up, creates a key, calls the API with
 it, sees the call on the Usage page's chart, revokes the key and sees it refused, and logs out;
-another manages webhooks delivered to a real receiver on loopback; then the operator signs in with the admin key and uses every admin page. Any console error, any
-uncaught exception and any request to another origin fails the test. Every page is saved as a
+another manages webhooks delivered to a real receiver on loopback; then the operator signs in
+with the admin key and uses every admin page. Any console error, any uncaught exception and any
+request to another origin fails the test. Every page is saved as a
 screenshot, at desktop and phone width, in a folder printed at the end of the module.
 """
 
