@@ -61,6 +61,16 @@ RESPONSES = (
 )
 
 
+EMBEDDINGS = (
+    Operation("POST", "/v1/embeddings", "Create embeddings", "embeddings",
+              {200: s.EmbeddingList}, body=s.EmbeddingsBody, errors=CHAT_ERRORS,
+              headers=CHAT_HEADERS, example={"model": "mock/embed", "input": "Hello!"},
+              description="OpenAI's embeddings API, served by the models of mode "
+                          "`embeddings`: passed through to openai-kind providers, translated "
+                          "for Gemini (docs/embeddings.md)."),
+)
+
+
 def _anthropic(prefix: str) -> tuple[Operation, ...]:
     note = " (for `ANTHROPIC_BASE_URL`)" if prefix else ""
     return (
@@ -154,6 +164,6 @@ ACCOUNTS = (
 )
 
 OPERATIONS: tuple[Operation, ...] = (
-    *SERVICE, *MODELS, *CHAT, *RESPONSES, *_anthropic(""), *_anthropic("/anthropic"),
+    *SERVICE, *MODELS, *CHAT, *RESPONSES, *EMBEDDINGS, *_anthropic(""), *_anthropic("/anthropic"),
     *ACCOUNTS, *PLATFORM,
 )

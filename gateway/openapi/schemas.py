@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from adapters.anthropic.wire import CountTokensRequest, MessagesRequest
+from adapters.embeddings import EmbeddingsRequest
 from adapters.openai.wire import ChatRequest
 from adapters.responses.wire import ResponsesRequest
 
@@ -162,6 +163,9 @@ class ModelPricing(msgspec.Struct):
     output: float
     unit: str
     cached_input: float | None = None
+    per_image: float | None = None  # images models: USD per image
+    per_second: float | None = None  # video models: USD per second of video
+    per_video: float | None = None  # video models: USD per video
 
 
 class Model(msgspec.Struct):
@@ -171,6 +175,8 @@ class Model(msgspec.Struct):
     object: str
     owned_by: str
     created: int = 0
+    # The endpoint kind that serves it: chat, embeddings, images, video, rerank, moderation.
+    mode: str | None = None
     context_length: int | None = None
     max_output_tokens: int | None = None
     capabilities: list[str] = []
@@ -201,3 +207,32 @@ class Readiness(msgspec.Struct):
 
     status: str
     checks: dict[str, str]
+
+
+# --- operations beyond chat -----------------------------------------------------------------
+
+
+class EmbeddingsBody(EmbeddingsRequest):
+    """An OpenAI embeddings body: ``input`` is a string, an array of strings, an array of token
+    ids or an array of arrays of token ids (at most 2048 inputs)."""
+
+    route: str | None = None
+    models: list[str] | None = None
+
+
+class Embedding(msgspec.Struct):
+    index: int
+    embedding: list[float] | str  # floats, or base64 of little-endian float32
+    object: str = "embedding"
+
+
+class InputUsage(msgspec.Struct):
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingList(msgspec.Struct):
+    object: str
+    data: list[Embedding]
+    model: str
+    usage: InputUsage | None = None
