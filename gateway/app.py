@@ -32,6 +32,7 @@ from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
 from gateway.pipeline.embeddings import EmbeddingsOperation
 from gateway.pipeline.endpoint import Endpoint
+from gateway.pipeline.images import ImagesOperation
 from gateway.platform.routes import platform_routes
 from gateway.storage import StorageUnavailable
 from gateway.wiring import Gateway, build_gateway, chat_endpoint, operation_endpoint
@@ -98,6 +99,8 @@ def operation_routes(gateway: Gateway) -> list[Route]:
     """The endpoints of the operations beyond chat, each serving the models of its mode."""
     return [
         Route("/v1/embeddings", operation_endpoint(gateway, EmbeddingsOperation()),
+              methods=["POST"]),
+        Route("/v1/images/generations", operation_endpoint(gateway, ImagesOperation()),
               methods=["POST"]),
     ]
 
