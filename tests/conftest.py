@@ -1,4 +1,5 @@
-"""Shared fixtures: fake upstreams and the real gateway server in a subprocess."""
+"""Shared fixtures: the fake upstream (every dialect, ``bench/fake_upstream/``) and the real
+gateway server in a subprocess."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.fakes import FakeUpstream
+from bench.fake_upstream import FakeUpstream
 from tests.services import machine_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,9 +224,49 @@ def upstream() -> Iterator[FakeUpstream]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
 ) -> Iterator[GatewayProcess]:
-    """One gateway for the session, in front of the mock and the fake OpenAI upstream."""
+    """One gateway for the session, in front of the mock and the fake upstream (OpenAI)."""
     tmp = tmp_path_factory.mktemp("gateway")
     process = GatewayProcess(tmp, fake_config(tmp, upstream.url)).start()
+    yield process
+    process.stop()
+
+
+DIALECT_PROVIDERS = """
+[providers.fakeanthropic]
+kind = "anthropic"
+base_url = "{origin}"
+api_key = "sk-ant-fake-upstream-secret"
+allow_any_model = true
+default_input_price = 0.0
+default_output_price = 0.0
+
+[providers.fakegemini]
+kind = "gemini"
+base_url = "{origin}"
+api_key = "gemini-fake-upstream-secret"
+allow_any_model = true
+default_input_price = 0.0
+default_output_price = 0.0
+"""
+
+
+IMAGE_PROVIDERS = """
+[providers.fakeminimax]
+kind = "minimax"
+base_url = "{origin}"
+api_key = "minimax-fake-upstream-secret"
+"""
+
+
+@pytest.fixture(scope="session")
+def dialect_gateway(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
+) -> Iterator[GatewayProcess]:
+    """A gateway whose providers ``fake`` (OpenAI), ``fakeanthropic`` and ``fakegemini`` all
+    point at ``upstream``; any ``<provider>/<upstream model>`` name is servable."""
+    tmp = tmp_path_factory.mktemp("dialect-gateway")
+    extra = DIALECT_PROVIDERS.format(origin=upstream.origin)
+    process = GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra)).start()
     yield process
     process.stop()
 

@@ -9,8 +9,8 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess
-from tests.fakes import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
@@ -260,7 +260,7 @@ def test_client_disconnect_cancels_the_upstream(
     gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     body = {
-        "model": "fake/slow-100",
+        "model": "fake/gap100",
         "stream": True,
         "messages": [{"role": "user", "content": " ".join(["word"] * 40)}],
     }
@@ -277,7 +277,7 @@ def test_client_disconnect_cancels_the_upstream(
                 contents += 1
             if contents == 2:
                 break
-    assert fake.wait_for(lambda: fake.cancelled["slow-100"] == 1, timeout=3)
+    assert fake.wait_for(lambda: fake.cancelled["gap100"] == 1, timeout=3)
     row = row_for(gateway, "disconnect-test-1")
     assert row["status"] == 499
 

@@ -14,10 +14,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 import gateway.metrics as metrics_module
+from bench.fake_upstream import FakeUpstream
 from gateway.config import parse_config
 from gateway.metrics import Metrics, metrics_endpoint
 from tests.conftest import GATEWAY, GatewayProcess, fake_config
-from tests.fakes import FakeUpstream
 from tests.prom import label_sets, sample
 
 

@@ -18,10 +18,10 @@ from typing import Any
 import httpx2 as httpx
 import openai
 import pytest
-from aiohttp import web
 
+from bench.fake_upstream import Exchange, FakeUpstream
+from bench.fake_upstream import sse_data as sse
 from tests.conftest import ROOT, GatewayProcess, fake_config, free_port
-from tests.fakes import FakeUpstream, sse
 from tests.prom import sample
 from tests.services import (
     REDIS_URL,
@@ -452,21 +452,19 @@ def test_nginx_streams_through_without_buffering(
     gate = threading.Event()
     released: list[bool] = []
 
-    async def gated(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    async def gated(exchange: Exchange) -> None:
         """First token, then nothing until the test has seen it through nginx."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
+        exchange.open_stream()
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             return sse({"id": "c", "object": "chat.completion.chunk", "created": 1,
                         "model": "gated", "choices": [{"index": 0, "delta": delta,
                                                        "finish_reason": finish}]})
 
-        await response.write(chunk({"role": "assistant", "content": "first"}))
+        exchange.send(chunk({"role": "assistant", "content": "first"}))
         released.append(await asyncio.get_running_loop().run_in_executor(None, gate.wait, 15))
-        await response.write(chunk({"content": " second"}, "stop"))
-        await response.write(b"data: [DONE]\n\n")
-        return response
+        exchange.send(chunk({"content": " second"}, "stop"))
+        exchange.send(b"data: [DONE]\n\n")
 
     fake.handlers["gated"] = gated
     client = openai.OpenAI(base_url=f"{nginx}/v1", api_key=a.key, max_retries=0, timeout=60)
