@@ -14,8 +14,8 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess, fake_config
-from tests.fakes_images import IMAGE_PROVIDERS, ImagesUpstream
+from bench.fake_upstream import FakeUpstream
+from tests.conftest import IMAGE_PROVIDERS, GatewayProcess, fake_config
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ price_per_image = 0.0035
 [[models]]
 id = "openai/broken"
 provider = "fake"
-upstream = "error-500"
+upstream = "images-error-500"
 mode = "images"
 price_per_image = 0.04
 fallbacks = ["minimax/image-01"]
@@ -62,7 +62,7 @@ fallbacks = ["minimax/image-01"]
 [[models]]
 id = "minimax/limited"
 provider = "fakeminimax"
-upstream = "code-1002"
+upstream = "image-01-error-1002"
 mode = "images"
 price_per_image = 0.0035
 fallbacks = ["openai/dall-e-3"]
@@ -70,29 +70,23 @@ fallbacks = ["openai/dall-e-3"]
 [[models]]
 id = "minimax/sensitive"
 provider = "fakeminimax"
-upstream = "code-1026"
+upstream = "image-01-error-1026"
 mode = "images"
 price_per_image = 0.0035
 
 [[models]]
 id = "minimax/filtered"
 provider = "fakeminimax"
-upstream = "filtered"
+upstream = "image-01-filtered"
 mode = "images"
 price_per_image = 0.0035
 """
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[ImagesUpstream]:
-    fake = ImagesUpstream().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory,
-            upstream: ImagesUpstream) -> Iterator[GatewayProcess]:
+def images_gateway(tmp_path_factory: pytest.TempPathFactory,
+                   upstream: FakeUpstream) -> Iterator[GatewayProcess]:
+    """A gateway whose images models are served by the fake OpenAI and MiniMax image APIs."""
     tmp: Path = tmp_path_factory.mktemp("images-gateway")
     extra = IMAGE_PROVIDERS.format(origin=upstream.origin)
     process = GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra, models=MODELS))
@@ -101,9 +95,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture
-def client(gateway: GatewayProcess, upstream: ImagesUpstream) -> openai.OpenAI:
-    upstream.reset()
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.key, max_retries=0)
+def client(images_gateway: GatewayProcess, fake: FakeUpstream) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{images_gateway.url}/v1", api_key=images_gateway.key,
+                         max_retries=0)
 
 
 def _ledger(gateway: GatewayProcess, request_id: str) -> dict[str, object]:
@@ -118,15 +112,15 @@ def _ledger(gateway: GatewayProcess, request_id: str) -> dict[str, object]:
     raise AssertionError(f"no ledger row for {request_id}")
 
 
-def test_openai_urls_pass_through(client: openai.OpenAI, upstream: ImagesUpstream) -> None:
+def test_openai_urls_pass_through(client: openai.OpenAI, fake: FakeUpstream) -> None:
     result = client.images.generate(model="dall-e-3", prompt="a lighthouse", size="1792x1024",
                                     quality="hd", style="natural", user="u-1")
-    assert result.data is not None and result.data[0].url == f"{upstream.origin}/files/0.png"
+    assert result.data is not None and result.data[0].url == f"{fake.origin}/files/0.png"
     assert result.data[0].revised_prompt == "a lighthouse"
-    [sent] = upstream.bodies("dall-e-3")
+    [sent] = fake.bodies("dall-e-3")
     assert sent == {"model": "dall-e-3", "prompt": "a lighthouse", "size": "1792x1024",
                     "quality": "hd", "style": "natural", "user": "u-1"}
-    assert upstream.requests[0].headers["Authorization"] == "Bearer sk-fake-upstream-secret"
+    assert fake.requests[0].headers["Authorization"] == "Bearer sk-fake-upstream-secret"
 
 
 def test_openai_base64(client: openai.OpenAI) -> None:
@@ -137,44 +131,44 @@ def test_openai_base64(client: openai.OpenAI) -> None:
 
 
 def test_gpt_image_gets_no_response_format_and_urls_come_as_data_urls(
-    client: openai.OpenAI, upstream: ImagesUpstream
+    client: openai.OpenAI, fake: FakeUpstream
 ) -> None:
     result = client.images.generate(model="openai/gpt-image-1", prompt="a cat", n=2,
                                     response_format="url")
     assert result.data is not None and len(result.data) == 2
     assert all((d.url or "").startswith("data:image/png;base64,iVBOR") for d in result.data)
-    assert "response_format" not in upstream.bodies("gpt-image-1")[0]
+    assert "response_format" not in fake.bodies("gpt-image-1")[0]
     as_b64 = client.images.generate(model="openai/gpt-image-1", prompt="a cat",
                                     response_format="b64_json")
     assert as_b64.data is not None and as_b64.data[0].b64_json
 
 
-def test_minimax_urls_and_base64(client: openai.OpenAI, upstream: ImagesUpstream) -> None:
+def test_minimax_urls_and_base64(client: openai.OpenAI, fake: FakeUpstream) -> None:
     urls = client.images.generate(model="minimax-image-01", prompt="a fox", n=2,
                                   size="1024x1792")
     assert urls.data is not None
-    assert [d.url for d in urls.data] == [f"{upstream.origin}/files/{i}.jpeg" for i in (0, 1)]
+    assert [d.url for d in urls.data] == [f"{fake.origin}/files/{i}.jpeg" for i in (0, 1)]
     b64 = client.images.generate(model="minimax/image-01", prompt="a fox",
                                  response_format="b64_json")
     assert b64.data is not None
     assert base64.b64decode(b64.data[0].b64_json or "").startswith(b"\x89PNG")
-    first, second = upstream.bodies("image-01")
+    first, second = fake.bodies("image-01")
     assert first == {"model": "image-01", "prompt": "a fox", "response_format": "url", "n": 2,
                      "aspect_ratio": "9:16"}
     assert second["response_format"] == "base64" and "aspect_ratio" not in second
-    assert upstream.requests[0].path == "/v1/image_generation"
-    assert upstream.requests[0].headers["Authorization"] == "Bearer minimax-fake-upstream-secret"
+    assert fake.requests[0].path == "/v1/image_generation"
+    assert fake.requests[0].headers["Authorization"] == "Bearer minimax-fake-upstream-secret"
 
 
 def test_a_failing_image_model_falls_back_and_bills_what_served(
-    client: openai.OpenAI, gateway: GatewayProcess, upstream: ImagesUpstream
+    client: openai.OpenAI, images_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     raw = client.images.with_raw_response.generate(model="openai/broken", prompt="a cat", n=3)
     assert raw.headers["x-resolved-model"] == "minimax/image-01"
     assert raw.headers["x-fallback-level"] == "1"
     assert raw.headers["x-cost-usd"] == "0.01050000"  # 3 images at $0.0035
-    assert upstream.hits["error-500"] >= 1
-    row = _ledger(gateway, raw.headers["x-request-id"])
+    assert fake.hits["images-error-500"] >= 1
+    row = _ledger(images_gateway, raw.headers["x-request-id"])
     assert row["operation"] == "images" and row["images"] == 3
     assert row["model_served"] == "minimax/image-01"
     assert row["cost_usd"] == pytest.approx(0.0105)
