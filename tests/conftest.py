@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -212,6 +213,16 @@ class GatewayProcess:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute("SELECT * FROM usage ORDER BY created_at")]
 
+    def usage_row(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The usage row of ``request_id``, once the ledger has written it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = [r for r in self.usage_rows() if r["request_id"] == request_id]
+            if rows:
+                return rows[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no usage row for {request_id}")
+
 
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[FakeUpstream]:
@@ -264,11 +275,15 @@ def dialect_gateway(
 ) -> Iterator[GatewayProcess]:
     """A gateway whose providers ``fake`` (OpenAI), ``fakeanthropic`` and ``fakegemini`` all
     point at ``upstream``; any ``<provider>/<upstream model>`` name is servable."""
-    tmp = tmp_path_factory.mktemp("dialect-gateway")
-    extra = DIALECT_PROVIDERS.format(origin=upstream.origin)
-    process = GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra)).start()
-    yield process
+    process = dialect_process(tmp_path_factory.mktemp("dialect-gateway"), upstream)
+    yield process.start()
     process.stop()
+
+
+def dialect_process(tmp: Path, upstream: FakeUpstream, models: str = FAKE_MODELS) -> GatewayProcess:
+    """A gateway (not started) like ``dialect_gateway``'s, with the catalog ``models``."""
+    extra = DIALECT_PROVIDERS.format(origin=upstream.origin)
+    return GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra, models=models))
 
 
 @pytest.fixture

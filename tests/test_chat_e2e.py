@@ -24,13 +24,7 @@ def async_client(gateway: GatewayProcess) -> openai.AsyncOpenAI:
 
 
 def row_for(gateway: GatewayProcess, request_id: str, timeout: float = 3.0) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = [r for r in gateway.usage_rows() if r["request_id"] == request_id]
-        if rows:
-            return rows[0]
-        time.sleep(0.05)
-    raise AssertionError(f"no usage row for {request_id}")
+    return gateway.usage_row(request_id, timeout)
 
 
 # --- the mock, with no provider key ---

@@ -215,8 +215,8 @@ def test_metrics_and_readiness(pair: tuple[GatewayProcess, GatewayProcess]) -> N
     assert ready.json()["checks"] == {"store": "ok", "redis": "ok"}
     text = httpx.get(f"{a.url}/metrics", timeout=5).text
     # Label order in the text is prometheus_client's; tests.prom reads samples whatever it is.
-    served = sample(text, "gateway_requests_total", model="fake/ok", status="200",
-                    kind="complete")
+    served = sample(text, "gateway_requests_total", model="fake/ok", operation="chat",
+                    status="200", kind="complete")
     assert served is not None and served >= 1
     # fake/error-500 is not in the catalog: its label is bounded to "<provider>/other".
     assert (sample(text, "gateway_upstream_errors_total", model="fake/other") or 0) >= 1
@@ -379,8 +379,8 @@ def test_workers_share_the_database_and_aggregate_metrics(
 
         def total() -> float:
             text = httpx.get(f"{gw.url}/metrics", timeout=5).text
-            return sample(text, "gateway_requests_total", model="mock/echo", status="200",
-                          kind="complete") or 0.0
+            return sample(text, "gateway_requests_total", model="mock/echo", operation="chat",
+                          status="200", kind="complete") or 0.0
 
         assert eventually(lambda: total() == 12, timeout=10)
     finally:
@@ -489,8 +489,8 @@ def test_nginx_streams_through_without_buffering(
 
 def echo_count(gw: GatewayProcess) -> float:
     text = httpx.get(f"{gw.url}/metrics", timeout=5).text
-    return sample(text, "gateway_requests_total", model="mock/echo", status="200",
-                  kind="complete") or 0.0
+    return sample(text, "gateway_requests_total", model="mock/echo", operation="chat",
+                  status="200", kind="complete") or 0.0
 
 
 def chat_via(url: str, key: str) -> int:

@@ -11,6 +11,8 @@ endpoint                                           dialect (module)
 ``:streamGenerateContent?alt=sse``
 ``POST /v1/images/generations``                    OpenAI images (``images``)
 ``POST /v1/image_generation``, ``GET /files/{n}``  MiniMax images, the images by URL
+``POST /v1/embeddings``, ``/v1/rerank``,            embeddings, rerank, moderation; Gemini's
+``/v1/moderations``, ``…:batchEmbedContents``      embeddings (``operations``)
 ``GET /health``                                    200
 =================================================  =========================================
 

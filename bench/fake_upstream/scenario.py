@@ -28,6 +28,7 @@ word           behaviour
 ``reasoning``  (OpenAI) ``reasoning_content`` before the text
 ``thinking``   (Anthropic, Gemini) a signed thinking block / thought part before the text
 ``filtered``   (MiniMax images) success, but every image withheld
+``nousage``    (embeddings, rerank) no ``usage`` in the answer
 =============  ===================================================================================
 
 So ``bench-tok64-gap20`` streams 64 tokens 20 ms apart, and ``fake/cut`` cuts an echo.
@@ -40,7 +41,7 @@ from dataclasses import dataclass, replace
 _NUMBERS = {"tok": "tokens", "gap": "gap_ms", "ttft": "ttft_ms", "error": "error"}
 _FLAGS = frozenset(
     {"context", "stall", "hang", "reset", "cut", "malformed", "truncated", "overloaded", "big",
-     "tools", "reasoning", "thinking", "filtered"}
+     "tools", "reasoning", "thinking", "filtered", "nousage"}
 )
 _HEADERS = ((b"x-fake-tokens", "tokens"), (b"x-fake-gap-ms", "gap_ms"),
             (b"x-fake-ttft-ms", "ttft_ms"), (b"x-fake-error", "error"))

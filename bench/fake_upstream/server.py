@@ -24,6 +24,7 @@ from bench.fake_upstream import (
     images,
     openai_chat,
     openai_responses,
+    operations,
 )
 from bench.fake_upstream.scenario import Scenario, parse_scenario
 from bench.fake_upstream.wire import LAST_CHUNK, SSE_HEAD, Probe, Reply, Request, chunk, json_reply
@@ -51,9 +52,12 @@ ROUTES: dict[str, Route] = {
     "POST /v1/messages/count_tokens": Route(anthropic_messages.count_tokens, hit=False),
     "POST /v1/images/generations": Route(images.openai),
     "POST /v1/image_generation": Route(images.minimax),
+    "POST /v1/embeddings": Route(operations.embeddings),
+    "POST /v1/rerank": Route(operations.rerank),
+    "POST /v1/moderations": Route(operations.moderations),
 }
 PREFIX_ROUTES: dict[str, Route] = {
-    "POST " + gemini.PREFIX: Route(gemini.answer, gemini.probe),
+    "POST " + gemini.PREFIX: Route(operations.gemini_models, gemini.probe),
     "GET " + images.FILES: Route(images.file, images.file_probe, hit=False),
 }
 
