@@ -110,17 +110,33 @@ def _cells(checks: list[Check]) -> str:
     return ", ".join(f"{'✅' if ok else '❌'} {label}: {value}" for label, ok, value in checks)
 
 
+def _ratio(label: str, mine: float | None, base: float | None, limit: float,
+           digits: int = 0) -> list[Check]:
+    """``mine / base ≤ limit`` as a check, or nothing when either figure is missing."""
+    if not mine or not base:
+        return []
+    ratio = mine / base
+    return [(f"{label} ≤ {limit:g}x", ratio <= limit,
+             f"{ratio:.2f}x ({mine:.{digits}f} vs {base:.{digits}f} µs)")]
+
+
 def surface_ratios(raw: Raw) -> dict[str, dict[str, tuple[float, float, float]]]:
-    """{target: {row: (CPU µs of the row, of its base, ratio)}}, medians over rounds."""
+    """{target: {row: (CPU µs of the row, of its base, ratio)}}: medians over rounds, the ratio
+    the median of each round's own (a row and its base run back to back, so the machine's load
+    moves both alike within a round, not across rounds)."""
     bases: dict[str, str] = raw["meta"].get("surface_bases", {})
     out: dict[str, dict[str, tuple[float, float, float]]] = {}
     for name, t in raw["targets"].items():
-        rows = {row: _median([r["cpu_us"] for r in runs if r["requests"]])
+        rows = {row: [r["cpu_us"] if r["requests"] else None for r in runs]
                 for row, runs in (t.get("surfaces") or {}).items()}
         for row, base in bases.items():
-            mine, theirs = rows.get(row), rows.get(base)
-            if mine and theirs:
-                out.setdefault(name, {})[row] = (mine, theirs, mine / theirs)
+            pairs = [(a, b) for a, b in zip(rows.get(row, []), rows.get(base, []), strict=False)
+                     if a and b]
+            if pairs:
+                mine = statistics.median(a for a, _ in pairs)
+                theirs = statistics.median(b for _, b in pairs)
+                ratio = statistics.median(a / b for a, b in pairs)
+                out.setdefault(name, {})[row] = (mine, theirs, ratio)
     return out
 
 
@@ -159,20 +175,14 @@ def _server_checks(name: str, s: dict[str, Any], summary: dict[str, dict[str, An
     server = name.split("-")[1]
     bare = summary.get(f"bare-{server}", {})
     litellm = summary.get("litellm", {})
-    checks: list[Check] = []
-    if s.get("cpu_us") and bare.get("cpu_us"):
-        ratio = s["cpu_us"] / bare["cpu_us"]
-        checks.append((f"CPU/request ≤ 1.25x bare-{server}", ratio <= 1.25,
-                       f"{ratio:.2f}x ({s['cpu_us']:.0f} vs {bare['cpu_us']:.0f} µs)"))
-    if s.get("chunk_cpu_us") and bare.get("chunk_cpu_us"):
-        ratio = s["chunk_cpu_us"] / bare["chunk_cpu_us"]
-        checks.append((f"CPU/chunk ≤ 1.1x bare-{server}", ratio <= 1.1,
-                       f"{ratio:.2f}x ({s['chunk_cpu_us']:.1f} vs {bare['chunk_cpu_us']:.1f} µs)"))
+    checks = _ratio(f"CPU/request vs bare-{server}", s.get("cpu_us"), bare.get("cpu_us"), 1.25)
+    checks += _ratio(f"CPU/chunk vs bare-{server}", s.get("chunk_cpu_us"),
+                     bare.get("chunk_cpu_us"), 1.1, digits=1)
     if s.get("cpu_us") and litellm.get("cpu_us"):
         ratio = litellm["cpu_us"] / s["cpu_us"]
         checks.append(("req/s per core ≥ 30x LiteLLM", ratio >= 30, f"{ratio:.1f}x"))
     for row, (mine, base, ratio) in surface_ratios(raw).get(name, {}).items():
-        checks.append((f"{row} ≤ 1.25x {raw['meta']['surface_bases'][row]}", ratio <= 1.25,
+        checks.append((f"{row} vs {raw['meta']['surface_bases'][row]} ≤ 1.25x", ratio <= 1.25,
                        f"{ratio:.2f}x ({mine:.0f} vs {base:.0f} µs)"))
     return checks + _stream_checks(s, summary.get("direct", {})) + _ledger_checks(s)
 
@@ -182,11 +192,8 @@ def _scaleout_checks(name: str, s: dict[str, Any], summary: dict[str, dict[str, 
     """Goal 5: PostgreSQL + Redis against SQLite + memory on the same server."""
     base_name = name.removesuffix("-scaleout")
     base = summary.get(base_name, {})
-    checks: list[Check] = []
-    if s.get("cpu_us") and base.get("cpu_us"):
-        ratio = s["cpu_us"] / base["cpu_us"]
-        checks.append((f"CPU/request ≤ 1.15x {base_name} (SQLite + memory)", ratio <= 1.15,
-                       f"{ratio:.2f}x ({s['cpu_us']:.0f} vs {base['cpu_us']:.0f} µs)"))
+    checks = _ratio(f"CPU/request vs {base_name} (SQLite + memory)", s.get("cpu_us"),
+                    base.get("cpu_us"), 1.15)
     side = raw["targets"][name].get("side") or {}
     sent = s["requests_sent"]
     if side and sent:
@@ -237,11 +244,7 @@ def _workers_checks(
     """Goal 6: N workers cost no more per request than one."""
     one_name = name.rsplit("-", 1)[0]
     one = summary.get(one_name, {})
-    checks: list[Check] = []
-    if s.get("cpu_us") and one.get("cpu_us"):
-        ratio = s["cpu_us"] / one["cpu_us"]
-        checks.append((f"CPU/request ≤ 1.05x {one_name}", ratio <= 1.05,
-                       f"{ratio:.2f}x ({s['cpu_us']:.0f} vs {one['cpu_us']:.0f} µs)"))
+    checks = _ratio(f"CPU/request vs {one_name}", s.get("cpu_us"), one.get("cpu_us"), 1.05)
     if s.get("rps_64") and one.get("rps_64"):
         checks.append(("c64 req/s on 2 cores (shared with the load) > 1 worker on 1",
                        s["rps_64"] > one["rps_64"],

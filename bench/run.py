@@ -71,21 +71,22 @@ class Plan:
     bare_servers: tuple[str, ...]
     # Servers measured again with two workers (non-streamed rounds only): issue 5's comparison.
     two_worker_servers: tuple[str, ...] = ("uvicorn",)
-    # PostgreSQL storage and Redis limits (bench/scaleout.py): issue 14's goal 5.
+    # PostgreSQL storage and Redis limits (bench/scaleout.py): issue 14's goal 5. One server:
+    # the Redis and PostgreSQL counters are read over the whole run, so one target per run.
     scaleout_servers: tuple[str, ...] = ("uvicorn",)
     # Responses stream, embeddings, fallback next to chat (bench/surfaces.py): goal 7.
     surface_servers: tuple[str, ...] = ("uvicorn",)
     surface_seconds: float = 1.0
-    sweep_scaleout: bool = False  # the held-streams sweep on the scale-out target too
+    scaleout_streams: bool = False  # the stream phases on the scale-out target too
 
 
 QUICK = Plan(1, (1, 64), 2, 2, 256, (1000,), ("hypercorn", "uvicorn", "granian"),
              ("hypercorn", "uvicorn"))
 FULL = Plan(8, (1, 16, 64, 256), 3, 3, 256, (256, 512, 1000, 2000, 4000),
             ("hypercorn", "uvicorn", "granian"), ("hypercorn", "uvicorn", "granian"),
-            two_worker_servers=("uvicorn", "granian"), scaleout_servers=("uvicorn", "granian"),
+            two_worker_servers=("uvicorn", "granian"),
             surface_servers=("hypercorn", "uvicorn", "granian"), surface_seconds=4.0,
-            sweep_scaleout=True)
+            scaleout_streams=True)
 
 
 @dataclass
@@ -329,10 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         measure_surfaces(plan, targets, results, workdir)
         import uvloop
 
-        streamed = [t for t in targets if not (isinstance(t, Gateway) and t.workers > 1)]
+        streamed = [t for t in targets if not (isinstance(t, Gateway) and t.workers > 1)
+                    and (plan.scaleout_streams or not isinstance(t, Scaleout))]
         uvloop.run(measure_streams(plan, streamed, results))
-        swept = [t for t in streamed if plan.sweep_scaleout or not isinstance(t, Scaleout)]
-        uvloop.run(measure_sweep(plan, swept, results))
+        uvloop.run(measure_sweep(plan, streamed, results))
     finally:
         stop_all(targets, results)
         upstream.terminate()
