@@ -139,7 +139,7 @@ async def test_a_chat_with_expired_entries_does_not_wait_on_the_database(
             seam.gateway.keys.known, accounts.cache._users, accounts.cache._policies]
         later = time.monotonic() + 6  # past the accounts' 5 s TTL, within its grace
         for cache in caches:
-            cache._clock = lambda: later  # noqa: B023
+            cache._clock = lambda: later
         seam.gateway.keys.known._clock = lambda: later + 25  # keys: 30 s TTL
         release = asyncio.Event()
         reads: list[str] = []
