@@ -146,7 +146,8 @@ class Intake:
             parsed = operation.parse(body)
             plan = self._plan(parsed)
             ticket = await self.admission.admit(
-                principal, plan.targets[0], len(body), operation.output_cap(parsed, plan.overlay)
+                principal, plan.targets[0], len(body), operation.output_cap(parsed, plan.overlay),
+                operation.output_units(parsed),
             )
             drop_unpriced(plan, ticket.byok)
         except (GatewayError, ClientDisconnected) as exc:
