@@ -16,11 +16,15 @@ from adapters.anthropic.provider import AnthropicProvider
 from adapters.base import Adapter, ProviderSettings
 from adapters.client import Ingress
 from adapters.gemini.provider import GeminiProvider
+from adapters.minimax.video import MinimaxVideo
 from adapters.mock.provider import MockProvider
+from adapters.mock.video import MockVideo
 from adapters.openai.client import OpenAIIngress
 from adapters.openai.provider import OpenAIProvider
+from adapters.openai.video import OpenAIVideo
 from adapters.responses.client import ResponsesIngress
 from adapters.upstream import UpstreamClient
+from adapters.video import VideoAdapter
 
 AdapterFactory = Callable[[ProviderSettings, UpstreamClient], Adapter]
 
@@ -40,11 +44,34 @@ DIALECTS: dict[str, Dialect] = {
     "gemini": Dialect(GeminiProvider),
     "mock": Dialect(MockProvider),
     "responses": Dialect(None, ResponsesIngress()),
+    "minimax": Dialect(None),  # video jobs only, so far (VIDEO below)
+}
+
+VideoFactory = Callable[[ProviderSettings, UpstreamClient], VideoAdapter]
+
+# Provider kinds that serve video jobs (adapters/video.py).
+VIDEO: dict[str, VideoFactory] = {
+    "openai": OpenAIVideo,
+    "minimax": MinimaxVideo,
+    "mock": MockVideo,
 }
 
 
-def build_adapter(kind: str, settings: ProviderSettings, client: UpstreamClient) -> Adapter:
-    """The adapter for a provider of ``kind``; unknown kinds are a configuration error."""
+def build_video_adapter(
+    kind: str, settings: ProviderSettings, client: UpstreamClient
+) -> VideoAdapter | None:
+    """The video side of a provider of ``kind``, or None when that kind serves no video."""
+    factory = VIDEO.get(kind)
+    return factory(settings, client) if factory is not None else None
+
+
+def build_adapter(
+    kind: str, settings: ProviderSettings, client: UpstreamClient
+) -> Adapter | None:
+    """The chat adapter for a provider of ``kind`` (None for a kind that serves no chat);
+    unknown kinds are a configuration error."""
+    if kind in VIDEO and kind in DIALECTS and DIALECTS[kind].provider is None:
+        return None
     provider = DIALECTS[kind].provider if kind in DIALECTS else None
     if provider is None:
         raise ValueError(f"unknown provider kind {kind!r}")

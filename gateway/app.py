@@ -33,6 +33,7 @@ from gateway.openapi import openapi_routes
 from gateway.pipeline.endpoint import Endpoint
 from gateway.platform.routes import platform_routes
 from gateway.storage import StorageUnavailable
+from gateway.video.routes import video_routes
 from gateway.wiring import Gateway, build_gateway, chat_endpoint
 from routers.catalog import Model
 
@@ -209,6 +210,7 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
         *account_routes(services),
         *dashboard_routes(),
         *platform_routes(services),
+        *video_routes(services.video),
     ]
     routes += openapi_routes(routes)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)

@@ -101,7 +101,7 @@ class UpstreamConfig(Section, frozen=True):
 
 
 class ProviderConfig(Section, frozen=True):
-    kind: Literal["openai", "anthropic", "gemini", "mock"]
+    kind: Literal["openai", "anthropic", "gemini", "mock", "minimax"]
     base_url: str = ""
     api_key: str = ""
     headers: dict[str, str] = msgspec.field(default_factory=dict)
@@ -149,6 +149,11 @@ class ModelConfig(Section, frozen=True):
     deployments: list[DeploymentConfig] = msgspec.field(default_factory=list)
     strategy: Literal["weighted", "least_busy", "latency"] = "weighted"
     weight: Weight = 1.0
+    # Which endpoint serves the model: an endpoint serves only models of its mode.
+    mode: Literal["chat", "embeddings", "images", "video", "rerank", "moderation"] = "chat"
+    # video: USD per second of video made, or per video (a job that fails costs nothing).
+    price_per_second: Price | UnsetType = UNSET
+    price_per_video: Price | UnsetType = UNSET
 
 
 class KeysConfig(Section, frozen=True):
@@ -315,6 +320,23 @@ class WebhooksConfig(Section, frozen=True):
     balance_check_interval: PositiveSeconds = 60.0  # between looks for balances under thresholds
 
 
+class VideoConfig(Section, frozen=True):
+    """Video jobs (gateway.video, docs/video.md): how they are polled, and for how long."""
+
+    first_poll: Seconds = 2.0  # after creation
+    # Between polls of one job: doubles from first_poll up to this.
+    max_poll_interval: PositiveSeconds = 30.0
+    # A job not finished this long after creation fails ("timed out").
+    max_lifetime: PositiveSeconds = 3600.0
+    # How often each instance looks for jobs due a poll.
+    tick: PositiveSeconds = 1.0
+    # How long a poll's lease holds a job for one instance (a dead one's jobs are taken after).
+    lease: PositiveSeconds = 60.0
+    default_seconds: Annotated[int, Meta(ge=1, le=600)] = 4
+    max_seconds: Annotated[int, Meta(ge=1, le=600)] = 60
+    max_prompt_chars: AtLeastOne = 10_000
+
+
 class TelemetryConfig(Section, frozen=True):
     """Anonymous CLI telemetry (docs/platform.md)."""
 
@@ -347,6 +369,7 @@ class Settings(Section, frozen=True):
     releases: list[ReleaseConfig] = msgspec.field(default_factory=list)
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
+    video: VideoConfig = msgspec.field(default_factory=VideoConfig)
 
 
 class Runtime(msgspec.Struct, kw_only=True, frozen=True):

@@ -1,0 +1,1 @@
+"""MiniMax's own API (``kind = "minimax"``, base_url ``https://api.minimax.io``)."""

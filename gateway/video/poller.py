@@ -1,0 +1,163 @@
+"""The poller: each instance's background loop over the shared video jobs.
+
+Every ``tick`` it leases the jobs due a poll (``VideoJobs.claim``: one instance at a time per
+job) and polls each upstream. An unfinished job is polled again after a backoff that doubles
+from ``first_poll`` up to ``max_poll_interval``; a job still unfinished ``max_lifetime`` after
+its creation fails with that reason, and so does one whose provider refuses to say (a 4xx).
+A job that ends is billed once (``VideoJobs.finish``), counted in the metrics, logged, and
+announced to its owner's webhooks (``video.completed``/``video.failed``). Jobs created before
+a restart are simply due: the poller resumes them at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from adapters.errors import ProviderError, ProviderHTTPError
+from adapters.video import VideoAdapter, VideoState
+from gateway.config import ModelConfig, VideoConfig
+from gateway.metrics import Metrics
+from gateway.storage import StorageUnavailable, UsageRow
+from gateway.video.billing import Reservations, video_price
+from gateway.video.jobs import VideoJobs
+
+log = structlog.get_logger("gateway.video")
+Emit = Callable[..., None]
+
+
+def next_poll_in(config: VideoConfig, polls: int) -> float:
+    """Seconds until the next poll of a job polled ``polls`` times: doubling, capped."""
+    return float(min(config.first_poll * 2 ** min(polls, 30), config.max_poll_interval))
+
+
+class VideoPoller:
+    """The background loop of one instance (see the module docstring)."""
+
+    def __init__(self, config: VideoConfig, jobs: VideoJobs, adapters: Mapping[str, VideoAdapter],
+                 models: Mapping[str, ModelConfig], reservations: Reservations,
+                 metrics: Metrics, emit: Emit) -> None:
+        self.config = config
+        self.jobs = jobs
+        self.adapters = adapters
+        self.models = models
+        self.reservations = reservations
+        self.metrics = metrics
+        self.emit = emit
+        self.owner = "inst_" + secrets.token_hex(6)
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="video-poller")
+
+    def wake(self) -> None:
+        """Look for due jobs now (one was just created)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        with contextlib.suppress(StorageUnavailable):
+            await self.jobs.release(self.owner)  # another instance may poll them at once
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except StorageUnavailable as exc:
+                log.warning("video_jobs_unavailable", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.tick)
+            self._wake.clear()
+
+    async def tick(self) -> None:
+        """One look: lease due jobs and poll each; let go of reservations ended elsewhere."""
+        now = time.time()
+        for row in await self.jobs.claim(self.owner, now, now + self.config.lease):
+            task = asyncio.create_task(self.poll(row))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        if self.reservations.held:
+            held = list(self.reservations.held)
+            self.reservations.release_ended(await self.jobs.statuses(held))
+
+    async def poll(self, job: Any) -> None:
+        """Poll one leased job upstream and record what it said."""
+        now = time.time()
+        try:
+            state = await self._ask(job, now)
+        except ProviderError as exc:
+            log.info("video_poll_failed", job=job.id, error=str(exc))
+            await self.jobs.progress(job.id, self.owner,
+                                     next_poll_at=now + next_poll_in(self.config, job.polls))
+            return
+        except StorageUnavailable as exc:
+            log.warning("video_poll_unrecorded", job=job.id, error=str(exc))
+            return
+        if state.status in ("completed", "failed"):
+            await self.finish(job, state, now)
+        else:
+            await self.jobs.progress(
+                job.id, self.owner, status=state.status, progress=state.progress,
+                next_poll_at=now + next_poll_in(self.config, job.polls))
+
+    async def _ask(self, job: Any, now: float) -> VideoState:
+        if now >= job.expires_at:
+            return VideoState(status="failed", error_code="timeout", error=(
+                f"The job did not finish within {self.config.max_lifetime:g} s "
+                "([video] max_lifetime); the provider was not asked any longer"))
+        adapter = self.adapters.get(job.provider)
+        if adapter is None:
+            return VideoState(status="failed", error_code="provider_unavailable",
+                              error=f"Provider '{job.provider}' is no longer configured")
+        try:
+            return await adapter.poll(job.upstream_id, None)
+        except ProviderHTTPError as exc:
+            if exc.retryable:
+                raise
+            return VideoState(status="failed", error_code="upstream_error",
+                              error=f"The provider refused the job: {exc.message}")
+
+    async def finish(self, job: Any, state: VideoState, now: float) -> None:
+        """End ``job`` as ``state`` says: billed once, counted, logged and announced."""
+        completed = state.status == "completed"
+        cost = video_price(self.models.get(job.served), job.seconds) if completed else 0.0
+        status = 200 if completed else 502
+        row = UsageRow(
+            request_id=job.request_id, created_at=now, key_id=job.key_id, user=job.user_email,
+            dialect="openai", model_requested=job.model, model_served=job.served,
+            provider=job.provider, cost_usd=cost, latency_ms=(now - job.created_at) * 1000,
+            status=status, error_type="" if completed else state.error_code or "upstream_error",
+            row_id="video:" + job.id,
+        )
+        won = await self.jobs.finish(
+            job.id, self.owner, row, status=state.status, progress=100 if completed else
+            job.progress, error_code=state.error_code, error=state.error[:2000],
+            file_ref=state.file_ref, completed_at=now, cost_usd=cost)
+        if not won:
+            return
+        await self.reservations.settle(job, cost, completed)
+        self.metrics.record(
+            model=job.served, status=status, stream=False, latency=now - job.created_at,
+            ttft=None, input_tokens=0, output_tokens=0, cached_tokens=0, cost=cost,
+            failed_attempts=0, fallback=False, requested=job.model)
+        log.info("video_job_ended", job=job.id, status=state.status, model=job.served,
+                 cost_usd=round(cost, 8), error=state.error or None)
+        data = {"id": job.id, "object": "video", "model": job.model, "status": state.status}
+        if not completed:
+            data["error"] = {"code": state.error_code, "message": state.error}
+        self.emit(job.user_email, f"video.{state.status}", data,
+                  event_id=f"evt_{job.id}_{state.status}")
