@@ -12,12 +12,14 @@ model           behaviour
 ``forever``     never finishes
 ==============  =============================================================================
 
-``polls`` counts the polls of each upstream job id, ``created`` the jobs created;
-``downloads`` counts the files served.
+``polls`` counts the polls of each upstream job id and ``overlaps`` the polls that arrived
+while another poll of the same job was still being answered (each poll takes
+``poll_delay`` seconds); ``downloads`` counts the files served.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,6 +48,9 @@ class VideoUpstream(FakeUpstream):
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     polls: Counter[str] = field(default_factory=Counter)
     downloads: Counter[str] = field(default_factory=Counter)
+    overlaps: Counter[str] = field(default_factory=Counter)
+    poll_delay: float = 0.0
+    _inflight: Counter[str] = field(default_factory=Counter)
 
     @property
     def minimax_url(self) -> str:
@@ -66,6 +71,7 @@ class VideoUpstream(FakeUpstream):
         self.jobs.clear()
         self.polls.clear()
         self.downloads.clear()
+        self.overlaps.clear()
 
     def _new(self, body: dict[str, Any], prefix: str) -> str:
         job_id = prefix + secrets.token_hex(6)
@@ -73,8 +79,15 @@ class VideoUpstream(FakeUpstream):
         self.hits[str(body.get("model", ""))] += 1
         return job_id
 
-    def _state(self, job_id: str) -> str:
+    async def _state(self, job_id: str) -> str:
         self.polls[job_id] += 1
+        self._inflight[job_id] += 1
+        if self._inflight[job_id] > 1:
+            self.overlaps[job_id] += 1
+        try:
+            await asyncio.sleep(self.poll_delay)
+        finally:
+            self._inflight[job_id] -= 1
         model = self.jobs[job_id].get("model")
         if model == "fail":
             return "failed"
@@ -104,7 +117,7 @@ class VideoUpstream(FakeUpstream):
         job_id = request.match_info["id"]
         if job_id not in self.jobs:
             return web.json_response({"error": {"message": "no such video"}}, status=404)
-        return web.json_response(self._video(job_id, self._state(job_id)))
+        return web.json_response(self._video(job_id, await self._state(job_id)))
 
     async def _openai_content(self, request: web.Request) -> web.StreamResponse:
         return await self._download(request)
@@ -128,7 +141,7 @@ class VideoUpstream(FakeUpstream):
         if job_id not in self.jobs:
             return web.json_response({"base_resp": self._base(2013, "invalid task_id")})
         status = {"in_progress": "Processing", "completed": "Success", "failed": "Fail"}[
-            self._state(job_id)]
+            await self._state(job_id)]
         answer: dict[str, Any] = {"task_id": job_id, "status": status,
                                   "base_resp": self._base()}
         if status == "Success":
