@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from gateway.accounts.keys import Principal
 from gateway.errors import BadRequest, GatewayError
 from gateway.pipeline.intake import Head, account_headers, read_body
 from gateway.pipeline.outcome import Facts
@@ -26,12 +27,20 @@ def _headers(pairs: list[tuple[bytes, bytes]]) -> dict[str, str]:
             if name != b"content-type"}
 
 
-def video_routes(service: VideoService) -> list[Route]:
-    """The routes under both prefixes."""
+class VideoRoutes:
+    """The handlers, over one ``VideoService``."""
 
-    async def create(request: Request) -> Response:
+    def __init__(self, service: VideoService) -> None:
+        self.service = service
+
+    async def _caller(self, request: Request) -> tuple[Head, Principal]:
         head = Head(request.scope["headers"])
-        principal = await service.principal(head.authorization, head.api_key)
+        return head, await self.service.principal(head.authorization, head.api_key)
+
+    async def create(self, request: Request) -> Response:
+        """Admit, reserve, submit upstream and store a job; answer it ``queued``."""
+        service = self.service
+        head, principal = await self._caller(request)
         body = await read_body(request.receive, service.config.server.max_body_bytes,
                                head.declared)
         model, spec = parse_video_request(body, request.headers.get("content-type", ""),
@@ -54,10 +63,10 @@ def video_routes(service: VideoService) -> list[Route]:
         return Response(msgspec.json.encode(video_object(job)), headers=_headers(headers),
                         media_type="application/json")
 
-    async def retrieve(request: Request) -> Response:
-        head = Head(request.scope["headers"])
-        principal = await service.principal(head.authorization, head.api_key)
-        job = await service.find(principal, request.path_params["video_id"])
+    async def retrieve(self, request: Request) -> Response:
+        """The job as it stands; ``openai-poll-after-ms`` says when to ask again."""
+        head, principal = await self._caller(request)
+        job = await self.service.find(principal, request.path_params["video_id"])
         headers = {"x-request-id": head.request_id}
         if job.status in ("queued", "in_progress"):
             wait = max(job.next_poll_at - time.time(), 0.2)
@@ -65,14 +74,15 @@ def video_routes(service: VideoService) -> list[Route]:
         return Response(msgspec.json.encode(video_object(job)), headers=headers,
                         media_type="application/json")
 
-    async def content(request: Request) -> Response:
-        head = Head(request.scope["headers"])
-        principal = await service.principal(head.authorization, head.api_key)
-        job = await service.find(principal, request.path_params["video_id"])
+    async def content(self, request: Request) -> Response:
+        """The finished file, relayed chunk by chunk from the provider."""
+        head, principal = await self._caller(request)
+        job = await self.service.find(principal, request.path_params["video_id"])
         variant = request.query_params.get("variant", "video")
         if variant != "video":
-            raise _bad_variant(variant)
-        download = await service.download(job)
+            raise BadRequest(f"variant '{variant}' is not available; this gateway serves "
+                             "'video'", param="variant")
+        download = await self.service.download(job)
         upstream: Any = download.headers
         headers = {"x-request-id": head.request_id,
                    "content-disposition": f'attachment; filename="{job.id}.mp4"'}
@@ -81,16 +91,16 @@ def video_routes(service: VideoService) -> list[Route]:
         return StreamingResponse(relay(download), headers=headers,
                                  media_type=upstream.get("Content-Type") or "video/mp4")
 
-    routes = []
-    for prefix in ("/v1/video/generations", "/v1/videos"):
-        routes += [
-            Route(prefix, create, methods=["POST"]),
-            Route(prefix + "/{video_id}", retrieve, methods=["GET"]),
-            Route(prefix + "/{video_id}/content", content, methods=["GET"]),
-        ]
-    return routes
 
-
-def _bad_variant(variant: str) -> GatewayError:
-    return BadRequest(f"variant '{variant}' is not available; this gateway serves 'video'",
-                      param="variant")
+def video_routes(service: VideoService) -> list[Route]:
+    """The routes under both prefixes."""
+    routes = VideoRoutes(service)
+    return [
+        route
+        for prefix in ("/v1/video/generations", "/v1/videos")
+        for route in (
+            Route(prefix, routes.create, methods=["POST"]),
+            Route(prefix + "/{video_id}", routes.retrieve, methods=["GET"]),
+            Route(prefix + "/{video_id}/content", routes.content, methods=["GET"]),
+        )
+    ]
