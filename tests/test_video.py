@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"{[" * 200  # brackets: a multipart body is not JS
 
 
 async def finished(gw: Client, token: str, video_id: str) -> dict[str, Any]:
-    for _ in range(200):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
         answer = await gw.call("GET", f"/v1/videos/{video_id}", token)
         assert answer.status_code == 200, answer.text
         if answer.json()["status"] in ("completed", "failed"):

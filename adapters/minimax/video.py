@@ -10,10 +10,9 @@ from typing import TypeVar
 
 import msgspec
 
-from adapters.base import Call
 from adapters.errors import ProviderHTTPError, ProviderProtocolError
-from adapters.upstream import JSONProvider, UpstreamResponse
-from adapters.video import Status, VideoRequest, VideoState
+from adapters.upstream import UpstreamResponse
+from adapters.video import Status, VideoProvider, VideoRequest, VideoState
 
 
 class BaseResp(msgspec.Struct):
@@ -100,14 +99,8 @@ def minimax_to_video_state(body: bytes) -> VideoState:
                       file_ref=str(answer.file_id or ""))
 
 
-class MinimaxVideo(JSONProvider):
+class MinimaxVideo(VideoProvider):
     """Video jobs on MiniMax."""
-
-    def _url(self, path: str) -> str:
-        return self.settings.base_url.rstrip("/") + path
-
-    def _auth(self, api_key: str | None) -> dict[str, str]:
-        return self._headers(Call(model="", stream=False, api_key=api_key))
 
     async def create(self, model: str, request: VideoRequest, api_key: str | None) -> str:
         body = _ENCODE.encode(minimax_video_body(model, request))

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import msgspec
 
-from adapters.base import Call
 from adapters.errors import ProviderProtocolError
-from adapters.upstream import JSONProvider, UpstreamResponse
-from adapters.video import Status, VideoRequest, VideoState
+from adapters.upstream import UpstreamResponse
+from adapters.video import Status, VideoProvider, VideoRequest, VideoState
 
 
 class _Error(msgspec.Struct):
@@ -64,14 +63,8 @@ def _decode(body: bytes) -> _Video:
         raise ProviderProtocolError(f"malformed video object: {exc}") from exc
 
 
-class OpenAIVideo(JSONProvider):
+class OpenAIVideo(VideoProvider):
     """Video jobs on an OpenAI-compatible provider."""
-
-    def _url(self, path: str) -> str:
-        return self.settings.base_url.rstrip("/") + path
-
-    def _auth(self, api_key: str | None) -> dict[str, str]:
-        return self._headers(Call(model="", stream=False, api_key=api_key))
 
     async def create(self, model: str, request: VideoRequest, api_key: str | None) -> str:
         body = _ENCODE.encode(openai_video_body(model, request))

@@ -11,9 +11,6 @@ a restart are simply due: the poller resumes them at start.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,6 +20,7 @@ import structlog
 from adapters.errors import ProviderError, ProviderHTTPError
 from adapters.video import VideoAdapter, VideoState
 from gateway.config import ModelConfig, VideoConfig
+from gateway.leases import LeaseWorker
 from gateway.metrics import Metrics
 from gateway.storage import StorageUnavailable, UsageRow
 from gateway.video.billing import Reservations, video_price
@@ -37,12 +35,15 @@ def next_poll_in(config: VideoConfig, polls: int) -> float:
     return float(min(config.first_poll * 2 ** min(polls, 30), config.max_poll_interval))
 
 
-class VideoPoller:
+class VideoPoller(LeaseWorker):
     """The background loop of one instance (see the module docstring)."""
+
+    unavailable_event = "video_jobs_unavailable"
 
     def __init__(self, config: VideoConfig, jobs: VideoJobs, adapters: Mapping[str, VideoAdapter],
                  models: Mapping[str, ModelConfig], reservations: Reservations,
                  metrics: Metrics, emit: Emit) -> None:
+        super().__init__(config.tick)
         self.config = config
         self.jobs = jobs
         self.adapters = adapters
@@ -50,49 +51,20 @@ class VideoPoller:
         self.reservations = reservations
         self.metrics = metrics
         self.emit = emit
-        self.owner = "inst_" + secrets.token_hex(6)
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="video-poller")
-
-    def wake(self) -> None:
-        """Look for due jobs now (one was just created)."""
-        self._wake.set()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for task in list(self._running):
-            task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
-        with contextlib.suppress(StorageUnavailable):
-            await self.jobs.release(self.owner)  # another instance may poll them at once
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except StorageUnavailable as exc:
-                log.warning("video_jobs_unavailable", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.tick)
-            self._wake.clear()
-
-    async def tick(self) -> None:
-        """One look: lease due jobs and poll each; let go of reservations ended elsewhere."""
-        now = time.time()
-        for row in await self.jobs.claim(self.owner, now, now + self.config.lease):
-            task = asyncio.create_task(self.poll(row))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+    async def claim(self) -> list[Any]:
+        """Lease the jobs due a poll; let go of reservations of jobs ended elsewhere."""
         if self.reservations.held:
             held = list(self.reservations.held)
             self.reservations.release_ended(await self.jobs.statuses(held))
+        now = time.time()
+        return await self.jobs.claim(self.owner, now, now + self.config.lease)
+
+    async def work(self, row: Any) -> None:
+        await self.poll(row)
+
+    async def release(self) -> None:
+        await self.jobs.release(self.owner)  # another instance may poll them at once
 
     async def poll(self, job: Any) -> None:
         """Poll one leased job upstream and record what it said."""
