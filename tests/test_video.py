@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from gateway.storage import UserRecord
 from gateway.storage.tables import usage
 from tests.platform_app import Client, running
 from tests.webhook_receiver import Receiver, receiver_fixture  # noqa: F401  (fixture)
@@ -153,3 +154,26 @@ async def test_completion_and_failure_billed_counted_and_announced(
         assert "asked to fail" in events["video.failed"]["error"]["message"]
         metrics = (await gw.call("GET", "/metrics")).text
         assert 'model="mock/video"' in metrics
+
+
+async def test_prepaid_balance_reserved_at_creation_and_spent_once(tmp_path: Path) -> None:
+    async with running(tmp_path, VIDEO + "\n[tiers.prepay]\nprepaid = true\n") as gw:
+        await gw.gateway.accounts.store.insert_user(UserRecord(
+            email="pat@example.com", id="u-pat", password_hash="x", tier="prepay",
+            balance_usd=0.1, created_at=time.time()))
+        token = await gw.key("pat@example.com", tier="prepay")
+
+        async def create(seconds: int) -> Any:
+            return await gw.call("POST", "/v1/videos", token, json={
+                "model": "mock/video", "prompt": "a cat", "seconds": seconds})
+
+        refused = await create(20)  # $0.20 on a $0.10 balance
+        assert refused.status_code == 402, refused.text
+        assert "balance" in refused.json()["error"]["message"]
+        made = await create(5)
+        assert made.status_code == 200
+        assert (await finished(gw, token, made.json()["id"]))["status"] == "completed"
+        billed = await gw.call("GET", f"/v1/videos/{made.json()['id']}", token)
+        assert float(billed.headers["x-cost-usd"]) == pytest.approx(0.05)
+        assert (await create(6)).status_code == 402  # $0.05 is left
+        assert (await create(4)).status_code == 200

@@ -64,13 +64,16 @@ class VideoRoutes:
                         media_type="application/json")
 
     async def retrieve(self, request: Request) -> Response:
-        """The job as it stands; ``openai-poll-after-ms`` says when to ask again."""
+        """The job as it stands; ``openai-poll-after-ms`` says when to ask again, and
+        ``X-Cost-USD`` what an ended job was billed."""
         head, principal = await self._caller(request)
         job = await self.service.find(principal, request.path_params["video_id"])
         headers = {"x-request-id": head.request_id}
         if job.status in ("queued", "in_progress"):
             wait = max(job.next_poll_at - time.time(), 0.2)
             headers["openai-poll-after-ms"] = str(int(wait * 1000))
+        else:  # ended: what it was billed
+            headers["x-cost-usd"] = f"{job.cost_usd:.8f}"
         return Response(msgspec.json.encode(video_object(job)), headers=headers,
                         media_type="application/json")
 
