@@ -60,6 +60,9 @@ def error_message(body: bytes) -> str:
     if isinstance(parsed, list) and parsed:
         parsed = parsed[0]
     if isinstance(parsed, dict):
+        status = parsed.get("base_resp")  # MiniMax's convention
+        if isinstance(status, dict) and isinstance(status.get("status_msg"), str):
+            return f"{status['status_msg']} ({status.get('status_code')})"
         error = parsed.get("error", parsed)
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])
@@ -269,8 +272,12 @@ class JSONProvider:
         self.client = client
 
     def _headers(self, call: Call) -> dict[str, str]:
+        return self.key_headers(call.api_key)
+
+    def key_headers(self, api_key: str | None) -> dict[str, str]:
+        """The headers of a call on ``api_key`` (the caller's own), else the operator's key."""
         headers = {"Content-Type": "application/json", **self.settings.headers}
-        key = call.api_key or self.settings.api_key
+        key = api_key or self.settings.api_key
         if key:
             headers[self.key_header] = self.key_prefix + key
         return headers

@@ -15,9 +15,6 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from adapters.base import Call
-from adapters.upstream import JSONProvider
-
 Status = Literal["queued", "in_progress", "completed", "failed"]
 
 
@@ -61,13 +58,3 @@ class VideoAdapter(Protocol):
 
     async def download(self, job_id: str, file_ref: str, api_key: str | None) -> Download: ...
 
-
-class VideoProvider(JSONProvider):
-    """What the HTTP video adapters share: URLs under the provider's ``base_url`` and the
-    headers of a call on the operator's key, or the caller's own (``api_key``)."""
-
-    def _url(self, path: str) -> str:
-        return self.settings.base_url.rstrip("/") + path
-
-    def _auth(self, api_key: str | None) -> dict[str, str]:
-        return self._headers(Call(model="", stream=False, api_key=api_key))

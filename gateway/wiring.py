@@ -15,7 +15,7 @@ from msgspec import UNSET
 from adapters.base import Adapter, ProviderSettings
 from adapters.client import Ingress
 from adapters.overlay import Overlay
-from adapters.registry import build_adapter, build_video_adapter
+from adapters.registry import build_adapter, build_video_adapter, default_base_url
 from adapters.upstream import Timeouts, UpstreamClient
 from adapters.video import VideoAdapter
 from gateway.accounts.keys import KeyCache
@@ -174,7 +174,7 @@ def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, A
     for name, provider in config.providers.items():
         settings = ProviderSettings(
             name=name,
-            base_url=provider.base_url,
+            base_url=provider.base_url or default_base_url(provider.kind),
             api_key=provider.api_key,
             headers=dict(provider.headers),
             tokens_per_second=provider.tokens_per_second,
@@ -182,11 +182,9 @@ def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, A
             responses_api=provider.responses_api,
         )
         try:
-            adapter = build_adapter(provider.kind, settings, client)
+            adapters[name] = build_adapter(provider.kind, settings, client)
         except ValueError as exc:
             raise ConfigError(f"providers.{name}.kind: {exc}") from exc
-        if adapter is not None:
-            adapters[name] = adapter
     return adapters
 
 
@@ -375,8 +373,9 @@ def build_video_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[
     """The video side of every configured provider whose kind serves video."""
     adapters: dict[str, VideoAdapter] = {}
     for name, provider in config.providers.items():
-        settings = ProviderSettings(name=name, base_url=provider.base_url,
-                                    api_key=provider.api_key, headers=dict(provider.headers))
+        settings = ProviderSettings(
+            name=name, base_url=provider.base_url or default_base_url(provider.kind),
+            api_key=provider.api_key, headers=dict(provider.headers))
         adapter = build_video_adapter(provider.kind, settings, client)
         if adapter is not None:
             adapters[name] = adapter

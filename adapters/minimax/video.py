@@ -1,23 +1,17 @@
 """MiniMax video generation: ``POST /v1/video_generation`` answers a ``task_id``;
 ``GET /v1/query/video_generation?task_id=`` its status (Preparing, Queueing, Processing,
 Success, Fail) and, on success, a ``file_id``; ``GET /v1/files/retrieve?file_id=`` the file's
-``download_url``, which only this adapter sees. Every answer carries ``base_resp``
-(``status_code`` 0 is success; anything else is the provider's refusal, with its message)."""
+``download_url``, which only this adapter sees. A failed ``base_resp`` is an error as
+``adapters.minimax.common`` maps it; at a poll, the job's failure with MiniMax's reason."""
 
 from __future__ import annotations
-
-from typing import TypeVar
 
 import msgspec
 
 from adapters.errors import ProviderHTTPError, ProviderProtocolError
+from adapters.minimax.common import BaseResp, MiniMaxAPI, decode_checked
 from adapters.upstream import UpstreamResponse
-from adapters.video import Status, VideoProvider, VideoRequest, VideoState
-
-
-class BaseResp(msgspec.Struct):
-    status_code: int = 0
-    status_msg: str = ""
+from adapters.video import Status, VideoRequest, VideoState
 
 
 class _Created(msgspec.Struct):
@@ -41,28 +35,13 @@ class _Retrieved(msgspec.Struct):
 
 
 _ENCODE = msgspec.json.Encoder()
+_CREATED = msgspec.json.Decoder(_Created)
+_QUERY = msgspec.json.Decoder(_Query)
+_RETRIEVED = msgspec.json.Decoder(_Retrieved)
 _STATUSES: dict[str, Status] = {
     "Preparing": "queued", "Queueing": "queued", "Processing": "in_progress",
     "Success": "completed", "Fail": "failed",
 }
-# base_resp codes that are the caller's own doing (MiniMax's error code table).
-_CALLER_CODES = {1004: 401, 1008: 402, 1026: 400, 1027: 400, 2013: 400, 2049: 401, 1002: 429,
-                 1039: 429}
-
-S = TypeVar("S", bound=msgspec.Struct)
-
-
-def decode_minimax(body: bytes, type_: type[S]) -> S:
-    """``body`` as ``type_``; a non-zero ``base_resp.status_code`` raises ProviderHTTPError."""
-    try:
-        answer = msgspec.json.decode(body, type=type_)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ProviderProtocolError(f"malformed MiniMax answer: {exc}") from exc
-    base: BaseResp | None = getattr(answer, "base_resp", None)
-    if base is not None and base.status_code != 0:
-        status = _CALLER_CODES.get(base.status_code, 502)
-        raise ProviderHTTPError(status, f"{base.status_msg} (MiniMax {base.status_code})")
-    return answer
 
 
 def minimax_video_body(model: str, request: VideoRequest) -> dict[str, object]:
@@ -85,41 +64,42 @@ def _resolution(size: str) -> str:
 def minimax_to_video_state(body: bytes) -> VideoState:
     """A query answer as the gateway's ``VideoState``; a failed task keeps MiniMax's reason."""
     try:
-        answer = decode_minimax(body, _Query)
+        answer = decode_checked(body, _QUERY)
     except ProviderHTTPError as refused:
+        if refused.retryable:
+            raise
         return VideoState(status="failed", error_code="upstream_error", error=refused.message)
     status = _STATUSES.get(answer.status)
     if status is None:
         raise ProviderProtocolError(f"unknown MiniMax task status {answer.status!r}")
     if status == "failed":
-        reason = answer.base_resp.status_msg if answer.base_resp else ""
         return VideoState(status="failed", error_code="upstream_error",
-                          error=reason or "MiniMax reported the task failed")
+                          error="MiniMax reported the task failed")
     return VideoState(status=status, progress=100 if status == "completed" else 0,
                       file_ref=str(answer.file_id or ""))
 
 
-class MinimaxVideo(VideoProvider):
+class MinimaxVideo(MiniMaxAPI):
     """Video jobs on MiniMax."""
 
     async def create(self, model: str, request: VideoRequest, api_key: str | None) -> str:
         body = _ENCODE.encode(minimax_video_body(model, request))
-        answer = await self.client.fetch(self._url("/v1/video_generation"), body,
-                                         self._auth(api_key))
-        created = decode_minimax(answer, _Created)
+        answer = await self.client.fetch(self.url("/v1/video_generation"), body,
+                                         self.key_headers(api_key))
+        created = decode_checked(answer, _CREATED)
         if not created.task_id:
             raise ProviderProtocolError("MiniMax answered no task_id")
         return created.task_id
 
     async def poll(self, job_id: str, api_key: str | None) -> VideoState:
         answer = await self.client.get_json(
-            self._url(f"/v1/query/video_generation?task_id={job_id}"), self._auth(api_key))
+            self.url(f"/v1/query/video_generation?task_id={job_id}"), self.key_headers(api_key))
         return minimax_to_video_state(answer)
 
     async def download(self, job_id: str, file_ref: str, api_key: str | None) -> UpstreamResponse:
         answer = await self.client.get_json(
-            self._url(f"/v1/files/retrieve?file_id={file_ref}"), self._auth(api_key))
-        retrieved = decode_minimax(answer, _Retrieved)
+            self.url(f"/v1/files/retrieve?file_id={file_ref}"), self.key_headers(api_key))
+        retrieved = decode_checked(answer, _RETRIEVED)
         if retrieved.file is None or not retrieved.file.download_url:
             raise ProviderProtocolError("MiniMax answered no download_url")
         # The file's host takes no key: the URL is signed.

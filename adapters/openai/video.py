@@ -6,8 +6,8 @@ from __future__ import annotations
 import msgspec
 
 from adapters.errors import ProviderProtocolError
-from adapters.upstream import UpstreamResponse
-from adapters.video import Status, VideoProvider, VideoRequest, VideoState
+from adapters.upstream import JSONProvider, UpstreamResponse
+from adapters.video import Status, VideoRequest, VideoState
 
 
 class _Error(msgspec.Struct):
@@ -63,18 +63,21 @@ def _decode(body: bytes) -> _Video:
         raise ProviderProtocolError(f"malformed video object: {exc}") from exc
 
 
-class OpenAIVideo(VideoProvider):
+class OpenAIVideo(JSONProvider):
     """Video jobs on an OpenAI-compatible provider."""
+
+    def _url(self, path: str) -> str:
+        return self.settings.base_url.rstrip("/") + path
 
     async def create(self, model: str, request: VideoRequest, api_key: str | None) -> str:
         body = _ENCODE.encode(openai_video_body(model, request))
         return _decode(await self.client.fetch(self._url("/videos"), body,
-                                               self._auth(api_key))).id
+                                               self.key_headers(api_key))).id
 
     async def poll(self, job_id: str, api_key: str | None) -> VideoState:
         return openai_to_video_state(
-            await self.client.get_json(self._url(f"/videos/{job_id}"), self._auth(api_key)))
+            await self.client.get_json(self._url(f"/videos/{job_id}"), self.key_headers(api_key)))
 
     async def download(self, job_id: str, file_ref: str, api_key: str | None) -> UpstreamResponse:
         return await self.client.get(self._url(f"/videos/{job_id}/content"),
-                                     self._auth(api_key))
+                                     self.key_headers(api_key))
