@@ -13,27 +13,17 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from adapters import canonical as c
 from gateway.admission import Admission, Ticket
-from gateway.config import GatewayConfig, ModelConfig
 from gateway.counters import Limiter
 from gateway.errors import GatewayError
 from routers.catalog import Deployment
 
 
-def video_price(model: ModelConfig | None, seconds: float) -> float:
-    """USD for one finished video of ``seconds`` on ``model``: the one place it is computed."""
-    if model is None or model.free:
-        return 0.0
-    if isinstance(model.price_per_video, float | int):
-        return float(model.price_per_video)
-    if isinstance(model.price_per_second, float | int):
-        return float(model.price_per_second) * seconds
-    return 0.0
-
-
-def video_models(config: GatewayConfig) -> dict[str, ModelConfig]:
-    """The configured video models, by id."""
-    return {model.id: model for model in config.models if model.mode == "video"}
+def video_usage(seconds: float) -> c.Usage:
+    """What one finished video made, for ``gateway.pipeline.settle.price`` (the one place
+    cost is computed: ``price_per_video`` per video plus ``price_per_second`` per second)."""
+    return c.Usage(videos=1, video_seconds=seconds)
 
 
 def refunds_of(ticket: Ticket) -> str:

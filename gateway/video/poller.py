@@ -19,12 +19,14 @@ import structlog
 
 from adapters.errors import ProviderError, ProviderHTTPError
 from adapters.video import VideoAdapter, VideoState
-from gateway.config import ModelConfig, VideoConfig
+from gateway.config import VideoConfig
 from gateway.leases import LeaseWorker
 from gateway.metrics import Metrics
+from gateway.pipeline.settle import price
 from gateway.storage import StorageUnavailable, UsageRow
-from gateway.video.billing import Reservations, video_price
+from gateway.video.billing import Reservations, video_usage
 from gateway.video.jobs import VideoJobs
+from routers.catalog import Catalog
 
 log = structlog.get_logger("gateway.video")
 Emit = Callable[..., None]
@@ -41,13 +43,13 @@ class VideoPoller(LeaseWorker):
     unavailable_event = "video_jobs_unavailable"
 
     def __init__(self, config: VideoConfig, jobs: VideoJobs, adapters: Mapping[str, VideoAdapter],
-                 models: Mapping[str, ModelConfig], reservations: Reservations,
+                 catalog: Catalog, reservations: Reservations,
                  metrics: Metrics, emit: Emit) -> None:
         super().__init__(config.tick)
         self.config = config
         self.jobs = jobs
         self.adapters = adapters
-        self.models = models
+        self.catalog = catalog
         self.reservations = reservations
         self.metrics = metrics
         self.emit = emit
@@ -106,14 +108,15 @@ class VideoPoller(LeaseWorker):
     async def finish(self, job: Any, state: VideoState, now: float) -> None:
         """End ``job`` as ``state`` says: billed once, counted, logged and announced."""
         completed = state.status == "completed"
-        cost = video_price(self.models.get(job.served), job.seconds) if completed else 0.0
+        cost = price(self.catalog.get(job.served), video_usage(job.seconds)) if completed else 0.0
         status = 200 if completed else 502
         row = UsageRow(
             request_id=job.request_id, created_at=now, key_id=job.key_id, user=job.user_email,
             dialect="openai", model_requested=job.model, model_served=job.served,
             provider=job.provider, cost_usd=cost, latency_ms=(now - job.created_at) * 1000,
             status=status, error_type="" if completed else state.error_code or "upstream_error",
-            row_id="video:" + job.id,
+            row_id="video:" + job.id, operation="video", videos=int(completed),
+            video_seconds=job.seconds if completed else 0.0,
         )
         won = await self.jobs.finish(
             job.id, self.owner, row, status=state.status, progress=100 if completed else
@@ -123,9 +126,9 @@ class VideoPoller(LeaseWorker):
             return
         await self.reservations.settle(job, cost, completed)
         self.metrics.record(
-            model=job.served, status=status, stream=False, latency=now - job.created_at,
-            ttft=None, input_tokens=0, output_tokens=0, cached_tokens=0, cost=cost,
-            failed_attempts=0, fallback=False, requested=job.model)
+            model=job.served, operation="video", status=status, stream=False,
+            latency=now - job.created_at, ttft=None, input_tokens=0, output_tokens=0,
+            cached_tokens=0, cost=cost, failed_attempts=0, fallback=False, requested=job.model)
         log.info("video_job_ended", job=job.id, status=state.status, model=job.served,
                  cost_usd=round(cost, 8), error=state.error or None)
         data = {"id": job.id, "object": "video", "model": job.model, "status": state.status}

@@ -48,7 +48,7 @@ class VideoRoutes:
         plan, targets = service.plan(model)
         ticket = await service.admission.admit(principal, targets[0], len(body), 1)
         try:
-            await service.reserve(principal, ticket, service.price(targets[0].id, spec.seconds))
+            await service.reserve(principal, ticket, service.price(targets[0], spec.seconds))
             submitted = await service.submit(targets, spec)
             job = await service.store(principal, head.request_id, model, spec, submitted,
                                       ticket)

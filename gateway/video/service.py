@@ -14,7 +14,7 @@ from adapters.features import RequestFeatures
 from adapters.video import Download, VideoAdapter, VideoRequest
 from gateway.accounts.keys import Principal, key_from_headers
 from gateway.admission import Admission, Ticket
-from gateway.config import GatewayConfig, ModelConfig
+from gateway.config import GatewayConfig
 from gateway.errors import (
     AllTargetsFailed,
     BadRequest,
@@ -25,7 +25,8 @@ from gateway.errors import (
     from_provider_error,
     from_routing_refusal,
 )
-from gateway.video.billing import Reservations, refunds_of, video_price
+from gateway.pipeline.settle import price
+from gateway.video.billing import Reservations, refunds_of, video_usage
 from gateway.video.jobs import VideoJobs
 from gateway.video.poller import VideoPoller
 from routers.catalog import Deployment
@@ -50,8 +51,7 @@ class VideoService:
     """Create, retrieve and download video jobs (see the module docstring)."""
 
     def __init__(self, config: GatewayConfig, keys: Any, planner: Planner, admission: Admission,
-                 jobs: VideoJobs, adapters: Mapping[str, VideoAdapter],
-                 models: Mapping[str, ModelConfig], reservations: Reservations,
+                 jobs: VideoJobs, adapters: Mapping[str, VideoAdapter], reservations: Reservations,
                  poller: VideoPoller) -> None:
         self.config = config
         self.keys = keys
@@ -59,7 +59,6 @@ class VideoService:
         self.admission = admission
         self.jobs = jobs
         self.adapters = adapters
-        self.models = models
         self.reservations = reservations
         self.poller = poller
 
@@ -78,10 +77,9 @@ class VideoService:
             raise ModelNotFound(
                 f"Unknown model '{model}': GET /v1/models lists the models you can use",
                 param="model")
-        targets = [t for t in plan.targets if t.id in self.models and t.provider in self.adapters]
+        targets = [t for t in plan.targets if t.mode == "video" and t.provider in self.adapters]
         if not targets:
-            mode = next((m.mode for m in self.config.models if m.id == plan.targets[0].id),
-                        "chat")
+            mode = plan.targets[0].mode
             raise BadRequest(f"Model '{model}' is a {mode} model; this endpoint serves video "
                              "models (mode = \"video\")", param="model", code="wrong_mode")
         return plan, targets
@@ -164,8 +162,9 @@ class VideoService:
         except ProviderError as exc:
             raise from_provider_error(exc, job.served) from exc
 
-    def price(self, model: str, seconds: int) -> float:
-        return video_price(self.models.get(model), seconds)
+    def price(self, target: Deployment, seconds: int) -> float:
+        """What ``seconds`` of video on ``target`` cost (reserved at creation)."""
+        return price(target, video_usage(seconds))
 
 
 class _Row:
