@@ -70,7 +70,7 @@ class VideoService:
     def plan(self, model: str) -> tuple[Plan, list[Deployment]]:
         """The plan for ``model`` and its video targets; 404 unknown, 400 not a video model."""
         try:
-            plan = self.planner.plan(model, RequestFeatures, None)
+            plan = self.planner.plan(model, RequestFeatures, None, mode="video")
         except RoutingRefused as refusal:
             raise from_routing_refusal(refusal) from refusal
         if plan is None:
