@@ -20,14 +20,14 @@ while another poll of the same job was still being answered (each poll takes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-
-from tests.fakes import FakeUpstream
 
 REASON = "The prompt was flagged by the fake's content policy"
 
@@ -40,24 +40,50 @@ def video_bytes(job_id: str, size: int) -> bytes:
 
 
 @dataclass
-class VideoUpstream(FakeUpstream):
-    """An upstream speaking both video dialects (see the module docstring)."""
+class VideoUpstream:
+    """An upstream speaking both video dialects (see the module docstring), served by aiohttp
+    in a thread of its own; ``url`` is its OpenAI base (``…/v1``), ``origin`` MiniMax's."""
 
     polls_to_finish: int = 2
     size: int = 300_000
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hits: Counter[str] = field(default_factory=Counter)
     polls: Counter[str] = field(default_factory=Counter)
     downloads: Counter[str] = field(default_factory=Counter)
     overlaps: Counter[str] = field(default_factory=Counter)
     poll_delay: float = 0.0
+    port: int = 0
     _inflight: Counter[str] = field(default_factory=Counter)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def minimax_url(self) -> str:
         return self.origin
 
-    def add_routes(self, app: web.Application) -> None:
-        super().add_routes(app)
+    def start(self) -> VideoUpstream:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self._start())
+            ready.set()
+            self._loop.run_forever()
+
+        threading.Thread(target=run, daemon=True, name="fake-video-upstream").start()
+        ready.wait(10)
+        return self
+
+    async def _start(self) -> None:
+        app = web.Application()
         app.router.add_post("/v1/videos", self._openai_create)
         app.router.add_get("/v1/videos/{id}", self._openai_get)
         app.router.add_get("/v1/videos/{id}/content", self._openai_content)
@@ -65,13 +91,19 @@ class VideoUpstream(FakeUpstream):
         app.router.add_get("/v1/query/video_generation", self._minimax_query)
         app.router.add_get("/v1/files/retrieve", self._minimax_file)
         app.router.add_get("/download/{id}.mp4", self._download)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
-    def reset(self) -> None:
-        super().reset()
-        self.jobs.clear()
-        self.polls.clear()
-        self.downloads.clear()
-        self.overlaps.clear()
+    def stop(self) -> None:
+        if self._loop is None or self._runner is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        with contextlib.suppress(TimeoutError):
+            future.result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
 
     def _new(self, body: dict[str, Any], prefix: str) -> str:
         job_id = prefix + secrets.token_hex(6)
