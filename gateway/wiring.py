@@ -134,7 +134,8 @@ def build_planner(
     for name, spec in config.routers.items():
         chain = models(spec.models)
         if spec.kind == "free" and not spec.models:
-            chain = tuple(m for m in catalog if m.free)
+            # Routers serve chat: free embedding or moderation models stay out of the rotation.
+            chain = tuple(m for m in catalog if m.free and m.mode == "chat")
         prompt = spec.prompt or (OCR_PROMPT if spec.kind == "ocr" else "")
         temperature = spec.temperature
         if spec.kind == "ocr" and temperature is UNSET:
