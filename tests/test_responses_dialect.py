@@ -14,6 +14,7 @@ from adapters.errors import InvalidRequest, ProviderHTTPError
 from adapters.overlay import Overlay
 from adapters.registry import ingress
 from adapters.responses.client import overlay_responses_body
+from gateway.errors import BadRequest
 
 RESPONSES = ingress("responses")
 
@@ -96,9 +97,26 @@ def test_passthrough_commits_at_the_first_delta_and_reads_usage_and_renames() ->
     done = _sse("response.completed", response={"id": "r", "model": "gpt-up", "usage": {
         "input_tokens": 3, "output_tokens": 2, "total_tokens": 5,
         "input_tokens_details": {"cached_tokens": 1}, "output_tokens_details": {}}})
-    assert relay.feed(done).endswith(b"\n\n")
+    assert relay.feed(done) == b""  # the final event waits for close (the response store)
     assert relay.usage == c.Usage(input_tokens=3, output_tokens=2, cache_read_tokens=1)
-    assert relay.close() == b""
+    assert json.loads(relay.final)["model"] == "served"  # type: ignore[attr-defined]
+    assert relay.close().startswith(b"event: response.completed") and relay.close() == b""
+
+
+def test_passthrough_broken_after_commit_ends_with_response_failed() -> None:
+    parsed = RESPONSES.parse(b'{"model":"m","input":"hi","stream":true}')
+    relay = RESPONSES.passthrough_translator(parsed, "served")
+    relay.feed(_sse("response.created", sequence_number=0,
+                    response={"id": "r", "model": "gpt-up", "status": "in_progress"}))
+    relay.feed(_sse("response.output_text.delta", sequence_number=1, delta="hi"))
+    error = BadRequest("cut short")
+    frames = relay.fail(error).decode()  # type: ignore[attr-defined]
+    events = [json.loads(line[6:]) for line in frames.splitlines() if line.startswith("data: ")]
+    assert [(e["type"], e["sequence_number"]) for e in events] == [
+        ("error", 2), ("response.failed", 3)]
+    failed = events[1]["response"]
+    assert failed["id"] == "r" and failed["model"] == "served" and failed["status"] == "failed"
+    assert failed["error"]["message"] == "cut short"
 
 
 def test_passthrough_error_before_output_may_fall_back() -> None:

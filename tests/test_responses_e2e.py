@@ -229,12 +229,28 @@ def test_upstream_error_before_output(client: openai.OpenAI) -> None:
     assert caught.value.status_code == 400
 
 
-def test_failure_after_commit_ends_the_stream_with_an_error_event(
+def test_failure_after_commit_ends_with_error_then_response_failed(
         client: openai.OpenAI, fakes: ResponsesUpstream) -> None:
     events = list(client.responses.create(model="fakeanthropic/overloaded", input="hi",
                                           stream=True))
     kinds = [event.type for event in events]
-    assert "response.output_text.delta" in kinds
-    assert kinds[-1] == "error" and "response.completed" not in kinds
-    last = events[-1]
-    assert last.type == "error" and last.message
+    assert "response.output_text.delta" in kinds and "response.completed" not in kinds
+    assert kinds[-2:] == ["error", "response.failed"]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    error, failed = events[-2:]
+    assert error.type == "error" and error.message
+    assert failed.type == "response.failed"
+    assert failed.response.id == events[0].response.id  # type: ignore[union-attr]
+    assert failed.response.status == "failed"
+    assert failed.response.error is not None and failed.response.error.message == error.message
+    partial = failed.response.output[0]
+    assert partial.type == "message" and partial.content[0].text  # type: ignore[union-attr]
+
+
+def test_stream_helper_ends_cleanly_on_a_failure_after_commit(
+        client: openai.OpenAI, fakes: ResponsesUpstream) -> None:
+    with client.responses.stream(model="fakeanthropic/overloaded", input="hi") as stream:
+        kinds = [event.type for event in stream]
+        assert kinds[-1] == "response.failed"
+        with pytest.raises(RuntimeError, match=r"response\.completed"):
+            stream.get_final_response()

@@ -54,9 +54,11 @@ def _part_to_block(part: Part, where: str) -> c.ContentBlock | None:
                          param=f"{where}.type")
 
 
-def parts_to_blocks(content: str | list[Part] | UnsetType, where: str) -> list[c.ContentBlock]:
+def parts_to_blocks(
+    content: str | list[Part] | UnsetType | None, where: str
+) -> list[c.ContentBlock]:
     """A message's content (a string or parts) as canonical blocks."""
-    if content is UNSET:
+    if content is UNSET or content is None:
         return []
     if isinstance(content, str):
         return [c.TextBlock(text=content)] if content else []

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import canonical as c
-from adapters.base import Adapter, Call, StreamTranslator
+from adapters.base import Adapter, Call, FailingTranslator, StreamTranslator
 from adapters.errors import ProviderError, ProviderTimeout
 from gateway.errors import from_provider_error
 from gateway.pipeline.dispatch import Dispatcher, Responder, upstream_failed
@@ -210,7 +210,10 @@ class StreamAnswer:
             upstream_failed(self.admitted.facts.request_id, served, failure)
             attempts.broke(served, failure)
         error = from_provider_error(failure, served.id if served else "")
-        await self.responder.body(self.operation.error_frame(error))
+        if isinstance(translator, FailingTranslator):
+            await self.responder.body(translator.fail(error))
+        else:
+            await self.responder.body(self.operation.error_frame(error))
         status = 502 if error.status < 500 else error.status
         return self.outcome(status, error.openai_type)
 
