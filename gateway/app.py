@@ -32,8 +32,9 @@ from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
 from gateway.pipeline.endpoint import Endpoint
 from gateway.platform.routes import platform_routes
+from gateway.responses.routes import response_routes
 from gateway.storage import StorageUnavailable
-from gateway.wiring import Gateway, build_gateway, chat_endpoint
+from gateway.wiring import Gateway, build_gateway, chat_endpoint, responses_endpoint
 from routers.catalog import Model
 
 _log = structlog.get_logger("gateway.app")
@@ -202,7 +203,8 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
     routes = [
         *service,
         Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/v1/responses", chat_endpoint(services, ingress("responses")), methods=["POST"]),
+        Route("/v1/responses", responses_endpoint(services), methods=["POST"]),
+        *response_routes(services.responses, services.accounts),
         models[0],
         *anthropic_routes(services),
         models[1],  # after /v1/messages/…: its path parameter takes slashes

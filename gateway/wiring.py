@@ -15,7 +15,7 @@ from msgspec import UNSET
 from adapters.base import Adapter, ProviderSettings
 from adapters.client import Ingress
 from adapters.overlay import Overlay
-from adapters.registry import build_adapter
+from adapters.registry import build_adapter, ingress
 from adapters.upstream import Timeouts, UpstreamClient
 from gateway.accounts.keys import KeyCache
 from gateway.accounts.services import AccountServices
@@ -33,6 +33,9 @@ from gateway.pipeline.streaming import StreamGauge
 from gateway.platform.service import Platform
 from gateway.redis_client import REVOCATIONS, RedisClient
 from gateway.redis_health import RedisHealth
+from gateway.responses.keeper import ResponseKeeper
+from gateway.responses.memory import ResponseMemory
+from gateway.responses.operation import ResponsesOperation
 from gateway.storage import StorageUnavailable, Store, open_database
 from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, Model
@@ -208,6 +211,7 @@ class Gateway:
     streams: StreamGauge
     log: Any
     platform: Platform  # telemetry, webhooks and their background loops (docs/platform.md)
+    responses: ResponseKeeper  # stored Responses API answers (docs/responses.md)
 
     async def start(self) -> None:
         await self.store.db.connect()
@@ -225,6 +229,7 @@ class Gateway:
         if isinstance(self.health, RedisHealth):
             self.health.start()
         self.platform.start()
+        self.responses.start()
         if self.config.runtime.metrics_dir:
             await self.metrics.share(self.config.runtime.metrics_dir)
 
@@ -257,6 +262,7 @@ class Gateway:
         if self.shared is not None:
             await self.shared.close()
         await self.ledger.close()
+        await self.responses.stop()
         await self.client.close()
         await self.store.close()
 
@@ -354,12 +360,17 @@ def build_gateway(
         streams=streams,
         log=structlog.get_logger("gateway.request"),
         platform=platform,
+        responses=ResponseKeeper(config.responses, lambda: store.db),
     )
 
 
 def chat_endpoint(gateway: Gateway, ingress: Ingress) -> Endpoint:
     """The chat endpoint of one ingress dialect, wired to the gateway's services."""
-    operation = ChatOperation(ingress)
+    return operation_endpoint(gateway, ChatOperation(ingress))
+
+
+def operation_endpoint(gateway: Gateway, operation: ChatOperation) -> Endpoint:
+    """The pipeline endpoint of ``operation``, wired to the gateway's services."""
     admission = gateway.admission
     dispatcher = Dispatcher(gateway.adapters, gateway.health, gateway.retry_policy)
     complete = whole_answers(dispatcher, operation)
@@ -376,4 +387,18 @@ def chat_endpoint(gateway: Gateway, ingress: Ingress) -> Endpoint:
         gateway.streams,
         first_byte=gateway.client.timeouts.first_byte,
         commit_timeout=gateway.config.server.commit_timeout,
+    )
+
+
+def responses_endpoint(gateway: Gateway) -> Endpoint:
+    """``POST /v1/responses``: the chat pipeline in the Responses dialect, with stored
+    responses (``gateway.responses``): ``previous_response_id`` expanded at intake, each
+    answer kept before its end is sent."""
+    endpoint = operation_endpoint(gateway, ResponsesOperation(ingress("responses")))
+    memory = ResponseMemory(gateway.responses, endpoint.operation.parse)
+    return replace(
+        endpoint,
+        intake=replace(endpoint.intake, expand=memory.expand),
+        complete=memory.whole(endpoint.complete),
+        stream_end=memory.stream_end,
     )
