@@ -54,8 +54,11 @@ def refused(body: dict[str, Any] | bytes) -> InvalidRequest:
          "input[0].call_id", "call_id"),
         ({"model": "m", "input": "hi", "text": {"format": {"type": "yaml"}}},
          "text.format.type", "yaml"),
-        ({"model": "m", "input": "hi", "previous_response_id": "resp_1"},
-         "previous_response_id", "whole conversation"),
+        ({"model": "m", "input": "hi", "previous_response_id": ""},
+         "previous_response_id", "empty"),
+        ({"model": "m", "input": "hi", "previous_response_id": 7},
+         "previous_response_id", "expected `str | null`"),
+        ({"model": "m", "input": "hi", "store": "yes"}, "store", "expected `bool | null`"),
     ],
 )
 def test_bad_input_is_a_clear_400(body: dict[str, Any] | bytes, param: str | None,
@@ -75,6 +78,11 @@ def test_store_and_metadata_are_kept_for_the_pipeline() -> None:
     parsed = RESPONSES.parse(b'{"model":"m","input":"hi","store":false,"metadata":{"k":"v"}}')
     assert parsed.typed.store is False
     assert parsed.typed.metadata == {"k": "v"}
+
+
+def test_previous_response_id_never_goes_upstream() -> None:
+    parsed = RESPONSES.parse(b'{"model":"m","input":"hi","previous_response_id":"resp_1"}')
+    assert "previous_response_id" not in RESPONSES.passthrough_body(parsed, None)
 
 
 def test_fallback_chain_is_read() -> None:

@@ -57,7 +57,8 @@ class ResponsesUpstream(DialectUpstream):
         text = f"fake responses: {body['input']}"
         message = {"type": "message", "id": "msg_up", "role": "assistant", "status": "completed",
                    "content": [{"type": "output_text", "text": text, "annotations": []}]}
-        final = {"id": "resp_up", "object": "response", "created_at": 1, "status": "completed",
+        final = {"id": f"resp_up{len(self.requests)}", "object": "response", "created_at": 1,
+                 "status": "completed",
                  "model": body["model"] + "-2025", "output": [message], "tools": [],
                  "tool_choice": "auto", "parallel_tool_calls": True, "usage": UPSTREAM_USAGE}
         if not body.get("stream"):
@@ -254,3 +255,54 @@ def test_stream_helper_ends_cleanly_on_a_failure_after_commit(
         assert kinds[-1] == "response.failed"
         with pytest.raises(RuntimeError, match=r"response\.completed"):
             stream.get_final_response()
+
+
+@pytest.mark.parametrize("provider", [*TRANSLATED, "fakeresponses"])
+@pytest.mark.parametrize("streamed", [False, True])
+def test_multi_turn_by_previous_response_id(client: openai.OpenAI, fakes: ResponsesUpstream,
+                                            provider: str, streamed: bool) -> None:
+    model = f"{provider}/{'gpt-x' if provider == 'fakeresponses' else 'ok'}"
+    first = client.responses.create(model=model, instructions="be brief", input="my name is Ann")
+    if streamed:
+        with client.responses.stream(model=model, input="what is my name?",
+                                     previous_response_id=first.id) as stream:
+            second = stream.get_final_response()
+    else:
+        second = client.responses.create(model=model, input="what is my name?",
+                                         previous_response_id=first.id)
+    assert second.id != first.id and second.status == "completed"
+    sent = fakes.requests[-1]
+    assert "previous_response_id" not in sent.body  # the gateway's id, never sent upstream
+    conversation = json.dumps(sent.body)
+    assert "my name is Ann" in conversation and first.output_text in conversation
+    assert "what is my name?" in conversation
+    assert "be brief" not in conversation  # the first request's instructions stay behind
+    assert client.responses.retrieve(second.id).output_text == second.output_text
+    items = client.responses.input_items.list(second.id, order="asc")
+    assert [item.type for item in items.data] == ["message", "message", "message"]
+
+
+def test_retrieve_delete_and_another_accounts_404(client: openai.OpenAI,
+                                                  gateway: GatewayProcess,
+                                                  fakes: ResponsesUpstream) -> None:
+    answer = client.responses.create(model="fakegemini/ok", input="keep me")
+    assert client.responses.retrieve(answer.id).output_text == "fake: keep me"
+    other = openai.OpenAI(base_url=f"{gateway.url}/v1", max_retries=0,
+                          api_key=gateway.create_key("--user", "eve@example.com"))
+    with pytest.raises(openai.NotFoundError) as caught:
+        other.responses.retrieve(answer.id)
+    assert caught.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+    with pytest.raises(openai.NotFoundError) as caught:
+        other.responses.create(model="fake/ok", input="hi", previous_response_id=answer.id)
+    assert caught.value.body["param"] == "previous_response_id"  # type: ignore[index]
+    client.responses.delete(answer.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(answer.id)
+
+
+def test_store_false_keeps_nothing(client: openai.OpenAI, fakes: ResponsesUpstream) -> None:
+    answer = client.responses.create(model="fake/ok", input="forget me", store=False)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(answer.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="fake/ok", input="hi", previous_response_id=answer.id)
