@@ -30,11 +30,19 @@ from gateway.json_depth import DepthGuard
 from gateway.logs import configure_logging
 from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
+from gateway.pipeline.embeddings import EmbeddingsOperation
 from gateway.pipeline.endpoint import Endpoint
+from gateway.pipeline.scoring import ModerationOperation, RerankOperation
 from gateway.platform.routes import platform_routes
 from gateway.responses.routes import response_routes
 from gateway.storage import StorageUnavailable
-from gateway.wiring import Gateway, build_gateway, chat_endpoint, responses_endpoint
+from gateway.wiring import (
+    Gateway,
+    build_gateway,
+    chat_endpoint,
+    operation_endpoint,
+    responses_endpoint,
+)
 from routers.catalog import Model
 
 _log = structlog.get_logger("gateway.app")
@@ -73,11 +81,17 @@ def model_entry(model: Model) -> dict[str, Any]:
     }
     if model.cached_input_price is not None:
         pricing["cached_input"] = model.cached_input_price
+    if model.mode == "images":
+        pricing["per_image"] = model.price_per_image
+    elif model.mode == "video":
+        pricing["per_second"] = model.price_per_second
+        pricing["per_video"] = model.price_per_video
     return {
         "id": model.id,
         "object": "model",
         "created": 0,
         "owned_by": model.provider,
+        "mode": model.mode,
         "context_length": model.context,
         "max_output_tokens": model.max_output,
         "capabilities": sorted(model.capabilities),
@@ -86,6 +100,17 @@ def model_entry(model: Model) -> dict[str, Any]:
         "free": model.free,
         "credits": model.credits,
     }
+
+
+def operation_routes(gateway: Gateway) -> list[Route]:
+    """The endpoints of the operations beyond chat, each serving the models of its mode."""
+    return [
+        Route("/v1/embeddings", operation_endpoint(gateway, EmbeddingsOperation()),
+              methods=["POST"]),
+        Route("/v1/rerank", operation_endpoint(gateway, RerankOperation()), methods=["POST"]),
+        Route("/v1/moderations", operation_endpoint(gateway, ModerationOperation()),
+              methods=["POST"]),
+    ]
 
 
 def anthropic_routes(gateway: Gateway) -> list[Route]:
@@ -205,6 +230,7 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/responses", responses_endpoint(services), methods=["POST"]),
         *response_routes(services.responses, services.accounts),
+        *operation_routes(services),
         models[0],
         *anthropic_routes(services),
         models[1],  # after /v1/messages/…: its path parameter takes slashes

@@ -10,12 +10,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from adapters.base import Adapter, ProviderSettings
 from adapters.client import Ingress
 from adapters.overlay import Overlay
-from adapters.registry import build_adapter, ingress
+from adapters.registry import build_adapter, default_base_url, ingress
 from adapters.upstream import Timeouts, UpstreamClient
 from gateway.accounts.keys import KeyCache
 from gateway.accounts.services import AccountServices
@@ -27,7 +27,7 @@ from gateway.metrics import Metrics
 from gateway.pipeline.dispatch import Dispatcher, whole_answers
 from gateway.pipeline.endpoint import Endpoint
 from gateway.pipeline.intake import Intake
-from gateway.pipeline.operation import ChatOperation
+from gateway.pipeline.operation import ChatOperation, Operation
 from gateway.pipeline.settle import Settler
 from gateway.pipeline.streaming import StreamGauge
 from gateway.platform.service import Platform
@@ -57,6 +57,10 @@ def build_catalog(config: GatewayConfig) -> Catalog:
             cached_input_price=None
             if model.cached_input_price is UNSET
             else float(model.cached_input_price),
+            mode=model.mode,
+            price_per_image=_unit_price(model.price_per_image),
+            price_per_second=_unit_price(model.price_per_second),
+            price_per_video=_unit_price(model.price_per_video),
             context=model.context,
             max_output=model.max_output,
             capabilities=frozenset(model.capabilities),
@@ -81,6 +85,10 @@ def build_catalog(config: GatewayConfig) -> Catalog:
             f"provider '{provider}' is switched off ({variable} is not set)"
         )
     return Catalog(models, open_providers, switched_off, default_prices(config))
+
+
+def _unit_price(price: float | UnsetType) -> float:
+    return 0.0 if isinstance(price, UnsetType) else float(price)
 
 
 def _with_deployments(config: GatewayConfig, model: Model, index: int) -> Model:
@@ -172,7 +180,7 @@ def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, A
     for name, provider in config.providers.items():
         settings = ProviderSettings(
             name=name,
-            base_url=provider.base_url,
+            base_url=provider.base_url or default_base_url(provider.kind),
             api_key=provider.api_key,
             headers=dict(provider.headers),
             tokens_per_second=provider.tokens_per_second,
@@ -365,16 +373,18 @@ def build_gateway(
 
 
 def chat_endpoint(gateway: Gateway, ingress: Ingress) -> Endpoint:
-    """The chat endpoint of one ingress dialect, wired to the gateway's services."""
-    return operation_endpoint(gateway, ChatOperation(ingress))
+    """The chat endpoint of one ingress dialect, wired to the gateway's services (whole
+    answers through the response cache, when it is on)."""
+    return operation_endpoint(gateway, ChatOperation(ingress), cached=True)
 
 
-def operation_endpoint(gateway: Gateway, operation: ChatOperation) -> Endpoint:
-    """The pipeline endpoint of ``operation``, wired to the gateway's services."""
+def operation_endpoint(gateway: Gateway, operation: Operation, cached: bool = False) -> Endpoint:
+    """The endpoint of ``operation`` (chat in one dialect, or a ``WholeOperation``), wired to
+    the gateway's services; ``cached``: whole answers go through the response cache."""
     admission = gateway.admission
     dispatcher = Dispatcher(gateway.adapters, gateway.health, gateway.retry_policy)
     complete = whole_answers(dispatcher, operation)
-    if gateway.cache is not None:
+    if cached and gateway.cache is not None:
         complete = gateway.cache.decorate(complete, operation.dialect, gateway.catalog,
                                           gateway.metrics)
     return Endpoint(
@@ -394,7 +404,7 @@ def responses_endpoint(gateway: Gateway) -> Endpoint:
     """``POST /v1/responses``: the chat pipeline in the Responses dialect, with stored
     responses (``gateway.responses``): ``previous_response_id`` expanded at intake, each
     answer kept before its end is sent."""
-    endpoint = operation_endpoint(gateway, ResponsesOperation(ingress("responses")))
+    endpoint = operation_endpoint(gateway, ResponsesOperation(ingress("responses")), cached=True)
     memory = ResponseMemory(gateway.responses, endpoint.operation.parse)
     return replace(
         endpoint,

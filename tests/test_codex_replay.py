@@ -10,19 +10,15 @@ reasoning item whose ``content`` and ``encrypted_content`` are null."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx2 as httpx
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess
 
 pytestmark = pytest.mark.e2e
-
-if TYPE_CHECKING:
-    from tests.fakes_dialects import DialectUpstream
-
-pytest_plugins = ["tests.fakes_dialects"]
 
 INSTRUCTIONS = "You are Codex, a coding agent running in the Codex CLI on a user's computer."
 SHELL = {
@@ -96,7 +92,7 @@ def turn(gateway: GatewayProcess, body: dict[str, Any]) -> tuple[list[dict[str, 
 
 @pytest.mark.parametrize("model", ["fake/tools", "fakeanthropic/tools", "fakegemini/tools"])
 def test_codex_tool_loop_on_a_chat_only_model(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, model: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, model: str
 ) -> None:
     history = [user("<environment_context>\n  <cwd>/home/dev/app</cwd>\n</environment_context>"),
                user("Weather and time in Paris?")]
@@ -121,10 +117,10 @@ def test_codex_tool_loop_on_a_chat_only_model(
 
 
 def test_codex_body_reaches_a_chat_completions_upstream_translated(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     turn(dialect_gateway, codex_body("fake/ok", [user("hello")]))
-    sent = fakes.requests[-1].body
+    sent = fake.requests[-1].body
     assert sent["messages"] == [{"role": "system", "content": INSTRUCTIONS},
                                 {"role": "user", "content": "hello"}]
     assert [tool["function"]["name"] for tool in sent["tools"]] == ["shell", "update_plan"]
