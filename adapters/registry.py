@@ -1,8 +1,8 @@
 """Dialects: the one place that maps a name to what the gateway knows of that dialect.
 
 A dialect has a provider side (the adapter class for a configured provider ``kind``) and, when
-callers may speak it, a client side (``Ingress``). Gemini and the mock provider are provider
-kinds only; the Responses API is a client side only (an openai-kind provider with
+callers may speak it, a client side (``Ingress``). Gemini, MiniMax and the mock provider are
+provider kinds only; the Responses API is a client side only (an openai-kind provider with
 ``responses_api`` takes its bodies as they are).
 """
 
@@ -16,6 +16,8 @@ from adapters.anthropic.provider import AnthropicProvider
 from adapters.base import Adapter, ProviderSettings
 from adapters.client import Ingress
 from adapters.gemini.provider import GeminiProvider
+from adapters.minimax.common import DEFAULT_BASE_URL as MINIMAX_BASE_URL
+from adapters.minimax.provider import MiniMaxProvider
 from adapters.mock.provider import MockProvider
 from adapters.openai.client import OpenAIIngress
 from adapters.openai.provider import OpenAIProvider
@@ -27,11 +29,13 @@ AdapterFactory = Callable[[ProviderSettings, UpstreamClient], Adapter]
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """One dialect: its provider class (None: no provider kind), and its client side when
-    callers may speak it."""
+    """One dialect: its provider class (None: no provider kind), its client side when
+    callers may speak it, and the base URL a provider of its kind has when none is configured
+    (empty: ``base_url`` is required, except for the network-free mock)."""
 
     provider: AdapterFactory | None
     client: Ingress | None = None
+    default_base_url: str = ""
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -39,6 +43,7 @@ DIALECTS: dict[str, Dialect] = {
     "anthropic": Dialect(AnthropicProvider, AnthropicIngress()),
     "gemini": Dialect(GeminiProvider),
     "mock": Dialect(MockProvider),
+    "minimax": Dialect(MiniMaxProvider, default_base_url=MINIMAX_BASE_URL),
     "responses": Dialect(None, ResponsesIngress()),
 }
 
@@ -57,3 +62,14 @@ def ingress(name: str) -> Ingress:
     if client is None:
         raise ValueError(f"callers do not speak {name!r}")
     return client
+
+
+def default_base_url(kind: str) -> str:
+    """The base URL of a provider of ``kind`` that configures none (empty: it has none)."""
+    dialect = DIALECTS.get(kind)
+    return dialect.default_base_url if dialect is not None else ""
+
+
+def needs_base_url(kind: str) -> bool:
+    """Whether a provider of ``kind`` must configure ``base_url`` (no default, not the mock)."""
+    return kind != "mock" and not default_base_url(kind)

@@ -60,6 +60,9 @@ def error_message(body: bytes) -> str:
     if isinstance(parsed, list) and parsed:
         parsed = parsed[0]
     if isinstance(parsed, dict):
+        status = parsed.get("base_resp")  # MiniMax's convention
+        if isinstance(status, dict) and isinstance(status.get("status_msg"), str):
+            return f"{status['status_msg']} ({status.get('status_code')})"
         error = parsed.get("error", parsed)
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])

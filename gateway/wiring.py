@@ -15,7 +15,7 @@ from msgspec import UNSET
 from adapters.base import Adapter, ProviderSettings
 from adapters.client import Ingress
 from adapters.overlay import Overlay
-from adapters.registry import build_adapter
+from adapters.registry import build_adapter, default_base_url
 from adapters.upstream import Timeouts, UpstreamClient
 from gateway.accounts.keys import KeyCache
 from gateway.accounts.services import AccountServices
@@ -169,7 +169,7 @@ def build_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, A
     for name, provider in config.providers.items():
         settings = ProviderSettings(
             name=name,
-            base_url=provider.base_url,
+            base_url=provider.base_url or default_base_url(provider.kind),
             api_key=provider.api_key,
             headers=dict(provider.headers),
             tokens_per_second=provider.tokens_per_second,

@@ -10,6 +10,7 @@ import ipaddress
 
 from msgspec import UNSET
 
+from adapters.registry import needs_base_url
 from gateway.config.schema import ConfigError, GatewayConfig, ModelConfig
 
 
@@ -38,7 +39,7 @@ def _check_models(config: GatewayConfig) -> None:
                 raise ConfigError(f"{where}: name {name!r} is already used by models[{seen[name]}]")
             seen[name] = index
     for name, provider in config.providers.items():
-        if provider.kind != "mock" and not provider.base_url:
+        if not provider.base_url and needs_base_url(provider.kind):
             raise ConfigError(f"providers.{name}.base_url: required for kind {provider.kind!r}")
         if provider.responses_api and provider.kind != "openai":
             raise ConfigError(f"providers.{name}.responses_api: only an openai-kind provider "

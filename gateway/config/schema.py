@@ -101,7 +101,7 @@ class UpstreamConfig(Section, frozen=True):
 
 
 class ProviderConfig(Section, frozen=True):
-    kind: Literal["openai", "anthropic", "gemini", "mock"]
+    kind: Literal["openai", "anthropic", "gemini", "minimax", "mock"]
     base_url: str = ""
     api_key: str = ""
     headers: dict[str, str] = msgspec.field(default_factory=dict)
