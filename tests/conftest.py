@@ -197,18 +197,21 @@ class GatewayProcess:
              "--workers", str(workers), *chosen],
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, env=self.env, cwd=self.tmp,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        exited = self.process.poll() is not None
-        end_tree(self.process)
-        raise RuntimeError(
-            f"gateway {'exited early' if exited else 'did not become healthy'}:\n{self.logs()}"
-        )
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            exited = self.process.poll() is not None
+            raise RuntimeError(
+                f"gateway {'exited early' if exited else 'did not become healthy'}:\n{self.logs()}"
+            )
+        except BaseException:  # not healthy, or the run interrupted: nothing is left running
+            end_tree(self.process)
+            raise
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
