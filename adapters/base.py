@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from adapters.canonical import Request, Response, StreamEvent, Usage
-from adapters.errors import ProviderProtocolError
+from adapters.errors import ProviderHTTPError, ProviderProtocolError
 
 
 @dataclass(slots=True)
@@ -63,6 +63,32 @@ class Adapter(Protocol):
     async def complete(self, call: Call) -> RawReply | Response: ...
 
     def stream(self, call: Call) -> AsyncIterator[bytes | StreamEvent]: ...
+
+
+class Performer(Protocol):
+    """An adapter that also serves operations other than chat (``modes`` beyond ``chat``).
+
+    ``perform`` sends one whole-answer operation (``"embeddings"``, ``"rerank"``,
+    ``"moderation"``…, named as the mode of the models it serves): ``call.raw`` is the
+    caller's body in the gateway's client shape for it (OpenAI's; Cohere/Jina's for rerank),
+    and the answer comes back in that same shape, translated by the adapter when its provider
+    speaks another (Gemini's ``batchEmbedContents``)."""
+
+    modes: tuple[str, ...]
+
+    async def perform(self, operation: str, call: Call) -> RawReply: ...
+
+
+async def perform(adapter: Adapter, operation: str, call: Call) -> RawReply:
+    """``adapter.perform(operation, call)``, or a 400 naming the provider when its kind has no
+    such operation (a ``<provider>/<model>`` name the catalog does not list)."""
+    if operation not in getattr(adapter, "modes", ("chat",)) or not hasattr(adapter, "perform"):
+        name = getattr(getattr(adapter, "settings", None), "name", adapter.dialect)
+        raise ProviderHTTPError(
+            400, f"provider '{name}' (a {adapter.dialect} provider) has no {operation} API"
+        )
+    performer: Performer = adapter  # type: ignore[assignment]
+    return await performer.perform(operation, call)
 
 
 def speaks(adapter: Adapter, dialect: str) -> bool:

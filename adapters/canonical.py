@@ -141,13 +141,18 @@ StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "ref
 
 
 class Usage(Base):
-    """Token counts. ``input_tokens`` includes cached reads, as OpenAI counts them."""
+    """What a call consumed. ``input_tokens`` includes cached reads, as OpenAI counts them;
+    ``images``, ``videos`` and ``video_seconds`` are what image and video models made (zero
+    for every other operation)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
+    images: int = 0
+    videos: int = 0
+    video_seconds: float = 0.0
 
     @property
     def total_tokens(self) -> int:

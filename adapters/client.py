@@ -133,6 +133,29 @@ class Ingress(Protocol):
     def answer_texts(self, payloads: list[bytes]) -> list[str]: ...
 
 
+class DialectIngress:
+    """The ``Ingress`` steps every dialect does alike, from the three functions a dialect names:
+    ``convert`` (its parsed request to canonical), ``overlay`` (a persona on a pass-through
+    body) and ``encode`` (a canonical response to its reply, as JSON-encodable values)."""
+
+    convert: Callable[[Any], c.Request]
+    overlay: Callable[[dict[str, Any], Overlay], dict[str, Any]]
+    encode: Callable[[c.Response, str], Any]
+
+    def to_canonical(self, parsed: Parsed) -> c.Request:
+        """The canonical request, converted once per request."""
+        return parsed.canonical(self.convert)
+
+    def passthrough_body(self, parsed: Parsed, overlay: Overlay | None) -> dict[str, Any]:
+        """The caller's body for a same-dialect upstream, with the persona's overlay on."""
+        body = passthrough_base(parsed)
+        return body if overlay is None else self.overlay(body, overlay)
+
+    def canonical_reply(self, response: c.Response, served_model: str) -> bytes:
+        """A whole canonical answer in the dialect's reply shape."""
+        return msgspec.json.encode(self.encode(response, served_model))
+
+
 def validation_error(exc: msgspec.ValidationError) -> InvalidRequest:
     """A msgspec validation error as an ``InvalidRequest`` naming the field at fault."""
     message, _, where = str(exc).partition(" - at `$")

@@ -56,6 +56,15 @@ def build_adapter(kind: str, settings: ProviderSettings, client: UpstreamClient)
     return provider(settings, client)
 
 
+def modes_of(kind: str) -> tuple[str, ...]:
+    """The model modes a provider of ``kind`` serves (its adapter's ``modes``; chat if it
+    declares none). An unknown kind serves none."""
+    dialect = DIALECTS.get(kind)
+    if dialect is None or dialect.provider is None:
+        return ()
+    return tuple(getattr(dialect.provider, "modes", ("chat",)))
+
+
 def ingress(name: str) -> Ingress:
     """The client side of dialect ``name`` (one that callers may speak)."""
     client = DIALECTS[name].client

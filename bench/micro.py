@@ -29,20 +29,18 @@ from typing import Any
 
 import msgspec
 
-from bench import fake_wire as wire
+from bench.fake_upstream import openai_chat, wire
 from bench.targets import _GATEWAY_MODEL, _GATEWAY_TOML, SCENARIOS
 
 USERS = 64
-_REPLY = msgspec.json.encode(wire.openai_completion(
+_REPLY = msgspec.json.encode(openai_chat.completion(
     "bench-tok16", {"role": "assistant", "content": "tok " * 16},
-    {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28},
-    created=0, reply_id="chatcmpl-bench",
+    {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28}, reply_id="chatcmpl-bench",
 ))
 
 
 def _chunk(delta: dict[str, Any] | None, **extra: Any) -> bytes:
-    chunk = wire.openai_chunk("bench-tok64-gap20", delta, created=0, reply_id="chatcmpl-bench",
-                              **extra)
+    chunk = openai_chat.chunk("bench-tok64-gap20", delta, reply_id="chatcmpl-bench", **extra)
     return wire.sse_data(chunk)
 
 

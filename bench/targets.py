@@ -37,7 +37,7 @@ LITELLM_VENV = BENCH / ".venv-litellm"
 SERVER_CPUS = "0"  # the target under test
 LOAD_CPUS = "1"  # wrk, the stream client, the shared fake upstream
 
-# Scenarios of the fake upstream used by the run (see bench/fake_upstream.py).
+# Scenarios of the fake upstream used by the run (see bench/fake_upstream/scenario.py).
 SCENARIOS = ("bench-tok16", "bench-tok64-gap20", "bench-tok600-gap100")
 
 

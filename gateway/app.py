@@ -30,10 +30,12 @@ from gateway.json_depth import DepthGuard
 from gateway.logs import configure_logging
 from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
+from gateway.pipeline.embeddings import EmbeddingsOperation
 from gateway.pipeline.endpoint import Endpoint
+from gateway.pipeline.scoring import ModerationOperation, RerankOperation
 from gateway.platform.routes import platform_routes
 from gateway.storage import StorageUnavailable
-from gateway.wiring import Gateway, build_gateway, chat_endpoint
+from gateway.wiring import Gateway, build_gateway, chat_endpoint, operation_endpoint
 from routers.catalog import Model
 
 _log = structlog.get_logger("gateway.app")
@@ -72,11 +74,17 @@ def model_entry(model: Model) -> dict[str, Any]:
     }
     if model.cached_input_price is not None:
         pricing["cached_input"] = model.cached_input_price
+    if model.mode == "images":
+        pricing["per_image"] = model.price_per_image
+    elif model.mode == "video":
+        pricing["per_second"] = model.price_per_second
+        pricing["per_video"] = model.price_per_video
     return {
         "id": model.id,
         "object": "model",
         "created": 0,
         "owned_by": model.provider,
+        "mode": model.mode,
         "context_length": model.context,
         "max_output_tokens": model.max_output,
         "capabilities": sorted(model.capabilities),
@@ -85,6 +93,17 @@ def model_entry(model: Model) -> dict[str, Any]:
         "free": model.free,
         "credits": model.credits,
     }
+
+
+def operation_routes(gateway: Gateway) -> list[Route]:
+    """The endpoints of the operations beyond chat, each serving the models of its mode."""
+    return [
+        Route("/v1/embeddings", operation_endpoint(gateway, EmbeddingsOperation()),
+              methods=["POST"]),
+        Route("/v1/rerank", operation_endpoint(gateway, RerankOperation()), methods=["POST"]),
+        Route("/v1/moderations", operation_endpoint(gateway, ModerationOperation()),
+              methods=["POST"]),
+    ]
 
 
 def anthropic_routes(gateway: Gateway) -> list[Route]:
@@ -203,6 +222,7 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
         *service,
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/responses", chat_endpoint(services, ingress("responses")), methods=["POST"]),
+        *operation_routes(services),
         models[0],
         *anthropic_routes(services),
         models[1],  # after /v1/messages/…: its path parameter takes slashes

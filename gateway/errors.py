@@ -36,7 +36,7 @@ from adapters.anthropic.encode import anthropic_error_body
 from adapters.errors import InvalidRequest, ProviderError, ProviderHTTPError, ProviderTimeout
 from adapters.openai.encode import openai_error_body
 from routers.attempts import Attempts
-from routers.refusals import RoutingRefused, Unavailable, UnknownModel
+from routers.refusals import RoutingRefused, Unavailable, UnknownModel, WrongMode
 
 
 class GatewayError(Exception):
@@ -292,9 +292,28 @@ def from_invalid_request(error: InvalidRequest) -> BadRequest:
     return BadRequest(error.message, param=error.param, code=error.code)
 
 
+# Where each mode is served (``routers.catalog.MODES``), for a refusal that says where to go.
+MODE_ENDPOINTS = {
+    "chat": "POST /v1/chat/completions (or /v1/messages, /v1/responses)",
+    "embeddings": "POST /v1/embeddings",
+    "images": "POST /v1/images/generations",
+    "video": "POST /v1/videos (or /v1/video/generations)",
+    "rerank": "POST /v1/rerank",
+    "moderation": "POST /v1/moderations",
+}
+
+
 def from_routing_refusal(refusal: RoutingRefused) -> GatewayError:
     """A planner's refusal as the client error it stands for: an unknown model is a 404, an
-    unavailable one a 503, any other refusal (a bad chain, an unservable request) a 400."""
+    unavailable one a 503, any other refusal (a bad chain, an unservable request, a model of
+    another mode) a 400."""
+    if isinstance(refusal, WrongMode):
+        return BadRequest(
+            f"Model '{refusal.name}' has mode \"{refusal.mode}\" and this endpoint serves "
+            f"mode \"{refusal.wanted}\": send it to "
+            f"{MODE_ENDPOINTS.get(refusal.mode, 'the endpoint of its mode')}",
+            param=refusal.param, code="model_mode_mismatch",
+        )
     if isinstance(refusal, UnknownModel):
         return ModelNotFound(refusal.message, param=refusal.param)
     if isinstance(refusal, Unavailable):

@@ -56,8 +56,10 @@ SIBLING_TIMEOUT = 1.0  # seconds a scrape waits for a sibling worker's figures
 # the lowest (a 0/1 health flag).
 SPEC: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "gateway_requests_total": (
-        "counter", "Chat requests answered, by served model, HTTP status and kind",
-        ("model", "status", "kind"),
+        "counter",
+        "Requests answered, by served model, operation (chat, responses, embeddings…), "
+        "HTTP status and kind",
+        ("model", "operation", "status", "kind"),
     ),
     "gateway_request_duration_seconds": (
         "histogram", "Time from request to last byte", ("model", "kind"),
@@ -159,6 +161,7 @@ class Metrics:
         self,
         *,
         model: str,
+        operation: str = "chat",
         status: int,
         stream: bool,
         latency: float,
@@ -175,7 +178,7 @@ class Metrics:
         kind = "stream" if stream else "complete"
         if model not in self._models:
             model = self.label(model)
-        self.inc("gateway_requests_total", (model, str(status), kind))
+        self.inc("gateway_requests_total", (model, operation, str(status), kind))
         self.observe("gateway_request_duration_seconds", (model, kind), latency, LATENCY_BUCKETS)
         if stream and ttft is not None:
             self.observe("gateway_time_to_first_token_seconds", (model,), ttft, TTFT_BUCKETS)

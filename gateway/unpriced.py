@@ -13,6 +13,23 @@ from collections.abc import Container
 from gateway.errors import PermissionDenied
 from routers.plan import Plan
 
+# The keys that price a model of each mode (see gateway.config.checks).
+_HOW_TO_PRICE = {
+    "chat": "input_price/output_price",
+    "embeddings": "input_price",
+    "rerank": "input_price",
+    "moderation": "input_price",
+    "images": "price_per_image",
+    "video": "price_per_second or price_per_video",
+}
+
+
+def _defaults(mode: str, provider: str) -> str:
+    """The provider-wide defaults that would price a model of ``mode`` (token modes only)."""
+    if mode in ("images", "video"):
+        return ""
+    return f", or default_input_price/default_output_price in [providers.{provider}]"
+
 
 def drop_unpriced(plan: Plan, byok: Container[str]) -> None:
     """Remove the targets ``plan`` may not call; refuse if its first choice is one of them."""
@@ -26,9 +43,9 @@ def drop_unpriced(plan: Plan, byok: Container[str]) -> None:
     if not (first.priced or first.provider in byok):
         raise PermissionDenied(
             f"Model '{first.id}' has no price, so this gateway does not serve it on its own "
-            f"provider key. The operator can set input_price/output_price for it in [[models]], "
-            f"or default_input_price/default_output_price in [providers.{first.provider}]; "
-            "or call it with your own provider key",
+            f"provider key. The operator can set {_HOW_TO_PRICE[first.mode]} for it in "
+            f"[[models]]{_defaults(first.mode, first.provider)}; or call it with your own "
+            "provider key",
             param="model",
             code="model_unpriced",
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from adapters.base import Adapter, ProviderSettings
 from adapters.client import Ingress
@@ -27,7 +27,7 @@ from gateway.metrics import Metrics
 from gateway.pipeline.dispatch import Dispatcher, whole_answers
 from gateway.pipeline.endpoint import Endpoint
 from gateway.pipeline.intake import Intake
-from gateway.pipeline.operation import ChatOperation
+from gateway.pipeline.operation import ChatOperation, Operation
 from gateway.pipeline.settle import Settler
 from gateway.pipeline.streaming import StreamGauge
 from gateway.platform.service import Platform
@@ -54,6 +54,10 @@ def build_catalog(config: GatewayConfig) -> Catalog:
             cached_input_price=None
             if model.cached_input_price is UNSET
             else float(model.cached_input_price),
+            mode=model.mode,
+            price_per_image=_unit_price(model.price_per_image),
+            price_per_second=_unit_price(model.price_per_second),
+            price_per_video=_unit_price(model.price_per_video),
             context=model.context,
             max_output=model.max_output,
             capabilities=frozenset(model.capabilities),
@@ -78,6 +82,10 @@ def build_catalog(config: GatewayConfig) -> Catalog:
             f"provider '{provider}' is switched off ({variable} is not set)"
         )
     return Catalog(models, open_providers, switched_off, default_prices(config))
+
+
+def _unit_price(price: float | UnsetType) -> float:
+    return 0.0 if isinstance(price, UnsetType) else float(price)
 
 
 def _with_deployments(config: GatewayConfig, model: Model, index: int) -> Model:
@@ -358,12 +366,18 @@ def build_gateway(
 
 
 def chat_endpoint(gateway: Gateway, ingress: Ingress) -> Endpoint:
-    """The chat endpoint of one ingress dialect, wired to the gateway's services."""
-    operation = ChatOperation(ingress)
+    """The chat endpoint of one ingress dialect, wired to the gateway's services (whole
+    answers through the response cache, when it is on)."""
+    return operation_endpoint(gateway, ChatOperation(ingress), cached=True)
+
+
+def operation_endpoint(gateway: Gateway, operation: Operation, cached: bool = False) -> Endpoint:
+    """The endpoint of ``operation`` (chat in one dialect, or a ``WholeOperation``), wired to
+    the gateway's services; ``cached``: whole answers go through the response cache."""
     admission = gateway.admission
     dispatcher = Dispatcher(gateway.adapters, gateway.health, gateway.retry_policy)
     complete = whole_answers(dispatcher, operation)
-    if gateway.cache is not None:
+    if cached and gateway.cache is not None:
         complete = gateway.cache.decorate(complete, operation.dialect, gateway.catalog,
                                           gateway.metrics)
     return Endpoint(

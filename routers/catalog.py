@@ -12,12 +12,23 @@ upstream name that serve it. It may have several ``deployments`` (providers, key
 each a ``Deployment``, the same model (same ``id`` and prices) with its own
 ``provider``/``upstream`` and ``weight``; a model without any is its own one deployment. What
 is tried, billed and health-tracked (under ``health_key``) is always a deployment.
+
+Every model has a ``mode`` (``MODES``): the kind of endpoint that serves it. Its price is one
+sum, whatever the mode: tokens at ``input_price``/``output_price`` per 1M, images at
+``price_per_image``, video at ``price_per_second`` and ``price_per_video``; the configuration
+lets each mode set only the prices that bill it (``gateway.config.checks``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+
+# The kinds of endpoint a model can serve (``[[models]] mode``); chat is the default.
+MODES = ("chat", "embeddings", "images", "video", "rerank", "moderation")
+# Modes billed by tokens alone: an unlisted "<provider>/<model>" name, priced by its provider's
+# per-token defaults, may serve any of them (the provider has the last word on the name).
+TOKEN_MODES = frozenset(("chat", "embeddings", "rerank", "moderation"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +41,10 @@ class Model:
     input_price: float = 0.0  # USD per 1M tokens
     output_price: float = 0.0
     cached_input_price: float | None = None
+    mode: str = "chat"  # one of MODES
+    price_per_image: float = 0.0  # USD per image generated
+    price_per_second: float = 0.0  # USD per second of video generated
+    price_per_video: float = 0.0  # USD per video generated
     context: int = 128_000
     max_output: int = 16_384
     capabilities: frozenset[str] = field(default_factory=frozenset)
@@ -53,6 +68,11 @@ class Model:
         """Whether the catalog says this model has ``capability``; unlisted models may."""
         return not self.listed or capability in self.capabilities
 
+    def serves(self, mode: str) -> bool:
+        """Whether an endpoint of ``mode`` may call this model: its own mode, or, for a name
+        outside the catalog, any mode billed by tokens."""
+        return self.mode == mode if self.listed else mode in TOKEN_MODES
+
     @property
     def all_deployments(self) -> tuple[Deployment, ...]:
         """Every deployment that serves this model (the model itself when none are set)."""
@@ -63,8 +83,12 @@ class Model:
         input_tokens: int,
         output_tokens: int,
         cached_tokens: int = 0,
+        images: int = 0,
+        videos: int = 0,
+        video_seconds: float = 0.0,
     ) -> float:
-        """USD for one call; cached reads at their own rate, the rest of the input at full.
+        """USD for one call; cached reads at their own rate, the rest of the input at full,
+        plus what images and video cost (zero prices for modes that make none).
         A model marked ``free`` costs nothing, whatever prices it also lists."""
         if self.free:
             return 0.0
@@ -76,7 +100,11 @@ class Model:
             uncached * self.input_price
             + cached_tokens * cached_price
             + output_tokens * self.output_price
-        ) / 1_000_000
+        ) / 1_000_000 + (
+            images * self.price_per_image
+            + videos * self.price_per_video
+            + video_seconds * self.price_per_second
+        )
 
 
 # One way to serve a model: a ``Model`` whose provider, upstream and weight name the deployment.

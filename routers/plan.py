@@ -13,6 +13,10 @@ the last word on what it accepts.
 Each model expands into its deployments, ordered by the model's strategy (``weighted``,
 ``least_busy`` or ``latency``); ``levels`` says which model of the plan each target serves
 (0 = the first choice).
+
+Each endpoint plans within its ``mode`` (``routers.catalog.MODES``): a name of another mode
+is refused with ``WrongMode``, and no fallback leaves the mode (the configuration check
+refuses cross-mode fallbacks and routers; what is left out here is only what it cannot see).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from routers.catalog import Catalog, Deployment, Model
 from routers.health import Health, MemoryHealth
 from routers.named import Router, unfit_reason
 from routers.personas import Persona
-from routers.refusals import BadChain, Unavailable, UnknownModel, Unservable
+from routers.refusals import BadChain, Unavailable, UnknownModel, Unservable, WrongMode
 
 MAX_MODELS = 5
 
@@ -83,8 +87,10 @@ class Planner:
         name: str,
         features: Callable[[], RequestFeatures],
         chain: list[str] | None = None,
+        mode: str = "chat",
     ) -> Plan | None:
-        """The plan for ``name`` (or ``chain``); None when nothing by that name exists.
+        """The plan for ``name`` (or ``chain``) at an endpoint of ``mode``; None when nothing
+        by that name exists.
 
         Raises a ``routers.refusals.RoutingRefused`` for a request that names things but
         cannot be routed.
@@ -92,13 +98,15 @@ class Planner:
         if chain is None:
             direct = self._direct.get(name)
             if direct is not None:
+                if direct.mode != mode:
+                    raise WrongMode(name, direct.mode, mode)
                 return Plan(requested=name, targets=[direct])
         overlay: Overlay | None = None
         persona: Persona | None = None
         router: Router | None = None
         rule: str | None = None
         if chain is not None:
-            models = self._chain(name, chain)
+            models = self._chain(name, chain, mode)
         else:
             persona = self.personas.get(name)
             target = name
@@ -115,6 +123,7 @@ class Planner:
                     self._refuse_unavailable(name, target, persona)
                     return None
                 models = [model, *self._fallbacks(model)]
+            models = _within(mode, target, models)
         if len(models) > 1 or router is not None:
             models = self._fit(models, features(), router.name if router else None)
         targets: list[Deployment] = []
@@ -157,7 +166,7 @@ class Planner:
 
     # --- pieces ---
 
-    def _chain(self, name: str, chain: list[str]) -> list[Model]:
+    def _chain(self, name: str, chain: list[str], mode: str) -> list[Model]:
         names = list(chain)
         if name and name not in names:
             names.insert(0, name)
@@ -192,6 +201,8 @@ class Planner:
                     "can use",
                     param=where,
                 )
+            if not model.serves(mode):
+                raise WrongMode(entry, model.mode, mode, param=where)
             if model not in models:
                 models.append(model)
         if not models:
@@ -249,3 +260,11 @@ class Planner:
         # Weighted random order without replacement (Efraimidis-Spirakis keys).
         return sorted(deployments,
                       key=lambda d: -(rng.random() ** (1.0 / d.weight)) if d.weight > 0 else 1.0)
+
+
+def _within(mode: str, name: str, models: list[Model]) -> list[Model]:
+    """The models of ``mode``; a first choice of another mode (the model or router asked
+    for) is refused, a fallback of another mode left out."""
+    if models and not models[0].serves(mode):
+        raise WrongMode(name, models[0].mode, mode)
+    return [m for m in models if m.serves(mode)]

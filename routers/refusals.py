@@ -6,7 +6,8 @@
     ├── UnknownModel      a name in the caller's fallback chain is no model
     ├── Unavailable       what it names is configured but cannot serve now (switched off, empty)
     ├── BadChain          the caller's fallback chain itself is malformed
-    └── Unservable        no model it could reach can serve a request like this one
+    ├── Unservable        no model it could reach can serve a request like this one
+    └── WrongMode         what it names serves another mode (an embeddings model at chat)
 
 The routers say what went wrong, and which field of the request (``param``) is at fault;
 ``gateway/errors.py`` decides what a client sees for each kind.
@@ -40,3 +41,13 @@ class BadChain(RoutingRefused):
 class Unservable(RoutingRefused):
     """No model within reach can serve a request with these features (images, tools,
     context), or a router needs what the request lacks."""
+
+
+class WrongMode(RoutingRefused):
+    """The model (or router) named serves ``mode``, not the endpoint's ``wanted`` mode."""
+
+    def __init__(self, name: str, mode: str, wanted: str, *, param: str | None = "model") -> None:
+        super().__init__(f"'{name}' has mode {mode!r}, not {wanted!r}", param=param)
+        self.name = name
+        self.mode = mode
+        self.wanted = wanted

@@ -1,4 +1,5 @@
-"""Shared fixtures: fake upstreams and the real gateway server in a subprocess."""
+"""Shared fixtures: the fake upstream (every dialect, ``bench/fake_upstream/``) and the real
+gateway server in a subprocess."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from tests.fakes import FakeUpstream
+from bench.fake_upstream import FakeUpstream
 from tests.services import machine_fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -229,6 +230,16 @@ class GatewayProcess:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute("SELECT * FROM usage ORDER BY created_at")]
 
+    def usage_row(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The usage row of ``request_id``, once the ledger has written it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = [r for r in self.usage_rows() if r["request_id"] == request_id]
+            if rows:
+                return rows[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no usage row for {request_id}")
+
 
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[FakeUpstream]:
@@ -241,11 +252,55 @@ def upstream() -> Iterator[FakeUpstream]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
 ) -> Iterator[GatewayProcess]:
-    """One gateway for the session, in front of the mock and the fake OpenAI upstream."""
+    """One gateway for the session, in front of the mock and the fake upstream (OpenAI)."""
     tmp = tmp_path_factory.mktemp("gateway")
     process = GatewayProcess(tmp, fake_config(tmp, upstream.url)).start()
     yield process
     process.stop()
+
+
+DIALECT_PROVIDERS = """
+[providers.fakeanthropic]
+kind = "anthropic"
+base_url = "{origin}"
+api_key = "sk-ant-fake-upstream-secret"
+allow_any_model = true
+default_input_price = 0.0
+default_output_price = 0.0
+
+[providers.fakegemini]
+kind = "gemini"
+base_url = "{origin}"
+api_key = "gemini-fake-upstream-secret"
+allow_any_model = true
+default_input_price = 0.0
+default_output_price = 0.0
+"""
+
+
+IMAGE_PROVIDERS = """
+[providers.fakeminimax]
+kind = "minimax"
+base_url = "{origin}"
+api_key = "minimax-fake-upstream-secret"
+"""
+
+
+@pytest.fixture(scope="session")
+def dialect_gateway(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
+) -> Iterator[GatewayProcess]:
+    """A gateway whose providers ``fake`` (OpenAI), ``fakeanthropic`` and ``fakegemini`` all
+    point at ``upstream``; any ``<provider>/<upstream model>`` name is servable."""
+    process = dialect_process(tmp_path_factory.mktemp("dialect-gateway"), upstream)
+    yield process.start()
+    process.stop()
+
+
+def dialect_process(tmp: Path, upstream: FakeUpstream, models: str = FAKE_MODELS) -> GatewayProcess:
+    """A gateway (not started) like ``dialect_gateway``'s, with the catalog ``models``."""
+    extra = DIALECT_PROVIDERS.format(origin=upstream.origin)
+    return GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra, models=models))
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import FAKE_MODELS, GatewayProcess, fake_config
-from tests.fakes import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 

@@ -3,20 +3,18 @@ OpenAI-, Anthropic- and Gemini-dialect upstreams over HTTP (and the built-in moc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anthropic
 import httpx2 as httpx
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess
 
 pytestmark = pytest.mark.e2e
 
-if TYPE_CHECKING:
-    from tests.fakes_dialects import DialectUpstream
 
-pytest_plugins = ["tests.fakes_dialects"]  # the dialect fakes and their gateway
 
 # One model per upstream dialect, all answering with the same fake behaviours.
 UPSTREAMS = ["fake", "fakeanthropic", "fakegemini"]
@@ -42,7 +40,7 @@ def client(gateway: GatewayProcess, prefix: str = "/anthropic") -> anthropic.Ant
 
 @pytest.mark.parametrize("provider", UPSTREAMS)
 def test_messages_create(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str
 ) -> None:
     message = client(dialect_gateway).messages.create(
         model=f"{provider}/ok",
@@ -60,7 +58,7 @@ def test_messages_create(
 
 @pytest.mark.parametrize("provider", UPSTREAMS)
 def test_messages_stream_final_message(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str
 ) -> None:
     with client(dialect_gateway).messages.stream(
         model=f"{provider}/ok",
@@ -80,7 +78,7 @@ def test_messages_stream_final_message(
 @pytest.mark.parametrize("provider", UPSTREAMS)
 @pytest.mark.parametrize("streamed", [False, True])
 def test_tool_use_loop(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str, streamed: bool
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str, streamed: bool
 ) -> None:
     """Two parallel calls, their results (one an error) sent back, then the final answer."""
     api = client(dialect_gateway)
@@ -124,7 +122,7 @@ def test_tool_use_loop(
 
 @pytest.mark.parametrize("provider", UPSTREAMS)
 def test_thinking_streamed_in_its_own_block(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str
 ) -> None:
     with client(dialect_gateway).messages.stream(
         model=f"{provider}/thinking" if provider != "fake" else "fake/reasoning",
@@ -138,7 +136,7 @@ def test_thinking_streamed_in_its_own_block(
     assert final.content[0].thinking  # type: ignore[union-attr]
     assert final.content[1].text.startswith("fake")  # type: ignore[union-attr]
     if provider == "fakeanthropic":
-        assert final.content[0].signature == fakes.ANTHROPIC_SIGNATURE  # type: ignore[union-attr]
+        assert final.content[0].signature == fake.ANTHROPIC_SIGNATURE  # type: ignore[union-attr]
 
 
 def test_mock_provider_through_anthropic_endpoint(dialect_gateway: GatewayProcess) -> None:
@@ -149,7 +147,7 @@ def test_mock_provider_through_anthropic_endpoint(dialect_gateway: GatewayProces
 
 
 def test_anthropic_passthrough_keeps_body_and_beta_header(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     """The body reaches an Anthropic upstream as sent (model rewritten) with anthropic-beta."""
     system = [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}]
@@ -161,7 +159,7 @@ def test_anthropic_passthrough_keeps_body_and_beta_header(
         extra_headers={"anthropic-beta": "prompt-caching-2024-07-31"},
         extra_body={"some_future_field": {"kept": True}},
     )
-    recorded = fakes.requests[-1]
+    recorded = fake.requests[-1]
     assert recorded.body["model"] == "ok"
     assert recorded.body["system"] == system
     assert recorded.body["some_future_field"] == {"kept": True}
@@ -171,7 +169,7 @@ def test_anthropic_passthrough_keeps_body_and_beta_header(
 
 
 def test_passthrough_stream_frames_untouched(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     with client(dialect_gateway).messages.stream(
         model="fakeanthropic/thinking",
@@ -181,7 +179,7 @@ def test_passthrough_stream_frames_untouched(
     ) as stream:
         final = stream.get_final_message()
     assert final.model == "fakeanthropic/thinking"
-    assert final.content[0].signature == fakes.ANTHROPIC_SIGNATURE  # type: ignore[union-attr]
+    assert final.content[0].signature == fake.ANTHROPIC_SIGNATURE  # type: ignore[union-attr]
     assert final.usage.cache_read_input_tokens == 20
     assert final.usage.cache_creation_input_tokens == 5
     assert final.usage.input_tokens == 10
@@ -217,7 +215,7 @@ def test_x_api_key_auth_and_errors_in_anthropic_shape(dialect_gateway: GatewayPr
     assert unknown.json()["error"]["type"] == "not_found_error"
 
 
-def test_sdk_raises_typed_errors(dialect_gateway: GatewayProcess, fakes: DialectUpstream) -> None:
+def test_sdk_raises_typed_errors(dialect_gateway: GatewayProcess, fake: FakeUpstream) -> None:
     with pytest.raises(anthropic.RateLimitError) as caught:
         client(dialect_gateway).messages.create(
             model="fake/error-429", max_tokens=10, messages=[{"role": "user", "content": "x"}]
@@ -230,7 +228,7 @@ def test_sdk_raises_typed_errors(dialect_gateway: GatewayProcess, fakes: Dialect
 
 
 def test_error_after_commit_is_an_error_event(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     with pytest.raises(anthropic.APIStatusError) as caught:  # noqa: SIM117
         with client(dialect_gateway).messages.stream(
@@ -256,7 +254,7 @@ def test_count_tokens(dialect_gateway: GatewayProcess) -> None:
 
 
 def test_streamed_error_before_commit_is_a_typed_sdk_error(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     with pytest.raises(anthropic.RateLimitError):  # noqa: SIM117
         with client(dialect_gateway).messages.stream(
@@ -269,7 +267,7 @@ def test_streamed_error_before_commit_is_a_typed_sdk_error(
 
 @pytest.mark.parametrize("provider", ["fakeanthropic", "fake"])
 def test_streamed_usage_with_cache_reaches_the_ledger(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str
 ) -> None:
     """Cache reads and writes of a stream are recorded and billed, pass-through or not."""
     marker = f"ledger-{provider}"
@@ -283,7 +281,7 @@ def test_streamed_usage_with_cache_reaches_the_ledger(
         rows = [r for r in dialect_gateway.usage_rows() if r["request_id"] == request_id]
         return rows[0] if rows else None
 
-    assert fakes.wait_for(lambda: row() is not None)
+    assert fake.wait_for(lambda: row() is not None)
     recorded = row()
     assert recorded is not None
     assert recorded["dialect"] == "anthropic"
@@ -296,14 +294,14 @@ def test_streamed_usage_with_cache_reaches_the_ledger(
 
 
 def test_count_tokens_asks_anthropic_for_its_models(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     count = client(dialect_gateway).messages.count_tokens(
         model="fakeanthropic/ok", messages=[{"role": "user", "content": "hello"}]
     )
     assert count.input_tokens == 4242
-    assert fakes.requests[-1].body["model"] == "ok"
-    assert fakes.requests[-1].headers["x-api-key"] == "sk-ant-fake-upstream-secret"
+    assert fake.requests[-1].body["model"] == "ok"
+    assert fake.requests[-1].headers["x-api-key"] == "sk-ant-fake-upstream-secret"
     fallback = client(dialect_gateway).messages.count_tokens(
         model="fakeanthropic/error-500", messages=[{"role": "user", "content": "hello"}]
     )
@@ -312,7 +310,7 @@ def test_count_tokens_asks_anthropic_for_its_models(
 
 @pytest.mark.parametrize("provider", ["fakeanthropic", "fakegemini"])
 def test_stream_cut_short_by_the_upstream_ends_with_an_error(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str
 ) -> None:
     """A body that ends before the stream's own end is not passed off as a whole answer."""
     with pytest.raises(anthropic.APIStatusError) as caught:  # noqa: SIM117
@@ -326,7 +324,7 @@ def test_stream_cut_short_by_the_upstream_ends_with_an_error(
 
 
 def test_callers_fallback_chain_across_dialects(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     """``models`` + ``route: fallback`` on the Anthropic endpoint: a failing OpenAI-dialect
     model falls back to an Anthropic pass-through, which never sees the routing keys."""
@@ -338,5 +336,5 @@ def test_callers_fallback_chain_across_dialects(
     )
     assert message.model == "fakeanthropic/ok"
     assert message.content[0].text == "fake: fall back"  # type: ignore[union-attr]
-    sent = fakes.requests[-1].body
+    sent = fake.requests[-1].body
     assert "models" not in sent and "route" not in sent

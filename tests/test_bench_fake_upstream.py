@@ -60,7 +60,7 @@ def test_openai_dialect_complete_and_stream(fake_url: str) -> None:
     assert text == "tok " * 5
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
     with pytest.raises(openai.RateLimitError):
-        client.chat.completions.create(model="bench-fail429", messages=messages)
+        client.chat.completions.create(model="bench-error429", messages=messages)
 
 
 def test_anthropic_dialect_complete_and_stream(fake_url: str) -> None:

@@ -9,8 +9,8 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess
-from tests.fakes import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +24,7 @@ def async_client(gateway: GatewayProcess) -> openai.AsyncOpenAI:
 
 
 def row_for(gateway: GatewayProcess, request_id: str, timeout: float = 3.0) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = [r for r in gateway.usage_rows() if r["request_id"] == request_id]
-        if rows:
-            return rows[0]
-        time.sleep(0.05)
-    raise AssertionError(f"no usage row for {request_id}")
+    return gateway.usage_row(request_id, timeout)
 
 
 # --- the mock, with no provider key ---
@@ -260,7 +254,7 @@ def test_client_disconnect_cancels_the_upstream(
     gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     body = {
-        "model": "fake/slow-100",
+        "model": "fake/gap100",
         "stream": True,
         "messages": [{"role": "user", "content": " ".join(["word"] * 40)}],
     }
@@ -277,7 +271,7 @@ def test_client_disconnect_cancels_the_upstream(
                 contents += 1
             if contents == 2:
                 break
-    assert fake.wait_for(lambda: fake.cancelled["slow-100"] == 1, timeout=3)
+    assert fake.wait_for(lambda: fake.cancelled["gap100"] == 1, timeout=3)
     row = row_for(gateway, "disconnect-test-1")
     assert row["status"] == 499
 

@@ -6,20 +6,18 @@ upstream dialect must take it and answer a well-formed stream."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anthropic
 import openai
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess
 
 pytestmark = pytest.mark.e2e
 
-if TYPE_CHECKING:
-    from tests.fakes_dialects import DialectUpstream
 
-pytest_plugins = ["tests.fakes_dialects"]
 
 BETA = "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"
 TOOL_NAMES = [
@@ -121,7 +119,7 @@ def replay(gateway: GatewayProcess, model: str) -> anthropic.types.Message:
 
 
 def test_claude_code_conversation_to_openai_upstream(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     final = replay(dialect_gateway, "fake/tools")
     assert [block.type for block in final.content] == ["text"]
@@ -131,7 +129,7 @@ def test_claude_code_conversation_to_openai_upstream(
     assert final.stop_reason == "end_turn"
     assert final.usage.cache_read_input_tokens == 4
     assert final.usage.input_tokens == 6
-    sent = fakes.requests[-1].body
+    sent = fake.requests[-1].body
     assert sent["messages"][0]["role"] == "system"
     assert sent["messages"][0]["content"].startswith("You are Claude Code")
     assert len(sent["tools"]) == 12
@@ -150,11 +148,11 @@ def test_claude_code_conversation_to_openai_upstream(
 
 
 def test_claude_code_conversation_to_anthropic_upstream_is_passed_through(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     final = replay(dialect_gateway, "fakeanthropic/ok")
     assert final.content[-1].type == "text"
-    recorded = fakes.requests[-1]
+    recorded = fake.requests[-1]
     assert recorded.headers["anthropic-beta"] == BETA
     assert recorded.body["system"] == SYSTEM
     assert recorded.body["messages"] == MESSAGES
@@ -164,13 +162,13 @@ def test_claude_code_conversation_to_anthropic_upstream_is_passed_through(
 
 
 def test_claude_code_conversation_to_gemini_upstream(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     final = replay(dialect_gateway, "fakegemini/ok")
     text = final.content[-1]
     assert text.type == "text"
     assert text.text.startswith("results: Bash=")
-    sent = fakes.requests[-1].body
+    sent = fake.requests[-1].body
     assert len(sent["tools"][0]["functionDeclarations"]) == 12
     assert "$schema" not in sent["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]
     calls = [p for p in sent["contents"][1]["parts"] if "functionCall" in p]
@@ -188,7 +186,7 @@ def test_claude_code_conversation_to_gemini_upstream(
 
 
 def test_gemini_signature_round_trip_through_anthropic_sdk(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     api = anthropic.Anthropic(
         base_url=dialect_gateway.url + "/anthropic",
@@ -213,12 +211,12 @@ def test_gemini_signature_round_trip_through_anthropic_sdk(
         }
     )
     api.messages.create(model="fakegemini/tools", max_tokens=100, messages=messages, tools=tools())
-    parts = fakes.requests[-1].body["contents"][1]["parts"]
-    assert parts[0]["thoughtSignature"] == fakes.GEMINI_SIGNATURE
+    parts = fake.requests[-1].body["contents"][1]["parts"]
+    assert parts[0]["thoughtSignature"] == fake.GEMINI_SIGNATURE
 
 
 def test_openai_passthrough_streams_tool_calls(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     """Regression: the OpenAI pass-through rejected every chunk carrying tool_calls."""
     api = openai.OpenAI(
@@ -238,7 +236,7 @@ def test_openai_passthrough_streams_tool_calls(
 
 
 def test_claude_code_2_1_request_shape_is_accepted(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     """Regression, found by running Claude Code 2.1.197 against the gateway: its
     mid-conversation ``system`` messages were refused (400 on messages.1.role)."""
@@ -266,7 +264,7 @@ def test_claude_code_2_1_request_shape_is_accepted(
     ) as stream:
         final = stream.get_final_message()
     assert final.content[0].text == "fake: hello"  # type: ignore[union-attr]
-    sent = fakes.requests[-1].body
+    sent = fake.requests[-1].body
     assert sent["messages"][0]["role"] == "system"
     assert sent["messages"][0]["content"].endswith("Available agent types: general")
     assert sent["reasoning_effort"] == "high"

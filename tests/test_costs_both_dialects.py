@@ -14,8 +14,8 @@ import anthropic
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess, fake_config
-from tests.fakes_dialects import DIALECT_PROVIDERS, DialectUpstream, dialects  # noqa: F401
+from bench.fake_upstream import FakeUpstream
+from tests.conftest import DIALECT_PROVIDERS, GatewayProcess, fake_config
 
 pytestmark = pytest.mark.e2e
 
@@ -44,11 +44,11 @@ ANTHROPIC_UPSTREAM_COST = (15 * 3.0 + 20 * 0.3 + 3 * 15.0) / 1e6
 @pytest.fixture(scope="module")
 def priced(
     tmp_path_factory: pytest.TempPathFactory,
-    dialects: DialectUpstream,  # noqa: F811
+    upstream: FakeUpstream,
 ) -> Iterator[GatewayProcess]:
     tmp = tmp_path_factory.mktemp("priced")
-    extra = DIALECT_PROVIDERS.format(origin=dialects.origin) + PRICED
-    process = GatewayProcess(tmp, fake_config(tmp, dialects.url, extra=extra)).start()
+    extra = DIALECT_PROVIDERS.format(origin=upstream.origin) + PRICED
+    process = GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra)).start()
     yield process
     process.stop()
 

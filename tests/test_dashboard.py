@@ -2,8 +2,9 @@
 
 One browser for the module, one page reused: a user signs up, creates a key, calls the API with
 it, sees the call on the Usage page's chart, revokes the key and sees it refused, and logs out;
-then the operator signs in with the admin key and uses every admin page. Any console error, any
-uncaught exception and any request to another origin fails the test. Every page is saved as a
+another manages webhooks delivered to a real receiver on loopback; then the operator signs in
+with the admin key and uses every admin page. Any console error, any uncaught exception and any
+request to another origin fails the test. Every page is saved as a
 screenshot, at desktop and phone width, in a folder printed at the end of the module.
 """
 
@@ -11,13 +12,16 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import openai
 import pytest
 
 from tests.conftest import ROOT, GatewayProcess, free_port
@@ -54,8 +58,19 @@ output_price = 1.0
 """
 
 
+# Deliveries to the tests' loopback receiver are allowed the way an operator allows them inside
+# their own network; a failed delivery waits a minute, so the page shows its next retry.
+WEBHOOKS = """
+[webhooks]
+allow_private = true
+retry_schedule = [60.0]
+poll_interval = 0.1
+"""
+
+
 def shipped_config(tmp: Path) -> str:
-    """config/gateway.toml with signup switched on and one unreachable provider added."""
+    """config/gateway.toml with signup switched on, one unreachable provider added, and
+    webhooks allowed to a loopback receiver."""
     text = (ROOT / "config" / "gateway.toml").read_text()
     if re.search(r"^signup\s*=", text, re.M):
         text = re.sub(r"^signup\s*=.*$", "signup = true", text, flags=re.M)
@@ -65,7 +80,7 @@ def shipped_config(tmp: Path) -> str:
     text = re.sub(r"^self_service_tiers\s*=.*$", 'self_service_tiers = ["pro"]', text, flags=re.M)
     # tokens reach the server's log, where the test picks them up as a user would from email
     text = re.sub(r"^notify\s*=.*$", 'notify = "log"', text, flags=re.M)
-    return text + DOWN_PROVIDER.format(port=free_port())
+    return text + DOWN_PROVIDER.format(port=free_port()) + WEBHOOKS
 
 
 @pytest.fixture(scope="module")
@@ -484,6 +499,163 @@ def test_signup_that_needs_the_link_sent_to_the_address(
     b.check()
 
 
+class HookReceiver:
+    """A webhook receiver on a loopback port, served from a thread (the browser tests are
+    synchronous): keeps each delivery's headers and body, and answers the statuses it is
+    given, in order (then 200)."""
+
+    PATH = "/hooks/gateway-events/billing-service/eu-west-1/staging?tenant=ann-example-longname"
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.deliveries: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                receiver.deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}{self.PATH}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[dict[str, str], bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.deliveries) < count:
+            assert time.monotonic() < deadline, f"{len(self.deliveries)} of {count} deliveries"
+            time.sleep(0.05)
+        return self.deliveries
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[HookReceiver]:
+    hooks = HookReceiver()
+    yield hooks
+    hooks.close()
+
+
+def verifies(delivery: tuple[dict[str, str], bytes], secret: str) -> bool:
+    """Whether the openai SDK accepts the delivery's signature under ``secret``."""
+    headers, body = delivery
+    try:
+        openai.OpenAI(api_key="unused").webhooks.verify_signature(body, headers, secret=secret)
+    except openai.InvalidWebhookSignatureError:
+        return False
+    return True
+
+
+def test_webhooks_page(server: GatewayProcess, browser: Browser, receiver: HookReceiver) -> None:
+    """Create an endpoint at a real receiver, send a test that verifies with the secret shown,
+    see a failed event waiting for its retry, rotate, disable and enable, delete."""
+    b, page = browser, browser.page
+    who = "wes.webhooks@example.com"
+    signup = httpx.post(f"{server.url}/v1/auth/signup",
+                        json={"email": who, "password": PASSWORD, "name": "Wes"})
+    assert signup.status_code == 201, signup.text
+    session = server.headers(signup.json()["token"])
+    b.open("/login", "Log in")
+    page.get_by_label("Email").fill(who)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    b.heading("Overview")
+    b.nav("Webhooks")
+    page.get_by_text("No endpoints yet").wait_for()
+    assert page.get_by_role("checkbox", name="key.created").is_checked()
+    assert not page.get_by_role("checkbox", name="video.completed").is_checked()  # reserved
+    b.shot("webhooks-empty")
+
+    b.expected.append("400")
+    page.get_by_label("URL").fill("http://someone:hunter2@127.0.0.1:9/hook")
+    page.get_by_role("button", name="Create endpoint").click()
+    page.get_by_role("alert").filter(has_text="must not carry credentials").wait_for()
+    b.shot("webhooks-error")
+
+    description = "Billing alerts for the staging cluster (eu-west-1)"
+    page.get_by_label("URL").fill(receiver.url)
+    page.get_by_label("Description").fill(description)
+    page.get_by_role("checkbox", name="limit.reached").uncheck()
+    page.get_by_role("button", name="Create endpoint").click()
+    page.get_by_role("heading", name=f'Signing secret of "{description}"').wait_for()
+    secret = page.locator("#new-secret").text_content() or ""
+    assert secret.startswith("whsec_")
+    assert page.get_by_role("button", name="Copy").is_visible()
+    card = page.get_by_role("article", name=description)
+    assert card.get_by_text(receiver.url).is_visible()
+    assert card.get_by_text("limit.reached").count() == 0
+    assert card.get_by_text(f"whsec_…{secret[-4:]}").is_visible()
+
+    card.get_by_label("Test event").select_option("key.revoked")
+    card.get_by_label("Test event").focus()
+    page.keyboard.press("Tab")  # to "Send test", by keyboard
+    page.keyboard.press("Enter")
+    card.get_by_role("alert").filter(has_text="delivered, HTTP 200").wait_for()
+    assert verifies(receiver.wait_for(1)[0], secret)
+    assert page.locator("#new-secret").text_content() == secret  # still there to copy
+    log = card.get_by_role("table", name="Recent deliveries")
+    tested = log.get_by_role("row").filter(has_text="key.revoked")
+    assert tested.get_by_text("Test sent").is_visible()
+    assert tested.get_by_role("cell", name="200", exact=True).is_visible()
+    b.shot("webhooks-created")
+
+    receiver.statuses = [500]  # a real event, refused once: it waits for its retry
+    made = httpx.post(f"{server.url}/v1/keys", headers=session, json={"name": "ci"})
+    assert made.status_code in (200, 201), made.text
+    receiver.wait_for(2)
+    failed = log.get_by_role("row").filter(has_text="key.created")
+    for _ in range(50):  # the attempt is logged just after the receiver answers
+        page.get_by_role("button", name="Refresh deliveries").click()
+        if failed.count():
+            break
+        time.sleep(0.1)
+    assert failed.get_by_text("Retrying").is_visible()
+    assert failed.get_by_text("HTTP 500").is_visible()
+    retry = failed.locator("td[data-label='Next retry']").text_content() or ""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", retry), retry
+    b.shot("webhooks-deliveries")
+
+    card.get_by_role("button", name="Rotate secret").click()
+    page.keyboard.press("Escape")  # changed my mind
+    page.get_by_role("dialog").wait_for(state="detached")
+    card.get_by_role("button", name="Rotate secret").click()
+    b.shot("webhooks-rotate-confirm")
+    page.get_by_role("dialog").get_by_role("button", name="Rotate secret").click()
+    page.get_by_role("heading", name=f'New signing secret of "{description}"').wait_for()
+    rotated = page.locator("#new-secret").text_content() or ""
+    assert rotated.startswith("whsec_") and rotated != secret
+    card.get_by_role("button", name="Send test").click()
+    card.get_by_role("alert").filter(has_text="delivered, HTTP 200").wait_for()
+    latest = receiver.wait_for(3)[2]
+    assert verifies(latest, rotated) and not verifies(latest, secret)
+
+    card.get_by_role("button", name="Disable").click()
+    card.get_by_text("Disabled: disabled by its owner").wait_for()
+    assert card.get_by_role("alert").filter(has_text="no events are sent to it").is_visible()
+    assert page.evaluate("document.activeElement.textContent") == "Enable"
+    b.shot("webhooks-disabled")
+    card.get_by_role("button", name="Enable").click()
+    card.get_by_text("Enabled", exact=True).wait_for()
+
+    card.get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete endpoint").click()
+    page.get_by_text("No endpoints yet").wait_for()
+    assert page.get_by_role("alert").filter(has_text="is deleted").is_visible()
+    assert httpx.get(f"{server.url}/v1/webhooks", headers=session).json()["data"] == []
+    page.get_by_role("button", name="Log out").click()
+    b.heading("Log in")
+    b.check()
+
+
 def test_straight_after_make_run(browser: Browser, tmp_path: Path) -> None:
     """The default config, a new data folder, no admin key: the key printed on first start
     opens the pages, and the whole key flow works; signup says it is off."""
@@ -512,6 +684,12 @@ def test_straight_after_make_run(browser: Browser, tmp_path: Path) -> None:
         page.get_by_role("dialog").get_by_role("button", name="Revoke key").click()
         page.get_by_role("alert").filter(has_text="revoked").wait_for()
         assert chat(fresh, key).status_code == 401
+        b.nav("Webhooks")  # the default config delivers to public addresses only
+        b.expected.append("400")
+        page.get_by_label("URL").fill("http://127.0.0.1:9/hook")
+        page.get_by_role("button", name="Create endpoint").click()
+        page.get_by_role("alert").filter(has_text="webhooks go to public addresses only").wait_for()
+        b.shot("webhooks-private-refused")
         page.get_by_role("button", name="Log out").click()
         b.heading("Log in")
         b.open("/signup", "Sign up")

@@ -4,7 +4,7 @@ says when it was cut and never repeats an id (issue 15)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -12,6 +12,7 @@ import pytest
 from adapters.base import ProviderSettings
 from adapters.errors import ProviderHTTPError
 from adapters.gemini.provider import GeminiProvider
+from bench.fake_upstream import FakeUpstream
 from gateway.config import DEFAULT_CONFIG_PATH, parse_config
 from gateway.wiring import build_catalog
 from routers.catalog import Model
@@ -19,10 +20,7 @@ from tests.conftest import GatewayProcess
 
 pytestmark = pytest.mark.e2e
 
-if TYPE_CHECKING:
-    from tests.fakes_dialects import DialectUpstream
 
-pytest_plugins = ["tests.fakes_dialects"]
 
 USER = {"role": "user", "content": "hi"}
 # 50,000 levels of nesting in a tool's schema: small enough for the body limit.
@@ -69,10 +67,10 @@ def part(**fields: Any) -> dict[str, Any]:
     ],
 )
 def test_malformed_openai_content_parts_get_400(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, model: str, message: dict[str, Any]
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, model: str, message: dict[str, Any]
 ) -> None:
     assert_openai_400(openai(dialect_gateway, {"model": model, "messages": [message]}))
-    assert fakes.requests == []
+    assert fake.requests == []
 
 
 @pytest.mark.parametrize("model", ["mock/echo", "fakeanthropic/ok", "fake/ok"])
@@ -86,15 +84,15 @@ def test_malformed_openai_content_parts_get_400(
     ],
 )
 def test_malformed_anthropic_blocks_get_400(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, model: str, block: dict[str, Any]
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, model: str, block: dict[str, Any]
 ) -> None:
     body = {"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": [block]}]}
     assert_anthropic_400(anthropic(dialect_gateway, body))
-    assert fakes.requests == []
+    assert fake.requests == []
 
 
 def test_deeply_nested_tool_schema_gets_400_on_both_endpoints(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     tools = b'[{"type":"function","function":{"name":"f","parameters":' + DEEP_SCHEMA + b"}}]"
     body = b'{"model":"mock/echo","messages":[{"role":"user","content":"hi"}],"tools":' + tools
@@ -103,14 +101,14 @@ def test_deeply_nested_tool_schema_gets_400_on_both_endpoints(
     body = (b'{"model":"mock/echo","max_tokens":5,"messages":[{"role":"user","content":"hi"}],'
             b'"tools":' + tools + b"}")
     assert_anthropic_400(anthropic(dialect_gateway, body))
-    assert fakes.requests == []
+    assert fake.requests == []
 
 
 @pytest.mark.parametrize(
     "name", ["fake/ok\n", "fake/a\rb", "fake/" + "x" * 300, "fake/" + "é" * 130, "fake/\x00"]
 )
 def test_bad_model_names_get_400_before_any_upstream_call(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, name: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, name: str
 ) -> None:
     response = openai(dialect_gateway, {"model": name, "messages": [USER]})
     assert_openai_400(response)
@@ -124,17 +122,17 @@ def test_bad_model_names_get_400_before_any_upstream_call(
     count = httpx.post(f"{dialect_gateway.url}/v1/messages/count_tokens",
                        headers={"x-api-key": dialect_gateway.key}, json=body, timeout=30)
     assert_anthropic_400(count)
-    assert fakes.requests == []
+    assert fake.requests == []
 
 
 def test_a_long_printable_name_within_the_cap_still_reaches_the_upstream(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     name = "fake/" + "x" * 200
     response = openai(dialect_gateway, {"model": name, "messages": [USER]})
     assert response.status_code == 200, response.text
     assert response.headers["x-resolved-model"] == name
-    assert fakes.requests
+    assert fake.requests
 
 
 @pytest.mark.parametrize(
@@ -144,12 +142,12 @@ def test_a_long_printable_name_within_the_cap_still_reaches_the_upstream(
      {"frequency_penalty": -2.5}],
 )
 def test_out_of_range_openai_sampling_fields_get_400(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, fields: dict[str, Any]
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, fields: dict[str, Any]
 ) -> None:
     response = openai(dialect_gateway, {"model": "fake/ok", "messages": [USER], **fields})
     assert_openai_400(response)
     assert response.json()["error"]["param"] == next(iter(fields))
-    assert fakes.requests == []
+    assert fake.requests == []
 
 
 @pytest.mark.parametrize(
@@ -158,11 +156,11 @@ def test_out_of_range_openai_sampling_fields_get_400(
      {"top_p": 3}, {"top_k": -1}],
 )
 def test_out_of_range_anthropic_sampling_fields_get_400(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, fields: dict[str, Any]
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, fields: dict[str, Any]
 ) -> None:
     body = {"model": "fakeanthropic/ok", "max_tokens": 10, "messages": [USER], **fields}
     assert_anthropic_400(anthropic(dialect_gateway, body))
-    assert fakes.requests == []
+    assert fake.requests == []
 
 
 def test_in_range_sampling_fields_pass(dialect_gateway: GatewayProcess) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from adapters import canonical as c
 from adapters.openai.upstream import canonical_to_openai_request
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess, fake_config
-from tests.fakes import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 

@@ -12,10 +12,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 import gateway.metrics as metrics_module
+from bench.fake_upstream import FakeUpstream
 from gateway.config import parse_config
 from gateway.metrics import Metrics, metrics_endpoint
 from tests.conftest import GatewayProcess, fake_config
-from tests.fakes import FakeUpstream
 from tests.prom import label_sets, sample
 
 
@@ -38,9 +38,11 @@ async def test_metrics_exposition() -> None:
     _record(metrics)
     _record(metrics, stream=False, latency=0.001, status=502, ttft=None, model='we"ird')
     text = (await metrics.exposition()).decode()
-    assert sample(text, "gateway_requests_total", model="m", status="200", kind="stream") == 1
+    assert sample(text, "gateway_requests_total", model="m", operation="chat", status="200",
+                  kind="stream") == 1
     assert sample(
-        text, "gateway_requests_total", model='we"ird', status="502", kind="complete"
+        text, "gateway_requests_total", model='we"ird', operation="chat", status="502",
+        kind="complete"
     ) == 1
     bucket = "gateway_request_duration_seconds_bucket"
     assert sample(text, bucket, model="m", kind="stream", le="0.25") == 0
@@ -64,7 +66,8 @@ async def test_metrics_add_up_living_sibling_workers(tmp_path: Path) -> None:
     await gone.stop()  # an exited worker: its figures leave with it
     (tmp_path / "999999999-dead.sock").touch()  # a stale socket nobody answers
     text = (await mine.exposition()).decode()
-    assert sample(text, "gateway_requests_total", model="m", status="200", kind="stream") == 3
+    assert sample(text, "gateway_requests_total", model="m", operation="chat", status="200",
+                  kind="stream") == 3
     assert sample(text, "gateway_request_duration_seconds_count", model="m", kind="stream") == 3
     assert not (tmp_path / "999999999-dead.sock").exists()
     await mine.stop()
@@ -108,8 +111,8 @@ async def test_unlisted_model_names_share_one_label() -> None:
     assert {s["model"] for s in label_sets(text, "gateway_upstream_errors_total")} == {
         "open/other", "router/pick", "other"
     }
-    assert sample(text, "gateway_requests_total", model="open/other", status="200",
-                  kind="stream") == 300
+    assert sample(text, "gateway_requests_total", model="open/other", operation="chat",
+                  status="200", kind="stream") == 300
     assert len(text) < 20_000
 
 
@@ -167,7 +170,7 @@ def test_workers_of_other_servers_add_up_their_metrics(
         for _ in range(4):  # whichever worker answers the scrape, it counts all eight
             with httpx.Client() as client:
                 text = client.get(f"{process.url}/metrics").text
-            assert sample(text, "gateway_requests_total", model="mock/echo", status="200",
-                          kind="complete") == 8
+            assert sample(text, "gateway_requests_total", model="mock/echo", operation="chat",
+                          status="200", kind="complete") == 8
     finally:
         assert process.stop() == 0, process.logs()

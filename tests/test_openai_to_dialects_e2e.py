@@ -4,19 +4,17 @@ Gemini upstreams over HTTP: text, streams, tool loops, reasoning, cached usage a
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import openai
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess
 
 pytestmark = pytest.mark.e2e
 
-if TYPE_CHECKING:
-    from tests.fakes_dialects import DialectUpstream
 
-pytest_plugins = ["tests.fakes_dialects"]
 
 UPSTREAMS = ["fakeanthropic", "fakegemini"]
 TOOLS: list[Any] = [
@@ -43,7 +41,7 @@ def client(gateway: GatewayProcess) -> openai.OpenAI:
 
 @pytest.mark.parametrize("provider", UPSTREAMS)
 def test_chat_completion(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str
 ) -> None:
     answer = client(dialect_gateway).chat.completions.create(
         model=f"{provider}/ok",
@@ -63,22 +61,22 @@ def test_chat_completion(
         # Anthropic's 10 uncached + 20 read + 5 written = OpenAI's 35 prompt tokens.
         assert usage.prompt_tokens == 35
         assert usage.prompt_tokens_details.cached_tokens == 20
-        sent = fakes.requests[-1].body
+        sent = fake.requests[-1].body
         assert sent["system"] == [{"type": "text", "text": "be brief"}]
         assert sent["max_tokens"] == 50
         assert sent["stop_sequences"] == ["END"]
     else:
         assert usage.prompt_tokens == 30
         assert usage.prompt_tokens_details.cached_tokens == 12
-        sent = fakes.requests[-1].body
+        sent = fake.requests[-1].body
         assert sent["systemInstruction"] == {"parts": [{"text": "be brief"}]}
         assert sent["generationConfig"] == {"maxOutputTokens": 50, "stopSequences": ["END"]}
-        assert fakes.requests[-1].headers["x-goog-api-key"] == "gemini-fake-upstream-secret"
+        assert fake.requests[-1].headers["x-goog-api-key"] == "gemini-fake-upstream-secret"
 
 
 @pytest.mark.parametrize("provider", UPSTREAMS)
 def test_stream_with_usage(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str
 ) -> None:
     stream = client(dialect_gateway).chat.completions.create(
         model=f"{provider}/ok",
@@ -100,7 +98,7 @@ def test_stream_with_usage(
 @pytest.mark.parametrize("provider", UPSTREAMS)
 @pytest.mark.parametrize("streamed", [False, True])
 def test_tool_loop(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str, streamed: bool
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str, streamed: bool
 ) -> None:
     api = client(dialect_gateway)
     messages: list[Any] = [{"role": "user", "content": "weather and time?"}]
@@ -154,16 +152,16 @@ def test_tool_loop(
     assert text.startswith("results:")
     assert "sunny" in text and "noon" in text
     if provider == "fakegemini":
-        sent = fakes.requests[-1].body["contents"]
+        sent = fake.requests[-1].body["contents"]
         call_parts = sent[1]["parts"]
-        assert call_parts[0]["thoughtSignature"] == fakes.GEMINI_SIGNATURE
+        assert call_parts[0]["thoughtSignature"] == fake.GEMINI_SIGNATURE
         responses = [p["functionResponse"] for p in sent[2]["parts"]]
         assert [r["name"] for r in responses] == ["get_weather", "get_time"]
 
 
 @pytest.mark.parametrize("provider", UPSTREAMS)
 def test_reasoning_content_from_thinking(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str
 ) -> None:
     api = client(dialect_gateway)
     answer = api.chat.completions.create(
@@ -174,7 +172,7 @@ def test_reasoning_content_from_thinking(
     message = answer.choices[0].message
     assert message.content == "fake: hm"
     assert getattr(message, "reasoning_content", None) in ("let me think", "pondering")
-    sent = fakes.requests[-1].body
+    sent = fake.requests[-1].body
     if provider == "fakeanthropic":
         assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048}
         assert sent["max_tokens"] > 2048
@@ -199,7 +197,7 @@ def test_reasoning_content_from_thinking(
 
 @pytest.mark.parametrize("provider", UPSTREAMS)
 def test_images_url_and_base64(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str
 ) -> None:
     client(dialect_gateway).chat.completions.create(
         model=f"{provider}/ok",
@@ -214,7 +212,7 @@ def test_images_url_and_base64(
             }
         ],
     )
-    sent = fakes.requests[-1].body
+    sent = fake.requests[-1].body
     if provider == "fakeanthropic":
         assert sent["messages"][0]["content"][1:] == [
             {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
@@ -232,7 +230,7 @@ def test_images_url_and_base64(
 
 @pytest.mark.parametrize("provider", UPSTREAMS)
 def test_upstream_errors_in_openai_shape(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream, provider: str
+    dialect_gateway: GatewayProcess, fake: FakeUpstream, provider: str
 ) -> None:
     with pytest.raises(openai.RateLimitError) as caught:
         client(dialect_gateway).chat.completions.create(
@@ -247,7 +245,7 @@ def test_upstream_errors_in_openai_shape(
 
 
 def test_anthropic_error_event_mid_stream_becomes_openai_error(
-    dialect_gateway: GatewayProcess, fakes: DialectUpstream
+    dialect_gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:
     stream = client(dialect_gateway).chat.completions.create(
         model="fakeanthropic/overloaded", messages=[{"role": "user", "content": "a b"}], stream=True

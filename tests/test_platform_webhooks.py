@@ -72,7 +72,10 @@ async def test_the_openai_sdk_verifies_a_test_delivery_and_refuses_a_forged_one(
                                 token)
         assert rotated.json()["signing_secret"] != secret
         log = await gw.call("GET", f"/v1/webhooks/{made['id']}/deliveries", token)
-        assert log.json()["data"][0]["status_code"] == 200
+        assert {k: log.json()["data"][0][k] for k in (
+            "status_code", "event_type", "delivery_status", "attempts", "next_attempt_at")} == {
+            "status_code": 200, "event_type": "key.revoked", "delivery_status": "test",
+            "attempts": 1, "next_attempt_at": None}
 
 
 async def test_a_failed_delivery_is_retried_with_the_same_id_and_body(
@@ -94,6 +97,8 @@ async def test_a_failed_delivery_is_retried_with_the_same_id_and_body(
         log = (await gw.call("GET", f"/v1/webhooks/{made['id']}/deliveries", token)).json()
         assert sorted(a["status_code"] for a in log["data"]) == [200, 500, 503]
         assert any(a["error"] == "HTTP 500" for a in log["data"])
+        assert {(a["event_type"], a["delivery_status"], a["attempts"], a["next_attempt_at"])
+                for a in log["data"]} == {("key.created", "delivered", 3, None)}
 
 
 async def test_a_restart_between_the_failure_and_the_retry_still_delivers(
@@ -103,9 +108,17 @@ async def test_a_restart_between_the_failure_and_the_retry_still_delivers(
     slow = FAST.replace("retry_schedule = [0.2, 0.2, 0.2]", "retry_schedule = [1.5]")
     async with running(tmp_path, slow) as gw:
         token = await gw.key("ann@example.com")
-        await make_endpoint(gw, token, receiver.url)
+        made = await make_endpoint(gw, token, receiver.url)
         await gw.call("POST", "/v1/keys", token, json={"name": "ci"})
         first = await receiver.wait_for(1)
+        for _ in range(20):  # the attempt is logged just after the receiver answers
+            log = (await gw.call("GET", f"/v1/webhooks/{made['id']}/deliveries", token)).json()
+            if log["data"]:
+                break
+            await asyncio.sleep(0.05)
+        pending = log["data"][0]
+        assert (pending["delivery_status"], pending["attempts"]) == ("pending", 1)
+        assert pending["next_attempt_at"] == pytest.approx(pending["created_at"] + 1.5, abs=0.5)
     assert len(first) == 1  # stopped before the retry was due
     async with running(tmp_path, slow):
         deliveries = await receiver.wait_for(2)
@@ -154,6 +167,18 @@ async def test_endpoints_are_their_owners_only_and_need_a_manage_key(
         assert gone.json() == {"id": made["id"], "object": "webhook_endpoint.deleted",
                                "deleted": True}
         assert (await gw.call("GET", path, ann)).status_code == 404
+
+
+async def test_the_event_types_are_listed_without_a_key_with_what_each_means(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, FAST) as gw:
+        listed = (await gw.call("GET", "/v1/webhooks/event_types")).json()["data"]
+    types = {e["type"]: e for e in listed}
+    assert set(types) >= {"key.created", "key.revoked", "limit.reached", "balance.low",
+                          "account.blocked", "video.completed"}
+    assert types["key.created"]["reserved"] is False and types["key.created"]["description"]
+    assert types["video.completed"]["reserved"] is True
 
 
 async def test_limit_reached_is_sent_once_per_window_and_a_block_is_sent(

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess
-from tests.fakes import FakeUpstream
 
 
 def config(tmp: Path, url: str) -> str:

@@ -11,11 +11,9 @@ from typing import Any
 
 import openai
 import pytest
-from aiohttp import web
 
-from tests.conftest import GatewayProcess, fake_config
-from tests.fakes import Recorded
-from tests.fakes_dialects import DIALECT_PROVIDERS, DialectUpstream
+from bench.fake_upstream import FakeUpstream, Recorded
+from tests.conftest import DIALECT_PROVIDERS, GatewayProcess, fake_config
 
 TRANSLATED = ["fake", "fakeanthropic", "fakegemini"]
 TOOLS: list[Any] = [
@@ -34,75 +32,15 @@ allow_any_model = true
 default_input_price = 0.0
 default_output_price = 0.0
 """
-UPSTREAM_USAGE = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10,
-                  "input_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 0},
-                  "output_tokens_details": {"reasoning_tokens": 0}}
-
-
-def _sse(kind: str, **fields: Any) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n".encode()
-
-
-class ResponsesUpstream(DialectUpstream):
-    """The dialect fakes, plus a Responses API at ``/v1/responses`` that answers
-    ``fake responses: <input>`` as the upstream model ``<model>-2025``."""
-
-    def add_routes(self, app: web.Application) -> None:
-        super().add_routes(app)
-        app.router.add_post("/v1/responses", self._responses)
-
-    async def _responses(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(Recorded(request.path, dict(request.headers), body))
-        text = f"fake responses: {body['input']}"
-        message = {"type": "message", "id": "msg_up", "role": "assistant", "status": "completed",
-                   "content": [{"type": "output_text", "text": text, "annotations": []}]}
-        final = {"id": "resp_up", "object": "response", "created_at": 1, "status": "completed",
-                 "model": body["model"] + "-2025", "output": [message], "tools": [],
-                 "tool_choice": "auto", "parallel_tool_calls": True, "usage": UPSTREAM_USAGE}
-        if not body.get("stream"):
-            return web.json_response(final)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        start = {**final, "status": "in_progress", "output": [], "usage": None}
-        where = {"item_id": "msg_up", "output_index": 0}
-        for frame in (
-            _sse("response.created", sequence_number=0, response=start),
-            _sse("response.output_item.added", sequence_number=1, output_index=0,
-                 item={**message, "status": "in_progress", "content": []}),
-            _sse("response.content_part.added", sequence_number=2, **where, content_index=0,
-                 part={"type": "output_text", "text": "", "annotations": []}),
-            _sse("response.output_text.delta", sequence_number=3, **where, content_index=0,
-                 delta=text, logprobs=[]),
-            _sse("response.output_item.done", sequence_number=4, output_index=0, item=message),
-            _sse("response.completed", sequence_number=5, response=final),
-        ):
-            await response.write(frame)
-        return response
-
-
-@pytest.fixture(scope="module")
-def upstream_fakes() -> Iterator[ResponsesUpstream]:
-    fake = ResponsesUpstream().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory,
-            upstream_fakes: ResponsesUpstream) -> Iterator[GatewayProcess]:
+            upstream: FakeUpstream) -> Iterator[GatewayProcess]:
     tmp = tmp_path_factory.mktemp("responses-gateway")
-    extra = (DIALECT_PROVIDERS.format(origin=upstream_fakes.origin)
-             + RESPONSES_PROVIDER.format(url=upstream_fakes.url))
-    process = GatewayProcess(tmp, fake_config(tmp, upstream_fakes.url, extra=extra)).start()
+    extra = (DIALECT_PROVIDERS.format(origin=upstream.origin)
+             + RESPONSES_PROVIDER.format(url=upstream.url))
+    process = GatewayProcess(tmp, fake_config(tmp, upstream.url, extra=extra)).start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-def fakes(upstream_fakes: ResponsesUpstream) -> Iterator[ResponsesUpstream]:
-    upstream_fakes.reset()
-    yield upstream_fakes
 
 
 @pytest.fixture
@@ -118,7 +56,7 @@ def _sent_system(record: Recorded) -> Any:
 
 
 @pytest.mark.parametrize("provider", TRANSLATED)
-def test_create(client: openai.OpenAI, fakes: ResponsesUpstream, provider: str) -> None:
+def test_create(client: openai.OpenAI, fake: FakeUpstream, provider: str) -> None:
     answer = client.responses.create(model=f"{provider}/ok", input="hello there",
                                      instructions="be brief", max_output_tokens=50)
     assert answer.output_text == "fake: hello there"
@@ -126,7 +64,7 @@ def test_create(client: openai.OpenAI, fakes: ResponsesUpstream, provider: str) 
     assert answer.id.startswith("resp_")
     assert answer.usage is not None and answer.usage.total_tokens > 0
     assert answer.usage.input_tokens_details.cached_tokens > 0
-    sent = fakes.requests[-1]
+    sent = fake.requests[-1]
     assert _sent_system(sent) in (
         {"role": "system", "content": "be brief"},
         [{"type": "text", "text": "be brief"}],
@@ -135,7 +73,7 @@ def test_create(client: openai.OpenAI, fakes: ResponsesUpstream, provider: str) 
 
 
 @pytest.mark.parametrize("provider", TRANSLATED)
-def test_create_streamed(client: openai.OpenAI, fakes: ResponsesUpstream, provider: str) -> None:
+def test_create_streamed(client: openai.OpenAI, fake: FakeUpstream, provider: str) -> None:
     events = list(client.responses.create(model=f"{provider}/ok", input="hello there",
                                           stream=True))
     kinds = [event.type for event in events]
@@ -152,7 +90,7 @@ def test_create_streamed(client: openai.OpenAI, fakes: ResponsesUpstream, provid
 
 
 @pytest.mark.parametrize("provider", TRANSLATED)
-def test_stream_helper(client: openai.OpenAI, fakes: ResponsesUpstream, provider: str) -> None:
+def test_stream_helper(client: openai.OpenAI, fake: FakeUpstream, provider: str) -> None:
     with client.responses.stream(model=f"{provider}/ok", input="stream me") as stream:
         deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
         final = stream.get_final_response()
@@ -161,7 +99,7 @@ def test_stream_helper(client: openai.OpenAI, fakes: ResponsesUpstream, provider
 
 @pytest.mark.parametrize("provider", TRANSLATED)
 @pytest.mark.parametrize("streamed", [False, True])
-def test_tool_loop(client: openai.OpenAI, fakes: ResponsesUpstream, provider: str,
+def test_tool_loop(client: openai.OpenAI, fake: FakeUpstream, provider: str,
                    streamed: bool) -> None:
     conversation: list[Any] = [{"role": "user", "content": "Weather and time in Paris?"}]
     if streamed:
@@ -184,7 +122,7 @@ def test_tool_loop(client: openai.OpenAI, fakes: ResponsesUpstream, provider: st
 
 
 def test_reasoning_becomes_a_reasoning_item(client: openai.OpenAI,
-                                            fakes: ResponsesUpstream) -> None:
+                                            fake: FakeUpstream) -> None:
     answer = client.responses.create(model="fakeanthropic/thinking", input="think",
                                      reasoning={"effort": "low"})
     kinds = [item.type for item in answer.output]
@@ -198,7 +136,7 @@ def test_reasoning_becomes_a_reasoning_item(client: openai.OpenAI,
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_passthrough_to_a_responses_upstream(client: openai.OpenAI, fakes: ResponsesUpstream,
+def test_passthrough_to_a_responses_upstream(client: openai.OpenAI, fake: FakeUpstream,
                                               streamed: bool) -> None:
     if streamed:
         with client.responses.stream(model="fakeresponses/gpt-x", input="as is",
@@ -209,7 +147,7 @@ def test_passthrough_to_a_responses_upstream(client: openai.OpenAI, fakes: Respo
                                          store=False)
     assert answer.output_text == "fake responses: as is"
     assert answer.model == "fakeresponses/gpt-x"
-    sent = fakes.requests[-1]
+    sent = fake.requests[-1]
     assert sent.path == "/v1/responses"
     assert sent.body["model"] == "gpt-x" and sent.body["store"] is False
     assert "stream_options" not in sent.body
@@ -230,7 +168,7 @@ def test_upstream_error_before_output(client: openai.OpenAI) -> None:
 
 
 def test_failure_after_commit_ends_the_stream_with_an_error_event(
-        client: openai.OpenAI, fakes: ResponsesUpstream) -> None:
+        client: openai.OpenAI, fake: FakeUpstream) -> None:
     events = list(client.responses.create(model="fakeanthropic/overloaded", input="hi",
                                           stream=True))
     kinds = [event.type for event in events]

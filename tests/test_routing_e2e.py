@@ -1,14 +1,14 @@
 """Routing end to end: fallback chains, failures on command, cool-downs, named routers, personas.
 
 One gateway for the module, in front of the fake OpenAI upstream. Models that fail are given
-names of their own per test (through ``fake.handlers`` or the ``error-<code>-<tag>`` names), so
+names of their own per test (through ``fake.handlers`` or tagged scenario names such as
+``error-500-a``: ``bench/fake_upstream/scenario.py``), so
 the health one test leaves behind (a benched deployment) cannot leak into another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -17,10 +17,10 @@ from typing import Any
 import httpx2 as httpx
 import openai
 import pytest
-from aiohttp import web
 
+from bench.fake_upstream import Exchange, FakeUpstream
+from bench.fake_upstream import sse_data as sse
 from tests.conftest import FAKE_MODELS, GatewayProcess, fake_config
-from tests.fakes import FakeUpstream, sse
 
 pytestmark = pytest.mark.e2e
 
@@ -207,33 +207,16 @@ def chain(*models: str, **extra: Any) -> dict[str, Any]:
             "messages": HELLO, **extra}
 
 
-def like(fake: FakeUpstream, name: str, mode: str) -> None:
-    """Upstream model ``name`` behaves as the fake's built-in ``mode``."""
+def stalls_after_role(fake: FakeUpstream, name: str) -> None:
+    """Upstream ``name`` sends the stream's role chunk, then stalls for 5 s (past the gateway's
+    1 s first-token timeout)."""
 
-    async def handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        return await fake.openai_behaviour(request, body, mode)
-
-    fake.handlers[name] = handler
-
-
-def stalls(fake: FakeUpstream, name: str, *, headers_first: bool = False,
-           role_first: bool = False) -> None:
-    """Upstream ``name`` stalls (5 s, past the gateway's 1 s first-byte timeout)."""
-
-    async def handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        if not (headers_first or role_first):
-            await asyncio.sleep(5)
-            return web.json_response({})
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        if role_first:
-            await response.write(sse({"id": "x", "object": "chat.completion.chunk", "created": 1,
-                                      "model": name, "choices": [{"index": 0, "delta": {
-                                          "role": "assistant", "content": ""},
-                                          "finish_reason": None}]}))
-        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
-            await asyncio.sleep(5)
-        return response
+    async def handler(exchange: Exchange) -> None:
+        exchange.open_stream()
+        exchange.send(sse({"id": "x", "object": "chat.completion.chunk", "created": 1,
+                           "model": name, "choices": [{"index": 0, "delta": {
+                               "role": "assistant", "content": ""}, "finish_reason": None}]}))
+        await asyncio.sleep(5)
 
     fake.handlers[name] = handler
 
@@ -288,11 +271,11 @@ def test_429_moves_on_in_a_stream_and_headers_name_the_server(
 def test_a_single_model_429_is_retried_after_its_retry_after(
     gw: GatewayProcess, fake: FakeUpstream
 ) -> None:
-    async def limited_once(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    async def limited_once(exchange: Exchange) -> None:
         if fake.hits["once-429"] == 1:
-            return web.json_response({"error": {"message": "slow down"}}, status=429,
-                                     headers={"Retry-After": "0.3"})
-        return await fake.openai_behaviour(request, body, "ok")
+            exchange.json(429, {"error": {"message": "slow down"}}, {"Retry-After": "0.3"})
+        else:
+            await exchange.answer("ok")
 
     fake.handlers["once-429"] = limited_once
     answer = sdk(gw).chat.completions.with_raw_response.create(
@@ -305,9 +288,8 @@ def test_a_single_model_429_is_retried_after_its_retry_after(
 def test_a_long_retry_after_goes_back_to_the_caller(
     gw: GatewayProcess, fake: FakeUpstream
 ) -> None:
-    async def limited(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        return web.json_response({"error": {"message": "quota"}}, status=429,
-                                 headers={"Retry-After": "60"})
+    async def limited(exchange: Exchange) -> None:
+        exchange.json(429, {"error": {"message": "quota"}}, {"Retry-After": "60"})
 
     fake.handlers["long-429"] = limited
     response = post(gw, {"model": "fake/long-429", "messages": HELLO})
@@ -323,7 +305,6 @@ def test_a_long_retry_after_goes_back_to_the_caller(
 
 
 def test_a_stall_before_the_answer_moves_on(gw: GatewayProcess, fake: FakeUpstream) -> None:
-    stalls(fake, "stall-a")
     response = post(gw, chain("fake/stall-a", "fake/ok"))
     assert response.status_code == 200
     assert response.headers["x-resolved-model"] == "fake/ok"
@@ -332,17 +313,15 @@ def test_a_stall_before_the_answer_moves_on(gw: GatewayProcess, fake: FakeUpstre
 def test_a_stall_before_the_first_token_moves_on_in_a_stream(
     gw: GatewayProcess, fake: FakeUpstream
 ) -> None:
-    stalls(fake, "stall-b", headers_first=True)
-    stalls(fake, "stall-c", role_first=True)  # first_token timeout in the commit loop
-    response, text = stream_post(gw, chain("fake/stall-b", "fake/stall-c", "fake/ok"))
+    stalls_after_role(fake, "stall-c")  # first_token timeout in the commit loop
+    response, text = stream_post(gw, chain("fake/hang-b", "fake/stall-c", "fake/ok"))
     assert response.status_code == 200
     assert response.headers["x-fallback-level"] == "2"
     assert content_of(text) == "fake: hello there"
-    assert fake.hits["stall-b"] == 1 and fake.hits["stall-c"] == 1
+    assert fake.hits["hang-b"] == 1 and fake.hits["stall-c"] == 1
 
 
 def test_a_reset_connection_moves_on(gw: GatewayProcess, fake: FakeUpstream) -> None:
-    like(fake, "reset-a", "reset")
     response, _ = stream_post(gw, chain("fake/reset-a", "fake/ok"))
     assert response.status_code == 200
     assert response.headers["x-resolved-model"] == "fake/ok"
@@ -352,7 +331,6 @@ def test_a_reset_connection_moves_on(gw: GatewayProcess, fake: FakeUpstream) -> 
 def test_a_stream_cut_after_commit_ends_with_an_error_frame(
     gw: GatewayProcess, fake: FakeUpstream
 ) -> None:
-    like(fake, "cut-a", "cut")
     body = chain("fake/cut-a", "fake/ok")
     body["messages"] = [{"role": "user", "content": "one two three four"}]
     response, text = stream_post(gw, body)
@@ -364,16 +342,13 @@ def test_a_stream_cut_after_commit_ends_with_an_error_frame(
 
 
 def test_a_malformed_chunk(gw: GatewayProcess, fake: FakeUpstream) -> None:
-    like(fake, "malformed-a", "malformed")
     response, text = stream_post(gw, chain("fake/malformed-a", "fake/ok"))
     assert "error" in frames(text)[-1]  # after commit: an error frame, no splice
     assert fake.hits["ok"] == 0
 
-    async def garbage_first(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(b"data: {not json\n\n")
-        return response
+    async def garbage_first(exchange: Exchange) -> None:
+        exchange.open_stream()
+        exchange.send(b"data: {not json\n\n")
 
     fake.handlers["malformed-early"] = garbage_first
     response, text = stream_post(gw, chain("fake/malformed-early", "fake/ok"))
@@ -387,7 +362,6 @@ def test_a_malformed_chunk(gw: GatewayProcess, fake: FakeUpstream) -> None:
 def test_a_five_model_chain_is_served_by_its_last_model(
     gw: GatewayProcess, fake: FakeUpstream
 ) -> None:
-    like(fake, "reset-five", "reset")
     answer = sdk(gw).chat.completions.with_raw_response.create(
         model="fake/error-500-five",
         messages=HELLO,
@@ -453,9 +427,8 @@ def test_when_every_model_fails_each_attempt_is_listed(
     assert "fake/error-500-all" in message and "fake/error-503-all" in message
     assert "HTTP 500" in message and "HTTP 503" in message
     assert "sk-" not in message
-    async def refuses_key(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        return web.json_response({"error": {"message": "Incorrect API key provided: sk-fa***et"}},
-                                 status=401)
+    async def refuses_key(exchange: Exchange) -> None:
+        exchange.json(401, {"error": {"message": "Incorrect API key provided: sk-fa***et"}})
 
     fake.handlers["bad-key"] = refuses_key
     response = post(gw, chain("fake/bad-key", "fake/error-500-all3"))
@@ -490,8 +463,8 @@ def test_models_that_cannot_serve_are_dropped_before_any_call(
 def test_configured_fallbacks_and_cooldown_by_hit_counts(
     gw: GatewayProcess, fake: FakeUpstream
 ) -> None:
-    async def down(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        return web.json_response({"error": {"message": "down"}}, status=500)
+    async def down(exchange: Exchange) -> None:
+        exchange.json(500, {"error": {"message": "down"}})
 
     fake.handlers["cool-500"] = down
     for _ in range(5):
@@ -511,8 +484,8 @@ def test_configured_fallbacks_and_cooldown_by_hit_counts(
 def test_deployments_share_a_model_and_a_failing_one_is_benched(
     gw: GatewayProcess, fake: FakeUpstream
 ) -> None:
-    async def down(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        return web.json_response({"error": {"message": "down"}}, status=502)
+    async def down(exchange: Exchange) -> None:
+        exchange.json(502, {"error": {"message": "down"}})
 
     fake.handlers["dep-bad"] = down
     for _ in range(8):
@@ -551,9 +524,8 @@ def test_auto_routes_each_kind_of_request(gw: GatewayProcess, fake: FakeUpstream
 
 
 def test_free_rotates_and_skips_a_limited_model(gw: GatewayProcess, fake: FakeUpstream) -> None:
-    async def limited(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        return web.json_response({"error": {"message": "limited"}}, status=429,
-                                 headers={"Retry-After": "120"})
+    async def limited(exchange: Exchange) -> None:
+        exchange.json(429, {"error": {"message": "limited"}}, {"Retry-After": "120"})
 
     fake.handlers["free-limited"] = limited
     served = []

@@ -18,8 +18,9 @@ from typing import Any
 import httpx2 as httpx
 import openai
 import pytest
-from aiohttp import web
 
+from bench.fake_upstream import Exchange, FakeUpstream
+from bench.fake_upstream import sse_data as sse
 from tests.conftest import (
     ROOT,
     GatewayProcess,
@@ -29,7 +30,6 @@ from tests.conftest import (
     launch,
     stop_tree,
 )
-from tests.fakes import FakeUpstream, sse
 from tests.prom import sample
 from tests.services import (
     REDIS_URL,
@@ -223,8 +223,8 @@ def test_metrics_and_readiness(pair: tuple[GatewayProcess, GatewayProcess]) -> N
     assert ready.json()["checks"] == {"store": "ok", "redis": "ok"}
     text = httpx.get(f"{a.url}/metrics", timeout=5).text
     # Label order in the text is prometheus_client's; tests.prom reads samples whatever it is.
-    served = sample(text, "gateway_requests_total", model="fake/ok", status="200",
-                    kind="complete")
+    served = sample(text, "gateway_requests_total", model="fake/ok", operation="chat",
+                    status="200", kind="complete")
     assert served is not None and served >= 1
     # fake/error-500 is not in the catalog: its label is bounded to "<provider>/other".
     assert (sample(text, "gateway_upstream_errors_total", model="fake/other") or 0) >= 1
@@ -387,8 +387,8 @@ def test_workers_share_the_database_and_aggregate_metrics(
 
         def total() -> float:
             text = httpx.get(f"{gw.url}/metrics", timeout=5).text
-            return sample(text, "gateway_requests_total", model="mock/echo", status="200",
-                          kind="complete") or 0.0
+            return sample(text, "gateway_requests_total", model="mock/echo", operation="chat",
+                          status="200", kind="complete") or 0.0
 
         assert eventually(lambda: total() == 12, timeout=10)
     finally:
@@ -459,21 +459,19 @@ def test_nginx_streams_through_without_buffering(
     gate = threading.Event()
     released: list[bool] = []
 
-    async def gated(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    async def gated(exchange: Exchange) -> None:
         """First token, then nothing until the test has seen it through nginx."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
+        exchange.open_stream()
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             return sse({"id": "c", "object": "chat.completion.chunk", "created": 1,
                         "model": "gated", "choices": [{"index": 0, "delta": delta,
                                                        "finish_reason": finish}]})
 
-        await response.write(chunk({"role": "assistant", "content": "first"}))
+        exchange.send(chunk({"role": "assistant", "content": "first"}))
         released.append(await asyncio.get_running_loop().run_in_executor(None, gate.wait, 15))
-        await response.write(chunk({"content": " second"}, "stop"))
-        await response.write(b"data: [DONE]\n\n")
-        return response
+        exchange.send(chunk({"content": " second"}, "stop"))
+        exchange.send(b"data: [DONE]\n\n")
 
     fake.handlers["gated"] = gated
     client = openai.OpenAI(base_url=f"{nginx}/v1", api_key=a.key, max_retries=0, timeout=60)
@@ -498,8 +496,8 @@ def test_nginx_streams_through_without_buffering(
 
 def echo_count(gw: GatewayProcess) -> float:
     text = httpx.get(f"{gw.url}/metrics", timeout=5).text
-    return sample(text, "gateway_requests_total", model="mock/echo", status="200",
-                  kind="complete") or 0.0
+    return sample(text, "gateway_requests_total", model="mock/echo", operation="chat",
+                  status="200", kind="complete") or 0.0
 
 
 def chat_via(url: str, key: str) -> int:

@@ -9,8 +9,8 @@ from pathlib import Path
 import openai
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess, fake_config
-from tests.fakes import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ def test_other_server_serves_drains_and_flushes_ledger(
         # A stream still running when SIGTERM arrives is finished, not cut.
         words = " ".join(f"w{i}" for i in range(8))
         stream = client.chat.completions.create(
-            model="fake/slow", messages=[{"role": "user", "content": words}], stream=True
+            model="fake/gap50", messages=[{"role": "user", "content": words}], stream=True
         )
         first = next(iter(stream))
         assert gateway.process is not None
@@ -51,5 +51,5 @@ def test_other_server_serves_drains_and_flushes_ledger(
     rows = gateway.usage_rows()
     assert [(row["model_requested"], row["status"]) for row in rows] == [
         ("fake/ok", 200),
-        ("fake/slow", 200),
+        ("fake/gap50", 200),
     ]

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GATEWAY, GatewayProcess, fake_config, free_port, launch, stop_tree
-from tests.fakes import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +69,7 @@ def test_sigterm_lets_streams_finish_flushes_usage_and_exits_0(
 ) -> None:
     gateway = GatewayProcess(tmp_path, fake_config(tmp_path, upstream.url)).start()
     body = {
-        "model": "fake/slow-50",
+        "model": "fake/gap50",
         "stream": True,
         "messages": [{"role": "user", "content": " ".join(["w"] * 20)}],
     }

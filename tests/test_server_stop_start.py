@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import (
     GATEWAY,
     GatewayProcess,
@@ -25,7 +26,6 @@ from tests.conftest import (
     launch,
     stop_tree,
 )
-from tests.fakes import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
@@ -132,7 +132,7 @@ def test_a_second_signal_flushes_and_exits_at_once(
 ) -> None:
     gateway = start(tmp_path, upstream, server, grace=120.0)
     words = " ".join(["w"] * 200)  # 200 words at 100 ms: 20 s, far less than the grace period
-    sock = open_stream(gateway, "fake/slow-100", "second-signal",
+    sock = open_stream(gateway, "fake/gap100", "second-signal",
                        messages=[{"role": "user", "content": words}])
     try:
         assert gateway.process is not None

@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from aiohttp import web
 
+from bench.fake_upstream import Exchange, FakeUpstream
 from tests.conftest import GatewayProcess
-from tests.fakes import FakeUpstream
 from tests.services import (
     REDIS_URL,
     ensure_postgres,
@@ -266,9 +265,9 @@ def test_a_rate_limit_on_one_instance_benches_the_deployment_on_the_other(
 ) -> None:
     a, b = pair
 
-    async def too_many(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        return web.json_response({"error": {"message": "slow down", "type": "rate_limit"}},
-                                 status=429, headers={"Retry-After": "20"})
+    async def too_many(exchange: Exchange) -> None:
+        exchange.json(429, {"error": {"message": "slow down", "type": "rate_limit"}},
+                      {"Retry-After": "20"})
 
     fake.handlers["limited-bench"] = too_many
     # One 429 benches at once, for its Retry-After; the fallback serves meanwhile.

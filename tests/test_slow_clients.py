@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess
-from tests.fakes import FakeUpstream
 from tests.test_server_stop_start import SERVERS, open_stream, start
 
 pytestmark = pytest.mark.e2e
@@ -109,7 +109,7 @@ def test_connections_past_the_cap_get_503(
     streams: list[socket.socket] = []
     while len(streams) < 3:  # a connection of the health checks may still be closing
         try:
-            streams.append(open_stream(gateway, "fake/slow-200", f"cap-{len(streams)}",
+            streams.append(open_stream(gateway, "fake/gap200", f"cap-{len(streams)}",
                                        messages=[{"role": "user", "content": words}]))
         except AssertionError:
             time.sleep(0.2)

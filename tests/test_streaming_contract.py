@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import httpx2 as httpx
 import pytest
 
+from bench.fake_upstream import FakeUpstream
 from tests.conftest import GatewayProcess, fake_config
-from tests.fakes import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ def test_uncommitted_stream_sends_headers_and_keepalives_then_times_out(
     impatient: GatewayProcess, fake: FakeUpstream
 ) -> None:
     body = {
-        "model": "fake/stall-stream",
+        "model": "fake/hang",
         "stream": True,
         "messages": [{"role": "user", "content": "x"}],
     }
@@ -44,7 +44,7 @@ def test_uncommitted_stream_sends_headers_and_keepalives_then_times_out(
     ) as response:
         headers_after = time.monotonic() - started
         assert response.status_code == 200
-        assert response.headers["x-resolved-model"] == "fake/stall-stream"
+        assert response.headers["x-resolved-model"] == "fake/hang"
         lines = [line for line in response.iter_lines() if line]
     assert headers_after < 2.5  # well before the 3 s first-token timeout
     assert ": keep-alive" in lines
@@ -65,7 +65,7 @@ def test_anthropic_stream_keepalives_then_an_error_event(
     impatient: GatewayProcess, fake: FakeUpstream
 ) -> None:
     body = {
-        "model": "fake/stall-stream",
+        "model": "fake/hang",
         "max_tokens": 50,
         "stream": True,
         "messages": [{"role": "user", "content": "x"}],

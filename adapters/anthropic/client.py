@@ -31,7 +31,13 @@ from adapters.anthropic.wire import (
     ToolChoice,
 )
 from adapters.base import StreamTranslator
-from adapters.client import Parsed, check_model_name, decode_json, parsed_json, passthrough_base
+from adapters.client import (
+    DialectIngress,
+    Parsed,
+    check_model_name,
+    decode_json,
+    parsed_json,
+)
 from adapters.errors import InvalidRequest
 from adapters.overlay import Overlay, overlay_options
 
@@ -246,8 +252,6 @@ def anthropic_to_canonical(request: MessagesRequest) -> c.Request:
     return canonical
 
 
-
-
 _messages_request = msgspec.json.Decoder(MessagesRequest)
 _ROLES = ("user", "assistant", "system")  # system: Claude Code's mid-conversation messages
 _SOURCED = ("image", "document")
@@ -294,10 +298,27 @@ def _check_thinking(request: MessagesRequest, max_tokens: int) -> None:
         )
 
 
-class AnthropicIngress:
+def overlay_anthropic_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
+    """``body`` (a fresh top-level copy) with the overlay on; nested values are replaced, never
+    changed in place, since the caller's parsed body is shared by every fallback."""
+    if overlay.system:
+        system = body.get("system")
+        if isinstance(system, list):
+            body["system"] = [{"type": "text", "text": overlay.system}, *system]
+        elif isinstance(system, str) and system:
+            body["system"] = f"{overlay.system}\n\n{system}"
+        else:
+            body["system"] = overlay.system
+    return overlay_options(body, overlay, "max_tokens")
+
+
+class AnthropicIngress(DialectIngress):
     """``POST /v1/messages``."""
 
     dialect = "anthropic"
+    convert = staticmethod(anthropic_to_canonical)
+    overlay = staticmethod(overlay_anthropic_body)
+    encode = staticmethod(canonical_to_anthropic_response)
     passthrough_reply = staticmethod(inspect_anthropic_response)
     error_frame = staticmethod(anthropic_error_frame)
     prompt_texts = staticmethod(texts.prompt_texts)
@@ -319,13 +340,6 @@ class AnthropicIngress:
         return parsed_json(body, request, request.model, bool(request.stream), True,
                            max_tokens=request.max_tokens)
 
-    def to_canonical(self, parsed: Parsed) -> c.Request:
-        return parsed.canonical(anthropic_to_canonical)
-
-    def passthrough_body(self, parsed: Parsed, overlay: Overlay | None) -> dict[str, Any]:
-        body = passthrough_base(parsed)
-        return body if overlay is None else overlay_anthropic_body(body, overlay)
-
     def passthrough_translator(self, parsed: Parsed, served_model: str) -> StreamTranslator:
         return AnthropicPassthrough(served_model)
 
@@ -333,23 +347,6 @@ class AnthropicIngress:
         self, parsed: Parsed, served_model: str, response_id: str
     ) -> StreamTranslator:
         return AnthropicStreamEncoder(response_id, served_model)
-
-    def canonical_reply(self, response: c.Response, served_model: str) -> bytes:
-        return msgspec.json.encode(canonical_to_anthropic_response(response, served_model))
-
-
-def overlay_anthropic_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
-    """``body`` (a fresh top-level copy) with the overlay on; nested values are replaced, never
-    changed in place, since the caller's parsed body is shared by every fallback."""
-    if overlay.system:
-        system = body.get("system")
-        if isinstance(system, list):
-            body["system"] = [{"type": "text", "text": overlay.system}, *system]
-        elif isinstance(system, str) and system:
-            body["system"] = f"{overlay.system}\n\n{system}"
-        else:
-            body["system"] = overlay.system
-    return overlay_options(body, overlay, "max_tokens")
 
 
 # --- count_tokens ---------------------------------------------------------------------------

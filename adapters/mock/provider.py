@@ -26,7 +26,8 @@ from msgspec import UNSET
 
 from adapters import canonical as c
 from adapters.base import Call, ProviderSettings, RawReply
-from adapters.errors import ProviderHTTPError
+from adapters.errors import InvalidRequest, ProviderHTTPError
+from adapters.mock.operations import OPERATIONS
 
 _WORDS = (
     "the gateway answers every request with steady deterministic text so tests and benchmarks "
@@ -101,6 +102,7 @@ class MockProvider:
     """Answers from the rules above, instantly or at ``tokens_per_second``."""
 
     dialect = "mock"
+    modes = ("chat", *OPERATIONS)
 
     def __init__(self, settings: ProviderSettings, client: object = None) -> None:
         self.delay = 1.0 / settings.tokens_per_second if settings.tokens_per_second > 0 else 0.0
@@ -130,6 +132,15 @@ class MockProvider:
                 output_tokens=1 if tool else len(words),
             ),
         )
+
+    async def perform(self, operation: str, call: Call) -> RawReply:
+        """Embeddings, rerank or moderation, answered in the OpenAI (Cohere/Jina) shape."""
+        if call.model == "fail":
+            raise ProviderHTTPError(503, "the mock model 'fail' always fails (to show fallback)")
+        try:
+            return RawReply(OPERATIONS[operation](call.model, call.raw or {}))
+        except InvalidRequest as invalid:
+            raise ProviderHTTPError(400, invalid.message) from invalid
 
     async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
         request = self._request(call)

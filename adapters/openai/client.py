@@ -14,11 +14,11 @@ from msgspec import UNSET, UnsetType
 from adapters import canonical as c
 from adapters.base import StreamTranslator
 from adapters.client import (
+    DialectIngress,
     Parsed,
     check_model_name,
     decode_json,
     parsed_json,
-    passthrough_base,
 )
 from adapters.errors import InvalidRequest
 from adapters.features import RequestFeatures
@@ -148,7 +148,6 @@ def openai_to_canonical(request: ChatRequest) -> c.Request:
     return canonical
 
 
-
 _chat_request = msgspec.json.Decoder(ChatRequest)
 
 
@@ -169,10 +168,25 @@ def _check(request: ChatRequest) -> None:
             )
 
 
-class OpenAIIngress:
+def overlay_openai_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
+    """``body`` (a fresh top-level copy) with the overlay on; nested values are replaced, never
+    changed in place, since the caller's parsed body is shared by every fallback."""
+    if overlay.system:
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            body["messages"] = [{"role": "system", "content": overlay.system}, *messages]
+    # A caller that uses the newer "max_completion_tokens" gets the cap there.
+    newer = body.get("max_completion_tokens") is not None
+    return overlay_options(body, overlay, "max_completion_tokens" if newer else "max_tokens")
+
+
+class OpenAIIngress(DialectIngress):
     """``POST /v1/chat/completions``."""
 
     dialect = "openai"
+    convert = staticmethod(openai_to_canonical)
+    overlay = staticmethod(overlay_openai_body)
+    encode = staticmethod(canonical_to_openai_response)
     passthrough_reply = staticmethod(inspect_openai_response)
     error_frame = staticmethod(openai_error_frame)
     prompt_texts = staticmethod(texts.prompt_texts)
@@ -186,13 +200,6 @@ class OpenAIIngress:
                            request.wants_usage, max_tokens=request.output_limit,
                            features_of=openai_features)
 
-    def to_canonical(self, parsed: Parsed) -> c.Request:
-        return parsed.canonical(openai_to_canonical)
-
-    def passthrough_body(self, parsed: Parsed, overlay: Overlay | None) -> dict[str, Any]:
-        body = passthrough_base(parsed)
-        return body if overlay is None else overlay_openai_body(body, overlay)
-
     def passthrough_translator(self, parsed: Parsed, served_model: str) -> StreamTranslator:
         return OpenAIPassthrough(served_model, parsed.wants_usage)
 
@@ -200,21 +207,6 @@ class OpenAIIngress:
         self, parsed: Parsed, served_model: str, response_id: str
     ) -> StreamTranslator:
         return OpenAIStreamEncoder(response_id, served_model, parsed.wants_usage)
-
-    def canonical_reply(self, response: c.Response, served_model: str) -> bytes:
-        return msgspec.json.encode(canonical_to_openai_response(response, served_model))
-
-
-def overlay_openai_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
-    """``body`` (a fresh top-level copy) with the overlay on; nested values are replaced, never
-    changed in place, since the caller's parsed body is shared by every fallback."""
-    if overlay.system:
-        messages = body.get("messages")
-        if isinstance(messages, list):
-            body["messages"] = [{"role": "system", "content": overlay.system}, *messages]
-    # A caller that uses the newer "max_completion_tokens" gets the cap there.
-    newer = body.get("max_completion_tokens") is not None
-    return overlay_options(body, overlay, "max_completion_tokens" if newer else "max_tokens")
 
 
 def openai_features(request: ChatRequest) -> RequestFeatures:

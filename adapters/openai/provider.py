@@ -4,7 +4,8 @@ A provider of this kind is configuration only: a ``base_url`` as its official SD
 key. Pass-through calls forward the caller's body with only ``model`` rewritten and usage
 requested on streams; other calls are converted from the canonical request. A provider with
 ``responses_api`` also takes Responses API bodies as they are (``also_speaks``), sent to
-``{base_url}/responses``.
+``{base_url}/responses``. Operations other than chat (``perform``) pass through to their
+own paths (``OPERATION_PATHS``), the body as the caller sent it with ``model`` rewritten.
 """
 
 from __future__ import annotations
@@ -24,15 +25,24 @@ from adapters.upstream import JSONProvider, UpstreamClient, relay_sse
 
 _encode = msgspec.json.encode
 
+# Where each operation other than chat goes, under base_url (vLLM, Jina and others serve
+# /rerank beside /embeddings; OpenAI serves /moderations).
+OPERATION_PATHS = {
+    "embeddings": "/embeddings",
+    "rerank": "/rerank",
+    "moderation": "/moderations",
+}
+
 
 class OpenAIProvider(JSONProvider):
     """Chat completions over an OpenAI-compatible HTTP API."""
 
     dialect = "openai"
+    modes = ("chat", *OPERATION_PATHS)
 
     def __init__(self, settings: ProviderSettings, client: UpstreamClient) -> None:
         super().__init__(settings, client)
-        base = settings.base_url.rstrip("/")
+        base = self.base = settings.base_url.rstrip("/")
         self.url = base + "/chat/completions"
         self.responses_url = base + "/responses"
         self.also_speaks: tuple[str, ...] = ("responses",) if settings.responses_api else ()
@@ -68,6 +78,13 @@ class OpenAIProvider(JSONProvider):
         if call.raw is not None:
             return RawReply(body)
         return openai_response_to_canonical(body)
+
+    async def perform(self, operation: str, call: Call) -> RawReply:
+        """An operation other than chat, passed through (see the module docstring)."""
+        assert call.raw is not None
+        body = _encode({**call.raw, "model": call.model})
+        url = self.base + OPERATION_PATHS[operation]
+        return RawReply(await self.client.fetch(url, body, self._headers(call)))
 
     async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
         response = await self.client.post(self._url(call), self._body(call), self._headers(call))

@@ -16,7 +16,7 @@ import msgspec
 
 from adapters import canonical as c
 from adapters.base import StreamTranslator
-from adapters.client import Parsed, check_model_name, decode_json, parsed_json, passthrough_base
+from adapters.client import DialectIngress, Parsed, check_model_name, decode_json, parsed_json
 from adapters.errors import InvalidRequest
 from adapters.overlay import Overlay, overlay_options
 from adapters.responses import texts
@@ -44,10 +44,27 @@ def _check(request: ResponsesRequest) -> None:
                              param="input")
 
 
-class ResponsesIngress:
+def overlay_responses_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
+    """``body`` (a fresh top-level copy) with the overlay on: the persona's system prompt
+    before the caller's ``instructions``, its temperature when the caller set none, its output
+    cap on ``max_output_tokens``."""
+    if overlay.system:
+        instructions = body.get("instructions")
+        body["instructions"] = (f"{overlay.system}\n\n{instructions}" if instructions
+                                else overlay.system)
+    return overlay_options(body, overlay, "max_output_tokens")
+
+
+class ResponsesIngress(DialectIngress):
     """``POST /v1/responses``."""
 
     dialect = "responses"
+    convert = staticmethod(responses_to_canonical)
+    overlay = staticmethod(overlay_responses_body)
+    encode = staticmethod(canonical_to_responses)
+    error_frame = staticmethod(responses_error_frame)
+    prompt_texts = staticmethod(texts.prompt_texts)
+    answer_texts = staticmethod(texts.answer_texts)
 
     def parse(self, body: bytes) -> Parsed:
         """A validated Responses body (``InvalidRequest`` names the field at fault)."""
@@ -60,13 +77,6 @@ class ResponsesIngress:
         parsed.canonical(responses_to_canonical)
         return parsed
 
-    def to_canonical(self, parsed: Parsed) -> c.Request:
-        return parsed.canonical(responses_to_canonical)
-
-    def passthrough_body(self, parsed: Parsed, overlay: Overlay | None) -> dict[str, Any]:
-        body = passthrough_base(parsed)
-        return body if overlay is None else overlay_responses_body(body, overlay)
-
     def passthrough_translator(self, parsed: Parsed, served_model: str) -> StreamTranslator:
         return ResponsesPassthrough(served_model)
 
@@ -77,25 +87,3 @@ class ResponsesIngress:
 
     def passthrough_reply(self, body: bytes, served_model: str) -> tuple[bytes, c.Usage | None]:
         return inspect_responses_reply(body, served_model)
-
-    def canonical_reply(self, response: c.Response, served_model: str) -> bytes:
-        return msgspec.json.encode(canonical_to_responses(response, served_model))
-
-    error_frame = staticmethod(responses_error_frame)
-
-    def prompt_texts(self, body: bytes) -> list[str]:
-        return texts.prompt_texts(body)
-
-    def answer_texts(self, payloads: list[bytes]) -> list[str]:
-        return texts.answer_texts(payloads)
-
-
-def overlay_responses_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any]:
-    """``body`` (a fresh top-level copy) with the overlay on: the persona's system prompt
-    before the caller's ``instructions``, its temperature when the caller set none, its output
-    cap on ``max_output_tokens``."""
-    if overlay.system:
-        instructions = body.get("instructions")
-        body["instructions"] = (f"{overlay.system}\n\n{instructions}" if instructions
-                                else overlay.system)
-    return overlay_options(body, overlay, "max_output_tokens")

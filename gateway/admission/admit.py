@@ -103,7 +103,9 @@ class Admission:
             byok=state.byok,
         )
         prompt_tokens = body_size // 4 + 1
-        output_tokens = min(max_tokens or self.output_reserve, target.max_output)
+        # None: the caller set no cap; 0: the operation generates nothing (embeddings…).
+        reserve = self.output_reserve if max_tokens is None else max_tokens
+        output_tokens = min(reserve, target.max_output)
         ticket.estimate_usd = target.cost(prompt_tokens, output_tokens)
         ticket.reserved_tokens = prompt_tokens + output_tokens
         # The balance first: an atomic check-and-reserve (gateway.balances).

@@ -10,13 +10,15 @@ import ipaddress
 
 from msgspec import UNSET
 
-from adapters.registry import needs_base_url
+from adapters.registry import modes_of, needs_base_url
 from gateway.config.schema import ConfigError, GatewayConfig, ModelConfig
+from routers.catalog import TOKEN_MODES
 
 
 def check_config(config: GatewayConfig) -> None:
     """Raise ConfigError, naming the key, for the first inconsistency found."""
     _check_models(config)
+    _check_modes(config)
     _check_urls(config)
     _check_tiers(config)
     _check_accounts(config)
@@ -44,6 +46,61 @@ def _check_models(config: GatewayConfig) -> None:
         if provider.responses_api and provider.kind != "openai":
             raise ConfigError(f"providers.{name}.responses_api: only an openai-kind provider "
                               f"serves the Responses API, not kind {provider.kind!r}")
+
+
+# The price keys each mode is billed by (docs/modes.md).
+_MODE_PRICES = {
+    "chat": ("input_price", "output_price", "cached_input_price"),
+    "embeddings": ("input_price",),
+    "rerank": ("input_price",),
+    "moderation": ("input_price",),
+    "images": ("price_per_image", "input_price", "output_price", "cached_input_price"),
+    "video": ("price_per_second", "price_per_video"),
+}
+_PRICE_KEYS = ("input_price", "output_price", "cached_input_price", "price_per_image",
+               "price_per_second", "price_per_video")
+
+
+def _check_modes(config: GatewayConfig) -> None:
+    """Each model is priced by its mode's keys and served by a provider kind that has the
+    mode; fallbacks, routers and personas stay within one mode."""
+    modes: dict[str, str] = {
+        name: model.mode for model in config.models for name in (model.id, *model.aliases)
+    }
+    for index, model in enumerate(config.models):
+        where = f"models[{index}]"
+        allowed = _MODE_PRICES[model.mode]
+        for key in _PRICE_KEYS:
+            if getattr(model, key) is not UNSET and key not in allowed:
+                raise ConfigError(f"{where}.{key}: a {model.mode} model is priced by "
+                                  f"{' or '.join(allowed)}")
+        kind = config.providers[model.provider].kind
+        served = modes_of(kind)
+        if model.mode not in served:
+            raise ConfigError(f"{where}.mode: provider {model.provider!r} (kind {kind!r}) "
+                              f"serves {', '.join(served)} models, not {model.mode}")
+        for position, name in enumerate(model.fallbacks):
+            _check_same_mode(modes, f"{where}.fallbacks[{position}]", name, model.mode,
+                             f"a {model.mode} model falls back to {model.mode} models")
+    for name, router in config.routers.items():
+        names = [*router.models, *(m for rule in router.rules for m in rule.models)]
+        first = next((modes[n] for n in names if n in modes), "chat")
+        if router.kind == "ocr":
+            first = "chat"
+        for position, model_name in enumerate(names):
+            _check_same_mode(modes, f"routers.{name}.models[{position}]", model_name, first,
+                             f"a router routes models of one mode ({first})")
+    for name, persona in config.personas.items():
+        _check_same_mode(modes, f"personas.{name}.target", persona.target, "chat",
+                         "a persona adds a system prompt, so it targets a chat model")
+
+
+def _check_same_mode(
+    modes: dict[str, str], where: str, name: str, mode: str, rule: str
+) -> None:
+    found = modes.get(name)
+    if found is not None and found != mode:
+        raise ConfigError(f"{where}: {name!r} is a {found} model; {rule}")
 
 
 def _check_urls(config: GatewayConfig) -> None:
@@ -209,22 +266,33 @@ def _check_routers(config: GatewayConfig) -> None:
 
 
 def has_price(config: GatewayConfig, model: ModelConfig) -> bool:
-    """Whether calls to ``model`` on the operator's key have a price (free counts as one)."""
+    """Whether calls to ``model`` on the operator's key have a price (free counts as one).
+
+    A provider's ``default_input_price``/``default_output_price`` are per token, so they price
+    only the modes billed by tokens (chat, embeddings, rerank, moderation): an images or video
+    model without a price of its own (``price_per_image``; ``price_per_second`` or
+    ``price_per_video``) is unpriced."""
     provider = config.providers[model.provider]
+    own = any(getattr(model, key) is not UNSET for key in _MODE_PRICES[model.mode]
+              if key != "cached_input_price")
+    defaults = model.mode in TOKEN_MODES and (
+        provider.default_input_price is not UNSET or provider.default_output_price is not UNSET
+    )
     return (
         model.free
         or provider.kind == "mock"  # the built-in mock spends nobody's key
-        or model.input_price is not UNSET
-        or model.output_price is not UNSET
-        or provider.default_input_price is not UNSET
-        or provider.default_output_price is not UNSET
+        or own
+        or defaults
     )
 
 
 def model_prices(config: GatewayConfig, model: ModelConfig) -> tuple[float, float]:
-    """USD per 1M input and output tokens: the model's own, else its provider's defaults."""
+    """USD per 1M input and output tokens: the model's own, else (for modes billed by
+    tokens) its provider's defaults."""
     provider = config.providers[model.provider]
     listed = model.input_price is not UNSET or model.output_price is not UNSET
+    if not listed and model.mode not in TOKEN_MODES:
+        return 0.0, 0.0
     input_price = model.input_price if listed else provider.default_input_price
     output_price = model.output_price if listed else provider.default_output_price
     return (

@@ -129,14 +129,24 @@ class DeploymentConfig(Section, frozen=True):
     weight: Weight = 1.0
 
 
+Mode = Literal["chat", "embeddings", "images", "video", "rerank", "moderation"]
+
+
 class ModelConfig(Section, frozen=True):
     id: str
     provider: str
     upstream: str = ""
-    # No price at all (and not free) makes the model unpriced: see ProviderConfig.
+    # The endpoint that serves it (docs/modes.md).
+    mode: Mode = "chat"
+    # No price at all (and not free) makes the model unpriced: see ProviderConfig. Token
+    # prices (USD per 1M) bill chat, embeddings, rerank and moderation (input only for the
+    # last three); images add price_per_image, video price_per_second or price_per_video.
     input_price: Price | UnsetType = UNSET
     output_price: Price | UnsetType = UNSET
     cached_input_price: Price | UnsetType = UNSET
+    price_per_image: Annotated[float, Meta(ge=0)] | UnsetType = UNSET  # USD per image
+    price_per_second: Annotated[float, Meta(ge=0)] | UnsetType = UNSET  # USD per video second
+    price_per_video: Annotated[float, Meta(ge=0)] | UnsetType = UNSET  # USD per video
     context: AtLeastOne = 128_000
     max_output: AtLeastOne = 16_384
     capabilities: list[str] = msgspec.field(default_factory=lambda: ["tools"])

@@ -207,6 +207,7 @@ class RecentRequest(msgspec.Struct):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    operation: str = "chat"  # chat, responses, embeddings, rerank, moderation, images, video
 
 
 class RecentRequestList(msgspec.Struct):

@@ -61,6 +61,27 @@ RESPONSES = (
 )
 
 
+EMBEDDINGS = (
+    Operation("POST", "/v1/embeddings", "Create embeddings", "embeddings",
+              {200: s.EmbeddingList}, body=s.EmbeddingsBody, errors=CHAT_ERRORS,
+              headers=CHAT_HEADERS, example={"model": "mock/embed", "input": "Hello!"},
+              description="OpenAI's embeddings API, served by the models of mode "
+                          "`embeddings`: passed through to openai-kind providers, translated "
+                          "for Gemini (docs/embeddings.md)."),
+    Operation("POST", "/v1/rerank", "Rerank documents by a query", "rerank",
+              {200: s.RerankList}, body=s.RerankBody, errors=CHAT_ERRORS,
+              headers=CHAT_HEADERS,
+              example={"model": "mock/rerank", "query": "cats", "documents": ["cats", "dogs"]},
+              description="The Cohere/Jina rerank shape, served by the models of mode `rerank` "
+                          "(docs/rerank-moderation.md)."),
+    Operation("POST", "/v1/moderations", "Classify text as harmful or not", "moderation",
+              {200: s.ModerationList}, body=s.ModerationBody, errors=CHAT_ERRORS,
+              headers=CHAT_HEADERS, example={"model": "mock/moderation", "input": "Hello"},
+              description="OpenAI's moderations API, served by the models of mode "
+                          "`moderation` (docs/rerank-moderation.md)."),
+)
+
+
 def _anthropic(prefix: str) -> tuple[Operation, ...]:
     note = " (for `ANTHROPIC_BASE_URL`)" if prefix else ""
     return (
@@ -154,6 +175,6 @@ ACCOUNTS = (
 )
 
 OPERATIONS: tuple[Operation, ...] = (
-    *SERVICE, *MODELS, *CHAT, *RESPONSES, *_anthropic(""), *_anthropic("/anthropic"),
+    *SERVICE, *MODELS, *CHAT, *RESPONSES, *EMBEDDINGS, *_anthropic(""), *_anthropic("/anthropic"),
     *ACCOUNTS, *PLATFORM,
 )

@@ -74,6 +74,11 @@ def _webhooks(prefix: str) -> tuple[Operation, ...]:
     )
 
 
+EVENT_TYPES = Operation(
+    "GET", "/v1/webhooks/event_types", "The event types an endpoint may subscribe to",
+    "webhooks", {200: p.WebhookEventTypeList}, auth="none", errors=())
+
 PLATFORM: tuple[Operation, ...] = (
-    *CATALOG, *TELEMETRY, *_webhooks("/v1/webhooks"), *_webhooks("/v1/webhook_endpoints")
+    *CATALOG, *TELEMETRY, EVENT_TYPES, *_webhooks("/v1/webhooks"),
+    *_webhooks("/v1/webhook_endpoints")
 )

@@ -178,8 +178,21 @@ class WebhookAttempt(msgspec.Struct):
     duration_ms: float = 0.0
     error: str | None = None
     delivery_status: str = ""
+    attempts: int = 1
+    next_attempt_at: float | None = None
 
 
 class WebhookAttemptList(msgspec.Struct):
     object: str
     data: list[WebhookAttempt]
+
+
+class WebhookEventType(msgspec.Struct):
+    type: str
+    description: str
+    reserved: bool = False
+
+
+class WebhookEventTypeList(msgspec.Struct):
+    object: str
+    data: list[WebhookEventType]

@@ -15,7 +15,10 @@ from typing import Any
 import msgspec
 
 from adapters.anthropic.wire import CountTokensRequest, MessagesRequest
+from adapters.embeddings import EmbeddingsRequest
+from adapters.moderation import ModerationRequest
 from adapters.openai.wire import ChatRequest
+from adapters.rerank import RerankRequest
 from adapters.responses.wire import ResponsesRequest
 
 # --- errors ---------------------------------------------------------------------------------
@@ -162,6 +165,9 @@ class ModelPricing(msgspec.Struct):
     output: float
     unit: str
     cached_input: float | None = None
+    per_image: float | None = None  # images models: USD per image
+    per_second: float | None = None  # video models: USD per second of video
+    per_video: float | None = None  # video models: USD per video
 
 
 class Model(msgspec.Struct):
@@ -171,6 +177,8 @@ class Model(msgspec.Struct):
     object: str
     owned_by: str
     created: int = 0
+    # The endpoint kind that serves it: chat, embeddings, images, video, rerank, moderation.
+    mode: str | None = None
     context_length: int | None = None
     max_output_tokens: int | None = None
     capabilities: list[str] = []
@@ -201,3 +209,72 @@ class Readiness(msgspec.Struct):
 
     status: str
     checks: dict[str, str]
+
+
+# --- operations beyond chat -----------------------------------------------------------------
+
+
+class EmbeddingsBody(EmbeddingsRequest):
+    """An OpenAI embeddings body: ``input`` is a string, an array of strings, an array of token
+    ids or an array of arrays of token ids (at most 2048 inputs)."""
+
+    route: str | None = None
+    models: list[str] | None = None
+
+
+class Embedding(msgspec.Struct):
+    index: int
+    embedding: list[float] | str  # floats, or base64 of little-endian float32
+    object: str = "embedding"
+
+
+class InputUsage(msgspec.Struct):
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingList(msgspec.Struct):
+    object: str
+    data: list[Embedding]
+    model: str
+    usage: InputUsage | None = None
+
+
+class RerankBody(RerankRequest):
+    """A rerank body in the Cohere/Jina shape: ``documents`` are strings or ``{"text"}``
+    objects; ``top_n`` keeps the best; ``return_documents`` echoes them in the results."""
+
+    route: str | None = None
+    models: list[str] | None = None
+
+
+class RerankResult(msgspec.Struct):
+    index: int
+    relevance_score: float
+    document: dict[str, Any] | None = None
+
+
+class RerankList(msgspec.Struct):
+    results: list[RerankResult]
+    id: str | None = None
+    model: str | None = None
+
+
+class ModerationBody(ModerationRequest):
+    """An OpenAI moderation body: ``input`` is a string, strings, or text/image_url parts;
+    ``model`` defaults to ``omni-moderation-latest`` (an alias the operator may give)."""
+
+    route: str | None = None
+    models: list[str] | None = None
+
+
+class ModerationResult(msgspec.Struct):
+    flagged: bool
+    categories: dict[str, bool] = {}
+    category_scores: dict[str, float] = {}
+
+
+class ModerationList(msgspec.Struct):
+    id: str
+    model: str
+    results: list[ModerationResult]

@@ -117,7 +117,7 @@ class WholeAnswer:
     async def start(
         self, adapter: Adapter, call: Call, target: Deployment, level: int, attempts: Attempts
     ) -> Outcome:
-        reply = await adapter.complete(call)
+        reply = await self.operation.send(adapter, call)
         body, usage = self.operation.reply(reply, target)
         sent = None
         if usage is None:  # counted with the tokenizer at settle

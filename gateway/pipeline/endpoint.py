@@ -73,7 +73,7 @@ class Endpoint:
                 )
                 await self._answer(facts, failed(internal), responder)
         finally:
-            self.settler.settle(self.operation.dialect, facts, outcome, self.operation.estimate)
+            self.settler.settle(self.operation, facts, outcome)
 
     async def _dispatch(
         self, admitted: Admitted, receive: Receive, responder: Responder

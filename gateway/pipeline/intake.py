@@ -167,7 +167,7 @@ class Intake:
         model = self.operation.model(parsed)
         try:
             plan = self.planner.plan(model, self.operation.features(parsed),
-                                     self.operation.chain(parsed))
+                                     self.operation.chain(parsed), self.operation.mode)
         except RoutingRefused as refusal:
             raise from_routing_refusal(refusal) from refusal
         if plan is None:

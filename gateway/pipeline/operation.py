@@ -2,8 +2,13 @@
 
 The pipeline (intake, dispatch, streaming, settle) is the same for every operation; an
 ``Operation`` knows only its own wire formats. ``ChatOperation`` serves chat completions in one
-ingress dialect (OpenAI or Anthropic) over the dialect's ``Ingress``; responses, embeddings,
-images and video jobs each add one class of the same shape.
+ingress dialect (OpenAI or Anthropic) over the dialect's ``Ingress`` (the Responses API is
+chat in the ``responses`` dialect); operations answered whole by one upstream call
+(embeddings, rerank, moderation, images) are ``gateway.pipeline.whole.WholeOperation``s.
+
+``name`` is what the ledger and the metrics record; ``mode`` the mode of the models the
+operation serves (``routers.catalog.MODES``): the planner refuses, and routing never reaches,
+a model of another mode.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Operation(Protocol):
     """An operation of the gateway in one client dialect (see the module docstring)."""
 
     name: str
+    mode: str
     dialect: str
 
     # --- parse ---
@@ -54,6 +60,10 @@ class Operation(Protocol):
     # --- encode ---
     def upstream(self, parsed: Any, plan: Plan, headers: dict[str, str]) -> Upstream: ...
 
+    async def send(self, adapter: Adapter, call: Call) -> RawReply | Any:
+        """One whole-answer call to ``adapter`` (streams go through ``adapter.stream``)."""
+        ...
+
     def reply(self, reply: RawReply | Any, served: Deployment) -> tuple[bytes, c.Usage | None]: ...
 
     def translator(
@@ -71,11 +81,13 @@ class Operation(Protocol):
 class ChatOperation:
     """Chat completions in the dialect of ``ingress``."""
 
-    name = "chat"
+    mode = "chat"
 
     def __init__(self, ingress: Ingress) -> None:
         self.ingress = ingress
         self.dialect = ingress.dialect
+        # The Responses API is an operation of its own in the ledger and the metrics.
+        self.name = "responses" if ingress.dialect == "responses" else "chat"
 
     def parse(self, body: bytes) -> Parsed:
         try:
@@ -101,6 +113,9 @@ class ChatOperation:
 
     def upstream(self, parsed: Parsed, plan: Plan, headers: dict[str, str]) -> ChatBodies:
         return ChatBodies(parsed, self.ingress, plan.overlay, headers)
+
+    async def send(self, adapter: Adapter, call: Call) -> RawReply | c.Response:
+        return await adapter.complete(call)
 
     def reply(
         self, reply: RawReply | c.Response, served: Deployment

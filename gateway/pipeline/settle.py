@@ -9,7 +9,6 @@ its settlement waits in a task held by the ledger, so shutdown still records it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -18,6 +17,7 @@ from adapters import canonical as c
 from gateway.admission import Admission
 from gateway.ledger import Ledger, UsageRow
 from gateway.metrics import Metrics
+from gateway.pipeline.operation import Operation
 from gateway.pipeline.outcome import Facts, Header, Outcome
 from gateway.usage_estimate import load_tokenizer, tokenizer_loaded
 from routers.catalog import Deployment
@@ -27,14 +27,16 @@ _ESTIMATED = (b"x-cost-estimated", b"true")
 
 
 def price(model: Deployment | None, usage: c.Usage | None, cache_hit: bool = False) -> float:
-    """USD for one request: the one place cost is computed.
+    """USD for one request of any mode: the one place cost is computed.
 
     A cache hit pays for its prompt (all of it counted as cached reads) and not for the
-    completion, which nothing generated."""
+    completion, which nothing generated. Images and video are priced per unit made
+    (``routers.catalog.Model.cost``)."""
     if model is None or usage is None:
         return 0.0
     output = 0 if cache_hit else usage.output_tokens
-    return model.cost(usage.input_tokens, output, usage.cache_read_tokens)
+    return model.cost(usage.input_tokens, output, usage.cache_read_tokens,
+                      usage.images, usage.videos, usage.video_seconds)
 
 
 class Settlement(msgspec.Struct, frozen=True):
@@ -45,6 +47,7 @@ class Settlement(msgspec.Struct, frozen=True):
     key_id: str
     user: str
     dialect: str
+    operation: str
     model_requested: str
     served: Deployment | None
     router: str
@@ -69,6 +72,7 @@ class Settlement(msgspec.Struct, frozen=True):
             key_id=self.key_id,
             user=self.user,
             dialect=self.dialect,
+            operation=self.operation,
             model_requested=self.model_requested,
             model_served=served.id if served else "",
             provider=served.provider if served else "",
@@ -88,12 +92,16 @@ class Settlement(msgspec.Struct, frozen=True):
             fallback_level=self.fallback_level,
             estimated=self.estimated,
             cache_hit=self.cache_hit,
+            images=usage.images,
+            videos=usage.videos,
+            video_seconds=usage.video_seconds,
         )
 
     def record_metrics(self, metrics: Metrics) -> None:
         served, usage = self.served, self.usage
         metrics.record(
             model=served.id if served else "",
+            operation=self.operation,
             status=self.status,
             stream=self.stream,
             latency=self.latency_ms / 1000,
@@ -112,6 +120,7 @@ class Settlement(msgspec.Struct, frozen=True):
         log.info(
             "request",
             request_id=self.request_id,
+            operation=self.operation,
             status=self.status,
             error_type=self.error_type or None,
             key_id=self.key_id or None,
@@ -129,7 +138,9 @@ class Settlement(msgspec.Struct, frozen=True):
         )
 
 
-def settlement_of(dialect: str, facts: Facts, outcome: Outcome, estimated: bool) -> Settlement:
+def settlement_of(
+    operation: Operation, facts: Facts, outcome: Outcome, estimated: bool
+) -> Settlement:
     """The settlement of ``outcome``; its usage has been estimated already when ``estimated``."""
     usage = outcome.usage or c.Usage()
     principal = facts.principal
@@ -138,7 +149,8 @@ def settlement_of(dialect: str, facts: Facts, outcome: Outcome, estimated: bool)
         created_at=facts.created_at,
         key_id=principal.key_id if principal else "",
         user=principal.user if principal else "",
-        dialect=dialect,
+        dialect=operation.dialect,
+        operation=operation.name,
         model_requested=facts.model,
         served=outcome.served,
         router=facts.router or "",
@@ -165,9 +177,6 @@ def needs_estimate(outcome: Outcome) -> bool:
     )
 
 
-Estimator = Callable[[bytes, Any], c.Usage]
-
-
 class Settler:
     """Records settlements: admission's release, the ledger row, metrics and the log line."""
 
@@ -179,15 +188,15 @@ class Settler:
         self.metrics = metrics
         self.log = log
 
-    def settle(self, dialect: str, facts: Facts, outcome: Outcome, estimate: Estimator) -> None:
+    def settle(self, operation: Operation, facts: Facts, outcome: Outcome) -> None:
         estimated = needs_estimate(outcome)
         if estimated:
             if not tokenizer_loaded():
-                self.ledger.defer(self._settle_later(dialect, facts, outcome, estimate))
+                self.ledger.defer(self._settle_later(operation, facts, outcome))
                 return
-            usage = estimate(facts.body, outcome.sent)
+            usage = operation.estimate(facts.body, outcome.sent)
             outcome = msgspec.structs.replace(outcome, usage=usage, sent=None)
-        settlement = settlement_of(dialect, facts, outcome, estimated)
+        settlement = settlement_of(operation, facts, outcome, estimated)
         if facts.ticket is not None:
             self.admission.settle(
                 facts.ticket, settlement.served, outcome.usage, settlement.cost_usd
@@ -197,11 +206,9 @@ class Settler:
         settlement.record_metrics(self.metrics)
         settlement.log_line(self.log)
 
-    async def _settle_later(
-        self, dialect: str, facts: Facts, outcome: Outcome, estimate: Estimator
-    ) -> None:
+    async def _settle_later(self, operation: Operation, facts: Facts, outcome: Outcome) -> None:
         await load_tokenizer()
-        self.settle(dialect, facts, outcome, estimate)
+        self.settle(operation, facts, outcome)
 
 
 def response_headers(

@@ -195,12 +195,20 @@ class Deliverer:
             f"{self.config.disable_after} failed deliveries in a row; last: {attempt.error}"
         )[:500]))
 
-    async def test(self, endpoint: Any, body: bytes, message_id: str) -> Attempt:
-        """A sample event delivered now, outside the outbox; logged like any attempt."""
+    async def test(self, endpoint: Any, event_type: str, body: bytes,
+                   message_id: str) -> Attempt:
+        """A sample event delivered now, never retried. Its outbox row is marked ``test`` (the
+        loop claims ``pending`` rows only), so the delivery log shows its event type."""
         attempt = await post(endpoint.url, endpoint.secret, message_id, body,
                              self.config.allow_private, self.config.timeout)
-        await self.db.execute(insert(webhook_attempts).values(
-            delivery_id=message_id, endpoint_id=endpoint.id, created_at=time.time(),
-            status_code=attempt.status_code, duration_ms=attempt.duration_ms,
-            error=attempt.error, success=attempt.success))
+        now = time.time()
+        async with self.db.write() as conn:
+            await conn.execute(insert(webhook_outbox).values(
+                id=message_id, endpoint_id=endpoint.id, event_type=event_type,
+                body=body.decode(), created_at=now, next_attempt_at=now, attempts=1,
+                status="test"))
+            await conn.execute(insert(webhook_attempts).values(
+                delivery_id=message_id, endpoint_id=endpoint.id, created_at=now,
+                status_code=attempt.status_code, duration_ms=attempt.duration_ms,
+                error=attempt.error, success=attempt.success))
         return attempt

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from gateway.accounts.http import GatewayView, caller, guard, query_int, read_body
 from gateway.errors import BadRequest, PermissionDenied
 from gateway.platform.service import Platform
-from gateway.platform.webhooks import EVENT_TYPES, event_body
+from gateway.platform.webhooks import EVENT_TYPES, event_body, event_catalog
 
 PREFIXES = ("/v1/webhooks", "/v1/webhook_endpoints")
 
@@ -47,11 +47,17 @@ async def send_test(platform: Platform, user: str, endpoint_id: str,
     endpoint = await platform.webhooks.row(user, endpoint_id)
     event_id = "evt_test_" + secrets.token_hex(8)
     payload = event_body(event_id, event_type, sample_data(event_type), time.time())
-    attempt = await platform.deliverer.test(endpoint, payload, "msg_test_" + secrets.token_hex(8))
+    attempt = await platform.deliverer.test(endpoint, event_type, payload,
+                                            "msg_test_" + secrets.token_hex(8))
     return {"object": "webhook_endpoint.test", "status_code": attempt.status_code or None,
             "success": attempt.success, "webhook_endpoint_id": endpoint.id,
             "event_type": event_type, "error": attempt.error or None,
             "duration_ms": round(attempt.duration_ms, 1)}
+
+
+async def event_types(request: Request) -> Any:
+    """The event types an endpoint may subscribe to; public, as docs/platform.md lists them."""
+    return event_catalog()
 
 
 def webhook_routes(gateway: WebhooksView) -> list[Route]:
@@ -98,7 +104,8 @@ def webhook_routes(gateway: WebhooksView) -> list[Route]:
         return await send_test(gateway.platform, user, endpoint_id(request),
                                await read_body(request))
 
-    routes = []
+    # before "/{endpoint_id}", which would take "event_types" for an id
+    routes = [Route(PREFIXES[0] + "/event_types", guard(event_types), methods=["GET"])]
     for prefix in PREFIXES:
         one = prefix + "/{endpoint_id}"
         routes += [

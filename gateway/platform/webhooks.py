@@ -31,6 +31,17 @@ GATEWAY_EVENTS = ("key.created", "key.revoked", "limit.reached", "balance.low",
 # Reserved for the video and background-response issues: subscribable, not yet sent.
 RESERVED_EVENTS = ("video.completed", "video.failed", "response.completed", "response.failed")
 EVENT_TYPES = GATEWAY_EVENTS + RESERVED_EVENTS
+EVENT_DESCRIPTIONS = {
+    "key.created": "An API key of the account was created",
+    "key.revoked": "An API key of the account was revoked",
+    "limit.reached": "A tier or key limit refused a call (once per key, limit and window)",
+    "balance.low": "The prepaid balance is under the endpoint's balance_low_usd (once a day)",
+    "account.blocked": "The operator blocked the account",
+    "video.completed": "A video job finished",
+    "video.failed": "A video job failed",
+    "response.completed": "A background response finished",
+    "response.failed": "A background response failed",
+}
 MAX_ENDPOINTS = 20  # per user
 _E = webhook_endpoints.c
 
@@ -47,6 +58,14 @@ def endpoint_entry(row: Any, secret: str | None = None) -> dict[str, Any]:
     if secret is not None:
         entry["signing_secret"] = secret
     return entry
+
+
+def event_catalog() -> dict[str, Any]:
+    """Every event type an endpoint may subscribe to, what it means, and whether it is only
+    reserved (accepted, not sent yet)."""
+    return {"object": "list", "data": [
+        {"type": t, "description": EVENT_DESCRIPTIONS[t], "reserved": t in RESERVED_EVENTS}
+        for t in EVENT_TYPES]}
 
 
 def event_body(event_id: str, event_type: str, data: dict[str, Any], when: float) -> bytes:
@@ -161,18 +180,21 @@ class Webhooks:
         return endpoint_entry(await self.row(user, endpoint_id), secret)
 
     async def deliveries(self, user: str, endpoint_id: str, limit: int) -> dict[str, Any]:
+        """The endpoint's attempts, newest first, each with its delivery's event type, status,
+        attempts so far and, while it is pending, when the next one is due."""
         await self.row(user, endpoint_id)
-        a = webhook_attempts.c
+        a, o = webhook_attempts.c, webhook_outbox.c
         rows = await self.db.fetch(
-            select(webhook_attempts, webhook_outbox.c.event_type, webhook_outbox.c.status)
-            .join(webhook_outbox, webhook_outbox.c.id == a.delivery_id, isouter=True)
+            select(webhook_attempts, o.event_type, o.status, o.attempts, o.next_attempt_at)
+            .join(webhook_outbox, o.id == a.delivery_id, isouter=True)
             .where(a.endpoint_id == endpoint_id).order_by(a.created_at.desc()).limit(limit))
         return {"object": "list", "data": [
             {"object": "webhook_delivery.attempt", "delivery_id": r.delivery_id,
              "event_type": r.event_type or "", "created_at": r.created_at,
              "status_code": r.status_code or None, "success": bool(r.success),
              "duration_ms": round(r.duration_ms, 1), "error": r.error or None,
-             "delivery_status": r.status or "test"}
+             "delivery_status": r.status or "test", "attempts": r.attempts or 1,
+             "next_attempt_at": r.next_attempt_at if r.status == "pending" else None}
             for r in rows]}
 
     async def emit(self, user: str, event_type: str, data: dict[str, Any],

@@ -28,11 +28,13 @@ from gateway.storage.tables import (
 )
 
 _USER_FIELDS = frozenset(("tier", "status", "password_hash", "name"))
-_RECENT_FIELDS = ("request_id", "created_at", "model_requested", "model_served", "provider",
-                  "status", "latency_ms", "prompt_tokens", "completion_tokens", "cost_usd")
+_RECENT_FIELDS = ("request_id", "created_at", "operation", "model_requested", "model_served",
+                  "provider", "status", "latency_ms", "prompt_tokens", "completion_tokens",
+                  "cost_usd")
 _DETAIL_FIELDS = (
-    "request_id", "created_at", "provider", "model_served", "prompt_tokens", "completion_tokens",
-    "cached_tokens", "cost_usd", "status", "estimated", "model_requested", "stream", "key_id",
+    "request_id", "created_at", "operation", "provider", "model_served", "prompt_tokens",
+    "completion_tokens", "cached_tokens", "images", "videos", "video_seconds", "cost_usd",
+    "status", "estimated", "model_requested", "stream", "key_id",
 )
 
 

@@ -199,6 +199,14 @@ MIGRATIONS: list[list[str | Executable]] = [
         "ALTER TABLE webhook_endpoints ADD COLUMN balance_low_usd DOUBLE PRECISION NOT NULL "
         "DEFAULT 0",
     ],
+    # 8: model modes (routers.catalog.MODES): the operation of each usage row, and what image
+    # and video models made (priced per image, per video, per second).
+    [
+        "ALTER TABLE usage ADD COLUMN operation TEXT NOT NULL DEFAULT 'chat'",
+        "ALTER TABLE usage ADD COLUMN images INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage ADD COLUMN videos INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage ADD COLUMN video_seconds DOUBLE PRECISION NOT NULL DEFAULT 0",
+    ],
 ]
 
 

@@ -51,6 +51,12 @@ class UsageRow:
     fallback_level: int = 0
     estimated: bool = False
     cache_hit: bool = False
+    # The operation (chat, responses, embeddings, rerank, moderation, images, video) and what
+    # image and video models made (gateway.pipeline.settle prices them).
+    operation: str = "chat"
+    images: int = 0
+    videos: int = 0
+    video_seconds: float = 0.0
     # Unique id given by the ledger at the first write attempt (retries reuse it).
     row_id: str | None = None
 

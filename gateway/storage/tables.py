@@ -98,6 +98,10 @@ usage = Table(
     _int("fallback_level"),
     _int("estimated", Flag),
     _int("cache_hit", Flag),
+    _text("operation", "chat"),
+    _int("images"),
+    _int("videos"),
+    Column("video_seconds", Float, nullable=False, server_default="0"),
     # Set by the ledger once per row and kept across retries: a batch whose commit was
     # acknowledged too late (the connection died) is written again without duplicates.
     Column("row_id", Text),

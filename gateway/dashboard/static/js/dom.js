@@ -94,6 +94,29 @@ export function confirmDialog(title, text, confirmLabel) {
   });
 }
 
+/** A secret shown once: a focusable heading, the warning, the value and a Copy button. */
+export function secretPanel(id, title, value) {
+  const copied = h("span", { class: "hint", role: "status" });
+  const code = h("code", { id }, value);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+      copied.textContent = "Copied.";
+    } catch {  // no clipboard (an insecure origin, or permission refused): select it instead
+      const range = document.createRange();
+      range.selectNodeContents(code);
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      copied.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
+    }
+  };
+  return h("section", { class: "panel", "aria-labelledby": `${id}-title` },
+    h("h2", { id: `${id}-title`, tabindex: "-1" }, title),
+    h("p", { class: "notice" }, "Copy it now: it is shown only this once."),
+    h("div", { class: "secret" }, code,
+      h("button", { type: "button", onclick: copy, "aria-describedby": id }, "Copy"), copied));
+}
+
 const usdFormat = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD",
   minimumFractionDigits: 2, maximumFractionDigits: 6 });
 const intFormat = new Intl.NumberFormat("en-US");

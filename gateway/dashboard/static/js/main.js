@@ -7,6 +7,7 @@ import * as admin from "./pages/admin.js";
 import * as auth from "./pages/auth.js";
 import * as billing from "./pages/billing.js";
 import * as usage from "./pages/usage.js";
+import * as webhooks from "./pages/webhooks.js";
 
 const EMAIL = "gateway.email";
 
@@ -23,6 +24,7 @@ const ROUTES = {
   "/usage": [usage.usage, "user", "Usage"],
   "/billing": [billing.billing, "user", "Billing"],
   "/provider-keys": [billing.providerKeys, "user", "Provider keys"],
+  "/webhooks": [webhooks.webhooks, "user", "Webhooks"],
   "/admin/users": [admin.users, "admin", "Users"],
   "/admin/usage": [admin.usageAll, "admin", "All usage"],
   "/admin/system": [admin.system, "admin", "System"],

@@ -1,8 +1,8 @@
 // The signed-in user's Overview and API keys.
 
 import { api } from "../api.js";
-import { badge, count, confirmDialog, field, form, h, limit, messageBox, num, page, table, usd, when }
-  from "../dom.js";
+import { badge, count, confirmDialog, field, form, h, limit, messageBox, num, page, secretPanel, table,
+  usd, when } from "../dom.js";
 
 function stat(label, value, sub) {
   return h("div", { class: "stat" }, h("div", { class: "label" }, label),
@@ -67,28 +67,6 @@ export async function overview() {
         + `  -d '{"model": "echo", "messages": [{"role": "user", "content": "Hello!"}]}'`))));
 }
 
-function newKeyPanel(created) {
-  const copied = h("span", { class: "hint", role: "status" });
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(created.key);
-      copied.textContent = "Copied.";
-    } catch {
-      const range = document.createRange();
-      range.selectNodeContents(code);
-      getSelection().removeAllRanges();
-      getSelection().addRange(range);
-      copied.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
-    }
-  };
-  const code = h("code", { id: "new-key" }, created.key);
-  return h("section", { class: "panel", "aria-labelledby": "new-key-title" },
-    h("h2", { id: "new-key-title", tabindex: "-1" }, `New key "${created.name || created.prefix}"`),
-    h("p", { class: "notice" }, "Copy it now: it is shown only this once."),
-    h("div", { class: "secret" }, code,
-      h("button", { type: "button", onclick: copy, "aria-describedby": "new-key" }, "Copy"), copied));
-}
-
 export async function keys(ctx) {
   const { go, box } = ctx;
   const list = await api("/v1/keys");
@@ -100,7 +78,8 @@ export async function keys(ctx) {
     box.clear();
     const fresh = await keys(ctx);
     document.getElementById("main").replaceChildren(box, ...fresh);
-    document.getElementById("key-slot").replaceChildren(newKeyPanel(created));
+    document.getElementById("key-slot").replaceChildren(
+      secretPanel("new-key", `New key "${created.name || created.prefix}"`, created.key));
     document.getElementById("new-key-title").focus();
   };
   const revoke = (key) => async () => {
