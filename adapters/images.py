@@ -14,14 +14,15 @@ before anything is planned or reserved.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from adapters.base import Call, has_value
+from adapters.canonical import Usage
 from adapters.client import check_model_name, decode_json
-from adapters.errors import InvalidRequest
+from adapters.errors import InvalidRequest, ProviderProtocolError
 
 MAX_IMAGES = 10  # OpenAI's own bound; a provider that makes fewer refuses more itself
 MAX_PROMPT_CHARS = 32_000  # gpt-image's limit, the longest of OpenAI's image models
@@ -29,19 +30,27 @@ MAX_PROMPT_CHARS = 32_000  # gpt-image's limit, the longest of OpenAI's image mo
 # OpenAI's sizes (dall-e-2: the squares; dall-e-3: 1024 square, 1792 wide and tall; gpt-image:
 # 1024 square, 1536 wide and tall, "auto"), and the sizes MiniMax image-01 makes for each of its
 # aspect ratios, so a caller can ask for those exactly.
-OPENAI_SIZES = (
+OpenAISize = Literal[
     "256x256", "512x512", "1024x1024", "1792x1024", "1024x1792", "1536x1024", "1024x1536",
-)
-MINIMAX_SIZES = (
+]
+MiniMaxSize = Literal[
     "1280x720", "720x1280", "1152x864", "864x1152", "1248x832", "832x1248", "1344x576",
-)
-SIZES = frozenset((*OPENAI_SIZES, *MINIMAX_SIZES, "auto"))
-# The closed lists a field's value must be in (a 400 lists them).
-CHOICES = {
-    "quality": ("standard", "hd", "low", "medium", "high", "auto"),
-    "response_format": ("url", "b64_json"),
-    "style": ("vivid", "natural"),
-    "output_format": ("png", "jpeg", "webp"),
+]
+Size = Literal[OpenAISize, MiniMaxSize, "auto"]
+Quality = Literal["standard", "hd", "low", "medium", "high", "auto"]
+ResponseFormat = Literal["url", "b64_json"]
+Style = Literal["vivid", "natural"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+OPENAI_SIZES: tuple[str, ...] = get_args(OpenAISize)
+MINIMAX_SIZES: tuple[str, ...] = get_args(MiniMaxSize)
+SIZES = frozenset(get_args(Size))
+# The closed lists a field's value must be in. The request takes them as strings and checks
+# them itself, so that a 400 lists the choices (the OpenAPI schema has them as enums).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "quality": get_args(Quality),
+    "response_format": get_args(ResponseFormat),
+    "style": get_args(Style),
+    "output_format": get_args(OutputFormat),
 }
 OUTPUT_FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
@@ -125,6 +134,31 @@ def typed(call: Call) -> ImagesRequest:
 def data_url(b64: str, media_type: str) -> str:
     """An image made as base64, as a URL a browser or ``<img>`` takes as it is."""
     return f"data:{media_type};base64,{b64}"
+
+
+class _TokensView(msgspec.Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class _UsageView(msgspec.Struct):
+    data: list[msgspec.Raw]
+    usage: _TokensView | None = None
+
+
+_usage_view = msgspec.json.Decoder(_UsageView)
+
+
+def images_usage(body: bytes) -> Usage:
+    """What an OpenAI images answer is billed for: its images, and the tokens gpt-image
+    reports (the images' strings are skipped, not copied)."""
+    try:
+        view = _usage_view.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ProviderProtocolError(f"malformed images answer: {exc}") from exc
+    tokens = view.usage or _TokensView()
+    return Usage(images=len(view.data), input_tokens=tokens.input_tokens,
+                 output_tokens=tokens.output_tokens)
 
 
 def answer_bytes(created: int, images: list[Image], usage: msgspec.Raw | None = None) -> bytes:

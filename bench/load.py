@@ -80,23 +80,27 @@ def run_wrk(
     workdir: Path,
     cpus: str = "1",
     threads: int = 1,
+    path: str = "/v1/chat/completions",
+    body: str | None = None,
 ) -> WrkResult:
     """One bounded wrk run pinned to ``cpus``; raises if wrk fails.
 
     With several keys (``auth`` a list) requests take them in turn, so per-user limits see
-    the load of many users, not one user at thousands of requests per second.
+    the load of many users, not one user at thousands of requests per second. ``body``
+    (default: the bench's chat request for ``model``) is sent to ``path``.
     """
     keys = [auth] if isinstance(auth, str) else auth
-    script = workdir / f"wrk-{abs(hash((model, *keys))) % 10**8}.lua"
+    body = chat_body(model) if body is None else body
+    script = workdir / f"wrk-{abs(hash((model, path, body, *keys))) % 10**8}.lua"
     script.write_text(
-        _WRK_LUA % {"body": _lua_string(chat_body(model)),
+        _WRK_LUA % {"body": _lua_string(body),
                     "keys": ", ".join(_lua_string(k) for k in keys)}
     )
     command = [
         "taskset", "-c", cpus, "wrk", "-t", str(max(1, min(threads, connections))),
         "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--timeout", "10s",
         "-s", str(script),
-        url + "/v1/chat/completions",
+        url + path,
     ]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + 30, check=False

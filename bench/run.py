@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import report, surfaces
 from bench.load import hold_streams, percentile, run_streams, run_wrk
+from bench.scaleout import Scaleout, throughput_ceilings
 from bench.targets import (
     LOAD_CPUS,
     ROOT,
@@ -70,12 +71,22 @@ class Plan:
     bare_servers: tuple[str, ...]
     # Servers measured again with two workers (non-streamed rounds only): issue 5's comparison.
     two_worker_servers: tuple[str, ...] = ("uvicorn",)
+    # PostgreSQL storage and Redis limits (bench/scaleout.py): issue 14's goal 5. One server:
+    # the Redis and PostgreSQL counters are read over the whole run, so one target per run.
+    scaleout_servers: tuple[str, ...] = ("uvicorn",)
+    # Responses stream, embeddings, fallback next to chat (bench/surfaces.py): goal 7.
+    surface_servers: tuple[str, ...] = ("uvicorn",)
+    surface_seconds: float = 1.0
+    scaleout_streams: bool = False  # the stream phases on the scale-out target too
 
 
 QUICK = Plan(1, (1, 64), 2, 2, 256, (1000,), ("hypercorn", "uvicorn", "granian"),
              ("hypercorn", "uvicorn"))
 FULL = Plan(8, (1, 16, 64, 256), 3, 3, 256, (256, 512, 1000, 2000, 4000),
-            ("hypercorn", "uvicorn", "granian"), ("hypercorn", "uvicorn", "granian"))
+            ("hypercorn", "uvicorn", "granian"), ("hypercorn", "uvicorn", "granian"),
+            two_worker_servers=("uvicorn", "granian"),
+            surface_servers=("hypercorn", "uvicorn", "granian"), surface_seconds=4.0,
+            scaleout_streams=True)
 
 
 @dataclass
@@ -92,6 +103,8 @@ class TargetResults:
     requests_sent: int = 0
     ledger_rows: int | None = None
     ledger_rows_ok: int | None = None
+    surfaces: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    side: dict[str, Any] = field(default_factory=dict)  # Redis and PostgreSQL (scale-out)
     error: str = ""
 
 
@@ -109,6 +122,7 @@ def build_targets(plan: Plan, workdir: Path, upstream: str, with_litellm: bool) 
     targets += [Bare(workdir, upstream, server) for server in plan.bare_servers]
     targets += [Gateway(workdir, upstream, server) for server in plan.servers]
     targets += [Gateway(workdir, upstream, server, workers=2) for server in plan.two_worker_servers]
+    targets += [Scaleout(workdir, upstream, server) for server in plan.scaleout_servers]
     if with_litellm:
         targets.append(LiteLLM(workdir, upstream))
     return targets
@@ -201,6 +215,52 @@ async def measure_sweep(plan: Plan, targets: list[Target],
                 alive.remove(target)
 
 
+def measure_surfaces(plan: Plan, targets: list[Target], results: dict[str, TargetResults],
+                     workdir: Path) -> None:
+    chosen = [t for t in targets if isinstance(t, Gateway) and t.server in plan.surface_servers
+              and t.workers == 1 and not isinstance(t, Scaleout)]
+    measured = surfaces.measure(chosen, plan.rounds, plan.surface_seconds, workdir, _log)
+    for name, rows in measured.items():
+        results[name].surfaces = rows
+        results[name].requests_sent += sum(r["requests"] for runs in rows.values() for r in runs)
+
+
+def stop_all(targets: list[Target], results: dict[str, TargetResults]) -> None:
+    """SIGTERM every target; count the gateways' ledger rows; remove what they left."""
+    for target in targets:
+        code = target.stop()
+        if isinstance(target, Gateway):
+            record = results[target.name]
+            if code != 0:
+                record.error = f"exit code {code} on SIGTERM"
+            try:
+                record.ledger_rows, record.ledger_rows_ok = target.ledger_rows()
+            except Exception as exc:  # the run may have failed before the gateway started
+                record.error = f"ledger unreadable: {exc}"
+        if isinstance(target, Scaleout):
+            results[target.name].side = target.side_work()
+        target.cleanup()
+
+
+def measure_ceilings(targets: list[Target]) -> dict[str, float]:
+    """redis-benchmark and pgbench on the scale-out's throwaway instances, all else stopped."""
+    if not any(isinstance(t, Scaleout) for t in targets):
+        return {}
+    try:
+        return throughput_ceilings()
+    except Exception as exc:  # figures for the README, not a reason to lose the run
+        _log(f"redis-benchmark / pgbench failed: {exc}")
+        return {}
+
+
+def default_server() -> str:
+    """The server ``gateway serve`` uses when not told (read from its own parser)."""
+    from gateway.cli import build_parser
+
+    parser = build_parser()
+    return str(parser.parse_args(["serve"]).server)
+
+
 def warm_up(targets: list[Target], workdir: Path, results: dict[str, TargetResults]) -> None:
     for target in targets:
         result = run_wrk(target.url, target.model(NONSTREAM), target.keys, 8, 1.0, workdir,
@@ -267,24 +327,18 @@ def main(argv: list[str] | None = None) -> int:
         _log("all targets up: " + ", ".join(t.name for t in targets))
         warm_up(targets, workdir, results)
         measure_nonstreamed(plan, targets, results, workdir)
+        measure_surfaces(plan, targets, results, workdir)
         import uvloop
 
-        streamed = [t for t in targets if not (isinstance(t, Gateway) and t.workers > 1)]
+        streamed = [t for t in targets if not (isinstance(t, Gateway) and t.workers > 1)
+                    and (plan.scaleout_streams or not isinstance(t, Scaleout))]
         uvloop.run(measure_streams(plan, streamed, results))
         uvloop.run(measure_sweep(plan, streamed, results))
     finally:
-        for target in targets:
-            code = target.stop()
-            if isinstance(target, Gateway):
-                record = results[target.name]
-                if code != 0:
-                    record.error = f"exit code {code} on SIGTERM"
-                try:
-                    record.ledger_rows, record.ledger_rows_ok = target.ledger_rows()
-                except Exception as exc:  # the run may have failed before the gateway started
-                    record.error = f"ledger unreadable: {exc}"
+        stop_all(targets, results)
         upstream.terminate()
         upstream.wait(10)
+    ceilings = measure_ceilings(targets)
     elapsed = time.time() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "raw").mkdir(exist_ok=True)
@@ -295,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "plan": asdict(plan),
         "python": sys.version.split()[0],
+        "default_server": default_server(),
+        "surface_bases": surfaces.bases(),
+        "ceilings": ceilings,
     }
     raw = {"meta": meta, "targets": {name: asdict(r) for name, r in results.items()}}
     stamp = time.strftime("%Y%m%d-%H%M%S")

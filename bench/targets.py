@@ -38,7 +38,7 @@ SERVER_CPUS = "0"  # the target under test
 LOAD_CPUS = "1"  # wrk, the stream client, the shared fake upstream
 
 # Scenarios of the fake upstream used by the run (see bench/fake_upstream/scenario.py).
-SCENARIOS = ("bench-tok16", "bench-tok64-gap20", "bench-tok600-gap100")
+SCENARIOS = ("bench-tok16", "bench-tok64-gap20", "bench-tok600-gap100", "bench-tok64-gap2")
 
 
 _handed_out: set[int] = set()
@@ -185,6 +185,9 @@ class Target:
         self._pids = process_tree(self.process.pid)
         return self._pids
 
+    def cleanup(self) -> None:
+        """After ``stop`` and the ledger's count: remove what ``prepare`` made outside workdir."""
+
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else None
@@ -314,6 +317,10 @@ credits_per_day = 1000000000
 default_tier = "bench"
 operator_tier = "bench"
 
+# A failing first model is tried by every request of the fallback row (never benched).
+[routing]
+allowed_fails = 1000000000
+
 [upstream]
 connect_timeout = 5.0
 first_byte_timeout = 60.0
@@ -326,6 +333,41 @@ api_key = "sk-bench-upstream"
 allow_any_model = true
 {models}
 """
+
+# The surfaces' rows (bench/surfaces.py): a fallback whose first model answers 500.
+_GATEWAY_FALLBACK = """
+[[models]]
+id = "bench/bench-error500-tok16"
+provider = "fake"
+upstream = "bench-error500-tok16"
+input_price = 0.15
+output_price = 0.60
+fallbacks = ["bench/bench-tok16"]
+"""
+
+# An embeddings model, where the gateway has modes (``mode`` in [[models]]).
+_GATEWAY_EMBEDDINGS = """
+[[models]]
+id = "bench/bench-embed"
+provider = "fake"
+upstream = "bench-embed"
+mode = "embeddings"
+input_price = 0.02
+"""
+
+
+def has_embeddings() -> bool:
+    """Whether this checkout's gateway serves ``/v1/embeddings`` (models with a ``mode``)."""
+    from gateway.config.schema import ModelConfig
+
+    return "mode" in ModelConfig.__struct_fields__
+
+
+def gateway_models() -> str:
+    """The [[models]] of every bench gateway: the scenarios, the fallback, embeddings."""
+    models = "".join(_GATEWAY_MODEL.format(scenario=s) for s in SCENARIOS)
+    return models + _GATEWAY_FALLBACK + (_GATEWAY_EMBEDDINGS if has_embeddings() else "")
+
 
 _GATEWAY_MODEL = """
 [[models]]
@@ -360,13 +402,14 @@ async def _more_keys(config_path: Path, count: int) -> list[str]:
 
 class Gateway(Target):
     kind = "gateway"
+    suffix = ""  # of the name, for a variant of the configuration (bench/scaleout.py)
 
     def __init__(
         self, workdir: Path, upstream_url: str, server: str = "hypercorn", workers: int = 1
     ) -> None:
         self.server = server
         self.workers = workers
-        self.name = f"gateway-{server}" + (f"-{workers}w" if workers > 1 else "")
+        self.name = f"gateway-{server}" + (f"-{workers}w" if workers > 1 else "") + self.suffix
         if workers > 1:
             # Several workers only help with several cores: both, shared with the load.
             self.cpus = f"{SERVER_CPUS},{LOAD_CPUS}"
@@ -380,12 +423,7 @@ class Gateway(Target):
     def prepare(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.db_path.unlink()
-        models = "".join(_GATEWAY_MODEL.format(scenario=s) for s in SCENARIOS)
-        self.config_path.write_text(
-            _GATEWAY_TOML.format(
-                port=self.port, dir=self.workdir, upstream=self.upstream_url, models=models
-            )
-        )
+        self.config_path.write_text(self.config_text())
         created = subprocess.run(
             [str(VENV_BIN / "gateway"), "keys", "create", "--config", str(self.config_path),
              "--name", "bench", "--user", "bench@example.com", "--tier", "bench"],
@@ -393,6 +431,10 @@ class Gateway(Target):
         )
         self.key = created.stdout.strip().splitlines()[-1]
         self.keys = [self.key, *asyncio.run(_more_keys(self.config_path, USERS - 1))]
+
+    def config_text(self) -> str:
+        return _GATEWAY_TOML.format(port=self.port, dir=self.workdir, upstream=self.upstream_url,
+                                    models=gateway_models())
 
     def command(self) -> list[str]:
         return [str(VENV_BIN / "gateway"), "serve", "--config", str(self.config_path),

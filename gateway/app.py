@@ -32,6 +32,7 @@ from gateway.metrics import metrics_endpoint
 from gateway.openapi import openapi_routes
 from gateway.pipeline.embeddings import EmbeddingsOperation
 from gateway.pipeline.endpoint import Endpoint
+from gateway.pipeline.images import ImagesOperation
 from gateway.pipeline.scoring import ModerationOperation, RerankOperation
 from gateway.platform.routes import platform_routes
 from gateway.storage import StorageUnavailable
@@ -102,6 +103,8 @@ def operation_routes(gateway: Gateway) -> list[Route]:
               methods=["POST"]),
         Route("/v1/rerank", operation_endpoint(gateway, RerankOperation()), methods=["POST"]),
         Route("/v1/moderations", operation_endpoint(gateway, ModerationOperation()),
+              methods=["POST"]),
+        Route("/v1/images/generations", operation_endpoint(gateway, ImagesOperation()),
               methods=["POST"]),
     ]
 

@@ -211,7 +211,7 @@ def test_a_body_that_is_not_json_is_a_protocol_error() -> None:
 
 
 def test_mock_images_are_pngs_differing_per_index() -> None:
-    reply = mock_images(parse_images_request(_request(n=2, response_format="b64_json")))
+    reply = mock_images("image", json.loads(_request(n=2, response_format="b64_json")))
     pngs = [base64.b64decode(image["b64_json"]) for image in json.loads(reply)["data"]]
     assert len(pngs) == 2
     assert all(png.startswith(b"\x89PNG\r\n\x1a\n") for png in pngs)
@@ -220,7 +220,7 @@ def test_mock_images_are_pngs_differing_per_index() -> None:
 
 
 def test_mock_urls_are_data_urls() -> None:
-    reply = mock_images(parse_images_request(_request()))
+    reply = mock_images("image", json.loads(_request()))
     assert json.loads(reply)["data"][0]["url"].startswith("data:image/png;base64,iVBOR")
 
 

@@ -12,6 +12,10 @@ import hashlib
 import struct
 import time
 import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
 
 from adapters.images import Image, ImagesRequest, answer_bytes, data_url
 
@@ -38,8 +42,9 @@ def gradient_png(seed: bytes, side: int = SIDE) -> bytes:
             + _chunk(b"IDAT", zlib.compress(b"".join(rows))) + _chunk(b"IEND", b""))
 
 
-def mock_images(request: ImagesRequest) -> bytes:
-    """``request.n`` images in OpenAI's answer shape, as URLs or base64 as asked."""
+def mock_images(model: str, body: Mapping[str, Any]) -> bytes:
+    """``n`` images in OpenAI's answer shape, as URLs or base64 as asked."""
+    request = msgspec.convert(body, ImagesRequest)
     images = []
     for index in range(request.n):
         b64 = base64.b64encode(gradient_png(f"{index}:{request.prompt}".encode())).decode()

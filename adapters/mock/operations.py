@@ -1,9 +1,10 @@
-"""The mock provider's operations beside chat: deterministic embeddings, rerank and
-moderation, so a fresh gateway serves every mode with no key and no network.
+"""The mock provider's operations beside chat: deterministic embeddings, rerank, moderation
+and images, so a fresh gateway serves every mode with no key and no network.
 
 * embeddings: each input hashed into a unit vector (``dimensions`` long, 256 by default): the
   same text always gets the same vector, different texts different ones.
 * rerank: documents scored by the share of the query's words they contain.
+* images: small PNGs drawn from the prompt (``adapters.mock.images``).
 * moderation: an input is flagged for ``violence`` when it says "kill", "attack" or "bomb",
   for ``harassment`` when it says "idiot" or "stupid"; nothing else is flagged.
 
@@ -23,6 +24,7 @@ from typing import Any
 import msgspec
 
 from adapters.embeddings import embeddings_reply, inputs
+from adapters.mock.images import mock_images
 
 DEFAULT_DIMENSIONS = 256
 _WORD = re.compile(r"\w+")
@@ -122,4 +124,5 @@ OPERATIONS: dict[str, Callable[[str, Mapping[str, Any]], bytes]] = {
     "embeddings": embed,
     "rerank": rerank,
     "moderation": moderate,
+    "images": mock_images,
 }

@@ -5,7 +5,8 @@ key. Pass-through calls forward the caller's body with only ``model`` rewritten 
 requested on streams; other calls are converted from the canonical request. A provider with
 ``responses_api`` also takes Responses API bodies as they are (``also_speaks``), sent to
 ``{base_url}/responses``. Operations other than chat (``perform``) pass through to their
-own paths (``OPERATION_PATHS``), the body as the caller sent it with ``model`` rewritten.
+own paths (``OPERATION_PATHS``), the body as the caller sent it with ``model`` rewritten
+(images: see ``adapters.openai.images`` for gpt-image's base64-only answers).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import msgspec
 
 from adapters import canonical as c
 from adapters.base import Call, ProviderSettings, RawReply
+from adapters.images import typed
+from adapters.openai.images import openai_images_body, openai_images_reply
 from adapters.openai.upstream import (
     OpenAIChunkDecoder,
     canonical_to_openai_request,
@@ -31,6 +34,7 @@ OPERATION_PATHS = {
     "embeddings": "/embeddings",
     "rerank": "/rerank",
     "moderation": "/moderations",
+    "images": "/images/generations",
 }
 
 
@@ -82,9 +86,16 @@ class OpenAIProvider(JSONProvider):
     async def perform(self, operation: str, call: Call) -> RawReply:
         """An operation other than chat, passed through (see the module docstring)."""
         assert call.raw is not None
+        if operation == "images":  # gpt-image's base64-only answers need a look
+            return RawReply(await self._images(call))
         body = _encode({**call.raw, "model": call.model})
         url = self.base + OPERATION_PATHS[operation]
         return RawReply(await self.client.fetch(url, body, self._headers(call)))
+
+    async def _images(self, call: Call) -> bytes:
+        url = self.base + OPERATION_PATHS["images"]
+        body = await self.client.fetch(url, openai_images_body(call), self._headers(call))
+        return openai_images_reply(body, typed(call), call.model)
 
     async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
         response = await self.client.post(self._url(call), self._body(call), self._headers(call))

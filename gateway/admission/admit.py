@@ -73,7 +73,8 @@ class Admission:
         self.on_event: Callable[..., None] = lambda *event, **more: None
 
     async def admit(
-        self, principal: Principal, target: Deployment, body_size: int, max_tokens: int | None
+        self, principal: Principal, target: Deployment, body_size: int, max_tokens: int | None,
+        units: c.Usage | None = None,
     ) -> Ticket:
         cache = self.cache
         if cache.maintenance is not None:
@@ -107,6 +108,9 @@ class Admission:
         reserve = self.output_reserve if max_tokens is None else max_tokens
         output_tokens = min(reserve, target.max_output)
         ticket.estimate_usd = target.cost(prompt_tokens, output_tokens)
+        if units is not None:  # what image and video models make, at most (``units``)
+            ticket.estimate_usd += target.cost(0, 0, 0, units.images, units.videos,
+                                               units.video_seconds)
         ticket.reserved_tokens = prompt_tokens + output_tokens
         # The balance first: an atomic check-and-reserve (gateway.balances).
         if ticket.prepaid:

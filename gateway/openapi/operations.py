@@ -82,6 +82,16 @@ EMBEDDINGS = (
 )
 
 
+IMAGES = (
+    Operation("POST", "/v1/images/generations", "Create images", "images",
+              {200: s.ImagesResponse}, body=s.ImagesBody, errors=CHAT_ERRORS,
+              headers=CHAT_HEADERS, example={"model": "mock/image", "prompt": "a lighthouse"},
+              description="OpenAI's images API, served by the models of mode `images`: passed "
+                          "through to openai-kind providers, translated for MiniMax "
+                          "(`kind = \"minimax\"`); billed per image (docs/images.md)."),
+)
+
+
 def _anthropic(prefix: str) -> tuple[Operation, ...]:
     note = " (for `ANTHROPIC_BASE_URL`)" if prefix else ""
     return (
@@ -175,6 +185,6 @@ ACCOUNTS = (
 )
 
 OPERATIONS: tuple[Operation, ...] = (
-    *SERVICE, *MODELS, *CHAT, *RESPONSES, *EMBEDDINGS, *_anthropic(""), *_anthropic("/anthropic"),
-    *ACCOUNTS, *PLATFORM,
+    *SERVICE, *MODELS, *CHAT, *RESPONSES, *EMBEDDINGS, *IMAGES, *_anthropic(""),
+    *_anthropic("/anthropic"), *ACCOUNTS, *PLATFORM,
 )

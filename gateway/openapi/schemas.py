@@ -13,9 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from adapters.anthropic.wire import CountTokensRequest, MessagesRequest
 from adapters.embeddings import EmbeddingsRequest
+from adapters.images import (
+    ImagesAnswer,
+    ImagesRequest,
+    OutputFormat,
+    Quality,
+    ResponseFormat,
+    Size,
+    Style,
+)
 from adapters.moderation import ModerationRequest
 from adapters.openai.wire import ChatRequest
 from adapters.rerank import RerankRequest
@@ -278,3 +288,23 @@ class ModerationList(msgspec.Struct):
     id: str
     model: str
     results: list[ModerationResult]
+
+
+class ImagesBody(ImagesRequest):
+    """An OpenAI images body (dall-e-3, gpt-image). ``size`` is one of OpenAI's sizes or
+    MiniMax's; other fields (gpt-image's ``background``…) pass through to openai-kind
+    providers unchanged."""
+
+    # The closed lists, as enums (the gateway checks them itself: a 400 lists them).
+    size: Size | UnsetType = UNSET
+    quality: Quality | UnsetType = UNSET
+    response_format: ResponseFormat | UnsetType = UNSET
+    style: Style | UnsetType = UNSET
+    output_format: OutputFormat | UnsetType = UNSET
+    route: str | None = None
+    models: list[str] | None = None
+
+
+class ImagesResponse(ImagesAnswer):
+    """``data`` holds a ``url`` (a ``data:`` URL for gpt-image and the mock) or a
+    ``b64_json`` per image, as ``response_format`` asked."""

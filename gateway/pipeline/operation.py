@@ -57,6 +57,11 @@ class Operation(Protocol):
 
     def output_cap(self, parsed: Any, overlay: Overlay | None) -> int | None: ...
 
+    def output_units(self, parsed: Any) -> c.Usage | None:
+        """At most what the call makes besides tokens (images), which admission reserves the
+        price of; None for operations that make only tokens."""
+        ...
+
     # --- encode ---
     def upstream(self, parsed: Any, plan: Plan, headers: dict[str, str]) -> Upstream: ...
 
@@ -110,6 +115,9 @@ class ChatOperation:
 
     def output_cap(self, parsed: Parsed, overlay: Overlay | None) -> int | None:
         return max_tokens_of(parsed, overlay)
+
+    def output_units(self, parsed: Parsed) -> c.Usage | None:
+        return None
 
     def upstream(self, parsed: Parsed, plan: Plan, headers: dict[str, str]) -> ChatBodies:
         return ChatBodies(parsed, self.ingress, plan.overlay, headers)

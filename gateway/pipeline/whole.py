@@ -118,6 +118,9 @@ class WholeOperation:
     def output_cap(self, parsed: Parsed, overlay: Overlay | None) -> int | None:
         return 0  # nothing is generated but what the input pays for
 
+    def output_units(self, parsed: Parsed) -> c.Usage | None:
+        return None
+
     # --- encode ---
 
     def upstream(self, parsed: Parsed, plan: Plan, headers: dict[str, str]) -> WholeBody:

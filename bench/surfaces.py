@@ -1,0 +1,102 @@
+"""The other surfaces, each next to a plain chat request of the same size (issue 14, goal 7).
+
+Every row is wrk at a fixed concurrency against one gateway, CPU per request from
+``/proc``; the rows of a pair run back to back in every round, so the ratio is steadier than
+either figure:
+
+==================  ==========================================  ===============================
+row                 what the client sends                       compared with
+==================  ==========================================  ===============================
+``chat``            chat completions, 16-token answer           (the base of the three below)
+``fallback``        a model whose first deployment answers 500  ``chat``: same body, same answer
+                    (``bench-error500-tok16``), its fallback
+                    the 16-token model
+``embeddings16``    ``/v1/embeddings``, 16 inputs               ``chat`` (a request of about
+                                                                the same body size)
+``chat-stream``     chat completions streamed, 64 tokens 2 ms   (the base of the one below)
+                    apart
+``responses-stream``  ``/v1/responses`` streamed to the same    ``chat-stream``
+                    chat-only upstream (translated)
+==================  ==========================================  ===============================
+
+The embeddings row is there when the gateway has ``/v1/embeddings`` (``has_embeddings``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.load import chat_body, run_wrk
+from bench.targets import LOAD_CPUS, Gateway, cpu_seconds, has_embeddings
+
+CONCURRENCY = 16
+SURFACE_STREAM = "bench-tok64-gap2"
+EMBED_INPUTS = [f"The sentence number {i} to embed, about ten words long." for i in range(16)]
+
+
+@dataclass(frozen=True)
+class Surface:
+    name: str
+    path: str
+    body: Callable[[Gateway], str]
+    base: str = ""  # the row it is compared with
+
+
+def _responses_body(target: Gateway) -> str:
+    return json.dumps({
+        "model": target.model(SURFACE_STREAM), "instructions": "You are a terse assistant.",
+        "input": "Say hello in sixteen tokens, please.", "max_output_tokens": 64,
+        "stream": True,
+    }, separators=(",", ":"))
+
+
+def _embeddings_body(target: Gateway) -> str:
+    return json.dumps({"model": "bench/bench-embed", "input": EMBED_INPUTS},
+                      separators=(",", ":"))
+
+
+def surfaces() -> list[Surface]:
+    rows = [
+        Surface("chat", "/v1/chat/completions", lambda t: chat_body(t.model("bench-tok16"))),
+        Surface("fallback", "/v1/chat/completions",
+                lambda t: chat_body(t.model("bench-error500-tok16")), base="chat"),
+    ]
+    if has_embeddings():
+        rows.append(Surface("embeddings16", "/v1/embeddings", _embeddings_body, base="chat"))
+    rows += [
+        Surface("chat-stream", "/v1/chat/completions",
+                lambda t: chat_body(t.model(SURFACE_STREAM), stream=True)),
+        Surface("responses-stream", "/v1/responses", _responses_body, base="chat-stream"),
+    ]
+    return rows
+
+
+def measure(targets: list[Gateway], rounds: int, seconds: float, workdir: Path,
+            log: Callable[[str], None]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """{target: {row: [one dict per round]}} with requests, errors and CPU µs per request."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {} for t in targets}
+    rows = surfaces()
+    for _ in range(rounds):
+        for target in targets:
+            for row in rows:
+                pids = target.pids()
+                before = cpu_seconds(pids)
+                result = run_wrk(target.url, "", target.keys, CONCURRENCY, seconds, workdir,
+                                 LOAD_CPUS, path=row.path, body=row.body(target))
+                spent = cpu_seconds(pids) - before
+                target_requests = max(result.requests, 1)
+                entry = asdict(result) | {"cpu_us": spent / target_requests * 1e6}
+                out[target.name].setdefault(row.name, []).append(entry)
+                log(f"{target.name:18} {row.name:17} {result.rps:7.0f} req/s "
+                    f"cpu {entry['cpu_us']:6.0f} us/req "
+                    f"errors {result.socket_errors}+{result.status_errors}")
+    return out
+
+
+def bases() -> dict[str, str]:
+    """Each compared row's base row."""
+    return {row.name: row.base for row in surfaces() if row.base}
