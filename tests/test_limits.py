@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import secrets
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -24,8 +25,10 @@ from gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
+from gateway.redis_client import RedisClient
 from gateway.storage import AccountsStore, UserRecord, open_store
 from routers.catalog import Model
+from tests.services import REDIS_URL, redis_prefix  # noqa: F401
 
 pytestmark = pytest.mark.unit
 
@@ -44,14 +47,24 @@ prepaid = true
 MODEL = Model(id="m", provider="p", upstream="m", output_price=250_000.0, credits=3)
 
 
-@pytest.fixture
-async def world() -> AsyncIterator[tuple[Admission, AccountCache, list[float]]]:
+@pytest.fixture(params=["memory", "redis"])
+async def world(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Admission, AccountCache, list[float]]]:
+    """Admission on ``memory://``, and on Redis (the tests' own, ``tests/services.py``)."""
     store = await open_store("sqlite:///:memory:")
     accounts = AccountsStore(store.db)
     cache = AccountCache(accounts, parse_config(CONFIG), SecretBox(""), LocalBalances())
     clock = [calendar.timegm((2026, 3, 1, 23, 59, 0))]
-    yield Admission(cache, Limiter("memory://", clock=lambda: clock[0]), 4), cache, clock
+    shared = None
+    if request.param == "redis":
+        prefix = request.getfixturevalue("redis_prefix") + secrets.token_hex(4) + ":"
+        shared = RedisClient(REDIS_URL, prefix, failure="closed")
+    limiter = Limiter(REDIS_URL if shared else "memory://", lambda: clock[0], shared)
+    yield Admission(cache, limiter, 4), cache, clock
     await store.close()
+    if shared is not None:
+        await shared.close()
 
 
 def who(tier: str, user: str = "a@example.com") -> Principal:
