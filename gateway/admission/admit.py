@@ -69,6 +69,9 @@ class Admission:
         self.limiter = limiter
         self.output_reserve = output_reserve
         self._tasks: set[asyncio.Task[None]] = set()
+        # Settle's corrections waiting for Redis, by (counter, its end), and their one task.
+        self._pending: dict[tuple[str, float], int] = {}
+        self._flushing: asyncio.Task[None] | None = None
         # (user, event type, data, event id) of a refusal, for webhooks' ``limit.reached``.
         self.on_event: Callable[..., None] = lambda *event, **more: None
 
@@ -218,15 +221,34 @@ class Admission:
             for counter, delta in adjust:
                 self.limiter.fast.add(counter.key, delta, self.limiter.expiry(counter.until))
         elif adjust:
-            task = asyncio.ensure_future(self._adjust(adjust))
+            self._queue(adjust)
+
+    def _queue(self, adjust: list[tuple[Counter, int]]) -> None:
+        """Corrections for Redis, coalesced: one call in flight at a time carries every
+        correction queued since the last one (one round trip per request at most, fewer
+        under load)."""
+        pending = self._pending
+        for counter, delta in adjust:
+            where = (counter.key, counter.until)
+            pending[where] = pending.get(where, 0) + delta
+        if self._flushing is None:
+            task = self._flushing = asyncio.ensure_future(self._adjust())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _adjust(self, adjust: list[tuple[Counter, int]]) -> None:
-        try:  # one round trip for all of a request's corrections
-            await self.limiter.add_many([(c.key, delta, c.until) for c, delta in adjust])
-        except GatewayError as error:  # Redis down, fail closed: the correction is lost
-            log.warning("counter_correction_lost", error=error.message)
+    async def _adjust(self) -> None:
+        try:
+            while self._pending:
+                pending, self._pending = self._pending, {}
+                changes = [(key, delta, until) for (key, until), delta in pending.items()
+                           if delta]
+                try:
+                    if changes:
+                        await self.limiter.add_many(changes)
+                except GatewayError as error:  # Redis down, fail closed: these are lost
+                    log.warning("counter_correction_lost", error=error.message)
+        finally:
+            self._flushing = None
 
 
 Daily = tuple[str, int, int, float, str, str]  # key, amount, limit, until, refusal code, what
