@@ -22,15 +22,10 @@ from adapters.client import check_model_name, decode_json
 from adapters.errors import InvalidRequest, ProviderError
 from adapters.features import features_from_canonical
 from gateway.accounts.keys import key_from_headers
-from gateway.errors import (
-    GatewayError,
-    ModelNotFound,
-    from_invalid_request,
-    from_routing_refusal,
-)
+from gateway.errors import GatewayError, from_invalid_request
+from gateway.pipeline.intake import plan_or_refuse
 from gateway.wiring import Gateway
 from routers.catalog import Deployment
-from routers.refusals import RoutingRefused
 
 
 async def _upstream_count(
@@ -68,17 +63,10 @@ def count_tokens_endpoint(gateway: Gateway) -> Any:
                 check_messages(body.messages)
             except InvalidRequest as invalid:
                 raise from_invalid_request(invalid) from invalid
-            try:
-                plan = gateway.planner.plan(
-                    body.model, lambda: features_from_canonical(count_request_to_canonical(body))
-                )
-            except RoutingRefused as refusal:
-                raise from_routing_refusal(refusal) from refusal
-            if plan is None:
-                raise ModelNotFound(
-                    f"Unknown model '{body.model}': GET /v1/models lists the models you can use",
-                    param="model",
-                )
+            plan = plan_or_refuse(
+                gateway.planner, body.model,
+                lambda: features_from_canonical(count_request_to_canonical(body)),
+            )
             count = await _upstream_count(gateway, plan.targets[0], raw, headers)
             if count is None:
                 count = estimate_input_tokens(body)

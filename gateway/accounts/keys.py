@@ -3,11 +3,12 @@ request path.
 
 A key is ``<prefix><32 random url-safe characters>``; only its SHA-256 is stored (keys are
 long random strings, so a fast hash is safe against guessing). The cache maps hashes to
-principals for ``key_cache_ttl`` seconds; a revocation on this instance drops the entry at once,
-and other instances hear of it through Redis. When the database is down a cached key keeps
-working past its TTL, and an unknown key gets 503, never 401. A refused key is remembered for a
-few seconds with the reason it was refused, so every worker keeps saying "revoked" for a
-revoked key rather than "invalid" from its negative cache.
+principals for ``key_cache_ttl`` seconds, then serves them as long again while they are reread in
+the background (so a known key never waits on the database); a revocation on this instance drops
+the entry at once, and other instances hear of it through Redis. When the database is down a
+cached key keeps working past its TTL, and an unknown key gets 503, never 401. A refused key is
+remembered for a few seconds with the reason it was refused, so every worker keeps saying
+"revoked" for a revoked key rather than "invalid" from its negative cache.
 
 Permissions: ``inference`` (model endpoints and the key's own usage) and ``manage`` (keys,
 provider keys, billing, webhooks; it includes ``inference``). Sessions from login have both.
@@ -21,6 +22,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from gateway.accounts.ttl import TTLCache
 from gateway.errors import AuthenticationFailed, BadRequest, ServiceUnavailable
@@ -172,28 +174,30 @@ class KeyCache:
         if refused is not None:
             raise AuthenticationFailed(refused)
         try:
-            record = await self.store.find_key(key_hash)
+            # An expired entry is served while it is reread in the background (ttl.py).
+            principal = await self.known.lookup(key_hash, partial(self._read, key_hash))
         except StorageUnavailable as exc:
-            stale = self.known.stale(key_hash)
-            if stale is not None:
-                return stale
             raise ServiceUnavailable(
                 "The key store is unavailable; retry in a few seconds"
             ) from exc
+        if principal is None:
+            raise AuthenticationFailed(self._refused.get(key_hash) or _INVALID)
+        return principal
+
+    async def _read(self, key_hash: str) -> Principal | None:
+        """The key's principal from the store; None, with the reason remembered, for a key
+        that is unknown or revoked."""
+        record = await self.store.find_key(key_hash)
         if record is None or record.revoked_at is not None:
-            self.known.pop(key_hash)
-            message = _INVALID if record is None else _REVOKED
-            self._refused.put(key_hash, message)
-            raise AuthenticationFailed(message)
-        principal = Principal(
+            self._refused.put(key_hash, _INVALID if record is None else _REVOKED)
+            return None
+        return Principal(
             key_id=record.id,
             user=record.user,
             tier=record.tier,
             key_name=record.name,
             permissions=record.permissions,
         )
-        self.known.put(key_hash, principal)
-        return principal
 
     def forget(self, key_hash: str) -> None:
         """Drop a key at once (after a revocation here or on another instance)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import partial
 
 from gateway.accounts.keys import MANAGE, Principal
 from gateway.accounts.ttl import TTLCache
@@ -24,7 +25,8 @@ def token_hash(token: str) -> str:
 
 
 class Sessions:
-    """Opens, resolves and ends sessions; resolved ones are cached for ``cache_ttl``."""
+    """Opens, resolves and ends sessions; resolved ones are cached for ``cache_ttl`` (and
+    reread in the background, like keys)."""
 
     def __init__(self, store: AccountsStore, config: AccountsConfig, cache: AccountCache) -> None:
         self.store = store
@@ -45,22 +47,22 @@ class Sessions:
         if cached is not None:
             return cached
         try:
-            found = await self.store.find_session(digest)
-            user = await self.store.find_user(found[1]) if found else None
+            principal = await self.known.lookup(digest, partial(self._read, digest))
         except StorageUnavailable as exc:
-            stale = self.known.stale(digest)
-            if stale is not None:
-                return stale
             raise ServiceUnavailable("The session store is unavailable; retry shortly") from exc
-        if found is None or user is None:
-            self.known.pop(digest)
+        if principal is None:
             raise AuthenticationFailed("Invalid or expired session: log in again")
-        principal = Principal(
+        return principal
+
+    async def _read(self, digest: str) -> Principal | None:
+        found = await self.store.find_session(digest)
+        user = await self.store.find_user(found[1]) if found else None
+        if found is None or user is None:
+            return None
+        return Principal(
             key_id=found[0], user=user.email, tier=user.tier, key_name="session",
             permissions=MANAGE,
         )
-        self.known.put(digest, principal)
-        return principal
 
     async def close(self, principal: Principal) -> None:
         await self.store.revoke_session(principal.key_id)

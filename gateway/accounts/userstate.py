@@ -1,16 +1,18 @@
 """What the request path knows about users: tier, status, balance, provider keys, key policies.
 
 ``AccountCache`` keeps each user's state and each key's policy for ``accounts.cache_ttl``
-seconds (a change made on this instance drops the entry at once, and is announced to the
-others); the database is read only on a miss. Balances are reserved through
-``gateway.balances`` (no ``await`` between check and reservation, so concurrent requests
-cannot overspend).
+seconds, then serves them as long again while they are reread in the background (a change made
+on this instance drops the entry at once, and is announced to the others); a request waits on
+the database only on a miss, or for an entry unused for twice the TTL. Balances are reserved
+through ``gateway.balances`` (no ``await`` between check and reservation, so concurrent
+requests cannot overspend).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from gateway.accounts.keys import Principal
 from gateway.accounts.secretbox import SecretBox
@@ -83,18 +85,12 @@ class AccountCache:
         if state is not None:
             return state
         try:
-            fresh = await self._load(principal)
+            # An expired entry is served while it is reread in the background (ttl.py).
+            state = await self._users.lookup(principal.user, partial(self._load, principal))
         except StorageUnavailable as exc:
-            stale = self._users.stale(principal.user)
-            if stale is not None:
-                return stale
             raise ServiceUnavailable("The account store is unavailable; retry shortly") from exc
-        current = self._users.stale(principal.user)
-        if current is not None and fresh.generation != self._generation:
-            # A debit was written while we read: keep the adjusted balance we have.
-            fresh.balance = current.balance
-        self._users.put(principal.user, fresh)
-        return fresh
+        assert state is not None  # _load always answers
+        return state
 
     async def refuse_blocked(self, principal: Principal) -> None:
         """403 if ``principal``'s account is blocked (its owner may still log in and look)."""
@@ -115,6 +111,10 @@ class AccountCache:
                     key = self.box.open(sealed)
                     if key:
                         state.byok[provider] = key
+        current = self._users.stale(principal.user)
+        if current is not None and generation != self._generation:
+            # A debit was written while we read: keep the adjusted balance we have.
+            state.balance = current.balance
         return state
 
     async def policy(self, key_id: str) -> KeyPolicy:
@@ -122,11 +122,13 @@ class AccountCache:
         if cached is not None:
             return cached
         try:
-            policy = (await self.store.key_policies([key_id])).get(key_id, KeyPolicy())
+            policy = await self._policies.lookup(key_id, partial(self._read_policy, key_id))
         except StorageUnavailable:
-            return self._policies.stale(key_id) or KeyPolicy()
-        self._policies.put(key_id, policy)
-        return policy
+            return KeyPolicy()
+        return policy or KeyPolicy()
+
+    async def _read_policy(self, key_id: str) -> KeyPolicy:
+        return (await self.store.key_policies([key_id])).get(key_id, KeyPolicy())
 
     def forget(self, email: str, announce: bool = True) -> None:
         """Drop a user's cached state at once (after a change), here and on other instances."""

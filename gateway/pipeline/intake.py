@@ -10,9 +10,11 @@ account state are cached).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.features import RequestFeatures
 from gateway.accounts.keys import Principal, key_from_headers
 from gateway.admission import Admission, Ticket
 from gateway.errors import BodyTooLarge, GatewayError, ModelNotFound, from_routing_refusal
@@ -165,15 +167,27 @@ class Intake:
 
     def _plan(self, parsed: Any) -> Plan:
         """The routers' plan for this request (see routers/plan.py)."""
-        model = self.operation.model(parsed)
-        try:
-            plan = self.planner.plan(model, self.operation.features(parsed),
-                                     self.operation.chain(parsed), self.operation.mode)
-        except RoutingRefused as refusal:
-            raise from_routing_refusal(refusal) from refusal
-        if plan is None:
-            raise ModelNotFound(
-                f"Unknown model '{model}': GET /v1/models lists the models you can use",
-                param="model",
-            )
-        return plan
+        operation = self.operation
+        return plan_or_refuse(self.planner, operation.model(parsed), operation.features(parsed),
+                              operation.chain(parsed), operation.mode)
+
+
+def plan_or_refuse(
+    planner: Planner,
+    model: str,
+    features: Callable[[], RequestFeatures],
+    chain: list[str] | None = None,
+    mode: str = "chat",
+) -> Plan:
+    """The routers' plan for ``model``; a routing refusal or an unknown model (404) raised as
+    the gateway's error."""
+    try:
+        plan = planner.plan(model, features, chain, mode)
+    except RoutingRefused as refusal:
+        raise from_routing_refusal(refusal) from refusal
+    if plan is None:
+        raise ModelNotFound(
+            f"Unknown model '{model}': GET /v1/models lists the models you can use",
+            param="model",
+        )
+    return plan
