@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from adapters.canonical import Usage
+from bench.targets import _GATEWAY_TOML
 from gateway.accounts.keys import Principal
 from gateway.accounts.secretbox import SecretBox
 from gateway.accounts.userstate import AccountCache
@@ -30,17 +31,9 @@ from gateway.storage import AccountsStore, open_store
 from routers.catalog import Model
 
 MODEL = Model(id="m", provider="p", upstream="m", credits=1)
-TIER = """
-[tiers.bench]
-requests_per_minute = 20000
-requests_per_day = 1000000000
-tokens_per_day = 1000000000000
-tokens_per_month = 10000000000000
-credits_per_day = 1000000000
-[accounts]
-default_tier = "bench"
-operator_tier = "bench"
-"""
+# The bench gateway's tier and accounts sections (every limit on, none reached).
+_FROM = _GATEWAY_TOML.index("[tiers.bench]")
+TIER = _GATEWAY_TOML[_FROM:_GATEWAY_TOML.index("\n\n", _GATEWAY_TOML.index("[accounts]", _FROM))]
 
 
 def _stats(client: redis.Redis) -> tuple[int, dict[str, int]]:
