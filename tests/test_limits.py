@@ -37,6 +37,9 @@ CONFIG = """
 requests_per_day = 7
 [tiers.tight]
 requests_per_minute = 4
+[tiers.both]
+requests_per_minute = 3
+requests_per_day = 100
 [tiers.tokens]
 tokens_per_day = 1000
 [tiers.credits]
@@ -98,6 +101,19 @@ async def test_minute_limit_is_a_distinct_429(world) -> None:
     assert all(type(r) is RateLimited and r.code == "rate_limit_exceeded" for r in refused)
     assert int(refused[0].headers["Retry-After"]) >= 1
     assert refused[0].headers["X-RateLimit-Remaining"] == "0"
+
+
+async def test_minute_refusal_takes_back_the_day_and_survives_a_script_flush(world) -> None:
+    admission, _, _ = world
+    results = await outcomes(admission, who("both"), 5)
+    assert [type(r) for r in results].count(RateLimited) == 2
+    day = admission.limiter.day()
+    # Only the admitted requests count towards the day: a refused one was taken back.
+    assert await admission.limiter.get(f"rpd:{day}:u:a@example.com") == 3
+    if admission.limiter.redis is not None:  # Redis restarted: scripts are loaded again
+        await admission.limiter.redis.client.script_flush()
+    ticket = await admission.admit(who("both", "b@example.com"), MODEL, 40, 4)
+    assert dict(ticket.headers)[b"X-RateLimit-Remaining"] == b"2"
 
 
 async def test_credits_and_tokens_are_counted_and_settled(world) -> None:
