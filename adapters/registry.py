@@ -18,11 +18,15 @@ from adapters.client import Ingress
 from adapters.gemini.provider import GeminiProvider
 from adapters.minimax.common import DEFAULT_BASE_URL as MINIMAX_BASE_URL
 from adapters.minimax.provider import MiniMaxProvider
+from adapters.minimax.video import MinimaxVideo
 from adapters.mock.provider import MockProvider
+from adapters.mock.video import MockVideo
 from adapters.openai.client import OpenAIIngress
 from adapters.openai.provider import OpenAIProvider
+from adapters.openai.video import OpenAIVideo
 from adapters.responses.client import ResponsesIngress
 from adapters.upstream import UpstreamClient
+from adapters.video import VideoAdapter
 
 AdapterFactory = Callable[[ProviderSettings, UpstreamClient], Adapter]
 
@@ -47,6 +51,23 @@ DIALECTS: dict[str, Dialect] = {
     "responses": Dialect(None, ResponsesIngress()),
 }
 
+VideoFactory = Callable[[ProviderSettings, UpstreamClient], VideoAdapter]
+
+# Provider kinds that serve video jobs (adapters/video.py).
+VIDEO: dict[str, VideoFactory] = {
+    "openai": OpenAIVideo,
+    "minimax": MinimaxVideo,
+    "mock": MockVideo,
+}
+
+
+def build_video_adapter(
+    kind: str, settings: ProviderSettings, client: UpstreamClient
+) -> VideoAdapter | None:
+    """The video side of a provider of ``kind``, or None when that kind serves no video."""
+    factory = VIDEO.get(kind)
+    return factory(settings, client) if factory is not None else None
+
 
 def build_adapter(kind: str, settings: ProviderSettings, client: UpstreamClient) -> Adapter:
     """The adapter for a provider of ``kind``; unknown kinds are a configuration error."""
@@ -58,11 +79,13 @@ def build_adapter(kind: str, settings: ProviderSettings, client: UpstreamClient)
 
 def modes_of(kind: str) -> tuple[str, ...]:
     """The model modes a provider of ``kind`` serves (its adapter's ``modes``; chat if it
-    declares none). An unknown kind serves none."""
+    declares none; video if the kind has a video adapter in ``VIDEO``). An unknown kind serves
+    none."""
     dialect = DIALECTS.get(kind)
     if dialect is None or dialect.provider is None:
         return ()
-    return tuple(getattr(dialect.provider, "modes", ("chat",)))
+    modes = tuple(getattr(dialect.provider, "modes", ("chat",)))
+    return (*modes, "video") if kind in VIDEO and "video" not in modes else modes
 
 
 def ingress(name: str) -> Ingress:

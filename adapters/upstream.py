@@ -154,9 +154,28 @@ class UpstreamClient:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
         """POST and wait for the status line; error statuses raise ProviderHTTPError."""
+        return await self.send("POST", url, body, headers)
+
+    async def get(self, url: str, headers: Mapping[str, str]) -> UpstreamResponse:
+        """GET and wait for the status line; error statuses raise ProviderHTTPError."""
+        return await self.send("GET", url, None, headers)
+
+    async def get_json(self, url: str, headers: Mapping[str, str]) -> bytes:
+        """GET and read the whole answer (error statuses raise ProviderHTTPError)."""
+        response = await self.get(url, headers)
+        try:
+            return await response.read()
+        finally:
+            response.close()
+
+    async def send(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> UpstreamResponse:
+        """One request, waiting for the status line; error statuses raise ProviderHTTPError."""
         try:
             async with asyncio.timeout(self.timeouts.first_byte):
-                response = await self.session().post(url, data=body, headers=headers)
+                response = await self.session().request(method, url, data=body,
+                                                        headers=headers)
         except TimeoutError as exc:
             raise ProviderTimeout("first_byte") from exc
         except aiohttp.ServerTimeoutError as exc:
@@ -253,8 +272,12 @@ class JSONProvider:
         self.client = client
 
     def _headers(self, call: Call) -> dict[str, str]:
+        return self.key_headers(call.api_key)
+
+    def key_headers(self, api_key: str | None) -> dict[str, str]:
+        """The headers of a call on ``api_key`` (the caller's own), else the operator's key."""
         headers = {"Content-Type": "application/json", **self.settings.headers}
-        key = call.api_key or self.settings.api_key
+        key = api_key or self.settings.api_key
         if key:
             headers[self.key_header] = self.key_prefix + key
         return headers

@@ -36,6 +36,7 @@ from gateway.pipeline.images import ImagesOperation
 from gateway.pipeline.scoring import ModerationOperation, RerankOperation
 from gateway.platform.routes import platform_routes
 from gateway.storage import StorageUnavailable
+from gateway.video.routes import video_routes
 from gateway.wiring import Gateway, build_gateway, chat_endpoint, operation_endpoint
 from routers.catalog import Model
 
@@ -232,6 +233,7 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
         *account_routes(services),
         *dashboard_routes(),
         *platform_routes(services),
+        *video_routes(services.video),
     ]
     routes += openapi_routes(routes)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)

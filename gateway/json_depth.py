@@ -11,7 +11,7 @@ are measured (see ``_depth_over``), all but the last step in C: about the cost o
 body once, and only for bodies with more than ``MAX_DEPTH`` brackets.
 
 ``DepthGuard`` applies the check to the body of every request to an app (the non-chat
-routes); the chat endpoints call ``check_depth`` from intake.
+routes) but multipart forms; the chat endpoints call ``check_depth`` from intake.
 """
 
 from __future__ import annotations
@@ -65,6 +65,14 @@ def _depth_over(brackets: bytes, limit: int) -> bool:
     return any(level > limit - removed for level in levels)
 
 
+def _is_form(scope: dict[str, Any]) -> bool:
+    """A multipart form is not JSON (an uploaded image may hold any bytes): not checked."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bool(value[:19].lower() == b"multipart/form-data")
+    return False
+
+
 class DepthGuard:
     """ASGI middleware: ``check_depth`` on each request body as its last part arrives; a
     refusal is raised from ``receive`` into the handler reading it, so the app's exception
@@ -74,7 +82,7 @@ class DepthGuard:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _is_form(scope):
             await self.app(scope, receive, send)
             return
         parts: list[bytes] = []

@@ -15,8 +15,9 @@ from msgspec import UNSET, UnsetType
 from adapters.base import Adapter, ProviderSettings
 from adapters.client import Ingress
 from adapters.overlay import Overlay
-from adapters.registry import build_adapter, default_base_url
+from adapters.registry import build_adapter, build_video_adapter, default_base_url
 from adapters.upstream import Timeouts, UpstreamClient
+from adapters.video import VideoAdapter
 from gateway.accounts.keys import KeyCache
 from gateway.accounts.services import AccountServices
 from gateway.admission import Admission
@@ -34,6 +35,10 @@ from gateway.platform.service import Platform
 from gateway.redis_client import REVOCATIONS, RedisClient
 from gateway.redis_health import RedisHealth
 from gateway.storage import StorageUnavailable, Store, open_database
+from gateway.video.billing import Reservations
+from gateway.video.jobs import VideoJobs
+from gateway.video.poller import VideoPoller
+from gateway.video.service import VideoService
 from routers.attempts import RetryPolicy
 from routers.catalog import Catalog, Model
 from routers.health import Health, MemoryHealth
@@ -216,6 +221,7 @@ class Gateway:
     streams: StreamGauge
     log: Any
     platform: Platform  # telemetry, webhooks and their background loops (docs/platform.md)
+    video: VideoService  # video jobs and their poller (docs/video.md)
 
     async def start(self) -> None:
         await self.store.db.connect()
@@ -233,6 +239,7 @@ class Gateway:
         if isinstance(self.health, RedisHealth):
             self.health.start()
         self.platform.start()
+        self.video.poller.start()
         if self.config.runtime.metrics_dir:
             await self.metrics.share(self.config.runtime.metrics_dir)
 
@@ -258,6 +265,7 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.metrics.stop()
+        await self.video.poller.stop()
         await self.platform.stop()
         await self.accounts.stop()
         if isinstance(self.health, RedisHealth):
@@ -343,10 +351,12 @@ def build_gateway(
     accounts.send_events_to(platform.emit)
     admission = Admission(accounts.cache, accounts.limiter, config.accounts.output_reserve_tokens)
     admission.on_event = platform.emit
+    metrics = Metrics.for_config(config, live_figures(ledger, streams, shared))
+    planner = build_planner(config, catalog, health)
     return Gateway(
         config=config,
         catalog=catalog,
-        planner=build_planner(config, catalog, health),
+        planner=planner,
         health=health,
         retry_policy=build_retry_policy(config),
         client=client,
@@ -358,11 +368,39 @@ def build_gateway(
         admission=admission,
         shared=shared,
         cache=build_cache(config, shared),
-        metrics=Metrics.for_config(config, live_figures(ledger, streams, shared)),
+        metrics=metrics,
         streams=streams,
         log=structlog.get_logger("gateway.request"),
         platform=platform,
+        video=build_video(config, client, accounts, catalog, planner, admission, store,
+                          metrics, platform),
     )
+
+
+def build_video_adapters(config: GatewayConfig, client: UpstreamClient) -> dict[str, VideoAdapter]:
+    """The video side of every configured provider whose kind serves video."""
+    adapters: dict[str, VideoAdapter] = {}
+    for name, provider in config.providers.items():
+        settings = ProviderSettings(
+            name=name, base_url=provider.base_url or default_base_url(provider.kind),
+            api_key=provider.api_key, headers=dict(provider.headers))
+        adapter = build_video_adapter(provider.kind, settings, client)
+        if adapter is not None:
+            adapters[name] = adapter
+    return adapters
+
+
+def build_video(config: GatewayConfig, client: UpstreamClient, accounts: AccountServices,
+                catalog: Catalog, planner: Planner, admission: Admission, store: Store,
+                metrics: Metrics, platform: Platform) -> VideoService:
+    """Video jobs: their table, the providers' video APIs, the poller and billing."""
+    jobs = VideoJobs(store.db)
+    adapters = build_video_adapters(config, client)
+    reservations = Reservations(admission, accounts.limiter)
+    poller = VideoPoller(config.video, jobs, adapters, catalog, reservations, metrics,
+                         platform.emit)
+    return VideoService(config, accounts.keys, planner, admission, jobs, adapters,
+                        reservations, poller)
 
 
 def chat_endpoint(gateway: Gateway, ingress: Ingress) -> Endpoint:

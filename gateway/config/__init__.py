@@ -45,6 +45,7 @@ from gateway.config.schema import (
     TelemetryConfig,
     TierConfig,
     UpstreamConfig,
+    VideoConfig,
     WebhooksConfig,
 )
 
@@ -74,6 +75,7 @@ __all__ = [
     "TelemetryConfig",
     "TierConfig",
     "UpstreamConfig",
+    "VideoConfig",
     "WebhooksConfig",
     "config_path",
     "config_warnings",

@@ -325,6 +325,23 @@ class WebhooksConfig(Section, frozen=True):
     balance_check_interval: PositiveSeconds = 60.0  # between looks for balances under thresholds
 
 
+class VideoConfig(Section, frozen=True):
+    """Video jobs (gateway.video, docs/video.md): how they are polled, and for how long."""
+
+    first_poll: Seconds = 2.0  # after creation
+    # Between polls of one job: doubles from first_poll up to this.
+    max_poll_interval: PositiveSeconds = 30.0
+    # A job not finished this long after creation fails ("timed out").
+    max_lifetime: PositiveSeconds = 3600.0
+    # How often each instance looks for jobs due a poll.
+    tick: PositiveSeconds = 1.0
+    # How long a poll's lease holds a job for one instance (a dead one's jobs are taken after).
+    lease: PositiveSeconds = 60.0
+    default_seconds: Annotated[int, Meta(ge=1, le=600)] = 4
+    max_seconds: Annotated[int, Meta(ge=1, le=600)] = 60
+    max_prompt_chars: AtLeastOne = 10_000
+
+
 class TelemetryConfig(Section, frozen=True):
     """Anonymous CLI telemetry (docs/platform.md)."""
 
@@ -357,6 +374,7 @@ class Settings(Section, frozen=True):
     releases: list[ReleaseConfig] = msgspec.field(default_factory=list)
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
+    video: VideoConfig = msgspec.field(default_factory=VideoConfig)
 
 
 class Runtime(msgspec.Struct, kw_only=True, frozen=True):

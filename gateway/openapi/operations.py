@@ -11,6 +11,7 @@ from gateway.openapi import account_schemas as a
 from gateway.openapi import schemas as s
 from gateway.openapi.operation import CHAT_ERRORS, CHAT_HEADERS, Operation, Param
 from gateway.openapi.platform_operations import PLATFORM
+from gateway.openapi.video_operations import VIDEO
 
 _HELLO = [{"role": "user", "content": "Hello!"}]
 
@@ -186,5 +187,5 @@ ACCOUNTS = (
 
 OPERATIONS: tuple[Operation, ...] = (
     *SERVICE, *MODELS, *CHAT, *RESPONSES, *EMBEDDINGS, *IMAGES, *_anthropic(""),
-    *_anthropic("/anthropic"), *ACCOUNTS, *PLATFORM,
+    *_anthropic("/anthropic"), *ACCOUNTS, *PLATFORM, *VIDEO,
 )

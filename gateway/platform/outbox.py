@@ -16,9 +16,6 @@ retry on a non-2xx or a timeout with the configured backoff.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -30,9 +27,10 @@ from sqlalchemy import and_, func, insert, select, update
 
 from gateway.config import WebhooksConfig
 from gateway.errors import GatewayError
+from gateway.leases import LeaseWorker
 from gateway.platform import signing
 from gateway.platform.ssrf import PinnedResolver, check_url
-from gateway.storage import Database, StorageUnavailable
+from gateway.storage import Database
 from gateway.storage.tables import webhook_attempts, webhook_endpoints, webhook_outbox
 
 log = structlog.get_logger("gateway.webhooks")
@@ -77,49 +75,24 @@ async def post(url: str, secret: str, message_id: str, body: bytes, allow_privat
     return Attempt(status, (time.monotonic() - started) * 1000, error)
 
 
-class Deliverer:
+class Deliverer(LeaseWorker):
     """The background loop of one instance over the shared outbox."""
 
+    unavailable_event = "webhook_outbox_unavailable"
+
     def __init__(self, config: WebhooksConfig, db: Database) -> None:
+        super().__init__(config.poll_interval)
         self.config = config
         self.db = db
-        self.owner = "inst_" + secrets.token_hex(6)
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
+    async def release(self) -> None:
+        """Rows this instance was attempting go back to the outbox now, not when leases
+        expire."""
+        await self.db.execute(update(webhook_outbox).where(
+            _O.lease_owner == self.owner, _O.status == "pending").values(lease_until=0))
 
-    def wake(self) -> None:
-        """Look at the outbox now (an event was just queued)."""
-        self._wake.set()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for task in list(self._running):
-            task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
-        # Rows this instance was attempting go back to the outbox now, not when leases expire.
-        with contextlib.suppress(StorageUnavailable):
-            await self.db.execute(update(webhook_outbox).where(
-                _O.lease_owner == self.owner, _O.status == "pending").values(lease_until=0))
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                for row in await self.claim():
-                    task = asyncio.create_task(self.deliver(row))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
-            except StorageUnavailable as exc:
-                log.warning("webhook_outbox_unavailable", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
-            self._wake.clear()
+    async def work(self, row: Any) -> None:
+        await self.deliver(row)
 
     async def claim(self) -> list[Any]:
         """Lease the due rows this instance may attempt now."""

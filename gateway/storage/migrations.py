@@ -207,6 +207,39 @@ MIGRATIONS: list[list[str | Executable]] = [
         "ALTER TABLE usage ADD COLUMN videos INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE usage ADD COLUMN video_seconds DOUBLE PRECISION NOT NULL DEFAULT 0",
     ],
+    # 9: video generation jobs (gateway.video).
+    [
+        """CREATE TABLE video_jobs (
+            id TEXT PRIMARY KEY,
+            user_email TEXT NOT NULL,
+            key_id TEXT NOT NULL DEFAULT '',
+            request_id TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            served TEXT NOT NULL DEFAULT '',
+            provider TEXT NOT NULL DEFAULT '',
+            upstream_id TEXT NOT NULL DEFAULT '',
+            prompt TEXT NOT NULL DEFAULT '',
+            size TEXT NOT NULL DEFAULT '',
+            seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'queued',
+            progress INTEGER NOT NULL DEFAULT 0,
+            error_code TEXT NOT NULL DEFAULT '',
+            error TEXT NOT NULL DEFAULT '',
+            file_ref TEXT NOT NULL DEFAULT '',
+            created_at DOUBLE PRECISION NOT NULL,
+            completed_at DOUBLE PRECISION,
+            expires_at DOUBLE PRECISION NOT NULL,
+            next_poll_at DOUBLE PRECISION NOT NULL,
+            polls INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT NOT NULL DEFAULT '',
+            lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+            cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+            prepaid INTEGER NOT NULL DEFAULT 0,
+            refunds TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX video_jobs_due ON video_jobs (status, next_poll_at)",
+        "CREATE INDEX video_jobs_user ON video_jobs (user_email, created_at)",
+    ],
 ]
 
 

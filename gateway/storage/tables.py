@@ -246,6 +246,41 @@ webhook_attempts = Table(
     Index("webhook_attempts_endpoint", "endpoint_id", "created_at"),
 )
 
+# Video generation jobs (gateway.video): one row per job, polled by one instance at a time
+# under a lease, billed once when it ends (the usage row is written with its last update).
+video_jobs = Table(
+    "video_jobs",
+    metadata,
+    Column("id", Text, primary_key=True),  # video_…, what callers see
+    Column("user_email", Text, nullable=False),
+    _text("key_id"),
+    _text("request_id"),
+    _text("model"),  # as requested
+    _text("served"),  # the deployment that took the job
+    _text("provider"),
+    _text("upstream_id"),  # the provider's job id: never shown to callers
+    _text("prompt"),
+    _text("size"),
+    Column("seconds", Float, nullable=False, server_default="0"),
+    _text("status", "queued"),  # queued, in_progress, completed, failed
+    _int("progress"),
+    _text("error_code"),
+    _text("error"),  # the upstream's reason, shown to the caller
+    _text("file_ref"),  # what the provider's download needs (MiniMax: file_id); never shown
+    Column("created_at", Float, nullable=False),
+    Column("completed_at", Float),
+    Column("expires_at", Float, nullable=False),  # polling gives up after this
+    Column("next_poll_at", Float, nullable=False),
+    _int("polls"),
+    _text("lease_owner"),
+    Column("lease_until", Float, nullable=False, server_default="0"),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
+    _int("prepaid", Flag),  # the owner's tier draws a balance down: the cost is spent from it
+    _text("refunds"),  # credit counters to give back if the job fails: "key amount until;…"
+    Index("video_jobs_due", "status", "next_poll_at"),
+    Index("video_jobs_user", "user_email", "created_at"),
+)
+
 # Written by the migration runner only: one row per applied version.
 schema_version = Table(
     "schema_version",
