@@ -1,6 +1,7 @@
 """Serving the app on uvloop, in one process or several workers, with a choice of ASGI server.
 
-``hypercorn`` (the default), ``uvicorn`` (with httptools) or ``granian`` (Rust HTTP, asyncio
+``uvicorn`` (the default, with httptools: the cheapest per request and per stream chunk and the
+only one to hold 1,000 streams), ``hypercorn`` (for HTTP/2) or ``granian`` (Rust HTTP, asyncio
 loop); ``bench/README.md`` measures them and says which to use when. On each of them:
 
 - The port is bound before the banner is printed; a busy port is one line and exit code 2.
@@ -280,14 +281,14 @@ def _port_busy(config: GatewayConfig) -> int:
 
 
 def serve(
-    config: GatewayConfig, config_path: str | None, workers: int, server: str = "hypercorn"
+    config: GatewayConfig, config_path: str | None, workers: int, server: str = "uvicorn"
 ) -> int:
     """Bind, print the banner, run until told to stop; returns the exit code."""
     if config_path:
         os.environ["GATEWAY_CONFIG"] = os.path.abspath(config_path)
-    if server in ("uvicorn", "granian") and not _has(server):
+    if server == "granian" and not _has(server):
         print(
-            f"gateway: --server {server} is not installed; install the 'servers' extra "
+            "gateway: --server granian is not installed; install the 'servers' extra "
             "(pip install 'llm-gateway[servers]') or use --server hypercorn",
             file=sys.stderr,
         )

@@ -1,7 +1,7 @@
-"""``gateway serve --server uvicorn``: uvicorn (httptools), its signals handled by ``Lifecycle``.
+"""``gateway serve`` (uvicorn, the default server): httptools, its signals handled by ``Lifecycle``.
 
-In a module of its own because uvicorn is optional (the ``servers`` extra), and because its
-multi-process supervisor pickles the worker's class by reference.
+In a module of its own so that ``--server hypercorn|granian`` never imports uvicorn, and because
+its multi-process supervisor pickles the worker's class by reference.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``gateway serve --server uvicorn|granian``: same API, same graceful drain and ledger flush."""
+"""``gateway serve`` runs on uvicorn unless told; ``--server hypercorn|granian``: same API, same
+graceful drain and ledger flush."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
+import httpx2 as httpx
 import openai
 import pytest
 
@@ -15,17 +17,29 @@ from tests.conftest import GatewayProcess, fake_config
 pytestmark = pytest.mark.e2e
 
 
-def serve_with(tmp: Path, upstream: FakeUpstream, server: str) -> GatewayProcess:
+def serve_with(tmp: Path, upstream: FakeUpstream, server: str | None) -> GatewayProcess:
+    tmp.mkdir(exist_ok=True)
     process = GatewayProcess(tmp, fake_config(tmp, upstream.url))
     process.key = process.create_key("--name", "servers", "--user", "servers@example.com")
     return process.start(server=server)
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "granian"])
-def test_other_server_serves_drains_and_flushes_ledger(
+def test_gateway_serve_runs_on_uvicorn_unless_told(tmp_path: Path, upstream: FakeUpstream) -> None:
+    """The fastest server measured (bench/README.md, "Default server") is the one users get."""
+    for server, header in ((None, "uvicorn"), ("hypercorn", "hypercorn-h11")):
+        gateway = serve_with(tmp_path / (server or "default"), upstream, server)
+        try:
+            assert httpx.get(f"{gateway.url}/health", timeout=10).headers["server"] == header
+        finally:
+            assert gateway.stop() == 0, gateway.logs()
+
+
+@pytest.mark.parametrize("server", ["hypercorn", "uvicorn", "granian"])
+def test_each_server_serves_drains_and_flushes_ledger(
     tmp_path: Path, upstream: FakeUpstream, server: str
 ) -> None:
-    pytest.importorskip(server)
+    if server == "granian":  # the 'servers' extra; uvicorn and hypercorn come with the gateway
+        pytest.importorskip(server)
     gateway = serve_with(tmp_path, upstream, server)
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.key, max_retries=0)
     try:
