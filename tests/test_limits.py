@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import secrets
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -24,8 +25,10 @@ from gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
+from gateway.redis_client import RedisClient
 from gateway.storage import AccountsStore, UserRecord, open_store
 from routers.catalog import Model
+from tests.services import REDIS_URL, redis_prefix  # noqa: F401
 
 pytestmark = pytest.mark.unit
 
@@ -34,6 +37,9 @@ CONFIG = """
 requests_per_day = 7
 [tiers.tight]
 requests_per_minute = 4
+[tiers.both]
+requests_per_minute = 3
+requests_per_day = 100
 [tiers.tokens]
 tokens_per_day = 1000
 [tiers.credits]
@@ -44,14 +50,24 @@ prepaid = true
 MODEL = Model(id="m", provider="p", upstream="m", output_price=250_000.0, credits=3)
 
 
-@pytest.fixture
-async def world() -> AsyncIterator[tuple[Admission, AccountCache, list[float]]]:
+@pytest.fixture(params=["memory", "redis"])
+async def world(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Admission, AccountCache, list[float]]]:
+    """Admission on ``memory://``, and on Redis (the tests' own, ``tests/services.py``)."""
     store = await open_store("sqlite:///:memory:")
     accounts = AccountsStore(store.db)
     cache = AccountCache(accounts, parse_config(CONFIG), SecretBox(""), LocalBalances())
     clock = [calendar.timegm((2026, 3, 1, 23, 59, 0))]
-    yield Admission(cache, Limiter("memory://", clock=lambda: clock[0]), 4), cache, clock
+    shared = None
+    if request.param == "redis":
+        prefix = request.getfixturevalue("redis_prefix") + secrets.token_hex(4) + ":"
+        shared = RedisClient(REDIS_URL, prefix, failure="closed")
+    limiter = Limiter(REDIS_URL if shared else "memory://", lambda: clock[0], shared)
+    yield Admission(cache, limiter, 4), cache, clock
     await store.close()
+    if shared is not None:
+        await shared.close()
 
 
 def who(tier: str, user: str = "a@example.com") -> Principal:
@@ -85,6 +101,19 @@ async def test_minute_limit_is_a_distinct_429(world) -> None:
     assert all(type(r) is RateLimited and r.code == "rate_limit_exceeded" for r in refused)
     assert int(refused[0].headers["Retry-After"]) >= 1
     assert refused[0].headers["X-RateLimit-Remaining"] == "0"
+
+
+async def test_minute_refusal_takes_back_the_day_and_survives_a_script_flush(world) -> None:
+    admission, _, _ = world
+    results = await outcomes(admission, who("both"), 5)
+    assert [type(r) for r in results].count(RateLimited) == 2
+    day = admission.limiter.day()
+    # Only the admitted requests count towards the day: a refused one was taken back.
+    assert await admission.limiter.get(f"rpd:{day}:u:a@example.com") == 3
+    if admission.limiter.redis is not None:  # Redis restarted: scripts are loaded again
+        await admission.limiter.redis.client.script_flush()
+    ticket = await admission.admit(who("both", "b@example.com"), MODEL, 40, 4)
+    assert dict(ticket.headers)[b"X-RateLimit-Remaining"] == b"2"
 
 
 async def test_credits_and_tokens_are_counted_and_settled(world) -> None:

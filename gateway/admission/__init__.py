@@ -18,8 +18,10 @@ limit of K let exactly K through. Tokens are reserved from an estimate (prompt b
 The balance of a prepaid tier is reserved through ``gateway.balances.BalanceBook``: in this
 process with no ``await`` between check and reservation, or in Redis by one Lua script.
 
-With Redis every counter lives there under ``<limits.redis_prefix>limits/…`` (the ``limits``
-library's redis storage, whose increments are atomic), so all instances count together. When
+With Redis every counter lives there under ``<limits.redis_prefix>limits:…`` (the ``limits``
+library's keys and structures), so all instances count together; one Lua script does all of a
+request's counting in one round trip (``gateway.counters.batch``), and settle's corrections
+are one more. When
 Redis cannot be reached, ``limits.redis_failure`` decides: ``"open"`` counts in this process
 (a ``memory://`` storage) until it is back, ``"closed"`` refuses with 503.
 """

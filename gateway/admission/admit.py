@@ -69,6 +69,9 @@ class Admission:
         self.limiter = limiter
         self.output_reserve = output_reserve
         self._tasks: set[asyncio.Task[None]] = set()
+        # Settle's corrections waiting for Redis, by (counter, its end), and their one task.
+        self._pending: dict[tuple[str, float], int] = {}
+        self._flushing: asyncio.Task[None] | None = None
         # (user, event type, data, event id) of a refusal, for webhooks' ``limit.reached``.
         self.on_event: Callable[..., None] = lambda *event, **more: None
 
@@ -148,32 +151,29 @@ class Admission:
         limiter = self.limiter
         now = limiter.clock()
         user = state.email or principal.key_id
-        daily = _daily_counters(limiter.periods(now), user, principal.key_id, tier, key_rpd,
-                                target.credits, ticket.reserved_tokens)
-        taken: list[Counter] = []
+        daily = [d for d in _daily_counters(limiter.periods(now), user, principal.key_id, tier,
+                                            key_rpd, target.credits, ticket.reserved_tokens)
+                 if d[2]]
+        windows = [(scope, limit) for scope, limit in (
+            (f"u:{user}", tier.requests_per_minute), (f"k:{principal.key_id}", key_rpm)) if limit]
         try:
-            for key, amount, limit, until, code, what in daily:
-                if not limit:
-                    continue
-                value = await limiter.add(key, amount, until)
-                taken.append(Counter(key, amount, until))
+            # One call (one Redis round trip): it stops at the first limit reached, and then
+            # takes back what it added (gateway.counters.Limiter.admit).
+            values, hits = await limiter.admit(
+                [(key, amount, limit, limiter.expiry(until))
+                 for key, amount, limit, until, _, _ in daily], windows)
+            for (key, _, limit, until, code, what), value in zip(daily, values, strict=True):
                 if value > limit:
                     raise _over_quota(limit, what, ticket.tier_name, until, now, code)
                 if key.startswith("cpd:"):
                     ticket.credits_remaining = str(max(limit - value, 0))
-            minute_limit = tier.requests_per_minute
-            for scope, limit in ((f"u:{user}", minute_limit), (f"k:{principal.key_id}", key_rpm)):
-                if not limit:
-                    continue
-                allowed, remaining, reset = await limiter.hit_minute(scope, limit)
+            for (scope, limit), (allowed, remaining, reset) in zip(windows, hits, strict=False):
                 headers = _rate_headers(limit, remaining, reset)
                 if not allowed:
                     raise _over_rate(limit, reset, headers)
                 if scope.startswith("u:") or not ticket.headers:
                     ticket.headers = [(k.encode(), v.encode()) for k, v in headers.items()]
         except GatewayError as error:
-            for counter in taken:
-                await limiter.add(counter.key, -counter.amount, counter.until)
             error.headers.setdefault("X-Tier", ticket.tier_name)
             self._limit_reached(state.email, principal.key_id, error)
             raise
@@ -183,6 +183,7 @@ class Admission:
                 (b"x-ratelimit-remaining", b"unlimited"),
                 (b"x-ratelimit-reset", b"0"),
             ]
+        taken = [Counter(key, amount, until) for key, amount, _, until, _, _ in daily]
         ticket.token_counters = [t for t in taken if t.key.startswith(("tpd:", "tpm:"))]
         ticket.credit_counters = [t for t in taken if t.key.startswith("cpd:")]
         if ticket.prepaid:
@@ -220,16 +221,34 @@ class Admission:
             for counter, delta in adjust:
                 self.limiter.fast.add(counter.key, delta, self.limiter.expiry(counter.until))
         elif adjust:
-            task = asyncio.ensure_future(self._adjust(adjust))
+            self._queue(adjust)
+
+    def _queue(self, adjust: list[tuple[Counter, int]]) -> None:
+        """Corrections for Redis, coalesced: one call in flight at a time carries every
+        correction queued since the last one (one round trip per request at most, fewer
+        under load)."""
+        pending = self._pending
+        for counter, delta in adjust:
+            where = (counter.key, counter.until)
+            pending[where] = pending.get(where, 0) + delta
+        if self._flushing is None:
+            task = self._flushing = asyncio.ensure_future(self._adjust())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _adjust(self, adjust: list[tuple[Counter, int]]) -> None:
+    async def _adjust(self) -> None:
         try:
-            for counter, delta in adjust:
-                await self.limiter.add(counter.key, delta, counter.until)
-        except GatewayError as error:  # Redis down, fail closed: the correction is lost
-            log.warning("counter_correction_lost", error=error.message)
+            while self._pending:
+                pending, self._pending = self._pending, {}
+                changes = [(key, delta, until) for (key, until), delta in pending.items()
+                           if delta]
+                try:
+                    if changes:
+                        await self.limiter.add_many(changes)
+                except GatewayError as error:  # Redis down, fail closed: these are lost
+                    log.warning("counter_correction_lost", error=error.message)
+        finally:
+            self._flushing = None
 
 
 Daily = tuple[str, int, int, float, str, str]  # key, amount, limit, until, refusal code, what

@@ -19,6 +19,8 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 from redis.exceptions import RedisError
 
+from gateway.counters import batch
+from gateway.counters.batch import Hit, Step
 from gateway.counters.memory import MemoryWindows, is_memory
 from gateway.redis_client import RedisClient, RedisUnavailable
 
@@ -60,6 +62,10 @@ class Limiter:
         self.moving = MovingWindowRateLimiter(self.storage)
         self.clock = clock
         self.redis = redis
+        # With the process's Redis: admission's counters in one script (gateway.counters.batch).
+        self._prefix = options.get("key_prefix", "") + ":"
+        self._admit = redis.script(batch.ADMIT_LUA) if redis is not None else None
+        self._add = redis.script(batch.ADD_LUA) if redis is not None else None
         self.fallback = Limiter("memory://", clock) if redis is not None else None
         self._items: dict[int, RateLimitItemPerMinute] = {}
         self._periods: tuple[str, str, float, float, float] | None = None
@@ -90,6 +96,65 @@ class Limiter:
         allowed = await self.moving.hit(item, scope)
         stats = await self.moving.get_window_stats(item, scope)
         return allowed, stats.remaining, stats.reset_time
+
+    async def admit(
+        self, counters: list[Step], windows: list[tuple[str, int]]
+    ) -> tuple[list[int], list[Hit]]:
+        """Add to dated counters, then hit moving minutes, in order, stopping at the first one
+        over its limit (after which every counter added to is taken back): (each counter's new
+        value, 0 when not reached; each window's (allowed, remaining, reset) when reached).
+
+        With Redis: one round trip (``batch.ADMIT_LUA``), under the failure policy; none when
+        there is nothing to count.
+        """
+        if not (counters or windows):
+            return [], []
+        if self.redis is not None and self.fallback is not None and self._admit is not None:
+            run, now = self._admit, time.time()  # windows run on the time of day, as ``limits``
+            keys = [(self._minute(limit).key_for(scope), limit) for scope, limit in windows]
+            try:
+                return await self.redis.call(
+                    lambda: batch.admit(run, self._prefix, now, counters, keys),
+                    "quotas" if counters else "rate limits",
+                )
+            except RedisUnavailable:
+                return await self.fallback.admit(counters, windows)
+        return await self._admit_each(counters, windows)
+
+    async def _admit_each(
+        self, counters: list[Step], windows: list[tuple[str, int]]
+    ) -> tuple[list[int], list[Hit]]:
+        values = [0] * len(counters)
+        hits: list[Hit] = []
+        for i, (key, amount, limit, expiry) in enumerate(counters):
+            values[i] = await self._incr(key, expiry, amount)
+            if values[i] > limit:
+                await self._take_back(counters[: i + 1])
+                return values, hits
+        for scope, limit in windows:
+            hits.append(await self._hit_minute(scope, limit))
+            if not hits[-1][0]:
+                await self._take_back(counters)
+                break
+        return values, hits
+
+    async def _take_back(self, counters: list[Step]) -> None:
+        for key, amount, _, expiry in counters:
+            await self._incr(key, expiry, -amount)
+
+    async def add_many(self, changes: list[tuple[str, int, float]]) -> None:
+        """Add to several counters (key, amount, until): with Redis in one round trip."""
+        if self.redis is not None and self.fallback is not None and self._add is not None:
+            run = self._add
+            steps = [(key, amount, self.expiry(until)) for key, amount, until in changes]
+            try:
+                return await self.redis.call(
+                    lambda: batch.add(run, self._prefix, steps), "quotas"
+                )
+            except RedisUnavailable:
+                return await self.fallback.add_many(changes)
+        for key, amount, until in changes:
+            await self._incr(key, self.expiry(until), amount)
 
     async def add(self, key: str, amount: int, until: float) -> int:
         """Add to a counter that expires at ``until``; answers the new value."""
