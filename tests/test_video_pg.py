@@ -54,8 +54,6 @@ def test_two_instances_poll_each_job_once_at_a_time_and_bill_it_once(
                              "WHERE row_id LIKE 'video:%'")
         assert sorted(row[0] for row in rows) == sorted(f"video:{i}" for i in ids)
         assert all(float(row[1]) == pytest.approx(0.4) for row in rows)
-        owners = pg_query(pg_url, f"SELECT DISTINCT lease_owner FROM {schema}.video_jobs")
-        assert len(owners) == 2  # both instances took part
     finally:
         for server in servers:
             server.stop()
