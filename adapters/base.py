@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
 from adapters.canonical import Request, Response, StreamEvent, Usage
-from adapters.errors import ProviderHTTPError, ProviderProtocolError
+from adapters.errors import CallerError, ProviderHTTPError, ProviderProtocolError
 
 
 @dataclass(slots=True)
@@ -109,6 +109,15 @@ class StreamTranslator(Protocol):
     def feed(self, item: bytes | StreamEvent) -> bytes: ...
 
     def close(self) -> bytes: ...
+
+
+@runtime_checkable
+class FailingTranslator(Protocol):
+    """A translator that ends a stream broken after its commit point in its own terms, from
+    the stream's state (the Responses API: ``error``, then ``response.failed`` carrying the
+    response so far); other streams end with their ingress's stateless ``error_frame``."""
+
+    def fail(self, error: CallerError) -> bytes: ...
 
 
 

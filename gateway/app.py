@@ -35,9 +35,16 @@ from gateway.pipeline.endpoint import Endpoint
 from gateway.pipeline.images import ImagesOperation
 from gateway.pipeline.scoring import ModerationOperation, RerankOperation
 from gateway.platform.routes import platform_routes
+from gateway.responses.routes import response_routes
 from gateway.storage import StorageUnavailable
 from gateway.video.routes import video_routes
-from gateway.wiring import Gateway, build_gateway, chat_endpoint, operation_endpoint
+from gateway.wiring import (
+    Gateway,
+    build_gateway,
+    chat_endpoint,
+    operation_endpoint,
+    responses_endpoint,
+)
 from routers.catalog import Model
 
 _log = structlog.get_logger("gateway.app")
@@ -225,7 +232,8 @@ def create_app(config: GatewayConfig | None = None, gateway: Gateway | None = No
     routes = [
         *service,
         Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/v1/responses", chat_endpoint(services, ingress("responses")), methods=["POST"]),
+        Route("/v1/responses", responses_endpoint(services), methods=["POST"]),
+        *response_routes(services.responses, services.accounts),
         *operation_routes(services),
         models[0],
         *anthropic_routes(services),

@@ -104,9 +104,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if key:
         print("No API key existed yet, so one was created (it is shown only this once):")
         print(f"  {key}")
+    from gateway.lifecycle import leave
     from gateway.server import serve  # binds the port, then prints "Gateway listening on ..."
 
-    return serve(config, args.config, workers, args.server)
+    # Served, drained and flushed: a supervisor (granian's, or ours for hypercorn workers) has
+    # loaded the whole gateway to create the first key, and tearing that down took 1.5-3 s on
+    # a loaded machine, after its workers had exited; a second signal is to exit at once.
+    leave(serve(config, args.config, workers, args.server))
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:

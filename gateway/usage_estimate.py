@@ -6,17 +6,27 @@ request body's text, the completion from the answer frames the client received, 
 the caller's dialect (``prompt_texts`` / ``answer_texts`` of ``adapters/<dialect>/texts.py``);
 rows counted this way are marked ``estimated``.
 
-The tokenizer (~150 MB once loaded) is loaded on first need, not at start: the first request
-that needs it has already been answered; its settlement (ledger row, log line, token counters)
-waits in a task while ``load_tokenizer`` reads it in a thread (~0.2 s), the event loop serving
-everything else meanwhile. A process whose upstreams always report usage never loads it.
+The tokenizer is loaded on first need, not at start: the first request that needs it has
+already been answered; its settlement (ledger row, log line, token counters) waits in a task
+while ``load_tokenizer`` loads it in a thread, the event loop serving everything else meanwhile.
+A process whose upstreams always report usage never loads it.
+
+It is the package's Rust extension (``bpe_openai._bindings``), loaded by itself: ``import
+bpe_openai`` first parses three vocabularies in Python (cl100k, o200k and voyage3, for their
+special tokens), which took 7-11 s and 147 MB on a loaded two-core machine where the extension
+alone took 0.7 s and 71 MB. That time is on the path of a stream cut at shutdown (its row waits
+for it), so a second signal, which flushes and exits at once, would otherwise wait for it too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.machinery
+import importlib.util
+import sys
 import threading
-import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from adapters import canonical as c
@@ -24,41 +34,55 @@ from adapters.client import Ingress, Parsed
 from adapters.overlay import Overlay
 from adapters.sse import data_payloads
 
-_encoding: Any = None
+_count: Callable[[str], int] | None = None
 _lock = threading.Lock()
 _loading: asyncio.Future[Any] | None = None
+_BACKEND = "bpe_openai._bindings"
 
 
-def encoding() -> Any:
-    """The tokenizer, loaded once (about 0.15 s, blocking): on the event loop, await
-    ``load_tokenizer`` first."""
-    global _encoding
+def _o200k() -> Any:
+    """bpe-openai's Rust tokenizer for o200k_base, without the package's Python layer."""
+    module = sys.modules.get(_BACKEND)
+    if module is None:
+        package = importlib.util.find_spec("bpe_openai")  # found, not imported
+        assert package is not None and package.submodule_search_locations is not None
+        folder = Path(next(iter(package.submodule_search_locations)))
+        path = str(next(folder.glob("_bindings*.so")))
+        loader = importlib.machinery.ExtensionFileLoader(_BACKEND, path)
+        spec = importlib.util.spec_from_file_location(_BACKEND, path, loader=loader)
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+        sys.modules[_BACKEND] = module  # an extension is initialised once per process
+    return module.tokenizer_for_encoding("o200k_base")
+
+
+def counter() -> Callable[[str], int]:
+    """The token counter, loaded once (blocking): on the event loop, await ``load_tokenizer``
+    first."""
+    global _count
     with _lock:
-        if _encoding is None:
-            with warnings.catch_warnings():  # its loader uses a deprecated importlib call
-                warnings.simplefilter("ignore", DeprecationWarning)
-                import bpe_openai  # type: ignore[import-untyped]
-
-                _encoding = bpe_openai.get_encoding("o200k_base")
-        return _encoding
+        if _count is None:
+            _count = _o200k().count
+        return _count
 
 
 def tokenizer_loaded() -> bool:
-    return _encoding is not None
+    return _count is not None
 
 
 async def load_tokenizer() -> None:
     """Load the tokenizer in a thread (once, however many callers wait)."""
     global _loading
-    if _encoding is not None:
+    if _count is not None:
         return
     if _loading is None:
-        _loading = asyncio.get_running_loop().run_in_executor(None, encoding)
+        _loading = asyncio.get_running_loop().run_in_executor(None, counter)
     await asyncio.shield(_loading)
 
 
 def count_tokens(text: str) -> int:
-    return len(encoding().encode(text)) if text else 0
+    return counter()(text) if text else 0
 
 
 def estimate_usage(ingress: Ingress, body: bytes, sent: SentBodies | None = None) -> c.Usage:

@@ -15,7 +15,7 @@ from msgspec import UNSET, UnsetType
 from adapters.base import Adapter, ProviderSettings
 from adapters.client import Ingress
 from adapters.overlay import Overlay
-from adapters.registry import build_adapter, build_video_adapter, default_base_url
+from adapters.registry import build_adapter, build_video_adapter, default_base_url, ingress
 from adapters.upstream import Timeouts, UpstreamClient
 from adapters.video import VideoAdapter
 from gateway.accounts.keys import KeyCache
@@ -34,6 +34,9 @@ from gateway.pipeline.streaming import StreamGauge
 from gateway.platform.service import Platform
 from gateway.redis_client import REVOCATIONS, RedisClient
 from gateway.redis_health import RedisHealth
+from gateway.responses.keeper import ResponseKeeper
+from gateway.responses.memory import ResponseMemory
+from gateway.responses.operation import ResponsesOperation
 from gateway.storage import StorageUnavailable, Store, open_database
 from gateway.video.billing import Reservations
 from gateway.video.jobs import VideoJobs
@@ -134,7 +137,8 @@ def build_planner(
     for name, spec in config.routers.items():
         chain = models(spec.models)
         if spec.kind == "free" and not spec.models:
-            chain = tuple(m for m in catalog if m.free)
+            # Routers serve chat: free embedding or moderation models stay out of the rotation.
+            chain = tuple(m for m in catalog if m.free and m.mode == "chat")
         prompt = spec.prompt or (OCR_PROMPT if spec.kind == "ocr" else "")
         temperature = spec.temperature
         if spec.kind == "ocr" and temperature is UNSET:
@@ -222,6 +226,7 @@ class Gateway:
     log: Any
     platform: Platform  # telemetry, webhooks and their background loops (docs/platform.md)
     video: VideoService  # video jobs and their poller (docs/video.md)
+    responses: ResponseKeeper  # stored Responses API answers (docs/responses.md)
 
     async def start(self) -> None:
         await self.store.db.connect()
@@ -240,6 +245,7 @@ class Gateway:
             self.health.start()
         self.platform.start()
         self.video.poller.start()
+        self.responses.start()
         if self.config.runtime.metrics_dir:
             await self.metrics.share(self.config.runtime.metrics_dir)
 
@@ -273,6 +279,7 @@ class Gateway:
         if self.shared is not None:
             await self.shared.close()
         await self.ledger.close()
+        await self.responses.stop()
         await self.client.close()
         await self.store.close()
 
@@ -374,6 +381,7 @@ def build_gateway(
         platform=platform,
         video=build_video(config, client, accounts, catalog, planner, admission, store,
                           metrics, platform),
+        responses=ResponseKeeper(config.responses, lambda: store.db),
     )
 
 
@@ -428,4 +436,18 @@ def operation_endpoint(gateway: Gateway, operation: Operation, cached: bool = Fa
         gateway.streams,
         first_byte=gateway.client.timeouts.first_byte,
         commit_timeout=gateway.config.server.commit_timeout,
+    )
+
+
+def responses_endpoint(gateway: Gateway) -> Endpoint:
+    """``POST /v1/responses``: the chat pipeline in the Responses dialect, with stored
+    responses (``gateway.responses``): ``previous_response_id`` expanded at intake, each
+    answer kept before its end is sent."""
+    endpoint = operation_endpoint(gateway, ResponsesOperation(ingress("responses")), cached=True)
+    memory = ResponseMemory(gateway.responses, endpoint.operation.parse)
+    return replace(
+        endpoint,
+        intake=replace(endpoint.intake, expand=memory.expand),
+        complete=memory.whole(endpoint.complete),
+        stream_end=memory.stream_end,
     )

@@ -6,9 +6,9 @@ Kinds (configured under ``[routers.<name>]``; users add their own of any kind):
   matches and has a model able to serve wins, else the default chain (``models``). Conditions:
   ``images``, ``tools``, ``audio``, ``long_context`` (estimated prompt over
   ``min_prompt_tokens``), ``code`` (a code-heavy prompt) and ``always``.
-* ``free``: the free models (``models``, or every catalog model marked ``free``) in rotation:
-  each request starts one further along, skipping any deployment in cool-down or rate-limited;
-  the others follow as fallbacks.
+* ``free``: the free models (``models``, or every chat model of the catalog marked ``free``) in
+  rotation: each request starts one further along, skipping any deployment in cool-down or
+  rate-limited; the others follow as fallbacks.
 * ``ocr``: image input only, to a chain of vision models, with an extraction prompt put ahead of
   the caller's (Thai and English text by default).
 * ``fallback``: a fixed chain of models.

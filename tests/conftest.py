@@ -3,13 +3,14 @@ gateway server in a subprocess."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
               "(restarted, stopped or reconfigured): tests must use tests/services.py's own "
               "instances")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def launch(args: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
+    """A server process leading its own process group, so ``end_tree`` reaches its workers
+    (granian's, uvicorn's, hypercorn's) even once the process itself has gone."""
+    return subprocess.Popen(args, start_new_session=True, **popen)
+
+
+def end_tree(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL whatever is left of a server started by ``launch``: itself and every worker."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def stop_tree(process: subprocess.Popen[Any], timeout: float) -> int:
+    """SIGTERM a server started by ``launch`` and wait for its exit code; past ``timeout``, or
+    for workers left behind, ``end_tree``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout)
+    code = process.poll()
+    end_tree(process)
+    return process.returncode if code is None else code
 
 
 def free_port() -> int:
@@ -160,48 +186,39 @@ class GatewayProcess:
         assert result.returncode == 0, result.stderr
         return result.stdout.strip().splitlines()[-1]
 
-    def start(self, workers: int = 1) -> GatewayProcess:
+    def start(
+        self, workers: int = 1, server: str | None = None, timeout: float = 20
+    ) -> GatewayProcess:
+        """``gateway serve`` (on ``server``, or the default one) until ``/health`` answers; one
+        that does not within ``timeout`` seconds is ended, with its workers."""
         self.key = self.key or self.create_key("--name", "tests", "--user", "tests@example.com")
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                GATEWAY,
-                "serve",
-                "--config",
-                str(self.config_path),
-                "--port",
-                str(self.port),
-                "--workers",
-                str(workers),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            cwd=self.tmp,
+        chosen = ["--server", server] if server else []
+        self.process = launch(
+            [GATEWAY, "serve", "--config", str(self.config_path), "--port", str(self.port),
+             "--workers", str(workers), *chosen],
+            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, env=self.env, cwd=self.tmp,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited early:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"gateway did not become healthy:\n{self.logs()}")
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            exited = self.process.poll() is not None
+            raise RuntimeError(
+                f"gateway {'exited early' if exited else 'did not become healthy'}:\n{self.logs()}"
+            )
+        except BaseException:  # not healthy, or the run interrupted: nothing is left running
+            end_tree(self.process)
+            raise
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self, timeout: float = 15) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return stop_tree(self.process, timeout) if self.process is not None else 0
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, launch, stop_tree
 
 FIRST_KEY = re.compile(r"^\s+(\S+)\s*$", re.MULTILINE)
 
@@ -51,7 +50,7 @@ class FreshGateway:
 
     def start(self) -> FreshGateway:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
+        self.process = launch(
             [str(self.home / ".venv" / "bin" / "gateway"), "serve", "--port", str(self.port)],
             stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.home,
         )
@@ -75,11 +74,4 @@ class FreshGateway:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return stop_tree(self.process, 20) if self.process is not None else 0

@@ -174,11 +174,15 @@ async def in_process(config_text: str) -> AsyncIterator[tuple[httpx.AsyncClient,
 
 
 @contextlib.asynccontextmanager
-async def pipeline(tmp: Path, extra: str = "") -> AsyncIterator[Seam]:
-    """A started gateway on ``tmp`` (see the module docstring); ``extra`` is more TOML."""
+async def pipeline(tmp: Path, extra: str = "", storage_url: str = "") -> AsyncIterator[Seam]:
+    """A started gateway on ``tmp`` (see the module docstring); ``extra`` is more TOML,
+    ``storage_url`` a database instead of SQLite in ``tmp``."""
     adapter, backup = ScriptedAdapter(steps=deque([Answer()])), ScriptedAdapter(
         steps=deque([Answer("backup answer")]))
-    config = parse_config(CONFIG.format(tmp=tmp, extra=extra))
+    text = CONFIG.format(tmp=tmp, extra=extra)
+    if storage_url:
+        text = text.replace(f"sqlite:///{tmp}/gateway.db", storage_url)
+    config = parse_config(text)
     gateway = build_gateway(config, adapters={"scripted": adapter, "backup": backup})
     app = create_app(gateway=gateway)
     await gateway.start()

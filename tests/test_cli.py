@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from pathlib import Path
 
-from tests.conftest import GATEWAY, ROOT, free_port
+from tests.conftest import GATEWAY, ROOT, free_port, launch, stop_tree
 
 CONFIG = """
 [storage]
@@ -101,7 +100,7 @@ def test_version() -> None:
 
 def test_serve_warns_about_workers_on_memory_limits_and_sqlite(tmp_path: Path) -> None:
     config, elsewhere = folders(tmp_path)
-    process = subprocess.Popen(
+    process = launch(
         [GATEWAY, "serve", "--config", str(config), "--port", str(free_port()),
          "--workers", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=elsewhere,
@@ -110,8 +109,7 @@ def test_serve_warns_about_workers_on_memory_limits_and_sqlite(tmp_path: Path) -
         assert process.stderr is not None
         warnings = [process.stderr.readline() for _ in range(2)]
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        stop_tree(process, 30)
     assert any("limits.storage = memory://" in line for line in warnings), warnings
     assert any("SQLite" in line for line in warnings), warnings
 

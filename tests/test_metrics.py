@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
-import time
 from pathlib import Path
 
 import httpx2 as httpx
@@ -17,7 +15,7 @@ import gateway.metrics as metrics_module
 from bench.fake_upstream import FakeUpstream
 from gateway.config import parse_config
 from gateway.metrics import Metrics, metrics_endpoint
-from tests.conftest import GATEWAY, GatewayProcess, fake_config
+from tests.conftest import GatewayProcess, fake_config
 from tests.prom import label_sets, sample
 
 
@@ -160,17 +158,8 @@ def test_workers_of_other_servers_add_up_their_metrics(
     pytest.importorskip(server)
     process = GatewayProcess(tmp_path, fake_config(tmp_path, upstream.url))
     process.key = process.create_key("--name", "metrics")
-    log = process.log_path.open("ab")
-    process.process = subprocess.Popen(
-        [GATEWAY, "serve", "--config", str(process.config_path), "--port", str(process.port),
-         "--server", server, "--workers", "2"],
-        stdout=log, stderr=subprocess.STDOUT, env=process.env, cwd=tmp_path,
-    )
+    process.start(2, server=server, timeout=30)
     try:
-        deadline = time.monotonic() + 30
-        while not _healthy(process.url):
-            assert time.monotonic() < deadline and process.process.poll() is None, process.logs()
-            time.sleep(0.1)
         for _ in range(8):  # a new connection each time, so both workers take some
             with httpx.Client() as client:
                 answer = client.post(
@@ -185,10 +174,3 @@ def test_workers_of_other_servers_add_up_their_metrics(
                           status="200", kind="complete") == 8
     finally:
         assert process.stop() == 0, process.logs()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False

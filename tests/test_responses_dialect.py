@@ -14,6 +14,7 @@ from adapters.errors import InvalidRequest, ProviderHTTPError
 from adapters.overlay import Overlay
 from adapters.registry import ingress
 from adapters.responses.client import overlay_responses_body
+from gateway.errors import BadRequest
 
 RESPONSES = ingress("responses")
 
@@ -53,8 +54,11 @@ def refused(body: dict[str, Any] | bytes) -> InvalidRequest:
          "input[0].call_id", "call_id"),
         ({"model": "m", "input": "hi", "text": {"format": {"type": "yaml"}}},
          "text.format.type", "yaml"),
-        ({"model": "m", "input": "hi", "previous_response_id": "resp_1"},
-         "previous_response_id", "whole conversation"),
+        ({"model": "m", "input": "hi", "previous_response_id": ""},
+         "previous_response_id", "empty"),
+        ({"model": "m", "input": "hi", "previous_response_id": 7},
+         "previous_response_id", "expected `str | null`"),
+        ({"model": "m", "input": "hi", "store": "yes"}, "store", "expected `bool | null`"),
     ],
 )
 def test_bad_input_is_a_clear_400(body: dict[str, Any] | bytes, param: str | None,
@@ -74,6 +78,11 @@ def test_store_and_metadata_are_kept_for_the_pipeline() -> None:
     parsed = RESPONSES.parse(b'{"model":"m","input":"hi","store":false,"metadata":{"k":"v"}}')
     assert parsed.typed.store is False
     assert parsed.typed.metadata == {"k": "v"}
+
+
+def test_previous_response_id_never_goes_upstream() -> None:
+    parsed = RESPONSES.parse(b'{"model":"m","input":"hi","previous_response_id":"resp_1"}')
+    assert "previous_response_id" not in RESPONSES.passthrough_body(parsed, None)
 
 
 def test_fallback_chain_is_read() -> None:
@@ -96,9 +105,26 @@ def test_passthrough_commits_at_the_first_delta_and_reads_usage_and_renames() ->
     done = _sse("response.completed", response={"id": "r", "model": "gpt-up", "usage": {
         "input_tokens": 3, "output_tokens": 2, "total_tokens": 5,
         "input_tokens_details": {"cached_tokens": 1}, "output_tokens_details": {}}})
-    assert relay.feed(done).endswith(b"\n\n")
+    assert relay.feed(done) == b""  # the final event waits for close (the response store)
     assert relay.usage == c.Usage(input_tokens=3, output_tokens=2, cache_read_tokens=1)
-    assert relay.close() == b""
+    assert json.loads(relay.final)["model"] == "served"  # type: ignore[attr-defined]
+    assert relay.close().startswith(b"event: response.completed") and relay.close() == b""
+
+
+def test_passthrough_broken_after_commit_ends_with_response_failed() -> None:
+    parsed = RESPONSES.parse(b'{"model":"m","input":"hi","stream":true}')
+    relay = RESPONSES.passthrough_translator(parsed, "served")
+    relay.feed(_sse("response.created", sequence_number=0,
+                    response={"id": "r", "model": "gpt-up", "status": "in_progress"}))
+    relay.feed(_sse("response.output_text.delta", sequence_number=1, delta="hi"))
+    error = BadRequest("cut short")
+    frames = relay.fail(error).decode()  # type: ignore[attr-defined]
+    events = [json.loads(line[6:]) for line in frames.splitlines() if line.startswith("data: ")]
+    assert [(e["type"], e["sequence_number"]) for e in events] == [
+        ("error", 2), ("response.failed", 3)]
+    failed = events[1]["response"]
+    assert failed["id"] == "r" and failed["model"] == "served" and failed["status"] == "failed"
+    assert failed["error"]["message"] == "cut short"
 
 
 def test_passthrough_error_before_output_may_fall_back() -> None:

@@ -167,12 +167,81 @@ def test_upstream_error_before_output(client: openai.OpenAI) -> None:
     assert caught.value.status_code == 400
 
 
-def test_failure_after_commit_ends_the_stream_with_an_error_event(
+def test_failure_after_commit_ends_with_error_then_response_failed(
         client: openai.OpenAI, fake: FakeUpstream) -> None:
     events = list(client.responses.create(model="fakeanthropic/overloaded", input="hi",
                                           stream=True))
     kinds = [event.type for event in events]
-    assert "response.output_text.delta" in kinds
-    assert kinds[-1] == "error" and "response.completed" not in kinds
-    last = events[-1]
-    assert last.type == "error" and last.message
+    assert "response.output_text.delta" in kinds and "response.completed" not in kinds
+    assert kinds[-2:] == ["error", "response.failed"]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    error, failed = events[-2:]
+    assert error.type == "error" and error.message
+    assert failed.type == "response.failed"
+    assert failed.response.id == events[0].response.id  # type: ignore[union-attr]
+    assert failed.response.status == "failed"
+    assert failed.response.error is not None and failed.response.error.message == error.message
+    partial = failed.response.output[0]
+    assert partial.type == "message" and partial.content[0].text  # type: ignore[union-attr]
+
+
+def test_stream_helper_ends_cleanly_on_a_failure_after_commit(
+        client: openai.OpenAI, fake: FakeUpstream) -> None:
+    with client.responses.stream(model="fakeanthropic/overloaded", input="hi") as stream:
+        kinds = [event.type for event in stream]
+        assert kinds[-1] == "response.failed"
+        with pytest.raises(RuntimeError, match=r"response\.completed"):
+            stream.get_final_response()
+
+
+@pytest.mark.parametrize("provider", [*TRANSLATED, "fakeresponses"])
+@pytest.mark.parametrize("streamed", [False, True])
+def test_multi_turn_by_previous_response_id(client: openai.OpenAI, fake: FakeUpstream,
+                                            provider: str, streamed: bool) -> None:
+    model = f"{provider}/{'gpt-x' if provider == 'fakeresponses' else 'ok'}"
+    first = client.responses.create(model=model, instructions="be brief", input="my name is Ann")
+    if streamed:
+        with client.responses.stream(model=model, input="what is my name?",
+                                     previous_response_id=first.id) as stream:
+            second = stream.get_final_response()
+    else:
+        second = client.responses.create(model=model, input="what is my name?",
+                                         previous_response_id=first.id)
+    assert second.status == "completed"
+    if provider != "fakeresponses":  # the fake Responses upstream gives every answer one id
+        assert second.id != first.id
+    sent = fake.requests[-1]
+    assert "previous_response_id" not in sent.body  # the gateway's id, never sent upstream
+    conversation = json.dumps(sent.body)
+    assert "my name is Ann" in conversation and first.output_text in conversation
+    assert "what is my name?" in conversation
+    assert "be brief" not in conversation  # the first request's instructions stay behind
+    assert client.responses.retrieve(second.id).output_text == second.output_text
+    items = client.responses.input_items.list(second.id, order="asc")
+    assert [item.type for item in items.data] == ["message", "message", "message"]
+
+
+def test_retrieve_delete_and_another_accounts_404(client: openai.OpenAI,
+                                                  gateway: GatewayProcess,
+                                                  fake: FakeUpstream) -> None:
+    answer = client.responses.create(model="fakegemini/ok", input="keep me")
+    assert client.responses.retrieve(answer.id).output_text == "fake: keep me"
+    other = openai.OpenAI(base_url=f"{gateway.url}/v1", max_retries=0,
+                          api_key=gateway.create_key("--user", "eve@example.com"))
+    with pytest.raises(openai.NotFoundError) as caught:
+        other.responses.retrieve(answer.id)
+    assert caught.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+    with pytest.raises(openai.NotFoundError) as caught:
+        other.responses.create(model="fake/ok", input="hi", previous_response_id=answer.id)
+    assert caught.value.body["param"] == "previous_response_id"  # type: ignore[index]
+    client.responses.delete(answer.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(answer.id)
+
+
+def test_store_false_keeps_nothing(client: openai.OpenAI, fake: FakeUpstream) -> None:
+    answer = client.responses.create(model="fake/ok", input="forget me", store=False)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(answer.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="fake/ok", input="hi", previous_response_id=answer.id)

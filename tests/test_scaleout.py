@@ -21,7 +21,15 @@ import pytest
 
 from bench.fake_upstream import Exchange, FakeUpstream
 from bench.fake_upstream import sse_data as sse
-from tests.conftest import ROOT, GatewayProcess, fake_config, free_port
+from tests.conftest import (
+    ROOT,
+    GatewayProcess,
+    end_tree,
+    fake_config,
+    free_port,
+    launch,
+    stop_tree,
+)
 from tests.prom import sample
 from tests.services import (
     REDIS_URL,
@@ -425,17 +433,16 @@ def nginx(
                         f"    proxy_temp_path {tmp}/proxy;", 1)
     (tmp / "nginx.conf").write_text(conf)
     log = (tmp / "nginx.log").open("wb")
-    process = subprocess.Popen(
+    process = launch(
         [binary, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
         stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     if not eventually(lambda: _get_ok(f"{url}/health"), timeout=10):
-        process.kill()
+        end_tree(process)  # its master and its worker
         pytest.fail("nginx did not start:\n" + (tmp / "nginx.log").read_text())
     yield url
-    process.terminate()
-    process.wait(10)
+    stop_tree(process, 10)
 
 
 def _get_ok(url: str) -> bool:

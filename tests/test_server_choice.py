@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
-import time
 from pathlib import Path
 
-import httpx2 as httpx
 import openai
 import pytest
 
 from bench.fake_upstream import FakeUpstream
-from tests.conftest import GATEWAY, GatewayProcess, fake_config
+from tests.conftest import GatewayProcess, fake_config
 
 pytestmark = pytest.mark.e2e
 
@@ -21,21 +18,7 @@ pytestmark = pytest.mark.e2e
 def serve_with(tmp: Path, upstream: FakeUpstream, server: str) -> GatewayProcess:
     process = GatewayProcess(tmp, fake_config(tmp, upstream.url))
     process.key = process.create_key("--name", "servers", "--user", "servers@example.com")
-    log = process.log_path.open("ab")
-    process.process = subprocess.Popen(
-        [GATEWAY, "serve", "--config", str(process.config_path), "--port", str(process.port),
-         "--server", server],
-        stdout=log, stderr=subprocess.STDOUT, env=process.env, cwd=tmp,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.process.poll() is None, process.logs()
-        try:
-            if httpx.get(f"{process.url}/health", timeout=0.5).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise AssertionError(f"{server} gateway not healthy:\n{process.logs()}")
+    return process.start(server=server)
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "granian"])

@@ -15,7 +15,7 @@ import httpx2 as httpx
 import pytest
 
 from bench.fake_upstream import FakeUpstream
-from tests.conftest import GATEWAY, GatewayProcess, fake_config, free_port
+from tests.conftest import GATEWAY, GatewayProcess, fake_config, free_port, launch, stop_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,7 @@ def test_first_start_prints_a_key_that_works(tmp_path: Path, upstream: FakeUpstr
     config = tmp_path / "gateway.toml"
     config.write_text(fake_config(tmp_path, upstream.url))
     port = free_port()
-    process = subprocess.Popen(
+    process = launch(
         [GATEWAY, "serve", "--config", str(config), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -48,10 +48,9 @@ def test_first_start_prints_a_key_that_works(tmp_path: Path, upstream: FakeUpstr
         )
         assert answer.json()["choices"][0]["message"]["content"] == "first start"
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(15) == 0
+        assert stop_tree(process, 15) == 0
     # A second start finds the key and does not print another.
-    again = subprocess.Popen(
+    again = launch(
         [GATEWAY, "serve", "--config", str(config), "--port", str(free_port())],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -62,8 +61,7 @@ def test_first_start_prints_a_key_that_works(tmp_path: Path, upstream: FakeUpstr
         first = again.stdout.readline()
         assert "listening" in first.lower()
     finally:
-        again.send_signal(signal.SIGTERM)
-        again.wait(15)
+        stop_tree(again, 15)
 
 
 def test_sigterm_lets_streams_finish_flushes_usage_and_exits_0(

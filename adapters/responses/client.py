@@ -5,7 +5,9 @@ that speaks the Responses API (an openai-kind provider with ``responses_api = tr
 canonical form to every other one. The canonical form is built when the body is parsed, so what
 it cannot express (a built-in tool, an item by reference) is refused with a 400 whatever the
 upstream. ``store`` and ``previous_response_id`` are kept on the parsed request
-(``ResponsesRequest``) for the pipeline.
+(``ResponsesRequest``) for the pipeline, which keeps responses and puts a previous response's
+conversation into ``input`` (``gateway.responses``); ``previous_response_id`` never goes
+upstream.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def _check(request: ResponsesRequest) -> None:
             "'model' is empty: name a model (GET /v1/models lists them)", param="model"
         )
     check_model_name(request.model)
+    if request.previous_response_id == "":
+        raise InvalidRequest("'previous_response_id' is empty: name a stored response, or "
+                             "leave it out", param="previous_response_id")
     if request.input == "" and request.previous_response_id is None:
         raise InvalidRequest("'input' is missing: send a string or a list of items",
                              param="input")
@@ -76,6 +81,12 @@ class ResponsesIngress(DialectIngress):
         # InvalidRequest from parse only (later it would be an internal error).
         parsed.canonical(responses_to_canonical)
         return parsed
+
+    def passthrough_body(self, parsed: Parsed, overlay: Overlay | None) -> dict[str, Any]:
+        body = super().passthrough_body(parsed, overlay)
+        # The gateway's own ids: by now its stored conversation is in 'input'.
+        body.pop("previous_response_id", None)
+        return body
 
     def passthrough_translator(self, parsed: Parsed, served_model: str) -> StreamTranslator:
         return ResponsesPassthrough(served_model)

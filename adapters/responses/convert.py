@@ -5,7 +5,8 @@ join it; ``function_call`` items are tool-use blocks of an assistant turn and
 ``function_call_output`` items tool results of a user turn. Reasoning items a client replays are
 dropped: they carry the upstream's private state, which no other upstream can read. What the
 canonical model cannot express (built-in tools, stored items by reference) is an
-``InvalidRequest`` naming it.
+``InvalidRequest`` naming it. ``previous_response_id`` is the gateway's to resolve before
+(``gateway.responses``): by then ``input`` holds the whole conversation.
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ def _part_to_block(part: Part, where: str) -> c.ContentBlock | None:
                          param=f"{where}.type")
 
 
-def parts_to_blocks(content: str | list[Part] | UnsetType, where: str) -> list[c.ContentBlock]:
+def parts_to_blocks(
+    content: str | list[Part] | UnsetType | None, where: str
+) -> list[c.ContentBlock]:
     """A message's content (a string or parts) as canonical blocks."""
-    if content is UNSET:
+    if content is UNSET or content is None:
         return []
     if isinstance(content, str):
         return [c.TextBlock(text=content)] if content else []
@@ -177,11 +180,6 @@ def _response_format(request: ResponsesRequest) -> dict[str, Any] | None:
 
 def responses_to_canonical(request: ResponsesRequest) -> c.Request:
     """A validated Responses request in canonical form."""
-    if request.previous_response_id is not None:
-        raise InvalidRequest(
-            "'previous_response_id' needs stored responses, which this model's upstream does "
-            "not keep: send the whole conversation in 'input'", param="previous_response_id",
-        )
     system, messages = _conversation(request)
     if not messages:
         raise InvalidRequest("'input' holds no message: send a string or at least one item",

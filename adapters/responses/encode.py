@@ -159,12 +159,21 @@ def error_code(error: CallerError) -> str:
     return "rate_limit_exceeded" if error.status == 429 else "server_error"
 
 
+def error_fields(error: CallerError) -> dict[str, Any]:
+    """The fields of an ``error`` event (the SDK yields it as a ``ResponseErrorEvent``)."""
+    return {"code": error_code(error), "message": error.message, "param": error.param}
+
+
+def failure(error: CallerError) -> Item:
+    """The ``error`` of a failed ``response`` object."""
+    return {"code": error_code(error), "message": error.message}
+
+
 def responses_error_frame(error: CallerError) -> bytes:
-    """An error after the stream has committed: the ``error`` event (the SDK yields it as a
-    ``ResponseErrorEvent``; ``sequence_number`` is 0 since the frame is written without the
-    stream's state)."""
-    event = {"type": "error", "code": error_code(error), "message": error.message,
-             "param": error.param, "sequence_number": 0}
+    """An ``error`` event written without a stream's state (``sequence_number`` 0): a stream
+    that sent keep-alives and then failed on every target. A stream past its commit point ends
+    with its translator's ``fail`` instead."""
+    event = {"type": "error", **error_fields(error), "sequence_number": 0}
     return b"event: error\ndata: " + _encode(event) + b"\n\n"
 
 

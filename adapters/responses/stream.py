@@ -7,9 +7,15 @@ for reasoning), its deltas (``response.output_text.delta``,
 ``response.function_call_arguments.delta``, ``response.reasoning_summary_text.delta``), their
 ``.done`` events and ``response.output_item.done``; and last ``response.completed`` carrying
 the whole response with ``usage``. Every event has a ``sequence_number``; there is no
-``[DONE]``.
+``[DONE]``. A stream that breaks after its commit point ends (``fail``) with an ``error`` event
+and then ``response.failed``, whose response has status ``failed``, its ``error`` and the output
+so far: the openai SDK yields both, and Codex reads the error from ``response.failed``.
 
 ``ResponsesPassthrough`` reads a Responses upstream's events on their way through untouched.
+
+Both keep the final response object as JSON (``final``), for the response store; the final
+event is sent by ``close`` (the pass-through holds the upstream's until then), so the pipeline
+can store the response before its caller sees it end.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 import msgspec
 
 from adapters import canonical as c
-from adapters.errors import ProviderHTTPError, ProviderProtocolError
+from adapters.errors import CallerError, ProviderHTTPError, ProviderProtocolError
 from adapters.responses import encode as e
 from adapters.responses.wire import UsageWire
 from adapters.sse import event_data
@@ -61,6 +67,7 @@ class ResponsesStreamEncoder:
         self._stop: str | None = None
         self._open: dict[int, _Open] = {}  # canonical block index -> item being streamed
         self._output: list[e.Item] = []
+        self.final: bytes | None = None  # the final response object, once known
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         fields["type"] = kind
@@ -68,12 +75,18 @@ class ResponsesStreamEncoder:
         self._seq += 1
         return b"event: " + kind.encode() + b"\ndata: " + _encode(fields) + b"\n\n"
 
-    def _response(self, status: str) -> e.Item:
+    def _response(self, status: str, error: e.Item | None = None) -> e.Item:
         return e.response_object(
             self._rid, self._model, self._created, status=status,
             output=self._output if status != "in_progress" else [], echo=self._echo,
             usage=self.usage if status != "in_progress" else None, stop_reason=self._stop,
+            error=error,
         )
+
+    def _final(self, kind: str, response: e.Item) -> bytes:
+        """The last event, ``kind``, carrying ``response`` (kept as ``final``)."""
+        self.final = _encode(response)
+        return self._event(kind, response=msgspec.Raw(self.final))
 
     def _start(self) -> bytes:
         self._started = True
@@ -183,7 +196,25 @@ class ResponsesStreamEncoder:
         out = b"" if self._started else self._start()
         for index in list(self._open):
             out += self._close_item(index)
-        return out + self._event("response.completed", response=self._response("completed"))
+        return out + self._final("response.completed", self._response("completed"))
+
+    def fail(self, error: CallerError) -> bytes:
+        """The end of a stream broken after its commit point: ``error``, then
+        ``response.failed`` with the output so far (items cut short are ``incomplete``)."""
+        out = b"" if self._started else self._start()
+        for item in self._open.values():
+            text = "".join(item.parts)
+            if item.kind == "text":
+                item.item["content"] = [e.text_part(text)]
+            elif item.kind == "tool":
+                item.item["arguments"] = text
+            else:
+                item.item["summary"] = [{"type": "summary_text", "text": text}]
+            item.item["status"] = "incomplete"
+        self._open.clear()
+        out += self._event("error", **e.error_fields(error))
+        failed = self._response("failed", e.failure(error))
+        return out + self._final("response.failed", failed)
 
 
 # --- pass-through inspection (Responses upstream to Responses caller) ------------------------
@@ -208,22 +239,36 @@ class _EventView(msgspec.Struct):
     type: str = ""
     response: _Lifecycle | None = None
     message: str = ""
+    sequence_number: int = -1
+
+
+class _LifecycleRaw(msgspec.Struct):
+    response: msgspec.Raw = msgspec.Raw(b"null")
 
 
 _event_view = msgspec.json.Decoder(_EventView)
+_lifecycle_raw = msgspec.json.Decoder(_LifecycleRaw)
 
 
 class ResponsesPassthrough:
     """Reads a Responses upstream's SSE events on their way to a Responses caller: the commit
     point (the first delta) and usage (from the final response). Only the lifecycle events
-    carry the model's name: in those, the served model's name replaces the upstream's."""
+    carry the model's name: in those, the served model's name replaces the upstream's.
 
-    __slots__ = ("_served", "committed", "usage")
+    The final event (``response.completed``, ``.incomplete`` or ``.failed``) is held for
+    ``close``, its response kept as ``final``; ``response.created``'s response is kept too, for
+    ``fail`` to write a ``response.failed`` of the same id if the upstream breaks off."""
+
+    __slots__ = ("_created", "_held", "_next", "_served", "committed", "final", "usage")
 
     def __init__(self, served_model: str) -> None:
         self.committed = False
         self.usage: c.Usage | None = None
+        self.final: bytes | None = None
         self._served = served_model
+        self._created: bytes | None = None
+        self._held = b""
+        self._next = 0  # the sequence number after the upstream's last
 
     def feed(self, event: bytes | c.StreamEvent) -> bytes:
         if not isinstance(event, bytes):
@@ -238,13 +283,41 @@ class ResponsesPassthrough:
         if view.type == "error" and not self.committed:
             raise ProviderHTTPError(502, view.message or "error before any output")
         self.committed = self.committed or view.type in _CONTENT_EVENTS
+        self._next = max(self._next, view.sequence_number + 1)
         response = view.response
-        if response is not None:
-            if view.type in _FINAL_EVENTS and response.usage is not None:
+        if response is None:
+            return event + b"\n\n"
+        if response.model and response.model != self._served:
+            event = event.replace(_encode(response.model), _encode(self._served), 1)
+        if view.type in _FINAL_EVENTS:
+            if response.usage is not None:
                 self.usage = e.responses_usage_to_canonical(response.usage)
-            if response.model and response.model != self._served:
-                event = event.replace(_encode(response.model), _encode(self._served), 1)
+            self.final = self._response_of(event)
+            self._held = event + b"\n\n"
+            return b""
+        if view.type == "response.created":
+            self._created = self._response_of(event)
         return event + b"\n\n"
 
+    @staticmethod
+    def _response_of(event: bytes) -> bytes | None:
+        data = event_data(event)
+        return None if data is None else bytes(_lifecycle_raw.decode(data).response)
+
     def close(self) -> bytes:
-        return b""
+        held, self._held = self._held, b""
+        return held
+
+    def fail(self, error: CallerError) -> bytes:
+        """``error``, then ``response.failed``: the response ``response.created`` announced,
+        with this status and error (when the upstream announced none, ``error`` alone)."""
+        fields = {"type": "error", **e.error_fields(error), "sequence_number": self._next}
+        out = b"event: error\ndata: " + _encode(fields) + b"\n\n"
+        created = msgspec.json.decode(self._created) if self._created else None
+        if not isinstance(created, dict):
+            return out
+        created.update(status="failed", error=e.failure(error))
+        self.final = _encode(created)
+        failed = {"type": "response.failed", "response": msgspec.Raw(self.final),
+                  "sequence_number": self._next + 1}
+        return out + b"event: response.failed\ndata: " + _encode(failed) + b"\n\n"

@@ -14,7 +14,7 @@ from adapters.responses.wire import Part, SummaryPart
 class _Item(msgspec.Struct):
     """An input or output item: the fields that hold text."""
 
-    content: str | list[Part] | UnsetType = UNSET
+    content: str | list[Part] | UnsetType | None = UNSET
     arguments: str = ""
     output: str | list[Part] | UnsetType = UNSET
     summary: list[SummaryPart] = []
@@ -38,7 +38,7 @@ _prompt = msgspec.json.Decoder(_Prompt)
 _answer = msgspec.json.Decoder(_Answer)
 
 
-def _content(content: str | list[Part] | UnsetType, out: list[str]) -> None:
+def _content(content: str | list[Part] | UnsetType | None, out: list[str]) -> None:
     if isinstance(content, str):
         out.append(content)
     elif isinstance(content, list):

@@ -41,11 +41,12 @@ class SummaryPart(msgspec.Struct):
 
 class InputItem(msgspec.Struct, omit_defaults=True):
     """A message (``type`` absent or ``message``), ``function_call``,
-    ``function_call_output`` or ``reasoning`` item."""
+    ``function_call_output`` or ``reasoning`` item. ``content`` may be null (Codex sends its
+    reasoning items back with ``"content": null``)."""
 
     type: str = "message"
     role: str | UnsetType = UNSET
-    content: str | list[Part] | UnsetType = UNSET
+    content: str | list[Part] | UnsetType | None = UNSET
     id: str | UnsetType = UNSET
     call_id: str | UnsetType = UNSET
     name: str | UnsetType = UNSET

@@ -99,7 +99,7 @@ def bounded_int(body: dict[str, Any], name: str, maximum: int = MAX_POLICY_INT) 
 def query_int(request: Request, name: str, default: str, most: int) -> int:
     """A query parameter from 1 to ``most``."""
     raw = request.query_params.get(name, default)
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:  # int("²") fails
         raise BadRequest(f"'{name}' must be between 1 and {most}", param=name)
     return int(raw)
 

@@ -354,6 +354,13 @@ class TelemetryConfig(Section, frozen=True):
     stats_tiers: list[str] = msgspec.field(default_factory=lambda: ["enterprise"])
 
 
+class ResponsesConfig(Section, frozen=True):
+    """Stored Responses API answers (docs/responses.md)."""
+
+    retention_days: AtLeastOne = 30       # older ones are purged, and no longer found
+    purge_interval: PositiveSeconds = 3600.0  # seconds between purges (a background task)
+
+
 class Settings(Section, frozen=True):
     """The whole file: what ``gateway.toml`` may contain."""
 
@@ -375,6 +382,7 @@ class Settings(Section, frozen=True):
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     video: VideoConfig = msgspec.field(default_factory=VideoConfig)
+    responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
 
 
 class Runtime(msgspec.Struct, kw_only=True, frozen=True):

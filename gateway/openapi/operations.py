@@ -59,6 +59,20 @@ RESPONSES = (
               description="OpenAI's Responses API, served by any model: translated to chat "
                           "completions, Messages or Gemini, or passed through to a provider "
                           "with `responses_api = true` (docs/responses.md)."),
+    Operation("GET", "/v1/responses/{response_id}", "A stored response", "chat",
+              {200: s.ResponseObject}, errors=(401, 404, 503),
+              description="A response stored for your account (`store` not false), within the "
+                          "retention (`[responses] retention_days`); any other id is a 404."),
+    Operation("DELETE", "/v1/responses/{response_id}", "Delete a stored response", "chat",
+              {200: s.ResponseDeleted}, errors=(401, 404, 503)),
+    Operation("GET", "/v1/responses/{response_id}/input_items",
+              "The input items of a stored response", "chat", {200: s.InputItemList},
+              errors=(400, 401, 404, 503),
+              query=(Param("order", {"type": "string", "enum": ["asc", "desc"]},
+                           "desc (default) or asc"),
+                     Param("after", {"type": "string"}, "the id of the item to list after"),
+                     Param("limit", {"type": "integer", "minimum": 1, "maximum": 100},
+                           "items per page, 20 by default"))),
 )
 
 

@@ -125,6 +125,25 @@ class ResponseObject(msgspec.Struct):
     usage: dict[str, Any] | None = None
 
 
+class ResponseDeleted(msgspec.Struct):
+    """``DELETE /v1/responses/{id}``: the stored response is gone."""
+
+    id: str
+    object: str
+    deleted: bool
+
+
+class InputItemList(msgspec.Struct):
+    """The input items a stored response was made from (the whole conversation, a previous
+    response's included), ``order`` desc by default."""
+
+    object: str
+    data: list[dict[str, Any]]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
 class AnthropicMessagesRequest(MessagesRequest):
     """An Anthropic Messages body (``max_tokens`` is required, as Anthropic requires it)."""
 

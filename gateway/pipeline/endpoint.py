@@ -20,7 +20,7 @@ from gateway.pipeline.intake import Head, Intake, Refused
 from gateway.pipeline.operation import Operation
 from gateway.pipeline.outcome import Admitted, Facts, Header, Outcome, failed
 from gateway.pipeline.settle import Settler, error_headers, response_headers
-from gateway.pipeline.streaming import StreamAnswer, StreamGauge, stream_answer
+from gateway.pipeline.streaming import StreamAnswer, StreamEnd, StreamGauge, stream_answer
 
 Scope = dict[str, Any]
 Receive = Any
@@ -36,7 +36,8 @@ class Endpoint:
     """One operation in one dialect, as an ASGI app (see the module docstring).
 
     ``complete`` answers an admitted request whole (the dispatcher's, or the response cache
-    decorating it); streams go through ``dispatcher`` directly."""
+    decorating it); streams go through ``dispatcher`` directly, and ``stream_end`` (if any)
+    sees each stream's translator before its last frames are sent."""
 
     operation: Operation
     intake: Intake
@@ -46,6 +47,7 @@ class Endpoint:
     streams: StreamGauge
     first_byte: float
     commit_timeout: float
+    stream_end: StreamEnd | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         head = Head(scope["headers"])
@@ -83,7 +85,8 @@ class Endpoint:
         at every step of a stream)."""
         if admitted.facts.stream:
             answer = StreamAnswer(
-                self.operation, admitted, responder, self.first_byte, self.commit_timeout
+                self.operation, admitted, responder, self.first_byte, self.commit_timeout,
+                self.stream_end,
             )
             return stream_answer(self.dispatcher, answer, receive, self.streams)
         return self.complete(admitted)

@@ -4,13 +4,14 @@ Header scan, key, body (its JSON nesting bounded before any decoder sees it), th
 parse, the routers' plan and admission (limits and
 credits), in that order: a bad key is refused before the body is read, and nothing is
 reserved for a request that cannot be planned. Nothing here waits on the database (keys and
-account state are cached).
+account state are cached), but for a request that names stored state (``expand``: a Responses
+``previous_response_id``), which is read by its key, once.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,10 @@ from routers.plan import Plan, Planner
 from routers.refusals import RoutingRefused
 
 Receive = Any
+# Stored state a parsed request refers to, read before it is planned: (parsed, body) -> the
+# request and body as if the caller had sent that state itself (the Responses API's
+# previous_response_id).
+Expand = Callable[[Any, Principal, bytes], Awaitable[tuple[Any, bytes]]]
 
 
 class ClientDisconnected(Exception):
@@ -120,13 +125,15 @@ def account_headers(ticket: Ticket, plan: Plan) -> tuple[Header, ...]:
 class Intake:
     """Turns requests for one operation into ``Admitted`` values (see the module docstring).
 
-    ``keys`` resolves a key to its principal (``gateway.accounts.keys.KeyCache.resolve``)."""
+    ``keys`` resolves a key to its principal (``gateway.accounts.keys.KeyCache.resolve``);
+    ``expand`` (if any) completes a parsed request from stored state before it is planned."""
 
     operation: Operation
     keys: Any
     planner: Planner
     admission: Admission
     max_body: int
+    expand: Expand | None = None
 
     async def admit(self, head: Head, receive: Receive) -> Admitted:
         """The admitted request; raises ``Refused`` with what was known if it is not."""
@@ -144,6 +151,8 @@ class Intake:
             body = await read_body(receive, self.max_body, head.declared)
             check_depth(body)
             parsed = operation.parse(body)
+            if self.expand is not None:
+                parsed, body = await self.expand(parsed, principal, body)
             plan = self._plan(parsed)
             ticket = await self.admission.admit(
                 principal, plan.targets[0], len(body), operation.output_cap(parsed, plan.overlay),

@@ -7,18 +7,20 @@ model that really served. A stream that has not committed after ``commit_timeout
 headers and ``: keep-alive`` comments while it keeps waiting (fallback still allowed). After
 commit an upstream failure ends the stream with an error frame in the caller's dialect. A
 client that disconnects cancels the upstream request at once; partial usage is recorded.
+An operation that keeps its answers (the Responses API) is given the translator by
+``stream_end`` before the stream's last frames go out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import canonical as c
-from adapters.base import Adapter, Call, StreamTranslator
+from adapters.base import Adapter, Call, FailingTranslator, StreamTranslator
 from adapters.errors import ProviderError, ProviderTimeout
 from gateway.errors import from_provider_error
 from gateway.pipeline.dispatch import Dispatcher, Responder, upstream_failed
@@ -31,6 +33,7 @@ from routers.catalog import Deployment
 
 Receive = Any
 Items = AsyncIterator[bytes | c.StreamEvent]
+StreamEnd = Callable[[Admitted, StreamTranslator], Awaitable[None]]
 _KEEPALIVE = b": keep-alive\n\n"
 SSE_HEADERS: tuple[Header, ...] = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -105,6 +108,7 @@ class StreamAnswer:
     responder: Responder
     first_byte: float
     commit_timeout: float
+    stream_end: StreamEnd | None = None
     served: Deployment | None = field(default=None, init=False)
     level: int = field(default=0, init=False)
     attempts: Attempts | None = field(default=None, init=False)
@@ -198,7 +202,10 @@ class StreamAnswer:
             return await self._broken(failure, attempts, translator)
         finally:
             await items.aclose()  # type: ignore[attr-defined]
-        await send({"type": "http.response.body", "body": translator.close(), "more_body": False})
+        closing = translator.close()
+        if self.stream_end is not None:
+            await self.stream_end(self.admitted, translator)
+        await send({"type": "http.response.body", "body": closing, "more_body": False})
         return self.outcome()
 
     async def _broken(
@@ -210,7 +217,13 @@ class StreamAnswer:
             upstream_failed(self.admitted.facts.request_id, served, failure)
             attempts.broke(served, failure)
         error = from_provider_error(failure, served.id if served else "")
-        await self.responder.body(self.operation.error_frame(error))
+        if isinstance(translator, FailingTranslator):
+            frame = translator.fail(error)
+            if self.stream_end is not None:
+                await self.stream_end(self.admitted, translator)
+        else:
+            frame = self.operation.error_frame(error)
+        await self.responder.body(frame)
         status = 502 if error.status < 500 else error.status
         return self.outcome(status, error.openai_type)
 

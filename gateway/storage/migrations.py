@@ -240,6 +240,21 @@ MIGRATIONS: list[list[str | Executable]] = [
         "CREATE INDEX video_jobs_due ON video_jobs (status, next_poll_at)",
         "CREATE INDEX video_jobs_user ON video_jobs (user_email, created_at)",
     ],
+    # 10: stored Responses API answers (gateway.responses): previous_response_id, GET/DELETE.
+    [
+        """CREATE TABLE stored_responses (
+            owner TEXT NOT NULL,
+            id TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            key_id TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT '',
+            response TEXT NOT NULL,
+            input_items TEXT NOT NULL,
+            PRIMARY KEY (owner, id)
+        )""",
+        "CREATE INDEX stored_responses_time ON stored_responses (created_at)",
+    ],
 ]
 
 

@@ -82,3 +82,18 @@ class KeyPolicy:
     requests_per_minute: int = 0
     requests_per_day: int = 0
     allowed_models: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class StoredResponse:
+    """One stored Responses API answer (``stored_responses``): the response object and the
+    input items that led to it, both as JSON text."""
+
+    owner: str
+    id: str
+    created_at: float
+    response: str
+    input_items: str
+    key_id: str = ""
+    model: str = ""
+    status: str = ""

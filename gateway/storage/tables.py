@@ -281,6 +281,23 @@ video_jobs = Table(
     Index("video_jobs_user", "user_email", "created_at"),
 )
 
+# Stored Responses API answers (gateway.responses), by owner: a user's email, or "key:<id>"
+# for a key of nobody's account. Rows older than [responses] retention_days are purged.
+stored_responses = Table(
+    "stored_responses",
+    metadata,
+    Column("owner", Text, nullable=False),
+    Column("id", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    _text("key_id"),
+    _text("model"),
+    _text("status"),
+    Column("response", Text, nullable=False),  # the response object, JSON
+    Column("input_items", Text, nullable=False),  # the conversation's input items, JSON
+    PrimaryKeyConstraint("owner", "id"),
+    Index("stored_responses_time", "created_at"),
+)
+
 # Written by the migration runner only: one row per applied version.
 schema_version = Table(
     "schema_version",
