@@ -8,7 +8,7 @@ aiohttp's exceptions into ``adapters.errors`` at this one boundary.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,10 +74,11 @@ def error_message(body: bytes) -> str:
 class UpstreamResponse:
     """An open response: its status, headers and a chunk iterator with idle timeouts mapped."""
 
-    __slots__ = ("_response", "headers", "status")
+    __slots__ = ("_response", "content", "headers", "status")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
+        self.content = response.content
         self.status = response.status
         self.headers = response.headers
 
@@ -197,15 +198,6 @@ class UpstreamClient:
         return UpstreamResponse(response)
 
 
-async def first_chunk_within(chunks: AsyncIterator[bytes], seconds: float) -> bytes | None:
-    """The first chunk of a body, or ProviderTimeout if it takes longer than ``seconds``."""
-    try:
-        async with asyncio.timeout(seconds):
-            return await anext(chunks, None)
-    except TimeoutError as exc:
-        raise ProviderTimeout("first_byte") from exc
-
-
 class ChunkDecoder(Protocol):
     """A dialect's SSE ``data`` payloads -> canonical events (see each dialect module)."""
 
@@ -214,27 +206,35 @@ class ChunkDecoder(Protocol):
     def close(self) -> list[StreamEvent]: ...
 
 
+Opening = Callable[[], Awaitable[UpstreamResponse]]
+
+
 async def relay_sse(
-    response: UpstreamResponse, first_byte: float, decoder: ChunkDecoder | None
+    opening: Opening, first_byte: float, decoder: ChunkDecoder | None
 ) -> AsyncIterator[bytes | StreamEvent]:
     """An upstream SSE body as raw events (``decoder`` None: pass-through) or canonical events.
 
-    Frames are cut by ``SSEFramer`` from whatever chunks arrive; the first chunk must come
-    within ``first_byte`` seconds. The response is closed however the iteration ends, which is
-    what cancels the upstream request when a client goes away.
+    ``opening`` sends the request (called at the first item, like an adapter's own generator
+    would). Frames are cut by ``SSEFramer`` from whatever chunks arrive; the first chunk must
+    come within ``first_byte`` seconds. The response is closed however the iteration ends,
+    which is what cancels the upstream request when a client goes away. The body is read
+    here, without a generator of chunks in between: each item resumes one frame less.
     """
+    response = await opening()
+    content = response.content
     framer = SSEFramer()
+    limit = asyncio.timeout(first_byte)
     try:
-        chunks = response.chunks()
-        chunk = await first_chunk_within(chunks, first_byte)
-        while chunk is not None:
+        async with limit:
+            chunk = await content.readany()
+        while chunk:
             for event in framer.feed(chunk):
                 if decoder is None:
                     yield event
                 elif (data := event_data(event)) is not None:
                     for item in decoder.feed(data):
                         yield item
-            chunk = await anext(chunks, None)
+            chunk = await content.readany()
         for event in framer.flush():
             if decoder is None:
                 yield event
@@ -244,6 +244,10 @@ async def relay_sse(
         if decoder is not None:
             for item in decoder.close():
                 yield item
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise ProviderTimeout("first_byte" if limit.expired() else "idle") from exc
+    except aiohttp.ClientError as exc:
+        raise ProviderConnectionError(f"connection lost mid-answer: {exc}") from exc
     finally:
         response.close()
 
@@ -254,7 +258,6 @@ __all__ = [
     "UpstreamClient",
     "UpstreamResponse",
     "error_message",
-    "first_chunk_within",
     "relay_sse",
 ]
 

@@ -23,7 +23,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +54,25 @@ _STREAM = [
 ]
 
 
+class _Content:
+    """The body as ``adapters.upstream.relay_sse`` reads it (aiohttp's ``readany``)."""
+
+    def __init__(self) -> None:
+        self.chunks = iter(_STREAM)
+
+    async def readany(self) -> bytes:
+        return next(self.chunks, b"")
+
+
 class _Response:
     status = 200
     headers: Mapping[str, str] = {}
 
+    def __init__(self) -> None:
+        self.content = _Content()
+
     async def read(self) -> bytes:
         return _REPLY
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        for chunk in _STREAM:
-            yield chunk
 
     def close(self) -> None:
         return None

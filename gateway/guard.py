@@ -38,8 +38,49 @@ _SETTINGS: list[ServerConfig] = [ServerConfig()]  # this worker's, set by the in
 _OPEN: set[Any] = set()  # this worker's connections
 
 
-class GuardedTCPServer(TCPServer):
-    """A hypercorn connection with a header deadline, refused with 503 past the cap."""
+class HeaderDeadline:
+    """A header deadline that costs no timer per request on a kept-alive connection.
+
+    One timer, armed when a request begins (``_begin``) and none is armed, checks at its time
+    whether the request still waiting for its headers began ``_timeout`` ago (then
+    ``_too_slow``), and re-arms for that request's own deadline if not: about one timer per
+    ``header_timeout`` rather than one armed and cancelled per request. ``_waiting`` is set
+    False by the connection when a request's headers are complete."""
+
+    loop: asyncio.AbstractEventLoop
+    _deadline: asyncio.TimerHandle | None
+    _waiting: bool
+    _began: float
+    _timeout: float
+
+    def _begin(self) -> None:
+        self._waiting = True
+        self._began = now = self.loop.time()
+        if self._deadline is None:
+            self._deadline = self.loop.call_at(now + self._timeout, self._check)
+
+    def _check(self) -> None:
+        self._deadline = None
+        if not self._waiting:
+            return
+        due = self._began + self._timeout
+        if self.loop.time() >= due:
+            self._too_slow()
+        else:
+            self._deadline = self.loop.call_at(due, self._check)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        raise NotImplementedError
+
+
+class GuardedTCPServer(HeaderDeadline, TCPServer):
+    """A hypercorn connection with a header deadline (``HeaderDeadline``), refused with 503
+    past the cap."""
 
     async def run(self) -> None:
         if len(_OPEN) >= _SETTINGS[0].max_connections:
@@ -48,7 +89,10 @@ class GuardedTCPServer(TCPServer):
         _OPEN.add(self)
         self._deadline: asyncio.TimerHandle | None = None
         self._between = True
-        self._arm()
+        self._waiting = False  # a request's headers have begun and are not complete
+        self._began = 0.0
+        self._timeout = _SETTINGS[0].header_timeout
+        self._begin()
         try:
             await super().run()
         except asyncio.CancelledError:
@@ -59,25 +103,14 @@ class GuardedTCPServer(TCPServer):
             _OPEN.discard(self)
             self._disarm()
 
-    def _arm(self) -> None:
-        self._deadline = self.loop.call_later(
-            _SETTINGS[0].header_timeout, self._headers_too_slow
-        )
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _headers_too_slow(self) -> None:
-        self._deadline = None
+    def _too_slow(self) -> None:
         self.writer.transport.abort()
 
     async def protocol_send(self, event: Any) -> None:
         if isinstance(event, Updated):
             self._between = event.idle
             if not event.idle:
-                self._disarm()  # a request's headers are complete
+                self._waiting = False  # a request's headers are complete
         await super().protocol_send(event)
         if isinstance(event, Updated) and event.idle and self.reader.at_eof():
             await self.idle_task.stop()  # the client is gone: no keep-alive to wait for
@@ -88,8 +121,8 @@ class GuardedTCPServer(TCPServer):
                 data = await self.reader.read(65536)
             except (ConnectionError, OSError, TimeoutError):
                 break
-            if self._between and self._deadline is None and data:
-                self._arm()  # the next request has begun: its headers have a deadline
+            if self._between and not self._waiting and data:
+                self._begin()  # the next request has begun: its headers have a deadline
             await self.protocol.handle(RawData(data))
         await self.protocol.handle(Closed())
         if self._between:

@@ -73,6 +73,9 @@ class LeaseWorker:
                     task.add_done_callback(self._running.discard)
             except StorageUnavailable as exc:
                 log.warning(self.unavailable_event, error=str(exc))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # lands as the wait ends (a wake, or the interval), and ``stop`` then waits forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
             self._wake.clear()

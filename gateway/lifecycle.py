@@ -46,16 +46,55 @@ _CLOSE = (b"connection", b"close")
 
 
 class _Open:
-    """One request in flight: its task, and how far its body has been read."""
+    """One request in flight: its task, how far its body has been read, and the ``receive``
+    and ``send`` the app gets (methods, not closures built for each request)."""
 
-    __slots__ = ("body_done", "last_read", "listener", "task", "timed_out")
+    __slots__ = ("body_done", "cut", "last_read", "listener", "loop", "receive", "send",
+                 "task", "timed_out")
 
-    def __init__(self, task: asyncio.Task[Any] | None, now: float) -> None:
+    def __init__(
+        self, task: asyncio.Task[Any] | None, loop: asyncio.AbstractEventLoop,
+        cut: asyncio.Future[None] | None, receive: Receive, send: Send,
+    ) -> None:
         self.task = task
-        self.last_read = now
+        self.loop = loop
+        self.cut = cut
+        self.receive = receive
+        self.send = send
+        self.last_read = loop.time()
         self.body_done = False
         self.timed_out = False
         self.listener: asyncio.Task[Any] | None = None  # waiting for a disconnect
+
+    async def read(self) -> Message:
+        if self.body_done:  # only a disconnect is left to come, or the shutdown's cut
+            return await self._listen()
+        message = await self.receive()
+        self.last_read = self.loop.time()
+        if not message.get("more_body", False):
+            self.body_done = True
+        return message
+
+    async def _listen(self) -> Message:
+        cut = self.cut
+        if cut is not None and cut.done():
+            return SHUTDOWN_DISCONNECT
+        self.listener = asyncio.current_task()
+        try:
+            return await self.receive()
+        except asyncio.CancelledError:
+            if cut is None or not cut.done() or self.listener is None:
+                raise
+            self.listener.uncancel()  # cut: what the listener hears is a disconnect
+            return SHUTDOWN_DISCONNECT
+        finally:
+            self.listener = None
+
+    async def answer(self, message: Message) -> None:
+        """``send``, closing the connection if the answer starts before the body was read."""
+        if message["type"] == "http.response.start" and not self.body_done:
+            message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
+        await self.send(message)
 
 
 class Lifecycle:
@@ -80,56 +119,19 @@ class Lifecycle:
         return getattr(self.app, name)
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(scope, receive, send)
-        elif scope["type"] != "http":
-            await self.app(scope, receive, send)
-        elif self.draining:
-            await _answer(send, 503, b'{"error":{"message":"The gateway is shutting down",'
-                          b'"type":"server_busy"}}')
-        elif len(self.open) >= self.max_open:
-            await _answer(send, 503, b'{"error":{"message":"The gateway has too many requests '
-                          b'in flight; retry shortly","type":"server_busy"}}')
-        else:
-            await self._http(scope, receive, send)
-
-    # --- requests ---
-
-    async def _http(self, scope: Message, receive: Receive, send: Send) -> None:
-        loop = self.loop or asyncio.get_running_loop()
-        entry = _Open(asyncio.current_task(), loop.time())
-        self.open.add(entry)
+        if scope["type"] != "http" or self.draining or len(self.open) >= self.max_open:
+            await self._other(scope, receive, send)
+            return
+        # A request, served from this frame (no coroutine of ours between the server and the
+        # app: every step of a stream resumes each frame of the chain).
         cut = self._cut
-
-        async def read() -> Message:
-            if entry.body_done:  # only a disconnect is left to come, or the shutdown's cut
-                if cut is not None and cut.done():
-                    return SHUTDOWN_DISCONNECT
-                entry.listener = asyncio.current_task()
-                try:
-                    return await receive()
-                except asyncio.CancelledError:
-                    if cut is None or not cut.done() or entry.listener is None:
-                        raise
-                    entry.listener.uncancel()  # cut: what the listener hears is a disconnect
-                    return SHUTDOWN_DISCONNECT
-                finally:
-                    entry.listener = None
-            message = await receive()
-            entry.last_read = loop.time()
-            if not message.get("more_body", False):
-                entry.body_done = True
-            return message
-
-        async def answer(message: Message) -> None:
-            if message["type"] == "http.response.start" and not entry.body_done:
-                message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
-            await send(message)
-
+        entry = _Open(asyncio.current_task(), self.loop or asyncio.get_running_loop(), cut,
+                      receive, send)
+        self.open.add(entry)
         try:
             # Only a body that may be refused unread needs its answer watched (a send wrapped
             # for every chunk of a stream would cost more than the rest of this wrapper).
-            await self.app(scope, read, answer if self._may_refuse(scope) else send)
+            await self.app(scope, entry.read, entry.answer if self._may_refuse(scope) else send)
         except asyncio.CancelledError:
             if not entry.timed_out or entry.task is None:
                 raise
@@ -142,6 +144,21 @@ class Lifecycle:
             # Cut by the shutdown: end the response, so the server has nothing to complain of.
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _other(self, scope: Message, receive: Receive, send: Send) -> None:
+        """The lifespan, other scope types, and requests refused while draining or full."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+        elif scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif self.draining:
+            await _answer(send, 503, b'{"error":{"message":"The gateway is shutting down",'
+                          b'"type":"server_busy"}}')
+        else:
+            await _answer(send, 503, b'{"error":{"message":"The gateway has too many requests '
+                          b'in flight; retry shortly","type":"server_busy"}}')
+
+    # --- requests ---
 
     def _may_refuse(self, scope: Message) -> bool:
         """Whether the body may be refused before it is read: too long, or of unknown length."""

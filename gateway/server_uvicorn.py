@@ -19,7 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import multiprocess
 
 from gateway.config import GatewayConfig, ServerConfig, load_config
-from gateway.guard import BUSY_RESPONSE
+from gateway.guard import BUSY_RESPONSE, HeaderDeadline
 from gateway.lifecycle import EXIT_AFTER_CUT, SERVER_GRACE, on_signal
 
 _SAME_SIGNAL = 1.0  # seconds within which a second signal is the first one passed on
@@ -30,42 +30,37 @@ def _server_settings() -> ServerConfig:
     return load_config().server  # the worker's own copy (GATEWAY_CONFIG names the file)
 
 
-class GuardedHttpTools(HttpToolsProtocol):
+class GuardedHttpTools(HeaderDeadline, HttpToolsProtocol):
     """uvicorn's httptools connection, closed when a request's headers take longer than
-    ``server.header_timeout``, and answered 503 past ``server.max_connections``."""
+    ``server.header_timeout`` (``HeaderDeadline``: no timer per request), and answered 503
+    past ``server.max_connections``."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._deadline: asyncio.TimerHandle | None = None
         self._between = True
+        self._waiting = False  # a request's headers have begun and are not complete
+        self._began = 0.0
+        self._timeout = _server_settings().header_timeout
         if len(self.connections) >= _server_settings().max_connections:
             transport.write(BUSY_RESPONSE)
             transport.close()
             self.transport, self.parser = transport, None  # type: ignore[assignment]
             return
         super().connection_made(transport)
-        self._arm()
+        self._begin()
 
-    def _arm(self) -> None:
-        self._deadline = self.loop.call_later(
-            _server_settings().header_timeout, self._headers_too_slow
-        )
-
-    def _headers_too_slow(self) -> None:
-        self._deadline = None
+    def _too_slow(self) -> None:
         self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if self.parser is None:
             return
-        if self._between and self._deadline is None:
-            self._arm()  # the next request has begun: its headers have a deadline
+        if self._between and not self._waiting:
+            self._begin()  # the next request has begun: its headers have a deadline
         super().data_received(data)
 
     def on_headers_complete(self) -> None:
-        self._between = False
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._between = self._waiting = False
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -73,8 +68,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
+        self._disarm()
         if self.parser is not None:
             super().connection_lost(exc)
 

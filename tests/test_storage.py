@@ -176,6 +176,20 @@ async def test_a_write_cancelled_anywhere_leaves_no_transaction_open(store: Stor
     assert len(await store.list_keys()) == 6
 
 
+@pytest.mark.parametrize("fresh_url", ["sqlite"], indirect=True)
+async def test_a_write_cancelled_after_its_connection_closed_stays_cancelled(
+        store: Store) -> None:
+    """A commit cancelled midway has SQLAlchemy close the connection; the rollback that follows
+    found no connection and raised ValueError instead of the cancel, which broke the stop of
+    whatever was cancelled (a video poller at a gateway's shutdown)."""
+    with pytest.raises(asyncio.CancelledError):
+        async with store.db.write() as conn:
+            await conn.invalidate()  # as SQLAlchemy does to a connection whose commit was cut
+            raise asyncio.CancelledError
+    await store.insert_key(KeyRecord(id="k", key_hash="h", prefix="p"))
+    assert [k.id for k in await store.list_keys()] == ["k"]
+
+
 @pytest.mark.parametrize("fresh_url", ENGINES, indirect=True)
 async def test_the_ledger_writes_again_after_a_failed_batch(store: Store) -> None:
     """A batch the database refuses is StorageUnavailable (the ledger keeps and retries it), and

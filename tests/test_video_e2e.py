@@ -12,8 +12,9 @@ from pathlib import Path
 import openai
 import pytest
 
+from bench.fake_upstream import FakeUpstream
+from bench.fake_upstream.videos import REASON, SIZE
 from tests.conftest import GatewayProcess, fake_config
-from tests.fakes_video import REASON, VideoUpstream
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -26,7 +27,7 @@ tick = 0.1
 """
 
 
-def video_config(tmp: Path, fake: VideoUpstream, video: str = FAST) -> str:
+def video_config(tmp: Path, fake: FakeUpstream, video: str = FAST) -> str:
     models = f"""
 [providers.vo]
 kind = "openai"
@@ -35,7 +36,7 @@ api_key = "sk-video-upstream-secret"
 
 [providers.mm]
 kind = "minimax"
-base_url = "{fake.minimax_url}"
+base_url = "{fake.origin}"
 api_key = "mm-video-upstream-secret"
 
 [[models]]
@@ -48,21 +49,35 @@ price_per_second = 0.1
 [[models]]
 id = "vo/fail"
 provider = "vo"
-upstream = "fail"
+upstream = "sora-2-fail"
 mode = "video"
 price_per_second = 0.1
 
 [[models]]
 id = "vo/refuse"
 provider = "vo"
-upstream = "refuse"
+upstream = "sora-2-error400"
 mode = "video"
 price_per_second = 0.1
 
 [[models]]
 id = "vo/forever"
 provider = "vo"
-upstream = "forever"
+upstream = "sora-2-forever"
+mode = "video"
+price_per_second = 0.1
+
+[[models]]
+id = "vo/long"
+provider = "vo"
+upstream = "sora-2-polls4"
+mode = "video"
+price_per_second = 0.1
+
+[[models]]
+id = "vo/slow"
+provider = "vo"
+upstream = "sora-2-polls4-ttft150"
 mode = "video"
 price_per_second = 0.1
 
@@ -76,14 +91,14 @@ price_per_video = 0.25
 [[models]]
 id = "mm/fail"
 provider = "mm"
-upstream = "fail"
+upstream = "MiniMax-Hailuo-2.3-fail"
 mode = "video"
 price_per_video = 0.25
 
 [[models]]
 id = "mm/refuse"
 provider = "mm"
-upstream = "refuse"
+upstream = "MiniMax-Hailuo-2.3-error1026"
 mode = "video"
 price_per_video = 0.25
 
@@ -94,15 +109,15 @@ price_per_video = 0.25
 
 
 @pytest.fixture(scope="module")
-def video_fake() -> Iterator[VideoUpstream]:
-    fake = VideoUpstream().start()
+def video_fake() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream().start()
     yield fake
     fake.stop()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory,
-           video_fake: VideoUpstream) -> Iterator[GatewayProcess]:
+           video_fake: FakeUpstream) -> Iterator[GatewayProcess]:
     tmp = tmp_path_factory.mktemp("video")
     process = GatewayProcess(tmp, video_config(tmp, video_fake)).start()
     yield process
@@ -118,7 +133,7 @@ def video_rows(server: GatewayProcess) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize(("model", "cost"), [("vo/sora", 0.8), ("mm/hailuo", 0.25)])
-def test_sdk_create_poll_download(server: GatewayProcess, video_fake: VideoUpstream,
+def test_sdk_create_poll_download(server: GatewayProcess, video_fake: FakeUpstream,
                                   model: str, cost: float) -> None:
     client = sdk(server)
     created = client.videos.with_raw_response.create(model=model, prompt="a cat", seconds="8")
@@ -130,7 +145,7 @@ def test_sdk_create_poll_download(server: GatewayProcess, video_fake: VideoUpstr
     done = client.videos.poll(video.id, poll_interval_ms=100)
     assert (done.status, done.progress, done.error) == ("completed", 100, None)
     content = client.videos.download_content(video.id)
-    assert len(content.content) == video_fake.size
+    assert len(content.content) == SIZE
     assert content.content[4:8] == b"ftyp"
     for text in (created.text, client.videos.with_raw_response.retrieve(video.id).text):
         assert "127.0.0.1" not in text and "download" not in text  # no upstream URL
@@ -171,31 +186,30 @@ def test_another_users_job_is_not_found(server: GatewayProcess) -> None:
         other.videos.download_content(video.id)
 
 
-def test_a_job_survives_a_restart(tmp_path: Path, video_fake: VideoUpstream) -> None:
-    video_fake.polls_to_finish = 4
+def test_a_job_survives_a_restart(tmp_path: Path, video_fake: FakeUpstream) -> None:
     gateway = GatewayProcess(tmp_path, video_config(tmp_path, video_fake, """
 first_poll = 0.5
 max_poll_interval = 0.2
 tick = 0.1
 """)).start()
     try:
-        video = sdk(gateway).videos.create(model="vo/sora", prompt="a long one", seconds="4")
+        video = sdk(gateway).videos.create(model="vo/long", prompt="a long one", seconds="4")
         gateway.stop()  # before it finished: the job stays in the database
-        upstream_id = next(k for k, v in video_fake.jobs.items() if v["prompt"] == "a long one")
-        assert video_fake.polls[upstream_id] < 4  # not finished when the gateway stopped
+        upstream_id = next(k for k, job in video_fake.videos.items()
+                           if job.body["prompt"] == "a long one")
+        assert video_fake.videos[upstream_id].polls < 4  # not finished when the gateway stopped
         gateway.start()
         done = sdk(gateway).videos.poll(video.id, poll_interval_ms=100)
         assert done.status == "completed"
-        assert len(sdk(gateway).videos.download_content(video.id).content) == video_fake.size
-        assert video_fake.polls[upstream_id] == 4
+        assert len(sdk(gateway).videos.download_content(video.id).content) == SIZE
+        assert video_fake.videos[upstream_id].polls == 4
         rows = [r for r in video_rows(gateway) if r["row_id"] == f"video:{video.id}"]
         assert len(rows) == 1 and rows[0]["cost_usd"] == pytest.approx(0.4)
     finally:
-        video_fake.polls_to_finish = 2
         gateway.stop()
 
 
-def test_polling_gives_up_after_max_lifetime(tmp_path: Path, video_fake: VideoUpstream) -> None:
+def test_polling_gives_up_after_max_lifetime(tmp_path: Path, video_fake: FakeUpstream) -> None:
     gateway = GatewayProcess(tmp_path, video_config(tmp_path, video_fake, FAST + """
 max_lifetime = 1.0
 """)).start()

@@ -81,8 +81,9 @@ class AnthropicProvider:
         except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
             raise ProviderProtocolError(f"malformed count_tokens answer: {exc}") from exc
 
-    async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
-        response = await self.client.post(self.url, self._body(call), self._headers(call))
+    def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
         decoder = None if call.raw is not None else AnthropicEventDecoder()
-        async for item in relay_sse(response, self.client.timeouts.first_byte, decoder):
-            yield item
+        return relay_sse(
+            lambda: self.client.post(self.url, self._body(call), self._headers(call)),
+            self.client.timeouts.first_byte, decoder,
+        )

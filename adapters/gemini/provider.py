@@ -77,9 +77,9 @@ class GeminiProvider(JSONProvider):
         answer.model = answer.model or call.model
         return answer
 
-    async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
+    def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
         url = self.url(call.model, stream=True)
-        response = await self.client.post(url, self._body(call), self._headers(call))
-        decoder = GeminiChunkDecoder()
-        async for item in relay_sse(response, self.client.timeouts.first_byte, decoder):
-            yield item
+        return relay_sse(
+            lambda: self.client.post(url, self._body(call), self._headers(call)),
+            self.client.timeouts.first_byte, GeminiChunkDecoder(),
+        )

@@ -97,8 +97,9 @@ class OpenAIProvider(JSONProvider):
         body = await self.client.fetch(url, openai_images_body(call), self._headers(call))
         return openai_images_reply(body, typed(call), call.model)
 
-    async def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
-        response = await self.client.post(self._url(call), self._body(call), self._headers(call))
+    def stream(self, call: Call) -> AsyncIterator[bytes | c.StreamEvent]:
         decoder = None if call.raw is not None else OpenAIChunkDecoder()
-        async for item in relay_sse(response, self.client.timeouts.first_byte, decoder):
-            yield item
+        return relay_sse(
+            lambda: self.client.post(self._url(call), self._body(call), self._headers(call)),
+            self.client.timeouts.first_byte, decoder,
+        )

@@ -11,6 +11,11 @@ endpoint                                           dialect (module)
 ``:streamGenerateContent?alt=sse``
 ``POST /v1/images/generations``                    OpenAI images (``images``)
 ``POST /v1/image_generation``, ``GET /files/{n}``  MiniMax images, the images by URL
+``POST /v1/videos``, ``GET /v1/videos/{id}``,      OpenAI video jobs (``videos``)
+``GET /v1/videos/{id}/content``
+``POST /v1/video_generation``,                     MiniMax video jobs, their files
+``GET /v1/query/video_generation``,
+``GET /v1/files/retrieve``, ``/download/{id}.mp4``
 ``POST /v1/embeddings``, ``/v1/rerank``,            embeddings, rerank, moderation; Gemini's
 ``/v1/moderations``, ``…:batchEmbedContents``      embeddings (``operations``)
 ``GET /health``                                    200

@@ -3,6 +3,8 @@
 It records every request (``requests``: target, headers, JSON body), counts hits per model
 (``hits``) and answers the client leaving mid-answer (``cancelled``). ``handlers`` lets a test
 answer one model name with its own coroutine over an ``Exchange`` instead of a scenario.
+``videos`` are its video jobs, each with its create body and its polls, overlapping polls and
+downloads counted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from multidict import CIMultiDict
 
 from bench.fake_upstream import anthropic_messages, gemini
 from bench.fake_upstream.server import FakeUpstreamProtocol, Handler, Route
+from bench.fake_upstream.videos import Job, jobs_of
 from bench.fake_upstream.wire import Request
 
 
@@ -56,6 +59,11 @@ class FakeUpstream:
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def videos(self) -> dict[str, Job]:
+        """The video jobs created on this fake, by upstream job id."""
+        return jobs_of(self.origin)
+
     def start(self) -> FakeUpstream:
         """Serve on a free port, in a daemon thread with its own event loop."""
         ready = threading.Event()
@@ -66,6 +74,7 @@ class FakeUpstream:
             self._server = loop.run_until_complete(loop.create_server(
                 self._connect, "127.0.0.1", 0, reuse_address=True))
             self.port = self._server.sockets[0].getsockname()[1]
+            self.videos.clear()  # a port used before: not its jobs
             ready.set()
             loop.run_forever()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.mock.images import gradient_png
 from bench.fake_upstream.scenario import Scenario
-from bench.fake_upstream.wire import Probe, Reply, Request, body_reply, json_reply
+from bench.fake_upstream.wire import Probe, Reply, Request, body_reply, json_reply, origin
 
 FILES = "/files/"
 
@@ -29,10 +29,6 @@ def fake_png(index: int) -> bytes:
 def fake_b64(index: int) -> str:
     """``fake_png(index)`` in base64."""
     return base64.b64encode(fake_png(index)).decode()
-
-
-def _origin(request: Request) -> str:
-    return "http://" + request.headers.get(b"host", b"127.0.0.1").decode("latin-1")
 
 
 def openai(request: Request, s: Scenario) -> Reply:
@@ -54,7 +50,7 @@ def openai(request: Request, s: Scenario) -> Reply:
     if body.get("response_format") == "b64_json":
         data = [{"b64_json": fake_b64(i), "revised_prompt": body["prompt"]} for i in range(n)]
     else:
-        data = [{"url": f"{_origin(request)}{FILES}{i}.png", "revised_prompt": body["prompt"]}
+        data = [{"url": f"{origin(request)}{FILES}{i}.png", "revised_prompt": body["prompt"]}
                 for i in range(n)]
     return json_reply(200, {"created": int(time.time()), "data": data})
 
@@ -71,7 +67,7 @@ def minimax(request: Request, s: Scenario) -> Reply:
         return _minimax({"image_urls": []}, 0, "success", failed=n)
     if body.get("response_format") == "base64":
         return _minimax({"image_base64": [fake_b64(i) for i in range(n)]}, 0, "success")
-    urls = [f"{_origin(request)}{FILES}{i}.jpeg" for i in range(n)]
+    urls = [f"{origin(request)}{FILES}{i}.jpeg" for i in range(n)]
     return _minimax({"image_urls": urls}, 0, "success")
 
 

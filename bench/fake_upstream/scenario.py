@@ -29,6 +29,9 @@ word           behaviour
 ``thinking``   (Anthropic, Gemini) a signed thinking block / thought part before the text
 ``filtered``   (MiniMax images) success, but every image withheld
 ``nousage``    (embeddings, rerank) no ``usage`` in the answer
+``polls<N>``   (video) the job finishes at its Nth poll (2 unless named); ``ttft`` delays polls
+``fail``       (video) the job fails at its first poll, with the content policy's reason
+``forever``    (video) the job never finishes
 =============  ===================================================================================
 
 So ``bench-tok64-gap20`` streams 64 tokens 20 ms apart, and ``fake/cut`` cuts an echo.
@@ -38,10 +41,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-_NUMBERS = {"tok": "tokens", "gap": "gap_ms", "ttft": "ttft_ms", "error": "error"}
+_NUMBERS = {"tok": "tokens", "gap": "gap_ms", "ttft": "ttft_ms", "error": "error",
+            "polls": "polls"}
 _FLAGS = frozenset(
     {"context", "stall", "hang", "reset", "cut", "malformed", "truncated", "overloaded", "big",
-     "tools", "reasoning", "thinking", "filtered", "nousage"}
+     "tools", "reasoning", "thinking", "filtered", "nousage", "fail", "forever"}
 )
 _HEADERS = ((b"x-fake-tokens", "tokens"), (b"x-fake-gap-ms", "gap_ms"),
             (b"x-fake-ttft-ms", "ttft_ms"), (b"x-fake-error", "error"))
@@ -55,6 +59,7 @@ class Scenario:
     gap_ms: float = 0.0
     ttft_ms: float = 0.0
     error: int = 0
+    polls: int = 0  # 0: the video job's default
     flags: frozenset[str] = frozenset()
 
     def has(self, flag: str) -> bool:

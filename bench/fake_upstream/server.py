@@ -25,6 +25,7 @@ from bench.fake_upstream import (
     openai_chat,
     openai_responses,
     operations,
+    videos,
 )
 from bench.fake_upstream.scenario import Scenario, parse_scenario
 from bench.fake_upstream.wire import LAST_CHUNK, SSE_HEAD, Probe, Reply, Request, chunk, json_reply
@@ -55,10 +56,16 @@ ROUTES: dict[str, Route] = {
     "POST /v1/embeddings": Route(operations.embeddings),
     "POST /v1/rerank": Route(operations.rerank),
     "POST /v1/moderations": Route(operations.moderations),
+    "POST /v1/videos": Route(videos.openai_create),
+    "POST /v1/video_generation": Route(videos.minimax_create),
+    "GET /v1/query/video_generation": Route(videos.minimax_query, videos.minimax_probe, hit=False),
+    "GET /v1/files/retrieve": Route(videos.minimax_file, images.file_probe, hit=False),
 }
 PREFIX_ROUTES: dict[str, Route] = {
     "POST " + gemini.PREFIX: Route(operations.gemini_models, gemini.probe),
     "GET " + images.FILES: Route(images.file, images.file_probe, hit=False),
+    "GET " + videos.OPENAI: Route(videos.openai_job, videos.openai_probe, hit=False),
+    "GET " + videos.DOWNLOAD: Route(videos.download, images.file_probe, hit=False),
 }
 
 

@@ -61,6 +61,11 @@ class Request:
         return self._json  # type: ignore[no-any-return]
 
 
+def origin(request: Request) -> str:
+    """This fake's origin as the client reached it (for URLs the answer names)."""
+    return "http://" + request.headers.get(b"host", b"127.0.0.1").decode("latin-1")
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """An answer: ``head`` is a whole HTTP response, or a stream's status line and headers

@@ -248,7 +248,9 @@ async def _sqlite_transaction(conn: AsyncConnection) -> AsyncIterator[Any]:
         await driver.execute("BEGIN IMMEDIATE")
         yield driver
     except BaseException:
-        with contextlib.suppress(*DRIVER_ERRORS):
+        # ValueError: aiosqlite's connection is already closed (SQLAlchemy closes it when a
+        # commit is cancelled midway); nothing to roll back, and the cancel must go on.
+        with contextlib.suppress(*DRIVER_ERRORS, ValueError):
             await driver.rollback()
         raise
 
