@@ -8,6 +8,11 @@ aiohttp's exceptions into ``adapters.errors`` at this one boundary.
 from __future__ import annotations
 
 import asyncio
+
+# Imported here, at start-up: connecting resolves the host name in an executor thread, and the
+# first resolution imports this codec lazily; a granian worker was seen deadlocked on that
+# import's module lock (the event loop's thread waiting on it in aiohttp's connect).
+import encodings.idna  # noqa: F401
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
