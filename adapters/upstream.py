@@ -1,8 +1,8 @@
-"""The one aiohttp session of a process, its timeouts and the mapping of transport errors.
+"""The one connection pool of a process, its timeouts and the mapping of transport errors.
 
-Every adapter sends through ``UpstreamClient``: it owns the connection pool (sized for thousands
-of concurrent streams), applies connect, first-byte and idle-between-chunks timeouts, and turns
-aiohttp's exceptions into ``adapters.errors`` at this one boundary.
+Every adapter sends through ``UpstreamClient``: it owns the pool (``adapters.http1``, sized for
+thousands of concurrent streams), applies connect, first-byte and idle-between-chunks timeouts,
+and turns transport errors into ``adapters.errors`` at this one boundary.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ import asyncio
 
 # Imported here, at start-up: connecting resolves the host name in an executor thread, and the
 # first resolution imports this codec lazily; a granian worker was seen deadlocked on that
-# import's module lock (the event loop's thread waiting on it in aiohttp's connect).
+# import's module lock (the event loop's thread waiting on it in the first connect).
 import encodings.idna  # noqa: F401
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
-
-import aiohttp
 
 from adapters.base import Call, ProviderSettings
 from adapters.canonical import StreamEvent
@@ -27,6 +25,7 @@ from adapters.errors import (
     ProviderHTTPError,
     ProviderTimeout,
 )
+from adapters.http1 import Connection, Pool, encode_request, headers_of, target
 from adapters.sse import SSEFramer, event_data
 
 
@@ -77,39 +76,46 @@ def error_message(body: bytes) -> str:
 
 
 class UpstreamResponse:
-    """An open response: its status, headers and a chunk iterator with idle timeouts mapped."""
+    """An open answer: its status, headers and body, with idle timeouts and losses mapped.
 
-    __slots__ = ("_response", "content", "headers", "status")
+    ``content.readany()`` reads the body as it arrives (``relay_sse`` does); ``close()`` gives
+    a finished answer's connection back to the pool and aborts an unfinished one, which is
+    what cancels the provider's work when the caller went away."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-        self.content = response.content
-        self.status = response.status
-        self.headers = response.headers
+    __slots__ = ("_pool", "content", "status")
+
+    def __init__(self, pool: Pool, connection: Connection) -> None:
+        self._pool: Pool | None = pool
+        self.content = connection
+        self.status = connection.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return headers_of(self.content.raw_headers)
 
     async def read(self) -> bytes:
         try:
-            return await self._response.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            return await self.content.read()
+        except TimeoutError as exc:
             raise ProviderTimeout("idle") from exc
-        except aiohttp.ClientError as exc:
+        except OSError as exc:
             raise ProviderConnectionError(f"connection lost: {exc}") from exc
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        content = self._response.content
+        content = self.content
         try:
-            while True:
-                chunk = await content.readany()
-                if not chunk:
-                    return
+            while chunk := await content.readany():
                 yield chunk
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except TimeoutError as exc:
             raise ProviderTimeout("idle") from exc
-        except aiohttp.ClientError as exc:
+        except OSError as exc:
             raise ProviderConnectionError(f"connection lost mid-answer: {exc}") from exc
 
     def close(self) -> None:
-        self._response.close()
+        pool = self._pool
+        if pool is not None:  # once: the connection may serve another answer after this
+            self._pool = None
+            pool.release(self.content)
 
 
 class UpstreamClient:
@@ -124,31 +130,17 @@ class UpstreamClient:
         self.timeouts = timeouts
         self._max_connections = max_connections
         self._max_per_host = max_connections_per_host
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
-                limit_per_host=self._max_per_host,
-                ttl_dns_cache=300,
-                keepalive_timeout=60,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=self.timeouts.connect,
-                    sock_read=self.timeouts.idle,
-                ),
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
+    def pool(self) -> Pool:
+        if self._pool is None:
+            self._pool = Pool(self._max_connections, self._max_per_host, self.timeouts.connect)
+        return self._pool
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     async def fetch(self, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
         """POST and read the whole answer (error statuses raise ProviderHTTPError)."""
@@ -179,28 +171,49 @@ class UpstreamClient:
     ) -> UpstreamResponse:
         """One request, waiting for the status line; error statuses raise ProviderHTTPError."""
         try:
-            async with asyncio.timeout(self.timeouts.first_byte):
-                response = await self.session().request(method, url, data=body,
-                                                        headers=headers)
-        except TimeoutError as exc:
-            raise ProviderTimeout("first_byte") from exc
-        except aiohttp.ServerTimeoutError as exc:
-            raise ProviderTimeout("first_byte") from exc
-        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
-            raise ProviderConnectionError(f"cannot reach {url}: {exc}") from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderConnectionError(f"request to {url} failed: {exc}") from exc
+            where = target(url)
+            request = encode_request(method, where, body, headers)
+        except (ValueError, UnicodeError) as exc:
+            raise ProviderConnectionError(f"cannot send to {url}: {exc}") from exc
+        pool = self.pool()
+        connection = await self._exchange(pool, where.origin, request, url)
+        response = UpstreamResponse(pool, connection)
         if response.status >= 400:
+            headers_in = headers_of(connection.raw_headers)
             try:
-                payload = await response.read()
-            except aiohttp.ClientError:
+                payload = await connection.read()
+            except OSError:
                 payload = b""
             finally:
-                response.release()
+                response.close()
             raise ProviderHTTPError(
-                response.status, error_message(payload), _retry_after(response.headers)
+                response.status, error_message(payload), _retry_after(headers_in)
             )
-        return UpstreamResponse(response)
+        return response
+
+    async def _exchange(
+        self, pool: Pool, origin: tuple[str, int, bool], request: bytes, url: str
+    ) -> Connection:
+        """The connection whose answer's head has arrived. A request is never sent twice: a
+        connection lost without an answer may still have reached the provider."""
+        try:
+            connection = await pool.acquire(origin)
+        except TimeoutError as exc:
+            raise ProviderConnectionError(f"cannot reach {url}: connect timed out") from exc
+        except OSError as exc:
+            raise ProviderConnectionError(f"cannot reach {url}: {exc}") from exc
+        try:
+            await connection.exchange(request, self.timeouts.first_byte, self.timeouts.idle)
+        except TimeoutError as exc:
+            connection.abort()
+            raise ProviderTimeout("first_byte") from exc
+        except OSError as exc:
+            connection.abort()
+            raise ProviderConnectionError(f"request to {url} failed: {exc}") from exc
+        except BaseException:
+            connection.abort()
+            raise
+        return connection
 
 
 class ChunkDecoder(Protocol):
@@ -249,9 +262,9 @@ async def relay_sse(
         if decoder is not None:
             for item in decoder.close():
                 yield item
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except TimeoutError as exc:
         raise ProviderTimeout("first_byte" if limit.expired() else "idle") from exc
-    except aiohttp.ClientError as exc:
+    except OSError as exc:
         raise ProviderConnectionError(f"connection lost mid-answer: {exc}") from exc
     finally:
         response.close()
