@@ -112,18 +112,33 @@ class Limiter:
             return [], []
         if self.fast is not None:
             return self.fast.admit(quota, units, self.clock())
-        counters = quota.steps(units, self.expiry)
         if self.redis is not None and self.fallback is not None and self._admit is not None:
-            run, now = self._admit, time.time()  # windows run on the time of day, as ``limits``
-            keys = [(self._minute(limit).key_for(scope), limit) for scope, limit in quota.windows]
+            run, now, today = self._admit, time.time(), self.clock()  # windows: time of day
+            keys = self._keys(quota)
+            counters = [(units[kind], limit, int(max(until - today, 1.0)) + 60)
+                        for kind, limit, until in zip(quota.kinds, quota.limits, quota.untils,
+                                                      strict=True)]
+            limits = [limit for _, limit in quota.windows]
             try:
                 return await self.redis.call(
-                    lambda: batch.admit(run, self._prefix, now, counters, keys),
+                    lambda: batch.admit(run, keys, now, counters, limits),
                     "quotas" if counters else "rate limits",
                 )
             except RedisUnavailable:
                 return await self.fallback.admit(quota, units)
-        return await self._admit_each(counters, list(quota.windows))
+        return await self._admit_each(quota.steps(units, self.expiry), list(quota.windows))
+
+    def _keys(self, quota: Quota) -> list[str]:
+        """The Redis keys of ``quota``'s counters then windows (the ``limits`` library's),
+        made once per quota."""
+        shared = quota.shared
+        if shared is None or shared[0] is not self:
+            keys = [self._prefix + key for key in quota.keys] + [
+                self._prefix + self._minute(limit).key_for(scope)
+                for scope, limit in quota.windows
+            ]
+            shared = quota.shared = (self, keys)
+        return shared[1]  # type: ignore[no-any-return]
 
     async def _admit_each(
         self, counters: list[Step], windows: list[tuple[str, int]]
