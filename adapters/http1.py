@@ -132,6 +132,7 @@ class Connection(asyncio.Protocol):
             self.buffer.append(body)
             self.buffered += len(body)
             if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+                # paused until readany takes some: read() resumes and takes it all
                 self.paused = True
                 self.transport.pause_reading()
             self._wake()
@@ -175,8 +176,11 @@ class Connection(asyncio.Protocol):
         return data
 
     async def read(self) -> bytes:
-        """The whole body."""
+        """The whole body (it is all kept anyway: reading never pauses for it)."""
         while not self.done:
+            if self.paused and self.transport is not None:
+                self.paused = False
+                self.transport.resume_reading()
             await self._wait()
         data = b"".join(self.buffer)
         self.buffer.clear()
