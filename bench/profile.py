@@ -2,10 +2,12 @@
 
     python -m bench.profile [--target gateway-hypercorn] [--stream] [--seconds 10]
 
-Starts the fake upstream and the target (pinned like ``bench.run``), drives it with wrk at
-concurrency 64 (or 256 ramped streams with ``--stream``), samples it with ``py-spy record``
-in collapsed-stack format and prints the functions with the most samples, by self time and
-by inclusive time. The collapsed stacks are kept in ``bench/results/raw/`` for flamegraphs.
+Targets: ``bare-<server>``, ``gateway-<server>`` and ``gateway-<server>-scaleout`` (PostgreSQL
+and Redis, each a throwaway instance as in ``bench.run``: ``bench/scaleout.py``). Starts the
+fake upstream and the target (pinned like ``bench.run``), drives it with wrk at concurrency 64
+(``--connections``; or 256 ramped streams with ``--stream``), samples it with ``py-spy record``
+in collapsed-stack format and prints the functions with the most samples, by self time and by
+inclusive time. The collapsed stacks are kept in ``bench/results/raw/`` for flamegraphs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from bench.load import run_streams, run_wrk
 from bench.run import NONSTREAM, RESULTS, STREAM, start_upstream
+from bench.scaleout import Scaleout
 from bench.targets import LOAD_CPUS, VENV_BIN, Bare, Gateway, Target
 
 
@@ -46,11 +49,24 @@ def top_functions(collapsed: Path, limit: int = 25) -> str:
     return "\n".join(out)
 
 
+def make_target(name: str, workdir: Path, upstream_url: str) -> Target:
+    """The target a ``--target`` name stands for (``bench.run``'s names)."""
+    kind, _, server = name.partition("-")
+    server, _, suffix = server.partition("-")
+    if kind == "bare":
+        return Bare(workdir, upstream_url, server or "hypercorn")
+    if suffix == Scaleout.suffix.lstrip("-"):
+        return Scaleout(workdir, upstream_url, server or "uvicorn")
+    return Gateway(workdir, upstream_url, server or "hypercorn")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--target", default="gateway-hypercorn")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--connections", type=int, default=64,
+                        help="wrk's concurrency (non-streamed)")
     parser.add_argument(
         "--gil", action="store_true",
         help="only samples holding the GIL (CPU work, not waits for the GIL or for I/O)",
@@ -60,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, {int(LOAD_CPUS)})
     workdir = Path(tempfile.mkdtemp(prefix="gateway-profile-"))
     upstream, url = start_upstream(workdir)
-    kind, _, server = args.target.partition("-")
-    target: Target = (Gateway if kind == "gateway" else Bare)(workdir, url, server or "hypercorn")
+    target = make_target(args.target, workdir, url)
     try:
         target.start()
         target.wait_ready()
@@ -86,14 +101,15 @@ def main(argv: list[str] | None = None) -> int:
                 uvloop.run(run_streams(target.url, target.model(STREAM), target.keys, 256,
                                        timeout=30, ramp_seconds=1.0))
         else:
-            result = run_wrk(target.url, target.model(NONSTREAM), target.keys, 64, args.seconds,
-                             workdir, LOAD_CPUS)
+            result = run_wrk(target.url, target.model(NONSTREAM), target.keys, args.connections,
+                             args.seconds, workdir, LOAD_CPUS)
             print(f"{result.rps:.0f} req/s during the profile")
         spy.wait(args.seconds + 30)
         print(top_functions(collapsed))
         print(f"\ncollapsed stacks: {collapsed}")
     finally:
         target.stop()
+        target.cleanup()
         upstream.terminate()
         upstream.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
