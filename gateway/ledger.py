@@ -78,9 +78,15 @@ class Ledger:
             backoff = self.flush_interval if written else min(backoff * 2, 10.0)
 
     async def flush(self) -> bool:
-        """Write what is queued; False if the store refused (the rows stay queued)."""
-        while self._rows:
-            batch = self._rows[: self.batch_size * 5]
+        """Write the rows queued now; False if the store refused (the rows stay queued).
+
+        Rows recorded while it writes wait for the next flush (``batch_size`` of them wake the
+        writer at once): draining them too made a steady trickle of requests one transaction
+        every few rows, the writer never idle.
+        """
+        queued = len(self._rows)
+        while queued > 0:
+            batch = self._rows[: min(queued, self.batch_size * 5)]
             for row in batch:
                 if row.row_id is None:
                     row.row_id = f"{self._id_prefix}{next(self._next_id)}"
@@ -97,6 +103,7 @@ class Ledger:
             # Written: dequeue before anything else can fail, or a retry would write them twice.
             del self._rows[: len(batch)]
             self.written += len(batch)
+            queued -= len(batch)
         return True
 
     def _trim(self) -> None:
@@ -122,7 +129,8 @@ class Ledger:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         deadline = time.monotonic() + timeout
-        while not await self.flush() and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
+        while self._rows and time.monotonic() < deadline:
+            if not await self.flush():
+                await asyncio.sleep(0.5)
         if self._rows:
             log.error("ledger_rows_unwritten", rows=len(self._rows))

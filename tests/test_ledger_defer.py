@@ -40,3 +40,34 @@ async def test_close_waits_for_a_deferred_settlement() -> None:
     loaded.set()
     await asyncio.wait_for(closing, 5)
     assert [(row.request_id, row.completion_tokens) for row in store.rows] == [("req_late", 7)]
+
+
+class SlowStore(RowsStore):
+    """A store whose writes take a while, recording each batch's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    async def insert_usage(
+        self, rows: Sequence[UsageRow], last_used: Mapping[str, float] | None = None
+    ) -> None:
+        await asyncio.sleep(0.02)
+        self.batches.append(len(rows))
+        await super().insert_usage(rows, last_used)
+
+
+async def test_rows_recorded_during_a_write_wait_for_the_next_batch() -> None:
+    """A steady trickle of requests is written in batches, not a transaction every few rows:
+    rows recorded while a batch is written wait for the next flush; ``close`` writes them."""
+    store = SlowStore()
+    ledger = Ledger(store, flush_interval=10)  # type: ignore[arg-type]
+    ledger.start()
+    ledger.record(UsageRow(request_id="first", created_at=1.0))
+    flushing = asyncio.ensure_future(ledger.flush())
+    await asyncio.sleep(0.005)
+    ledger.record(UsageRow(request_id="second", created_at=2.0))
+    assert await flushing
+    assert store.batches == [1] and ledger.pending == 1
+    await ledger.close()
+    assert [row.request_id for row in store.rows] == ["first", "second"]
