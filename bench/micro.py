@@ -1,6 +1,7 @@
 """The gateway's own CPU per request, in process: no server, no network, no load generator.
 
     python -m bench.micro [--requests 20000] [--stream] [--concurrency 1] [--responses]
+                          [--scaleout] [--uvloop]
 
 The app of ``gateway.app.create_app`` (the bench's configuration: every tier limit on, 64
 users, SQLite ledger) is called as ASGI, one request after another (or ``--concurrency`` at
@@ -11,7 +12,9 @@ is left is what the gateway adds on top of an ASGI server and aiohttp, measured 
 ``time.process_time`` and steady to a few percent even on a shared machine: use it to compare
 changes to the hot path, A against B. It does not see what the gateway makes the server and
 aiohttp do (response headers, the upstream request's timeouts), nor the machine's system-call
-costs: the bench does.
+costs: the bench does. ``--scaleout`` runs the same on PostgreSQL and Redis (the scale-out
+row's configuration, on ``bench/scaleout.py``'s throwaway instances): their round trips'
+system calls are then in the figure; ``--uvloop`` runs on uvloop, as the servers do.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 import msgspec
 
+from bench import scaleout
 from bench.fake_upstream import openai_chat, wire
 from bench.targets import _GATEWAY_MODEL, _GATEWAY_TOML, SCENARIOS
 
@@ -124,7 +128,7 @@ def _request(model: str, stream: bool, responses: bool) -> tuple[str, bytes]:
 
 
 async def measure(requests: int, stream: bool, concurrency: int = 1,
-                  responses: bool = False) -> float:
+                  responses: bool = False, database: str = "") -> float:
     from adapters.upstream import Timeouts
     from gateway.app import create_app
     from gateway.config import load_config
@@ -133,8 +137,11 @@ async def measure(requests: int, stream: bool, concurrency: int = 1,
     workdir = Path(tempfile.mkdtemp(prefix="gateway-micro-"))
     config_path = workdir / "gateway.toml"
     models = "".join(_GATEWAY_MODEL.format(scenario=s) for s in SCENARIOS)
-    config_path.write_text(_GATEWAY_TOML.format(
-        port=0, dir=workdir, upstream="http://127.0.0.1:9", models=models))
+    text = _GATEWAY_TOML.format(port=0, dir=workdir, upstream="http://127.0.0.1:9",
+                                models=models)
+    if database:  # PostgreSQL and Redis (bench/scaleout.py)
+        text = scaleout.scaleout_config(text, f"sqlite:///{workdir}/gateway.db", database)
+    config_path.write_text(text)
     keys = await _keys(config_path)
     config = load_config(str(config_path))
     upstream = config.upstream
@@ -210,11 +217,28 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--responses", action="store_true", help="POST /v1/responses")
+    parser.add_argument("--scaleout", action="store_true", help="PostgreSQL and Redis")
+    parser.add_argument("--uvloop", action="store_true", help="on uvloop (as the servers)")
     args = parser.parse_args()
+    database = ""
+    if args.scaleout:
+        scaleout.start_services()
+        database = scaleout.create_database()
     sys.stdout = open(os.devnull, "w")  # the gateway's JSON log lines  # noqa: SIM115
-    cost = asyncio.run(measure(args.requests, args.stream, args.concurrency, args.responses))
+    run = measure(args.requests, args.stream, args.concurrency, args.responses, database)
+    try:
+        if args.uvloop:
+            import uvloop
+
+            cost = uvloop.run(run)
+        else:
+            cost = asyncio.run(run)
+    finally:
+        if database:
+            scaleout.drop_database(database)
     kind = "streamed (64 chunks)" if args.stream else "non-streamed"
     kind += " /v1/responses" if args.responses else ""
+    kind += " (PostgreSQL and Redis)" if args.scaleout else ""
     print(f"gateway's own CPU per {kind} request: {cost:.1f} µs", file=sys.stderr)
 
 

@@ -35,6 +35,48 @@ def _services() -> Any:
     return services
 
 
+def start_services() -> None:
+    """This process's throwaway ``redis-server`` and PostgreSQL cluster (stopped at its exit)."""
+    services = _services()
+    services.start_redis()
+    if not services.redis_ping():
+        raise RuntimeError("the bench's throwaway redis-server did not start")
+    services.ensure_postgres()
+
+
+def create_database() -> str:
+    """A new database on the throwaway cluster, for one run: its name."""
+    database = "gw_bench_" + secrets.token_hex(4)
+    created = _services()._psql(f"CREATE DATABASE {database}", "postgres")
+    if created.returncode != 0:
+        raise RuntimeError(f"CREATE DATABASE failed: {created.stderr}")
+    return database
+
+
+def database_url(database: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:{_services().PG_PORT}/{database}"
+
+
+def scaleout_config(text: str, sqlite_url: str, database: str) -> str:
+    """The bench's gateway configuration with this database and the throwaway Redis."""
+    text = text.replace(f'url = "{sqlite_url}"', f'url = "{database_url(database)}"')
+    return text.replace('storage = "memory://"',
+                        f'storage = "{_services().REDIS_URL}"\nredis_prefix = "{PREFIX}"')
+
+
+def drop_database(database: str) -> None:
+    """Drop the run's database and the bench's Redis keys."""
+    services = _services()
+    services._psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", "postgres")
+    if services.redis_ping():
+        import redis
+
+        client = redis.Redis.from_url(services.REDIS_URL)
+        for key in client.scan_iter(f"{PREFIX}*"):
+            client.delete(key)
+        client.close()
+
+
 class Scaleout(Gateway):
     """The gateway on PostgreSQL and Redis, each a throwaway instance of this run's own."""
 
@@ -42,33 +84,24 @@ class Scaleout(Gateway):
 
     def __init__(self, workdir: Path, upstream_url: str, server: str = "uvicorn") -> None:
         super().__init__(workdir, upstream_url, server)
-        self.database = "gw_bench_" + secrets.token_hex(4)
+        self.database = ""
         self.before: dict[str, Any] = {}
         self.after: dict[str, Any] = {}
 
     # --- the services ---
 
     def prepare(self) -> None:
-        services = _services()
-        services.start_redis()
-        if not services.redis_ping():
-            raise RuntimeError("the bench's throwaway redis-server did not start")
-        services.ensure_postgres()
-        created = services._psql(f"CREATE DATABASE {self.database}", "postgres")
-        if created.returncode != 0:
-            raise RuntimeError(f"CREATE DATABASE failed: {created.stderr}")
+        start_services()
+        self.database = create_database()
         super().prepare()
 
     @property
     def pg_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{_services().PG_PORT}/{self.database}"
+        return database_url(self.database)
 
     def config_text(self) -> str:
-        text = super().config_text()
-        text = text.replace(f'url = "sqlite:///{self.workdir}/gateway.db"',
-                            f'url = "{self.pg_url}"')
-        return text.replace('storage = "memory://"',
-                            f'storage = "{_services().REDIS_URL}"\nredis_prefix = "{PREFIX}"')
+        return scaleout_config(super().config_text(), f"sqlite:///{self.workdir}/gateway.db",
+                               self.database)
 
     def wait_ready(self) -> None:
         super().wait_ready()
@@ -85,15 +118,8 @@ class Scaleout(Gateway):
         return int(rows[0][0]), int(rows[0][1])
 
     def cleanup(self) -> None:
-        services = _services()
-        services._psql(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)", "postgres")
-        if services.redis_ping():
-            import redis
-
-            client = redis.Redis.from_url(services.REDIS_URL)
-            for key in client.scan_iter(f"{PREFIX}*"):
-                client.delete(key)
-            client.close()
+        if self.database:
+            drop_database(self.database)
 
     # --- what they did ---
 
