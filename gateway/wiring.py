@@ -276,6 +276,7 @@ class Gateway:
         await self.accounts.stop()
         if isinstance(self.health, RedisHealth):
             await self.health.close()
+        await self.admission.close()  # settle's last corrections, before Redis closes
         if self.shared is not None:
             await self.shared.close()
         await self.ledger.close()

@@ -137,6 +137,35 @@ async def test_credits_and_tokens_are_counted_and_settled(world) -> None:
     assert refused.value.code == "daily_token_limit_exceeded"
 
 
+async def _script_calls(admission: Admission) -> int:
+    """EVALSHA calls Redis has answered so far (0 on ``memory://``)."""
+    redis = admission.limiter.redis
+    if redis is None:
+        return 0
+    stats = await redis.client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_corrections_ride_on_the_next_admission(world) -> None:
+    """Settle's correction reaches Redis inside the next admission's script, counted before
+    it (no round trip of its own); with no admission coming, it goes alone soon after."""
+    from adapters.canonical import Usage
+
+    admission, _, _ = world
+    counter = f"tpd:{admission.limiter.day()}:u:a@example.com"
+    ticket = await admission.admit(who("tokens"), MODEL, 40, 4)  # reserves 15 tokens
+    before = await _script_calls(admission)
+    admission.settle(ticket, MODEL, Usage(input_tokens=600, output_tokens=300), 0.0)
+    await admission.admit(who("tokens"), MODEL, 40, 4)
+    if admission.limiter.redis is not None:
+        assert await _script_calls(admission) == before + 1
+    assert await admission.limiter.get(counter) == 900 + 15
+    ticket = await admission.admit(who("tokens"), MODEL, 40, 4)
+    admission.settle(ticket, MODEL, Usage(input_tokens=5, output_tokens=5), 0.0)
+    await asyncio.sleep(0.2)
+    assert await admission.limiter.get(counter) == 900 + 15 + 10
+
+
 async def test_balance_for_ten_serves_ten_of_a_hundred(world) -> None:
     admission, cache, _ = world
     await cache.store.insert_user(

@@ -88,9 +88,11 @@ class Admission:
         self.limiter = limiter
         self.output_reserve = output_reserve
         self._tasks: set[asyncio.Task[None]] = set()
-        # Settle's corrections waiting for Redis, by (counter, its end), and their one task.
+        # Settle's corrections waiting for Redis, by (counter, its end), and their one task,
+        # which waits for ``_due``: the next admission taking them, or ``CORRECTION_WAIT``.
         self._pending: dict[tuple[str, float], int] = {}
         self._flushing: asyncio.Task[None] | None = None
+        self._due: asyncio.Future[None] | None = None
         self._plans: dict[str, _Plan] = {}  # by key id: its counters today (``_Plan``)
         # (user, event type, data, event id) of a refusal, for webhooks' ``limit.reached``.
         self.on_event: Callable[..., None] = lambda *event, **more: None
@@ -133,12 +135,22 @@ class Admission:
             if limiter.fast is not None:
                 values, hits = limiter.fast.admit(quota, counted, now)
             else:  # one Redis round trip (gateway.counters.Limiter.admit)
-                values, hits = await limiter.admit(quota, counted)
+                values, hits = await self._count(quota, counted)
             self._answer(plan, values, hits, state, principal.key_id, ticket, now)
         except GatewayError:
             cache.balances.settle(state.email, ticket.reserved_usd, 0.0, ticket.reserved_in)
             raise
         return ticket
+
+    async def _count(self, quota: Quota, counted: Units) -> tuple[list[int], list[Hit]]:
+        """``Limiter.admit``, carrying settle's queued corrections: one round trip for both."""
+        corrections = self._take() if self._pending and (quota.keys or quota.windows) else None
+        try:
+            return await self.limiter.admit(quota, counted, corrections)
+        except GatewayError as error:  # Redis down, fail closed: the corrections are lost
+            if corrections:
+                log.warning("counter_correction_lost", error=error.message)
+            raise
 
     def _ticket(
         self, state: UserState, tier: TierConfig, tier_name: str, target: Deployment,
@@ -248,9 +260,9 @@ class Admission:
             self._queue(quota, units)
 
     def _queue(self, quota: Quota, units: Units) -> None:
-        """Corrections for Redis, coalesced: one call in flight at a time carries every
-        correction queued since the last one (one round trip per request at most, fewer
-        under load)."""
+        """Corrections for Redis, coalesced, sent with the next admission's script (no round
+        trip of their own) or, when none comes within ``CORRECTION_WAIT``, alone: one call
+        carries every correction queued since the last one."""
         pending = self._pending
         for key, kind, until in zip(quota.keys, quota.kinds, quota.untils, strict=True):
             delta = units[kind]
@@ -262,12 +274,26 @@ class Admission:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _take(self) -> list[tuple[str, int, float]]:
+        """The queued corrections, as (counter, amount, its end); the waiting task let go."""
+        pending, self._pending = self._pending, {}
+        due = self._due
+        if due is not None and not due.done():
+            due.set_result(None)
+        return [(key, delta, until) for (key, until), delta in pending.items() if delta]
+
     async def _adjust(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self._pending:
-                pending, self._pending = self._pending, {}
-                changes = [(key, delta, until) for (key, until), delta in pending.items()
-                           if delta]
+                due = self._due = loop.create_future()
+                timer = loop.call_later(CORRECTION_WAIT, _resolve, due)
+                try:
+                    await due
+                finally:
+                    timer.cancel()
+                    self._due = None
+                changes = self._take()  # none when an admission took them
                 try:
                     if changes:
                         await self.limiter.add_many(changes)
@@ -276,7 +302,21 @@ class Admission:
         finally:
             self._flushing = None
 
+    async def close(self) -> None:
+        """Send the corrections still queued (at shutdown: they would wait for an admission)."""
+        if self._due is not None and not self._due.done():
+            self._due.set_result(None)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+# Seconds settle's corrections wait for an admission to carry them to Redis before going alone.
+CORRECTION_WAIT = 0.05
 # Dated counters, in the order they are counted: name, whose (user or key), kind of unit,
 # refusal code, what the refusal calls it.
 _SPECS = (

@@ -6,6 +6,8 @@ a hit and a window read per minute). ``ADMIT_LUA`` does the same steps, in the s
 the same keys and data structures as the library (``incr_expire.lua``,
 ``acquire_moving_window.lua`` and ``moving_window.lua`` of ``limits``), inside Redis:
 
+0. settle's corrections of earlier requests, when some ride along, are added (``add``'s
+   steps: an admission carries them so they need no round trip of their own);
 1. each dated counter is incremented (its expiry set when it is new); the first one over its
    limit stops there;
 2. then each moving minute is hit (a list of hit times, newest first, trimmed to the limit);
@@ -25,11 +27,14 @@ from typing import Any
 
 WINDOW = 60
 
-# KEYS: n counters, then m windows. ARGV: now, n, (amount, limit, expiry) * n, limit * m.
-# Answer: n counter values (0: not reached), then (allowed, remaining, reset) per window reached.
+# KEYS: c corrections, n counters, then m windows. ARGV: now, c, n, (amount, expiry) * c,
+# (amount, limit, expiry) * n, limit * m. Answer: n counter values (0: not reached), then
+# (allowed, remaining, reset) per window reached.
 ADMIT_LUA = """
 local now = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
+local c = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local first = 4 + c * 2
 local out = {}
 local function incr(key, amount, expiry)
   local value = redis.call('incrby', key, amount)
@@ -38,13 +43,16 @@ local function incr(key, amount, expiry)
 end
 local function undo(upto)
   for j = 1, upto do
-    local b = 3 + (j - 1) * 3
-    incr(KEYS[j], -tonumber(ARGV[b]), ARGV[b + 2])
+    local b = first + (j - 1) * 3
+    incr(KEYS[c + j], -tonumber(ARGV[b]), ARGV[b + 2])
   end
 end
+for i = 1, c do
+  incr(KEYS[i], tonumber(ARGV[2 + i * 2]), ARGV[3 + i * 2])
+end
 for i = 1, n do
-  local b = 3 + (i - 1) * 3
-  local value = incr(KEYS[i], tonumber(ARGV[b]), ARGV[b + 2])
+  local b = first + (i - 1) * 3
+  local value = incr(KEYS[c + i], tonumber(ARGV[b]), ARGV[b + 2])
   out[i] = value
   if value > tonumber(ARGV[b + 1]) then
     undo(i)
@@ -52,8 +60,8 @@ for i = 1, n do
     return out
   end
 end
-for w = n + 1, #KEYS do
-  local key, limit = KEYS[w], tonumber(ARGV[3 + n * 3 + (w - n - 1)])
+for w = c + n + 1, #KEYS do
+  local key, limit = KEYS[w], tonumber(ARGV[first + n * 3 + (w - c - n - 1)])
   local entry = redis.call('lindex', key, limit - 1)
   local allowed = not (entry and tonumber(entry) >= now - 60)
   if allowed then
@@ -100,12 +108,17 @@ Hit = tuple[bool, int, float]  # allowed, remaining, reset epoch
 
 async def admit(
     run: Script, keys: list[str], now: float, counters: Sequence[tuple[int, int, int]],
-    limits: Sequence[int],
+    limits: Sequence[int], corrections: Sequence[tuple[str, int, int]] = (),
 ) -> tuple[list[int], list[Hit]]:
     """Run ``ADMIT_LUA`` once: (value of each counter, each window's hit) — see the module.
     ``keys``: the counters' then the windows' (prefixed); ``counters``: (amount, limit,
-    expiry) of each; ``limits``: each window's."""
-    args: list[Any] = [repr(now), len(counters)]
+    expiry) of each; ``limits``: each window's; ``corrections``: (prefixed key, amount,
+    expiry) added first, as ``add`` would (settle's, riding on this round trip)."""
+    args: list[Any] = [repr(now), len(corrections), len(counters)]
+    if corrections:
+        keys = [key for key, _, _ in corrections] + keys
+        for _, amount, expiry in corrections:
+            args += (amount, expiry)
     for counter in counters:
         args += counter
     args += limits

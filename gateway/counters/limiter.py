@@ -98,16 +98,21 @@ class Limiter:
         stats = await self.moving.get_window_stats(item, scope)
         return allowed, stats.remaining, stats.reset_time
 
-    async def admit(self, quota: Quota, units: Units) -> tuple[list[int], list[Hit]]:
+    async def admit(
+        self, quota: Quota, units: Units, corrections: list[tuple[str, int, float]] | None = None
+    ) -> tuple[list[int], list[Hit]]:
         """Add ``units`` to the dated counters of ``quota``, then hit its moving minutes, in
         order, stopping at the first one over its limit (after which every counter added to is
         taken back): (each counter's new value, 0 when not reached; each window's (allowed,
-        remaining, reset) when reached).
+        remaining, reset) when reached). ``corrections`` (``add_many``'s) are added first.
 
         ``memory://``: ``self.fast.admit``, with no ``await`` (admission calls it directly).
-        With Redis: one round trip (``batch.ADMIT_LUA``), under the failure policy; none when
-        there is nothing to count.
+        With Redis: one round trip (``batch.ADMIT_LUA``, the corrections in it), under the
+        failure policy; none when there is nothing to count.
         """
+        if corrections and (self._admit is None or not (quota.keys or quota.windows)):
+            await self.add_many(corrections)  # no script to carry them
+            corrections = None
         if not (quota.keys or quota.windows):
             return [], []
         if self.fast is not None:
@@ -119,12 +124,16 @@ class Limiter:
                         for kind, limit, until in zip(quota.kinds, quota.limits, quota.untils,
                                                       strict=True)]
             limits = [limit for _, limit in quota.windows]
+            extra = [(self._prefix + key, amount, self.expiry(until))
+                     for key, amount, until in corrections or ()]
             try:
                 return await self.redis.call(
-                    lambda: batch.admit(run, keys, now, counters, limits),
+                    lambda: batch.admit(run, keys, now, counters, limits, extra),
                     "quotas" if counters else "rate limits",
                 )
             except RedisUnavailable:
+                if corrections:
+                    await self.fallback.add_many(corrections)
                 return await self.fallback.admit(quota, units)
         return await self._admit_each(quota.steps(units, self.expiry), list(quota.windows))
 
