@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.accounts.keys import create_key
 from gateway.ledger import Ledger, UsageRow
@@ -78,3 +78,15 @@ async def test_instances_starting_together_migrate_once(pg_url: str) -> None:  #
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_the_cache_reads_connection_is_replaced_when_it_dies(store: Store) -> None:
+    """The request path's reads run on one kept connection; one that the server dropped (a
+    restart, an idle timeout) is replaced by the next read, which still answers."""
+    _key, record = await create_key(store, "gw-", name="reader", user="r@example.com")
+    assert await store.find_key(record.key_hash) is not None
+    pid = (await store.db._reader_driver.fetchval("SELECT pg_backend_pid()"))
+    await store.db.fetch(select(func.pg_terminate_backend(pid)))
+    found = await store.find_key(record.key_hash)
+    assert found is not None and found.id == record.id
+    assert await store.db._reader_driver.fetchval("SELECT pg_backend_pid()") != pid
