@@ -2,8 +2,9 @@
 
 ``python -m bench.admission_trips [N [C]]``: the bench's tier (``bench/targets.py``: requests
 per minute and per day, tokens per day and per month, credits per day) admitted and settled N
-times in this process, C at a time (1: one request at a time, each settle awaited) after a
-warm-up, against a throwaway ``redis-server``
+times in this process, C at a time (1: one request at a time, each settle's correction
+carried by the next admission as in a server) after a warm-up, against a throwaway
+``redis-server``
 (``tests/services.py``; the machine's Redis is never touched). Redis's own counters give the
 figures: ``total_reads_processed`` (one per round trip) and ``INFO commandstats``. It also
 prints the client-side CPU per admit+settle, on Redis and on ``memory://``.
@@ -57,8 +58,6 @@ async def _run(uri: str, shared: RedisClient | None, n: int, concurrency: int) -
     async def client(count: int) -> None:
         for _ in range(count):
             admission.settle(await admission.admit(who, MODEL, 80, None), MODEL, usage, 0.0)
-            if concurrency == 1:
-                await asyncio.gather(*admission._tasks)
 
     started = time.process_time()
     await asyncio.gather(*(client(n // concurrency) for _ in range(concurrency)))

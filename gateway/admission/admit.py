@@ -89,7 +89,7 @@ class Admission:
         self.output_reserve = output_reserve
         self._tasks: set[asyncio.Task[None]] = set()
         # Settle's corrections waiting for Redis, by (counter, its end), and their one task,
-        # which waits for ``_due``: the next admission taking them, or ``CORRECTION_WAIT``.
+        # which sends what no admission took every ``CORRECTION_WAIT`` (``_due``) while any wait.
         self._pending: dict[tuple[str, float], int] = {}
         self._flushing: asyncio.Task[None] | None = None
         self._due: asyncio.Future[None] | None = None
@@ -261,8 +261,8 @@ class Admission:
 
     def _queue(self, quota: Quota, units: Units) -> None:
         """Corrections for Redis, coalesced, sent with the next admission's script (no round
-        trip of their own) or, when none comes within ``CORRECTION_WAIT``, alone: one call
-        carries every correction queued since the last one."""
+        trip of their own); those no admission took within ``CORRECTION_WAIT`` go alone, in
+        one call carrying every correction queued since the last one."""
         pending = self._pending
         for key, kind, until in zip(quota.keys, quota.kinds, quota.untils, strict=True):
             delta = units[kind]
@@ -275,14 +275,13 @@ class Admission:
             task.add_done_callback(self._tasks.discard)
 
     def _take(self) -> list[tuple[str, int, float]]:
-        """The queued corrections, as (counter, amount, its end); the waiting task let go."""
+        """The queued corrections, as (counter, amount, its end)."""
         pending, self._pending = self._pending, {}
-        due = self._due
-        if due is not None and not due.done():
-            due.set_result(None)
         return [(key, delta, until) for (key, until), delta in pending.items() if delta]
 
     async def _adjust(self) -> None:
+        """While corrections are queued, send every ``CORRECTION_WAIT`` what no admission took:
+        one task and one timer for all of them, not one per request."""
         loop = asyncio.get_running_loop()
         try:
             while self._pending:
@@ -293,7 +292,7 @@ class Admission:
                 finally:
                     timer.cancel()
                     self._due = None
-                changes = self._take()  # none when an admission took them
+                changes = self._take()
                 try:
                     if changes:
                         await self.limiter.add_many(changes)
