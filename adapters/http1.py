@@ -46,6 +46,13 @@ class BadResponse(ConnectionError):
     """The provider's bytes are not HTTP/1.1."""
 
 
+class _NoCallbacks:
+    """The protocol of a parser that no connection uses."""
+
+
+_DETACHED = httptools.HttpResponseParser(_NoCallbacks())
+
+
 class Connection(asyncio.Protocol):
     """One pooled connection and the state of the exchange on it (one at a time)."""
 
@@ -102,6 +109,10 @@ class Connection(asyncio.Protocol):
                 self._fail(UpstreamClosed("the provider closed the connection"
                                           + (f": {exc}" if exc else "")))
         self.pool.forget(self)
+        # Nothing is parsed or sent any more: drop the cycles (parser and transport hold this
+        # protocol), so an aborted connection is freed at once, not by a full collection.
+        self.parser = _DETACHED
+        self.transport = None
 
     # httptools callbacks
 

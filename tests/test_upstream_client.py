@@ -4,7 +4,9 @@ servers on loopback: keep-alive reuse, limits, timeouts, odd but valid answers, 
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -185,6 +187,32 @@ async def test_closing_an_unfinished_answer_ends_the_connection(scripted) -> Non
         response.close()
         await asyncio.wait_for(script.closed.wait(), 2)
     finally:
+        await client.close()
+
+
+async def test_an_aborted_connection_is_freed_without_the_cycle_collector(scripted) -> None:  # type: ignore[no-untyped-def]
+    # Every client that leaves mid-stream aborts one: left in reference cycles (parser and
+    # transport hold the protocol), each waited for a full collection (bench/README.md).
+    async def streams(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await script.request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        await writer.drain()
+        await reader.read()
+
+    script, url = await scripted(streams)
+    client = UpstreamClient(Timeouts())
+    gc.disable()
+    try:
+        response = await client.post(url, b"", {})
+        assert await response.content.readany() == b"abc"
+        connection = weakref.ref(response.content)
+        response.close()
+        await asyncio.wait_for(script.closed.wait(), 2)
+        await asyncio.sleep(0.05)  # connection_lost
+        del response
+        assert connection() is None
+    finally:
+        gc.enable()
         await client.close()
 
 
