@@ -266,13 +266,20 @@ class Pool:
         self.limit_per_origin = limit_per_origin
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
-        self.tls = ssl.create_default_context()
+        self._tls: ssl.SSLContext | None = None
         self.idle: dict[Origin, list[Connection]] = {}
         self.open: dict[Origin, int] = {}
         self.total = 0
         self.counted: set[Connection] = set()
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.addresses: dict[tuple[str, int], tuple[float, list[tuple[int, str]]]] = {}
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context, made at the first https call (loading the CA store takes ~90 ms,
+        which a plain-HTTP provider's first request need not wait for)."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
 
     async def acquire(self, origin: Origin) -> Connection:
         """An idle connection to ``origin``, or a new one once the limits allow."""
@@ -348,7 +355,7 @@ class Pool:
                 try:
                     await self.loop.create_connection(
                         lambda: connection, address, port, family=family,
-                        ssl=self.tls if tls else None, server_hostname=host if tls else None,
+                        ssl=self.tls() if tls else None, server_hostname=host if tls else None,
                         ssl_handshake_timeout=self.connect_timeout if tls else None,
                     )
                     return
