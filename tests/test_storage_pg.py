@@ -90,3 +90,10 @@ async def test_the_cache_reads_connection_is_replaced_when_it_dies(store: Store)
     found = await store.find_key(record.key_hash)
     assert found is not None and found.id == record.id
     assert await store.db._reader_driver.fetchval("SELECT pg_backend_pid()") != pid
+
+
+async def test_reads_at_once_do_not_queue_behind_each_other(store: Store) -> None:
+    """Concurrent cache reads: one on the kept connection, the others on pooled ones."""
+    keys = [await create_key(store, "gw-", name=f"c{i}", user="c@example.com") for i in range(8)]
+    found = await asyncio.gather(*(store.find_key(record.key_hash) for _, record in keys))
+    assert [k.id for k in found if k is not None] == [record.id for _, record in keys]

@@ -168,9 +168,12 @@ class Database:
         For the reads behind the request path's caches (a key, a user, a key's policy): on
         SQLite one trip to aiosqlite's thread on a connection kept for reads, where a pooled
         SQLAlchemy read takes five (docs/storage.md has the figures); on PostgreSQL one round
-        trip on a connection kept for reads (``_pg_rows``).
+        trip on a connection kept for reads (``_pg_rows``), or a pooled one while that is busy
+        (reads never queue behind a slow one).
         """
         if self._write_lock is None:
+            if self._reader_lock.locked():  # the kept connection is busy: a pooled one
+                return [dict(row._mapping) for row in await self.fetch(query.statement, params)]
             return await self._pg_rows(query, [params[n] for n in query.names])
         try:
             async with self._reader_lock:
