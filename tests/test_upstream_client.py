@@ -4,8 +4,12 @@ servers on loopback: keep-alive reuse, limits, timeouts, odd but valid answers, 
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
+import ssl
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -188,6 +192,32 @@ async def test_closing_an_unfinished_answer_ends_the_connection(scripted) -> Non
         await client.close()
 
 
+async def test_an_aborted_connection_is_freed_without_the_cycle_collector(scripted) -> None:  # type: ignore[no-untyped-def]
+    # Every client that leaves mid-stream aborts one: left in reference cycles (parser and
+    # transport hold the protocol), each waited for a full collection (bench/README.md).
+    async def streams(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await script.request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        await writer.drain()
+        await reader.read()
+
+    script, url = await scripted(streams)
+    client = UpstreamClient(Timeouts())
+    gc.disable()
+    try:
+        response = await client.post(url, b"", {})
+        assert await response.content.readany() == b"abc"
+        connection = weakref.ref(response.content)
+        response.close()
+        await asyncio.wait_for(script.closed.wait(), 2)
+        await asyncio.sleep(0.05)  # connection_lost
+        del response
+        assert connection() is None
+    finally:
+        gc.enable()
+        await client.close()
+
+
 async def test_error_statuses_and_refusals_reach_the_caller_mapped(scripted) -> None:  # type: ignore[no-untyped-def]
     async def limited(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -209,3 +239,67 @@ async def test_error_statuses_and_refusals_reach_the_caller_mapped(scripted) -> 
     error = limited_error.value
     assert (error.status, error.message, error.retry_after) == (429, "slow down", 7.0)
     assert len(script.requests) == 1  # the refused header never left the gateway
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for ``localhost`` and 127.0.0.1, and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_https_providers_are_verified_against_the_ca_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        body = await reader.readexactly(length)
+        writer.write(answer(b"tls:" + body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        untrusted = UpstreamClient(Timeouts(connect=2))
+        with pytest.raises(ProviderConnectionError):  # not in the CA store: refused
+            await untrusted.fetch(f"https://localhost:{port}/v1/x", b"hi", {})
+        await untrusted.close()
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # what an operator's private CA does
+        trusted = UpstreamClient(Timeouts(connect=2))
+        try:
+            assert await trusted.fetch(f"https://localhost:{port}/v1/x", b"hi", {}) == b"tls:hi"
+        finally:
+            await trusted.close()
+    finally:
+        server.close()
