@@ -20,11 +20,17 @@ row                 what the client sends                       compared with
 ==================  ==========================================  ===============================
 
 The embeddings row is there when the gateway has ``/v1/embeddings`` (``has_embeddings``).
+
+Each row is run once, unrecorded, before the rounds, and the next row's CPU reading waits until
+the target is quiet: wrk's end cuts the streams in flight, and their settlement (the first one
+loads the tokenizer, ~0.5 s of CPU, to count what was sent) would otherwise land in the window
+of the row after them, which was the first round's ``responses-stream``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +41,8 @@ from bench.targets import LOAD_CPUS, Gateway, cpu_seconds, has_embeddings
 
 CONCURRENCY = 16
 SURFACE_STREAM = "bench-tok64-gap2"
+WARM_SECONDS = 1  # wrk runs whole seconds
+QUIET_WAIT = 3.0  # at most this long for a target to finish what the last row left running
 EMBED_INPUTS = [f"The sentence number {i} to embed, about ten words long." for i in range(16)]
 
 
@@ -75,15 +83,32 @@ def surfaces() -> list[Surface]:
     return rows
 
 
+def wait_quiet(pids: list[int]) -> None:
+    """Until these processes have used no CPU for 0.2 s (at most ``QUIET_WAIT``)."""
+    deadline = time.monotonic() + QUIET_WAIT
+    last = cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = cpu_seconds(pids)
+        if now == last:
+            return
+        last = now
+
+
 def measure(targets: list[Gateway], rounds: int, seconds: float, workdir: Path,
             log: Callable[[str], None]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """{target: {row: [one dict per round]}} with requests, errors and CPU µs per request."""
     out: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {} for t in targets}
     rows = surfaces()
+    for target in targets:  # one-time costs (tokenizer, first statements) out of round one
+        for row in rows:
+            run_wrk(target.url, "", target.keys, CONCURRENCY, WARM_SECONDS, workdir, LOAD_CPUS,
+                    path=row.path, body=row.body(target))
     for _ in range(rounds):
         for target in targets:
             for row in rows:
                 pids = target.pids()
+                wait_quiet(pids)
                 before = cpu_seconds(pids)
                 result = run_wrk(target.url, "", target.keys, CONCURRENCY, seconds, workdir,
                                  LOAD_CPUS, path=row.path, body=row.body(target))

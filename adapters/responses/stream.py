@@ -90,10 +90,22 @@ class ResponsesStreamEncoder:
 
     def _start(self) -> bytes:
         self._started = True
-        created = self._event("response.created", response=self._response("in_progress"))
-        return created + self._event("response.in_progress", response=self._response("in_progress"))
+        response = msgspec.Raw(_encode(self._response("in_progress")))  # the same in both
+        created = self._event("response.created", response=response)
+        return created + self._event("response.in_progress", response=response)
 
     def feed(self, event: bytes | c.StreamEvent) -> bytes:
+        if type(event) is c.BlockDelta and self._started:
+            # Most of a stream: a text delta of the open message, from its prebuilt head.
+            delta = event.delta
+            item = self._open.get(event.index)
+            if type(delta) is c.TextDelta and item is not None and item.kind == "text":
+                self.committed = True
+                item.parts.append(delta.text)
+                seq = self._seq
+                self._seq = seq + 1
+                return b'%s%s,"sequence_number":%d}\n\n' % (item.delta_head, _encode(delta.text),
+                                                            seq)
         if isinstance(event, bytes):
             raise TypeError("ResponsesStreamEncoder takes canonical events")
         if not self.committed and c.is_content(event):
@@ -152,8 +164,8 @@ class ResponsesStreamEncoder:
         if isinstance(delta, c.TextDelta) and item.kind == "text":
             item.parts.append(delta.text)
             self._seq += 1
-            return out + (item.delta_head + _encode(delta.text) + b',"sequence_number":'
-                          + str(self._seq - 1).encode() + b"}\n\n")
+            return out + b'%s%s,"sequence_number":%d}\n\n' % (
+                item.delta_head, _encode(delta.text), self._seq - 1)
         where = {"item_id": item.item["id"], "output_index": item.output_index}
         if isinstance(delta, c.ToolArgsDelta) and item.kind == "tool":
             item.parts.append(delta.partial_json)

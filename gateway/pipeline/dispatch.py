@@ -29,6 +29,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Started = TypeVar("Started")
 Complete = Callable[[Admitted], Awaitable[Outcome]]
 _log = structlog.get_logger("gateway.pipeline")
+_CHAIN_DEPTH = 8  # causes followed by drop_frames (a chain may, rarely, loop)
 
 
 def upstream_failed(request_id: str, target: Deployment, error: ProviderError) -> None:
@@ -39,6 +40,20 @@ def upstream_failed(request_id: str, target: Deployment, error: ProviderError) -
     detail = describe(error) if status in (401, 403) else str(error)
     _log.warning("upstream_failed", request_id=request_id, target=target.id,
                  status=status, error=detail)
+
+
+def drop_frames(error: BaseException) -> None:
+    """Forget the tracebacks of a failed call's error and of its causes, once it is logged.
+
+    The error is kept (``Attempts.failures``) while its traceback holds the attempt loop's
+    frame, which holds the attempts: a reference cycle per failed call, left to the garbage
+    collector. Nothing reads those frames (the log line has the error's words)."""
+    seen: BaseException | None = error
+    for _ in range(_CHAIN_DEPTH):
+        if seen is None:
+            return
+        seen.__traceback__ = None
+        seen = seen.__cause__ or seen.__context__
 
 
 class Responder:
@@ -94,6 +109,7 @@ class Dispatcher:
                     started = await attempt.start(adapter, call, target, level, attempts)
                 except ProviderError as error:
                     upstream_failed(admitted.facts.request_id, target, error)
+                    drop_frames(error)
                     if attempts.failed(target, error):
                         continue
                     return failed(from_provider_error(error, target.id), attempts.count)

@@ -23,7 +23,7 @@ from adapters import canonical as c
 from adapters.base import Adapter, Call, FailingTranslator, StreamTranslator
 from adapters.errors import ProviderError, ProviderTimeout
 from gateway.errors import from_provider_error
-from gateway.pipeline.dispatch import Dispatcher, Responder, upstream_failed
+from gateway.pipeline.dispatch import Dispatcher, Responder, drop_frames, upstream_failed
 from gateway.pipeline.operation import Operation
 from gateway.pipeline.outcome import Admitted, Header, Outcome
 from gateway.pipeline.settle import response_headers
@@ -215,6 +215,7 @@ class StreamAnswer:
         served = self.served
         if served is not None:
             upstream_failed(self.admitted.facts.request_id, served, failure)
+            drop_frames(failure)
             attempts.broke(served, failure)
         error = from_provider_error(failure, served.id if served else "")
         if isinstance(translator, FailingTranslator):

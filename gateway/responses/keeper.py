@@ -79,7 +79,8 @@ class ResponseKeeper:
         self._pending.append((row, future))
         self._wake.set()
         try:
-            return await asyncio.wait_for(asyncio.shield(future), WAIT)
+            async with asyncio.timeout(WAIT):  # a cancelled wait leaves the row queued
+                return await future
         except TimeoutError:
             log.warning("response_store_slow", response_id=row.id, waited=WAIT)
             return False

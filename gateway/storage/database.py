@@ -130,6 +130,12 @@ class Database:
             try:
                 if self._batch_conn is None:  # kept checked out: no pool trip per batch
                     self._batch_conn = await self.engine.connect()
+                if len(batches) == 1 and len(batches[0][1]) == 1:
+                    # One row of one statement is its own transaction (the driver opens none):
+                    # one trip to aiosqlite's thread instead of three (BEGIN, it, COMMIT).
+                    driver: Any = (await self._batch_conn.get_raw_connection()).driver_connection
+                    await driver.execute(batches[0][0], batches[0][1][0])
+                    return
                 async with _sqlite_transaction(self._batch_conn) as driver:
                     for sql, rows in batches:
                         if rows:
