@@ -13,5 +13,7 @@ Layout of a dialect package (``adapters/<dialect>/``)::
 an existing dialect is configuration; a new dialect is a new package plus one line there.
 Shared, dialect-neutral pieces: ``canonical`` (the union of the dialects), ``client`` (the
 ``Ingress`` protocol, ``Parsed``, name and chain checks), ``features``, ``overlay``, ``errors``,
-``sse``, ``upstream``. Nothing here imports ``gateway`` or ``routers``.
+``sse``, ``upstream`` (timeouts, error mapping, SSE relay) over ``http1`` (the keep-alive pool
+and HTTP/1.1 client every provider call goes through). Nothing here imports ``gateway`` or
+``routers``.
 """

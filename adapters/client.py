@@ -14,6 +14,7 @@ Also here, shared by every dialect: the checks on model names and the caller's f
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any, Protocol
 
 import msgspec
@@ -134,13 +135,30 @@ class Ingress(Protocol):
 
 
 class DialectIngress:
-    """The ``Ingress`` steps every dialect does alike, from the three functions a dialect names:
+    """The ``Ingress`` steps every dialect does alike, from the functions a dialect names as it
+    subclasses (``class OpenAIIngress(DialectIngress, dialect="openai", texts=texts, …)``):
     ``convert`` (its parsed request to canonical), ``overlay`` (a persona on a pass-through
-    body) and ``encode`` (a canonical response to its reply, as JSON-encodable values)."""
+    body), ``encode`` (a canonical response to its reply, as JSON-encodable values), its
+    ``error_frame``, ``passthrough_reply`` where it has one, and ``texts``, the module with its
+    ``prompt_texts`` and ``answer_texts``."""
 
+    dialect: str
     convert: Callable[[Any], c.Request]
     overlay: Callable[[dict[str, Any], Overlay], dict[str, Any]]
     encode: Callable[[c.Response, str], Any]
+    passthrough_reply: Callable[[bytes, str], tuple[bytes, c.Usage | None]]
+    error_frame: Callable[[CallerError], bytes]
+    prompt_texts: Callable[[bytes], list[str]]
+    answer_texts: Callable[[list[bytes]], list[str]]
+
+    def __init_subclass__(
+        cls, *, dialect: str, texts: ModuleType, **functions: Callable[..., Any]
+    ) -> None:
+        super().__init_subclass__()
+        cls.dialect = dialect
+        functions |= {"prompt_texts": texts.prompt_texts, "answer_texts": texts.answer_texts}
+        for name, function in functions.items():
+            setattr(cls, name, staticmethod(function))
 
     def to_canonical(self, parsed: Parsed) -> c.Request:
         """The canonical request, converted once per request."""

@@ -46,6 +46,13 @@ class BadResponse(ConnectionError):
     """The provider's bytes are not HTTP/1.1."""
 
 
+class _NoCallbacks:
+    """The protocol of a parser that no connection uses."""
+
+
+_DETACHED = httptools.HttpResponseParser(_NoCallbacks())
+
+
 class Connection(asyncio.Protocol):
     """One pooled connection and the state of the exchange on it (one at a time)."""
 
@@ -102,6 +109,10 @@ class Connection(asyncio.Protocol):
                 self._fail(UpstreamClosed("the provider closed the connection"
                                           + (f": {exc}" if exc else "")))
         self.pool.forget(self)
+        # Nothing is parsed or sent any more: drop the cycles (parser and transport hold this
+        # protocol), so an aborted connection is freed at once, not by a full collection.
+        self.parser = _DETACHED
+        self.transport = None
 
     # httptools callbacks
 
@@ -132,6 +143,7 @@ class Connection(asyncio.Protocol):
             self.buffer.append(body)
             self.buffered += len(body)
             if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+                # paused until readany takes some: read() resumes and takes it all
                 self.paused = True
                 self.transport.pause_reading()
             self._wake()
@@ -175,8 +187,11 @@ class Connection(asyncio.Protocol):
         return data
 
     async def read(self) -> bytes:
-        """The whole body."""
+        """The whole body (it is all kept anyway: reading never pauses for it)."""
         while not self.done:
+            if self.paused and self.transport is not None:
+                self.paused = False
+                self.transport.resume_reading()
             await self._wait()
         data = b"".join(self.buffer)
         self.buffer.clear()
@@ -251,13 +266,20 @@ class Pool:
         self.limit_per_origin = limit_per_origin
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
-        self.tls = ssl.create_default_context()
+        self._tls: ssl.SSLContext | None = None
         self.idle: dict[Origin, list[Connection]] = {}
         self.open: dict[Origin, int] = {}
         self.total = 0
         self.counted: set[Connection] = set()
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.addresses: dict[tuple[str, int], tuple[float, list[tuple[int, str]]]] = {}
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context, made at the first https call (loading the CA store takes ~90 ms,
+        which a plain-HTTP provider's first request need not wait for)."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
 
     async def acquire(self, origin: Origin) -> Connection:
         """An idle connection to ``origin``, or a new one once the limits allow."""
@@ -333,7 +355,7 @@ class Pool:
                 try:
                     await self.loop.create_connection(
                         lambda: connection, address, port, family=family,
-                        ssl=self.tls if tls else None, server_hostname=host if tls else None,
+                        ssl=self.tls() if tls else None, server_hostname=host if tls else None,
                         ssl_handshake_timeout=self.connect_timeout if tls else None,
                     )
                     return

@@ -17,6 +17,11 @@ class SSEFramer:
         self._scanned = 0  # bytes of the buffer already known to hold no separator
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if not self._buffer and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            # The usual chunk: one whole event, nothing pending (what the loop below finds).
+            end = chunk.find(b"\n\n")
+            if end == len(chunk) - 2:
+                return [chunk[:end]] if end else []
         pending_cr = self._buffer.endswith(b"\r")
         buffer = self._buffer + chunk if self._buffer else chunk
         if pending_cr or b"\r" in chunk:

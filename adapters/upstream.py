@@ -199,7 +199,7 @@ class UpstreamClient:
         try:
             connection = await pool.acquire(origin)
         except TimeoutError as exc:
-            raise ProviderConnectionError(f"cannot reach {url}: connect timed out") from exc
+            raise ProviderTimeout("connect") from exc
         except OSError as exc:
             raise ProviderConnectionError(f"cannot reach {url}: {exc}") from exc
         try:

@@ -129,6 +129,7 @@ class StreamResult:
 
     ttft: float | None = None  # seconds from sending to the first content
     gaps: list[float] = field(default_factory=list)  # seconds between chunks after the first
+    late: list[float] = field(default_factory=list)  # perf_counter() at the end of each gap > LATE
     completed: bool = False
     status: int = 0
     error: str = ""
@@ -141,6 +142,7 @@ class StreamsRun:
     peak_open: int
     rss_samples: list[tuple[int, int]]  # (streams open at the client, RSS bytes of the target)
     seconds: float
+    started: float = 0.0  # perf_counter() at the start (CLOCK_MONOTONIC: any process's clock)
 
     @property
     def completed(self) -> int:
@@ -158,7 +160,23 @@ class StreamsRun:
     def max_gap(self) -> float:
         return max(self.gaps, default=0.0)
 
+    def late_bursts(self, window: float = 0.05) -> list[tuple[float, int]]:
+        """Gaps over ``LATE`` grouped by when they ended: (end, streams), the most first.
 
+        One pause of the server ends a gap in every stream that had a chunk due during it, all
+        within a few ms; a slow stream of its own ends gaps one at a time.
+        """
+        ends = sorted(t for r in self.results for t in r.late)
+        bursts: list[tuple[float, int]] = []
+        for end in ends:
+            if bursts and end - bursts[-1][0] <= window:
+                bursts[-1] = (bursts[-1][0], bursts[-1][1] + 1)
+            else:
+                bursts.append((end, 1))
+        return sorted(bursts, key=lambda b: -b[1])
+
+
+LATE = 0.150  # seconds: a gap this long is recorded with its time (``StreamsRun.late_bursts``)
 _CONTENT_MARKERS = (b'"content":"', b'"content": "', b"text_delta")
 
 
@@ -214,7 +232,10 @@ class _StreamProtocol(asyncio.Protocol):
                 result.ttft = now - self.started
                 self.last = now
         else:
-            result.gaps.append(now - self.last)
+            gap = now - self.last
+            result.gaps.append(gap)
+            if gap > LATE:
+                result.late.append(now)
             self.last = now
         self.tail = (self.tail + data)[-96:]
         # The end of a chunked body after the stream's own end marker.
@@ -320,7 +341,7 @@ async def run_streams(
         _, pending = await asyncio.wait(pending, timeout=0.05)
         if rss is not None:
             samples.append((open_now, rss()))
-    return StreamsRun(n, results, peak, samples, time.perf_counter() - started)
+    return StreamsRun(n, results, peak, samples, time.perf_counter() - started, started)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -379,8 +400,11 @@ async def hold_streams(
     for step in range(1, steps + 1):
         goal = n * step // steps
         step_start = time.perf_counter()
-        for i in range(len(tasks), goal):
-            delay = step_start + (i - len(tasks)) / rate - time.perf_counter()
+        first = len(tasks)
+        for i in range(first, goal):
+            # On schedule from the step's start (``len(tasks)`` grows in this loop: measured
+            # from it, every step's streams went out in one burst, not at ``rate``).
+            delay = step_start + (i - first) / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(start(results[i], requests[i % len(requests)])))
@@ -402,4 +426,4 @@ async def hold_streams(
         result.completed = ok
         if ok:
             result.error = ""
-    return StreamsRun(n, results, peak, samples, time.perf_counter() - started)
+    return StreamsRun(n, results, peak, samples, time.perf_counter() - started, started)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, surfaces
-from bench.load import hold_streams, percentile, run_streams, run_wrk
+from bench.load import LATE, hold_streams, percentile, run_streams, run_wrk
 from bench.scaleout import Scaleout, throughput_ceilings
 from bench.targets import (
     LOAD_CPUS,
@@ -211,6 +211,11 @@ async def measure_sweep(plan: Plan, targets: list[Target],
             _log(f"{target.name:18} {level} streams: {summary['completed']} completed, "
                  f"peak open {run.peak_open}, max gap {summary['gap_max_ms']:.0f} ms "
                  f"-> {'ok' if ok else 'STALL'}")
+            bursts = run.late_bursts()[:5]
+            if bursts:  # one pause of the server, or streams late one by one?
+                _log(f"{'':18} gaps > {LATE * 1000:.0f} ms ended at (s into the run: streams) "
+                     + ", ".join(f"{end - run.started:.2f} (monotonic {end:.3f}): {count}"
+                                 for end, count in bursts))
             if not ok:
                 alive.remove(target)
 
@@ -293,6 +298,27 @@ def start_upstream(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("fake upstream did not start")
 
 
+def run_phases(plan: Plan, targets: list[Target], results: dict[str, TargetResults],
+               workdir: Path, held_only: bool = False) -> None:
+    """Start the targets and measure them, phase by phase (``held_only``: the held streams)."""
+    for target in targets:
+        target.start()
+    for target in targets:
+        target.wait_ready()
+    _log("all targets up: " + ", ".join(t.name for t in targets))
+    warm_up(targets, workdir, results)
+    if not held_only:
+        measure_nonstreamed(plan, targets, results, workdir)
+        measure_surfaces(plan, targets, results, workdir)
+    import uvloop
+
+    streamed = [t for t in targets if not (isinstance(t, Gateway) and t.workers > 1)
+                and (plan.scaleout_streams or not isinstance(t, Scaleout))]
+    if not held_only:
+        uvloop.run(measure_streams(plan, streamed, results))
+    uvloop.run(measure_sweep(plan, streamed, results))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Gateway benchmarks against floor and peer")
     mode = parser.add_mutually_exclusive_group()
@@ -300,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="the full run for the README")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM target")
     parser.add_argument("--only", help="comma-separated target names to run")
+    parser.add_argument("--held-only", action="store_true",
+                        help="only the held-streams phase (a look at goal 8's stalls)")
     args = parser.parse_args(argv)
     plan = FULL if args.full else QUICK
     has_nginx = shutil.which("nginx") or Path("/usr/sbin/nginx").exists()
@@ -320,20 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = [t for t in targets if t.name in wanted]
     results = {t.name: TargetResults(t.name, t.kind) for t in targets}
     try:
-        for target in targets:
-            target.start()
-        for target in targets:
-            target.wait_ready()
-        _log("all targets up: " + ", ".join(t.name for t in targets))
-        warm_up(targets, workdir, results)
-        measure_nonstreamed(plan, targets, results, workdir)
-        measure_surfaces(plan, targets, results, workdir)
-        import uvloop
-
-        streamed = [t for t in targets if not (isinstance(t, Gateway) and t.workers > 1)
-                    and (plan.scaleout_streams or not isinstance(t, Scaleout))]
-        uvloop.run(measure_streams(plan, streamed, results))
-        uvloop.run(measure_sweep(plan, streamed, results))
+        run_phases(plan, targets, results, workdir, args.held_only)
     finally:
         stop_all(targets, results)
         upstream.terminate()
@@ -356,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     raw = {"meta": meta, "targets": {name: asdict(r) for name, r in results.items()}}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (RESULTS / "raw" / f"{stamp}.json").write_text(json.dumps(raw, indent=1))
-    table = report.write(raw, RESULTS)
-    print(table)
-    _log(f"done in {elapsed:.0f} s; results in {RESULTS}")
+    if not args.held_only:  # a partial run: results.md keeps the last whole one
+        print(report.write(raw, RESULTS))
+    _log(f"done in {elapsed:.0f} s; results in {RESULTS} (raw/{stamp}.json)")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -34,7 +34,7 @@ class Ledger:
     def __init__(
         self,
         store: Store,
-        batch_size: int = 200,
+        batch_size: int = 1000,
         flush_interval: float = 0.5,
         max_buffered: int = 200_000,
     ) -> None:

@@ -7,6 +7,9 @@ write per request under load: ~4% of the CPU of a request).
 Warnings and errors, and any line logged with no loop running, go out at once.
 Batches are cut at line boundaries into writes of at most ``PIPE_BUF`` bytes, so the lines of
 several worker processes sharing one pipe never interleave.
+
+The request line (one per request, ``FastInfo``) skips structlog's processor chain while that
+chain is still ``configure_logging``'s own: it renders the same bytes directly.
 """
 
 from __future__ import annotations
@@ -31,14 +34,18 @@ _FLUSH_SIZE = 64 * 1024
 _second: list[Any] = [-1, ""]  # the last whole second stamped, and its ISO text
 
 
-def _timestamp(logger: object, method: str, event: structlog.typing.EventDict) -> Any:
+def _now() -> str:
     """``TimeStamper(fmt="iso", utc=True)``'s format (``2026-11-23T18:09:23.123456Z``) with
     the date and time formatted once a second: 0.4 µs a line instead of 1.4."""
     now = time.time()
     second = int(now)
     if second != _second[0]:
         _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    event["timestamp"] = f"{_second[1]}.{int((now - second) * 1e6):06d}Z"
+    return f"{_second[1]}.{int((now - second) * 1e6):06d}Z"
+
+
+def _timestamp(logger: object, method: str, event: structlog.typing.EventDict) -> Any:
+    event["timestamp"] = _now()
     return event
 
 
@@ -126,18 +133,82 @@ class BatchedBytesLoggerFactory:
         return BatchedBytesLogger(self.writer)
 
 
+def _chain() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        _timestamp,
+        structlog.processors.format_exc_info,
+        _render_json,
+    ]
+
+
+class _Configured:
+    """What ``configure_logging`` gave structlog: its chain (a list structlog keeps, and
+    ``structlog.testing.capture_logs`` edits in place), logger factory and wrapper class."""
+
+    __slots__ = ("chain", "factory", "info", "own", "wrapper")
+
+    def __init__(
+        self, chain: list[Any], factory: BatchedBytesLoggerFactory, wrapper: Any, info: bool
+    ) -> None:
+        self.chain = chain
+        self.own = list(chain)
+        self.factory = factory
+        self.wrapper = wrapper
+        self.info = info
+
+    def in_force(self) -> bool:
+        """Whether structlog still runs this configuration, unchanged."""
+        config = structlog.get_config()
+        return (
+            config["processors"] is self.chain
+            and config["logger_factory"] is self.factory
+            and config["wrapper_class"] is self.wrapper
+            and self.chain == self.own
+        )
+
+
+_configured: list[_Configured] = []
+# structlog's context variables, by name (empty until something binds one); None if this
+# structlog keeps them elsewhere, which turns the direct path off.
+_BOUND: dict[str, Any] | None = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+
+
+class FastInfo:
+    """A structlog logger whose ``info`` renders its line itself: the bytes structlog would
+    write through ``configure_logging``'s chain (the fields in call order, then ``event``,
+    ``level`` and ``timestamp``; one JSON object a line), ~1.5 µs instead of ~6. Anything
+    else (another configuration, e.g. under ``capture_logs``; context variables bound; not
+    configured) goes through structlog as usual."""
+
+    __slots__ = ("_log",)
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+    def info(self, event: str, **fields: Any) -> None:
+        configured = _configured[0] if _configured else None
+        if configured is None or _BOUND is None or _BOUND or not configured.in_force():
+            self._log.info(event, **fields)
+        elif configured.info:
+            fields["event"] = event
+            fields["level"] = "info"
+            fields["timestamp"] = _now()
+            configured.factory.writer.add(_encoder.encode(fields) + b"\n")
+
+
 def configure_logging(level: str = "info") -> None:
     """JSON lines with a timestamp and level; never configured twice in one process."""
+    chain = _chain()
+    factory = BatchedBytesLoggerFactory(sys.stdout.buffer)
+    wrapper = structlog.make_filtering_bound_logger(_LEVELS.get(level, 20))
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            _timestamp,
-            structlog.processors.format_exc_info,
-            _render_json,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
-        logger_factory=BatchedBytesLoggerFactory(sys.stdout.buffer),
+        processors=chain, wrapper_class=wrapper, logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    _configured[:] = [_Configured(chain, factory, wrapper, _LEVELS.get(level, 20) <= 20)]
     logging.basicConfig(level=_LEVELS.get(level, 20), stream=sys.stderr, format="%(message)s")

@@ -26,9 +26,11 @@ import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError
+from redis.exceptions import ConnectionError, NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from gateway.errors import ServiceUnavailable
+from gateway.redis_pipe import Pipe
 
 log = structlog.get_logger("gateway.redis")
 
@@ -60,6 +62,10 @@ class RedisClient:
             retry=Retry(NoBackoff(), 1),
             retry_on_error=[ConnectionError],
         )
+        pool = self.client.connection_pool
+        # The request path's scripts go through one pipelined connection (gateway.redis_pipe).
+        self.pipe = (Pipe(pool.connection_kwargs, timeout)
+                     if Pipe.supports(pool.connection_kwargs, pool.connection_class) else None)
         self.healthy = True
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -105,9 +111,21 @@ class RedisClient:
                                     "rate limits")
         """
         registered = self.client.register_script(lua)
+        pipe = self.pipe
+        if pipe is None:
+            async def run_redis_py(keys: list[str], args: list[Any]) -> Any:
+                return await registered(keys=keys, args=args)
+
+            return run_redis_py
+        sha = registered.sha
 
         async def run(keys: list[str], args: list[Any]) -> Any:
-            return await registered(keys=keys, args=args)
+            command = ("EVALSHA", sha, len(keys), *keys, *args)
+            try:
+                return await _once_more(pipe, command)
+            except NoScriptError:  # Redis restarted, or SCRIPT FLUSH: load it, then again
+                await _once_more(pipe, ("SCRIPT", "LOAD", lua))
+                return await _once_more(pipe, command)
 
         return run
 
@@ -184,12 +202,23 @@ class RedisClient:
             backoff = min(backoff * 2, 5.0)
 
     async def close(self) -> None:
+        if self.pipe is not None:
+            self.pipe.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.client.aclose()
+
+
+async def _once_more(pipe: Pipe, command: tuple[Any, ...]) -> Any:
+    """A command on the pipe, sent again once on a new connection if the connection failed
+    (as the redis-py client's ``Retry(NoBackoff(), 1)``)."""
+    try:
+        return await pipe.call(*command)
+    except (ConnectionError, RedisTimeout):
+        return await pipe.call(*command)
 
 
 def _redact(url: str) -> str:

@@ -126,6 +126,11 @@ def serve_uvicorn(config: GatewayConfig, workers: int, sock: socket.socket) -> i
         ),
         timeout_keep_alive=75,
         backlog=4096,
+        # The client address is the socket peer unless it is one of server.trusted_proxies
+        # (gateway/accounts/http.py), as on the other servers: uvicorn's own X-Forwarded-For
+        # rewrite (trusting 127.0.0.1) would let a local client name any address, and costs a
+        # frame on every step of every request.
+        proxy_headers=False,
         access_log=False,
         log_level="warning",
     )

@@ -24,6 +24,7 @@ from gateway.admission import Admission
 from gateway.cache import ResponseCache, build_cache
 from gateway.config import ConfigError, GatewayConfig, default_prices, has_price, model_prices
 from gateway.ledger import Ledger
+from gateway.logs import FastInfo
 from gateway.metrics import Metrics
 from gateway.pipeline.dispatch import Dispatcher, whole_answers
 from gateway.pipeline.endpoint import Endpoint
@@ -377,7 +378,7 @@ def build_gateway(
         cache=build_cache(config, shared),
         metrics=metrics,
         streams=streams,
-        log=structlog.get_logger("gateway.request"),
+        log=FastInfo(structlog.get_logger("gateway.request")),
         platform=platform,
         video=build_video(config, client, accounts, catalog, planner, admission, store,
                           metrics, platform),

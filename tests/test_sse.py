@@ -21,6 +21,9 @@ def test_events_split_at_blank_lines_whatever_the_chunking() -> None:
     assert frame_all([stream]) == expected
     assert frame_all([bytes([byte]) for byte in stream]) == expected
     assert frame_all([stream[:7], stream[7:19], stream[19:]]) == expected
+    # One whole event a chunk, the usual case (and a stray blank line between two).
+    one_each = [b'data: {"a":1}\n\n', b"\n\n", b'data: {"b":2}\n\n', b"data: [DONE]\n\n"]
+    assert frame_all(one_each) == expected
 
 
 def test_crlf_separators_even_when_split_between_chunks() -> None:

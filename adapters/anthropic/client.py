@@ -312,17 +312,12 @@ def overlay_anthropic_body(body: dict[str, Any], overlay: Overlay) -> dict[str, 
     return overlay_options(body, overlay, "max_tokens")
 
 
-class AnthropicIngress(DialectIngress):
+class AnthropicIngress(DialectIngress, dialect="anthropic", texts=texts,
+                       convert=anthropic_to_canonical, overlay=overlay_anthropic_body,
+                       encode=canonical_to_anthropic_response,
+                       passthrough_reply=inspect_anthropic_response,
+                       error_frame=anthropic_error_frame):
     """``POST /v1/messages``."""
-
-    dialect = "anthropic"
-    convert = staticmethod(anthropic_to_canonical)
-    overlay = staticmethod(overlay_anthropic_body)
-    encode = staticmethod(canonical_to_anthropic_response)
-    passthrough_reply = staticmethod(inspect_anthropic_response)
-    error_frame = staticmethod(anthropic_error_frame)
-    prompt_texts = staticmethod(texts.prompt_texts)
-    answer_texts = staticmethod(texts.answer_texts)
 
     def parse(self, body: bytes) -> Parsed:
         """A validated Messages body (``InvalidRequest`` in Anthropic's wording)."""

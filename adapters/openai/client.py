@@ -180,17 +180,10 @@ def overlay_openai_body(body: dict[str, Any], overlay: Overlay) -> dict[str, Any
     return overlay_options(body, overlay, "max_completion_tokens" if newer else "max_tokens")
 
 
-class OpenAIIngress(DialectIngress):
+class OpenAIIngress(DialectIngress, dialect="openai", texts=texts, convert=openai_to_canonical,
+                    overlay=overlay_openai_body, encode=canonical_to_openai_response,
+                    passthrough_reply=inspect_openai_response, error_frame=openai_error_frame):
     """``POST /v1/chat/completions``."""
-
-    dialect = "openai"
-    convert = staticmethod(openai_to_canonical)
-    overlay = staticmethod(overlay_openai_body)
-    encode = staticmethod(canonical_to_openai_response)
-    passthrough_reply = staticmethod(inspect_openai_response)
-    error_frame = staticmethod(openai_error_frame)
-    prompt_texts = staticmethod(texts.prompt_texts)
-    answer_texts = staticmethod(texts.answer_texts)
 
     def parse(self, body: bytes) -> Parsed:
         """A validated chat-completions body (``InvalidRequest`` names the field at fault)."""

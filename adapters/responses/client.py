@@ -60,16 +60,10 @@ def overlay_responses_body(body: dict[str, Any], overlay: Overlay) -> dict[str, 
     return overlay_options(body, overlay, "max_output_tokens")
 
 
-class ResponsesIngress(DialectIngress):
+class ResponsesIngress(DialectIngress, dialect="responses", texts=texts,
+                       convert=responses_to_canonical, overlay=overlay_responses_body,
+                       encode=canonical_to_responses, error_frame=responses_error_frame):
     """``POST /v1/responses``."""
-
-    dialect = "responses"
-    convert = staticmethod(responses_to_canonical)
-    overlay = staticmethod(overlay_responses_body)
-    encode = staticmethod(canonical_to_responses)
-    error_frame = staticmethod(responses_error_frame)
-    prompt_texts = staticmethod(texts.prompt_texts)
-    answer_texts = staticmethod(texts.answer_texts)
 
     def parse(self, body: bytes) -> Parsed:
         """A validated Responses body (``InvalidRequest`` names the field at fault)."""

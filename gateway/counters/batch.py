@@ -99,20 +99,21 @@ Hit = tuple[bool, int, float]  # allowed, remaining, reset epoch
 
 
 async def admit(
-    run: Script, prefix: str, now: float, counters: Sequence[Step],
-    windows: Sequence[tuple[str, int]],
+    run: Script, keys: list[str], now: float, counters: Sequence[tuple[int, int, int]],
+    limits: Sequence[int],
 ) -> tuple[list[int], list[Hit]]:
-    """Run ``ADMIT_LUA`` once: (value of each counter, each window's hit) — see the module."""
-    keys = [prefix + key for key, _, _, _ in counters] + [prefix + key for key, _ in windows]
+    """Run ``ADMIT_LUA`` once: (value of each counter, each window's hit) — see the module.
+    ``keys``: the counters' then the windows' (prefixed); ``counters``: (amount, limit,
+    expiry) of each; ``limits``: each window's."""
     args: list[Any] = [repr(now), len(counters)]
-    for _, amount, limit, expiry in counters:
-        args += [amount, limit, expiry]
-    args += [limit for _, limit in windows]
+    for counter in counters:
+        args += counter
+    args += limits
     out = await run(keys, args)
-    values = [int(v) for v in out[: len(counters)]]
-    rest = out[len(counters):]
-    hits = [(bool(int(rest[i])), int(rest[i + 1]), float(rest[i + 2]) + WINDOW)
-            for i in range(0, len(rest), 3)]
+    n = len(counters)
+    values = [int(v) for v in out[:n]]
+    hits = [(bool(int(out[i])), int(out[i + 1]), float(out[i + 2]) + WINDOW)
+            for i in range(n, len(out), 3)]
     return values, hits
 
 

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from gateway.counters import batch
 from gateway.counters.batch import Hit, Step
 from gateway.counters.memory import MemoryWindows, is_memory
+from gateway.counters.quota import Quota, Units
 from gateway.redis_client import RedisClient, RedisUnavailable
 
 Clock = Callable[[], float]
@@ -97,29 +98,47 @@ class Limiter:
         stats = await self.moving.get_window_stats(item, scope)
         return allowed, stats.remaining, stats.reset_time
 
-    async def admit(
-        self, counters: list[Step], windows: list[tuple[str, int]]
-    ) -> tuple[list[int], list[Hit]]:
-        """Add to dated counters, then hit moving minutes, in order, stopping at the first one
-        over its limit (after which every counter added to is taken back): (each counter's new
-        value, 0 when not reached; each window's (allowed, remaining, reset) when reached).
+    async def admit(self, quota: Quota, units: Units) -> tuple[list[int], list[Hit]]:
+        """Add ``units`` to the dated counters of ``quota``, then hit its moving minutes, in
+        order, stopping at the first one over its limit (after which every counter added to is
+        taken back): (each counter's new value, 0 when not reached; each window's (allowed,
+        remaining, reset) when reached).
 
+        ``memory://``: ``self.fast.admit``, with no ``await`` (admission calls it directly).
         With Redis: one round trip (``batch.ADMIT_LUA``), under the failure policy; none when
         there is nothing to count.
         """
-        if not (counters or windows):
+        if not (quota.keys or quota.windows):
             return [], []
+        if self.fast is not None:
+            return self.fast.admit(quota, units, self.clock())
         if self.redis is not None and self.fallback is not None and self._admit is not None:
-            run, now = self._admit, time.time()  # windows run on the time of day, as ``limits``
-            keys = [(self._minute(limit).key_for(scope), limit) for scope, limit in windows]
+            run, now, today = self._admit, time.time(), self.clock()  # windows: time of day
+            keys = self._keys(quota)
+            counters = [(units[kind], limit, int(max(until - today, 1.0)) + 60)
+                        for kind, limit, until in zip(quota.kinds, quota.limits, quota.untils,
+                                                      strict=True)]
+            limits = [limit for _, limit in quota.windows]
             try:
                 return await self.redis.call(
-                    lambda: batch.admit(run, self._prefix, now, counters, keys),
+                    lambda: batch.admit(run, keys, now, counters, limits),
                     "quotas" if counters else "rate limits",
                 )
             except RedisUnavailable:
-                return await self.fallback.admit(counters, windows)
-        return await self._admit_each(counters, windows)
+                return await self.fallback.admit(quota, units)
+        return await self._admit_each(quota.steps(units, self.expiry), list(quota.windows))
+
+    def _keys(self, quota: Quota) -> list[str]:
+        """The Redis keys of ``quota``'s counters then windows (the ``limits`` library's),
+        made once per quota."""
+        shared = quota.shared
+        if shared is None or shared[0] is not self:
+            keys = [self._prefix + key for key in quota.keys] + [
+                self._prefix + self._minute(limit).key_for(scope)
+                for scope, limit in quota.windows
+            ]
+            shared = quota.shared = (self, keys)
+        return shared[1]  # type: ignore[no-any-return]
 
     async def _admit_each(
         self, counters: list[Step], windows: list[tuple[str, int]]

@@ -20,6 +20,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from gateway.counters.quota import Quota, Units
+
 WINDOW = 60.0
 _NEVER = float("inf")
 
@@ -63,6 +65,72 @@ class MemoryWindows:
         self._maybe_sweep()
         return value
 
+    def admit(
+        self, quota: Quota, units: Units, now: float
+    ) -> tuple[list[int], list[tuple[bool, int, float]]]:
+        """``Limiter.admit`` for one process, with no ``await``: each counter of ``quota`` adds
+        its kind of ``units`` (a new one ends ``now`` (the day clock) to its end + 60 s), then
+        each window is hit; the first over its limit stops there, and every counter is taken
+        back. Answers each counter's value (0 when not reached) and each window's hit."""
+        counters, expiry = self._counters, self._expiry
+        mono = time.monotonic()
+        keys, kinds = quota.keys, quota.kinds
+        values = [0] * len(keys)
+        for i, key in enumerate(keys):
+            amount = units[kinds[i]]
+            deadline = expiry.get(key)
+            if deadline is None or deadline < mono:  # new, or expired and not swept yet
+                expiry[key] = mono + int(max(quota.untils[i] - now, 1.0)) + 60
+                value = counters[key] = amount
+            else:
+                value = counters[key] = counters[key] + amount
+            values[i] = value
+            if value > quota.limits[i]:
+                self._take_back(quota, units, i + 1)
+                return values, []
+        hits: list[tuple[bool, int, float]] = []
+        if quota.windows:
+            wall = time.time()
+            start = wall - WINDOW
+            for wkey in quota.windows:
+                window = self._windows.get(wkey)
+                if window is None:
+                    window = self._windows[wkey] = deque()
+                while window and window[0] < start:
+                    window.popleft()
+                if len(window) >= wkey[1]:
+                    hits.append((False, 0, window[0] + WINDOW))
+                    self._take_back(quota, units, len(keys))
+                    break
+                window.append(wall)
+                hits.append((True, wkey[1] - len(window), window[0] + WINDOW))
+        if mono >= self._next_sweep:
+            self._sweep(mono)
+        return values, hits
+
+    def _take_back(self, quota: Quota, units: Units, upto: int) -> None:
+        counters = self._counters
+        for i in range(upto):
+            key = quota.keys[i]
+            counters[key] -= units[quota.kinds[i]]
+
+    def add_units(self, quota: Quota, units: Units, now: float) -> None:
+        """Add each counter's kind of ``units`` (settle's corrections; zeros skipped), as
+        ``add`` does."""
+        counters, expiry = self._counters, self._expiry
+        mono = time.monotonic()
+        kinds = quota.kinds
+        for i, key in enumerate(quota.keys):
+            amount = units[kinds[i]]
+            if not amount:
+                continue
+            deadline = expiry.get(key)
+            if deadline is None or deadline < mono:  # settled after its end: a new counter
+                expiry[key] = mono + int(max(quota.untils[i] - now, 1.0)) + 60
+                counters[key] = amount
+            else:
+                counters[key] += amount
+
     def get(self, key: str) -> int:
         if self._expiry.get(key, _NEVER) < time.monotonic():
             return 0
@@ -70,8 +138,10 @@ class MemoryWindows:
 
     def _maybe_sweep(self) -> None:
         now = time.monotonic()
-        if now < self._next_sweep:
-            return
+        if now >= self._next_sweep:
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
         self._next_sweep = now + WINDOW
         for key in [k for k, until in self._expiry.items() if until < now]:
             del self._expiry[key]
