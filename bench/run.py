@@ -207,7 +207,9 @@ async def measure_sweep(plan: Plan, targets: list[Target],
             record.sweep.append(summary)
             record.rss_samples.extend(run.rss_samples)
             record.holds.append({"n": level, "samples": run.rss_samples})
-            record.requests_sent += level
+            # Only the streams the gateway answered: past ``server.max_connections`` (1,000 by
+            # default) it closes new connections unread, by design, and those leave no row.
+            record.requests_sent += sum(1 for r in run.results if r.status)
             _log(f"{target.name:18} {level} streams: {summary['completed']} completed, "
                  f"peak open {run.peak_open}, max gap {summary['gap_max_ms']:.0f} ms "
                  f"-> {'ok' if ok else 'STALL'}")
