@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -186,6 +187,7 @@ def main() -> None:
             side.stop()
         fake.terminate()
         fake.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
     _summary([str(name) for name, _ in named], figures)
 
 

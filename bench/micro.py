@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import gc
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -206,6 +207,7 @@ async def measure(requests: int, stream: bool, concurrency: int = 1,
     print(f"garbage collection: {collections[0] / requests * 1e6:.1f} µs a request",
           file=sys.stderr)
     await gateway.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
     if set(statuses) != {200}:
         raise SystemExit(f"unexpected statuses: {statuses}")
     return spent / requests * 1e6
