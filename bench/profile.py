@@ -1,6 +1,7 @@
 """Profile one target under load with py-spy and print where its CPU goes.
 
     python -m bench.profile [--target gateway-hypercorn] [--stream] [--seconds 10]
+    python -m bench.profile --target gateway-uvicorn --surface fallback
 
 Targets: ``bare-<server>``, ``gateway-<server>`` and ``gateway-<server>-scaleout`` (PostgreSQL
 and Redis, each a throwaway instance as in ``bench.run``: ``bench/scaleout.py``). Starts the
@@ -25,6 +26,7 @@ from pathlib import Path
 from bench.load import run_streams, run_wrk
 from bench.run import NONSTREAM, RESULTS, STREAM, start_upstream
 from bench.scaleout import Scaleout
+from bench.surfaces import CONCURRENCY, surfaces
 from bench.targets import LOAD_CPUS, VENV_BIN, Bare, Gateway, Target
 
 
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--connections", type=int, default=64,
                         help="wrk's concurrency (non-streamed)")
+    parser.add_argument("--surface", help="a row of bench/surfaces.py (fallback, ...) at c16")
     parser.add_argument(
         "--gil", action="store_true",
         help="only samples holding the GIL (CPU work, not waits for the GIL or for I/O)",
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         run_wrk(target.url, target.model(NONSTREAM), target.keys, 8, 1, workdir, LOAD_CPUS)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         RESULTS.joinpath("raw").mkdir(parents=True, exist_ok=True)
-        mode = "stream" if args.stream else "complete"
+        mode = args.surface or ("stream" if args.stream else "complete")
         collapsed = RESULTS / "raw" / f"profile-{args.target}-{mode}-{stamp}.txt"
         pid = max(target.pids())  # the worker when the server forks one
         spy = subprocess.Popen(
@@ -100,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             while time.monotonic() < deadline:
                 uvloop.run(run_streams(target.url, target.model(STREAM), target.keys, 256,
                                        timeout=30, ramp_seconds=1.0))
+        elif args.surface:
+            assert isinstance(target, Gateway), "surfaces are rows of a gateway"
+            row = next(r for r in surfaces() if r.name == args.surface)
+            result = run_wrk(target.url, "", target.keys, CONCURRENCY, args.seconds, workdir,
+                             LOAD_CPUS, path=row.path, body=row.body(target))
+            print(f"{result.rps:.0f} req/s during the profile")
         else:
             result = run_wrk(target.url, target.model(NONSTREAM), target.keys, args.connections,
                              args.seconds, workdir, LOAD_CPUS)

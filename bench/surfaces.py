@@ -1,8 +1,8 @@
 """The other surfaces, each next to a plain chat request of the same size (issue 14, goal 7).
 
 Every row is wrk at a fixed concurrency against one gateway, CPU per request from
-``/proc``; the rows of a pair run back to back in every round, so the ratio is steadier than
-either figure:
+``/proc``; every round runs the rows in order and then in reverse (``measure``), so a row and
+its base are measured around the same moment and the ratio is steadier than either figure:
 
 ==================  ==========================================  ===============================
 row                 what the client sends                       compared with
@@ -32,11 +32,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.load import chat_body, run_wrk
+from bench.load import WrkResult, chat_body, run_wrk
 from bench.targets import LOAD_CPUS, Gateway, cpu_seconds, has_embeddings
 
 CONCURRENCY = 16
@@ -96,32 +96,105 @@ def wait_quiet(pids: list[int]) -> None:
 
 
 def measure(targets: list[Gateway], rounds: int, seconds: float, workdir: Path,
-            log: Callable[[str], None]) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """{target: {row: [one dict per round]}} with requests, errors and CPU µs per request."""
+            log: Callable[[str], None], only: set[str] | None = None,
+            ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """{target: {row: [one dict per round]}} with requests, errors and CPU µs per request.
+
+    A round runs every row twice, in order and then in reverse (A B B A), for half of
+    ``seconds`` each: a row and its base then sit at the same mean time in the round, so a
+    change in the machine's speed during the round moves both alike."""
     out: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {} for t in targets}
-    rows = surfaces()
+    rows = [row for row in surfaces() if only is None or row.name in only]
     for target in targets:  # one-time costs (tokenizer, first statements) out of round one
         for row in rows:
             run_wrk(target.url, "", target.keys, CONCURRENCY, WARM_SECONDS, workdir, LOAD_CPUS,
                     path=row.path, body=row.body(target))
     for _ in range(rounds):
         for target in targets:
+            slices: dict[str, list[tuple[WrkResult, float]]] = {row.name: [] for row in rows}
+            for row in rows + rows[::-1]:
+                slices[row.name].append(_slice(target, row, seconds / 2, workdir))
             for row in rows:
-                pids = target.pids()
-                wait_quiet(pids)
-                before = cpu_seconds(pids)
-                result = run_wrk(target.url, "", target.keys, CONCURRENCY, seconds, workdir,
-                                 LOAD_CPUS, path=row.path, body=row.body(target))
-                spent = cpu_seconds(pids) - before
-                target_requests = max(result.requests, 1)
-                entry = asdict(result) | {"cpu_us": spent / target_requests * 1e6}
+                entry = _entry(slices[row.name])
                 out[target.name].setdefault(row.name, []).append(entry)
-                log(f"{target.name:18} {row.name:17} {result.rps:7.0f} req/s "
+                log(f"{target.name:18} {row.name:17} {entry['rps']:7.0f} req/s "
                     f"cpu {entry['cpu_us']:6.0f} us/req "
-                    f"errors {result.socket_errors}+{result.status_errors}")
+                    f"errors {entry['socket_errors']}+{entry['status_errors']}")
     return out
+
+
+def _slice(target: Gateway, row: Surface, seconds: float, workdir: Path) -> tuple[WrkResult, float]:
+    """One wrk run of ``row`` and the CPU seconds the target spent in it."""
+    pids = target.pids()
+    wait_quiet(pids)
+    before = cpu_seconds(pids)
+    result = run_wrk(target.url, "", target.keys, CONCURRENCY, seconds, workdir, LOAD_CPUS,
+                     path=row.path, body=row.body(target))
+    return result, cpu_seconds(pids) - before
+
+
+def _entry(runs: list[tuple[WrkResult, float]]) -> dict[str, Any]:
+    """A row's figures over its slices of one round (latencies: the slowest slice's)."""
+    requests = sum(result.requests for result, _ in runs)
+    spent = sum(cpu for _, cpu in runs)
+    seconds = sum(result.seconds for result, _ in runs)
+    return {
+        "requests": requests, "seconds": seconds, "rps": requests / seconds if seconds else 0.0,
+        "socket_errors": sum(result.socket_errors for result, _ in runs),
+        "status_errors": sum(result.status_errors for result, _ in runs),
+        **{p: max(getattr(result, p) for result, _ in runs) for p in ("p50_ms", "p90_ms",
+                                                                       "p99_ms")},
+        "cpu_us": spent / max(requests, 1) * 1e6,
+    }
 
 
 def bases() -> dict[str, str]:
     """Each compared row's base row."""
     return {row.name: row.base for row in surfaces() if row.base}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Only the surfaces, on one server: quicker than ``bench.run`` for working on goal 7.
+
+        python -m bench.surfaces --rows chat,fallback --rounds 5
+    """
+    import argparse
+    import os
+    import shutil
+    import statistics
+    import tempfile
+
+    from bench.run import start_upstream
+
+    parser = argparse.ArgumentParser(description="The surfaces' rows against their chat rows")
+    parser.add_argument("--server", default="uvicorn")
+    parser.add_argument("--rows", help="comma-separated rows (default: all)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2)
+    args = parser.parse_args(argv)
+    os.sched_setaffinity(0, {int(LOAD_CPUS)})
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-surfaces-"))
+    upstream, upstream_url = start_upstream(workdir)
+    target = Gateway(workdir, upstream_url, args.server)
+    wanted = set(args.rows.split(",")) if args.rows else None
+    try:
+        target.start()
+        target.wait_ready()
+        rows = measure([target], args.rounds, args.seconds, workdir, print,
+                       wanted)[target.name]
+    finally:
+        target.stop()
+        upstream.terminate()
+        upstream.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    for name, base in bases().items():
+        if name in rows and base in rows:
+            pairs = zip(rows[name], rows[base], strict=True)
+            ratios = [r["cpu_us"] / b["cpu_us"] for r, b in pairs]
+            print(f"{name} / {base}: median {statistics.median(ratios):.2f}x "
+                  f"({', '.join(f'{x:.2f}' for x in ratios)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
