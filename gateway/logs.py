@@ -4,7 +4,9 @@ Lines are written in batches: an info line joins a buffer that is written ``FLUS
 after the first line of the batch (or at once past ``_FLUSH_SIZE`` bytes), so a loaded server
 makes one ``write`` for many requests instead of one each (per loop turn it was still about one
 write per request under load: ~4% of the CPU of a request).
-Warnings and errors, and any line logged with no loop running, go out at once.
+A warning is written at the end of the loop turn that logged it (with whatever else is
+waiting), so a turn that logs several (a burst of fallbacks) makes one ``write``; errors, and any
+line logged with no loop running, go out at once.
 Batches are cut at line boundaries into writes of at most ``PIPE_BUF`` bytes, so the lines of
 several worker processes sharing one pipe never interleave.
 
@@ -56,13 +58,14 @@ def _render_json(logger: object, method: str, event: structlog.typing.EventDict)
 class BatchedLineWriter:
     """Bytes lines to a binary file, written once per event-loop turn (or at once)."""
 
-    __slots__ = ("_file", "_lines", "_scheduled", "_size")
+    __slots__ = ("_file", "_lines", "_scheduled", "_size", "_soon")
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
         self._lines: list[bytes] = []
         self._size = 0
         self._scheduled = False
+        self._soon = False
 
     def add(self, line: bytes) -> None:
         try:
@@ -78,12 +81,25 @@ class BatchedLineWriter:
             self._scheduled = True
             loop.call_later(FLUSH_DELAY, self.flush)
 
+    def add_soon(self, line: bytes) -> None:
+        """Written at the end of this loop turn (at once with no loop running)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.write_now(line)
+            return
+        self._lines.append(line)
+        self._size += len(line)
+        if not self._soon:
+            self._soon = True
+            loop.call_soon(self.flush)
+
     def write_now(self, line: bytes) -> None:
         self._lines.append(line)
         self.flush()
 
     def flush(self) -> None:
-        self._scheduled = False
+        self._scheduled = self._soon = False
         lines, self._lines, self._size = self._lines, [], 0
         if not lines:
             return
@@ -105,7 +121,8 @@ class BatchedLineWriter:
 
 
 class BatchedBytesLogger:
-    """A structlog logger over a ``BatchedLineWriter``: info and below batched."""
+    """A structlog logger over a ``BatchedLineWriter``: info and below batched, warnings
+    written at the end of the loop turn, errors at once."""
 
     __slots__ = ("_writer",)
 
@@ -115,11 +132,15 @@ class BatchedBytesLogger:
     def _batched(self, message: bytes) -> None:
         self._writer.add(message + b"\n")
 
+    def _this_turn(self, message: bytes) -> None:
+        self._writer.add_soon(message + b"\n")
+
     def _immediate(self, message: bytes) -> None:
         self._writer.write_now(message + b"\n")
 
     debug = info = msg = log = _batched
-    warning = warn = error = err = critical = fatal = exception = failure = _immediate
+    warning = warn = _this_turn
+    error = err = critical = fatal = exception = failure = _immediate
 
 
 class BatchedBytesLoggerFactory:

@@ -76,3 +76,23 @@ def test_the_request_line_defers_to_structlog_otherwise(monkeypatch: pytest.Monk
     quiet = _configure(monkeypatch, "warning")
     fast.info("request", **FIELDS)
     assert _lines(quiet) == []
+
+
+async def test_info_waits_for_company_warnings_end_their_turn_errors_go_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    buffer = _configure(monkeypatch)
+    log = structlog.get_logger("when")
+    log.info("batched")
+    log.warning("this_turn")
+    assert buffer.getvalue() == b""  # nothing written while this turn still runs
+    await asyncio.sleep(0)
+    written = buffer.getvalue()
+    assert b'"event":"batched"' in written and b'"event":"this_turn"' in written
+    log.error("at_once")
+    assert b'"event":"at_once"' in buffer.getvalue()
+    log.info("later")
+    await asyncio.sleep(0)
+    assert b'"event":"later"' not in buffer.getvalue()  # up to FLUSH_DELAY
+    await asyncio.sleep(logs.FLUSH_DELAY * 2)
+    assert b'"event":"later"' in buffer.getvalue()
