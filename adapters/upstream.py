@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
+
 from adapters.base import Call, ProviderSettings
 from adapters.canonical import StreamEvent
 from adapters.errors import (
@@ -36,26 +38,25 @@ class Timeouts:
     idle: float = 120.0
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return float(value) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return float(value)
-        except ValueError:
-            return None
+def _retry_after(raw_headers: list[tuple[bytes, bytes]]) -> float | None:
+    """``Retry-After-Ms`` (OpenAI's), else ``Retry-After`` in seconds, from the raw headers:
+    a failed call builds no header mapping."""
+    found: dict[bytes, bytes] = {}
+    for name, value in raw_headers:
+        lowered = name.lower()
+        if lowered in (b"retry-after-ms", b"retry-after") and value.strip():
+            found.setdefault(lowered, value)
+    for name, scale in ((b"retry-after-ms", 1000.0), (b"retry-after", 1.0)):
+        if name in found:
+            try:
+                return float(found[name]) / scale
+            except ValueError:
+                continue
     return None
 
 
 def error_message(body: bytes) -> str:
     """The human message inside a provider's error body, whatever its dialect."""
-    import msgspec
-
     text = body.decode("utf-8", "replace").strip()
     try:
         parsed = msgspec.json.decode(body)
@@ -179,7 +180,6 @@ class UpstreamClient:
         connection = await self._exchange(pool, where.origin, request, url)
         response = UpstreamResponse(pool, connection)
         if response.status >= 400:
-            headers_in = headers_of(connection.raw_headers)
             try:
                 payload = await connection.read()
             except OSError:
@@ -187,7 +187,7 @@ class UpstreamClient:
             finally:
                 response.close()
             raise ProviderHTTPError(
-                response.status, error_message(payload), _retry_after(headers_in)
+                response.status, error_message(payload), _retry_after(connection.raw_headers)
             )
         return response
 
