@@ -180,15 +180,14 @@ class UpstreamClient:
         connection = await self._exchange(pool, where.origin, request, url)
         response = UpstreamResponse(pool, connection)
         if response.status >= 400:
+            retry_after = _retry_after(connection.raw_headers)  # before close reuses them
             try:
                 payload = await connection.read()
             except OSError:
                 payload = b""
             finally:
                 response.close()
-            raise ProviderHTTPError(
-                response.status, error_message(payload), _retry_after(connection.raw_headers)
-            )
+            raise ProviderHTTPError(response.status, error_message(payload), retry_after)
         return response
 
     async def _exchange(
