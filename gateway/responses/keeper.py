@@ -4,10 +4,12 @@ Writes are group commits: ``keep`` queues a response and waits until the batch h
 committed. The pipeline calls it before it releases the answer's end (a whole body, or a
 stream's final event), so a ``previous_response_id`` sent as soon as the caller has the answer
 finds it on any instance or worker; under load one transaction carries every response that
-finished while the previous one was being written, so the database sees batches as it does
-for the ledger. The wait is bounded (``WAIT``): a slow or failed write never withholds an
-answer; that response is then not kept (logged), and a later ``previous_response_id`` naming
-it gets a 404.
+finished while the previous one was being written, so the database sees batches as it does for
+the ledger. On a SQLite file a response with none queued before it is written at once on the
+event loop's thread when the file's write lock is free (``gateway.storage.inline``: no trip to
+aiosqlite's thread), and queued as above when it is not. The wait is bounded (``WAIT``): a slow
+or failed write never withholds an answer; that response is then not kept (logged), and a later
+``previous_response_id`` naming it gets a 404.
 
 Rows older than ``[responses] retention_days`` are deleted every ``purge_interval`` seconds
 by a background task, never on the request path.
@@ -52,6 +54,7 @@ class ResponseKeeper:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self._writing = False  # a batch is on its way to the database
 
     @property
     def rows(self) -> ResponseRows:
@@ -74,7 +77,13 @@ class ResponseKeeper:
 
     async def keep(self, row: StoredResponse) -> bool:
         """Queue ``row`` and wait (at most ``WAIT``) for it to be written; False if it was not
-        (the database refused, or was too slow: the write may still land)."""
+        (the database refused, or was too slow: the write may still land).
+
+        On a SQLite file with nothing queued before it, the row is written at once on this
+        thread when the write lock is free (``ResponseRows.save_now``): no trip to aiosqlite's
+        thread. Never ahead of a queued row: a later answer under the same id must win."""
+        if not self._pending and not self._writing and self.rows.save_now(row):
+            return True
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((row, future))
         self._wake.set()
@@ -117,12 +126,15 @@ class ResponseKeeper:
         if not batch:
             return
         written = True
+        self._writing = True
         try:
             await self.rows.save([row for row, _ in batch])
         except Exception as exc:  # the writer must outlive any failure, or answers would wait
             written = False
             log.warning("responses_not_stored", count=len(batch), error=str(exc),
                         storage=isinstance(exc, StorageUnavailable))
+        finally:
+            self._writing = False
         for _, future in batch:
             if not future.done():
                 future.set_result(written)

@@ -38,6 +38,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from gateway.config import ConfigError
+from gateway.storage.inline import InlineWriter
 
 
 class StorageUnavailable(Exception):
@@ -79,9 +80,10 @@ class Query:
 class Database:
     """An async engine, its dialect name (``sqlite`` or ``postgresql``) and its write lock."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, inline: InlineWriter | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.inline = inline  # a SQLite file's, for single rows an answer waits for
         # SQLite has one writer per file: queue this process's writers here, not in busy_timeout.
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._batch_conn: AsyncConnection | None = None  # the ledger's, on SQLite
@@ -233,6 +235,8 @@ class Database:
                 if kept is not None:
                     await kept.close()
             self._batch_conn = self._reader = self._reader_driver = self._batch_driver = None
+            if self.inline is not None:
+                self.inline.close()
             await self.engine.dispose()
 
 
@@ -327,7 +331,8 @@ def open_database(url: str, pool_size: int = 10, timeout: float = 10.0) -> Datab
     """The engine for ``storage.url`` (not connected yet: ``Database.connect``)."""
     scheme = url.split(":", 1)[0]
     if scheme == "sqlite":
-        return Database(sqlite_engine(sqlite_path(url)))
+        path = sqlite_path(url)
+        return Database(sqlite_engine(path), InlineWriter(path) if path != ":memory:" else None)
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
         return Database(postgres_engine(url, pool_size, timeout))
     raise ConfigError(f"storage.url: unsupported database URL scheme in {scheme!r}")

@@ -49,6 +49,12 @@ class ResponseRows:
             return
         await self.db.write_batches([(self._save_sql, [self._save_values(r) for r in rows])])
 
+    def save_now(self, row: StoredResponse) -> bool:
+        """Write one response on this thread if SQLite's write lock is free this instant
+        (``gateway.storage.inline``); False if not, or not on a SQLite file: ``save`` then."""
+        inline = self.db.inline
+        return inline is not None and inline.try_execute(self._save_sql, self._save_values(row))
+
     async def find(self, owner: str, response_id: str) -> StoredResponse | None:
         rows = await self.db.rows(self._find, owner=owner, id=response_id)
         return StoredResponse(**rows[0]) if rows else None
