@@ -122,9 +122,10 @@ def test_stream_encoder_emits_openai_chunks_and_usage_only_when_asked() -> None:
 
 
 def chunk(
-    delta: dict[str, object] | None, usage: dict[str, object] | None = None, model: str = "up-1"
+    delta: dict[str, object] | None, usage: dict[str, object] | None = None, model: str = "up-1",
+    finish: str | None = None,
 ) -> bytes:
-    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": None}]
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
     payload: dict[str, object] = {"id": "x", "model": model, "choices": choices}
     if usage is not None:
         payload["usage"] = usage
@@ -199,6 +200,34 @@ def test_chunk_decoder_separates_blocks() -> None:
         ("BlockStop", 3),
         ("Finish", None),
     ]
+
+
+def test_chunk_decoder_text_run_keeps_its_block_and_what_rides_with_it() -> None:
+    """Text after text stays in its block; text after reasoning opens a new one; a finish
+    reason or a second kind of content in a text chunk is not lost."""
+    decoder = OpenAIChunkDecoder()
+    events: list[c.StreamEvent] = []
+    for data in (
+        chunk({"role": "assistant", "content": "a"}),
+        chunk({"content": "b"}),
+        chunk({"content": "c", "reasoning_content": "r"}),
+        chunk({"content": "d"}),
+        chunk({"content": "e"}, finish="length"),
+    ):
+        events.extend(decoder.feed(data[6:]))
+    events.extend(decoder.feed(b"[DONE]"))
+    shown = [(type(e).__name__, getattr(e, "index", None),
+              getattr(getattr(e, "delta", None), "text", None)
+              or getattr(getattr(e, "delta", None), "thinking", None)) for e in events]
+    assert shown == [
+        ("MessageStart", None, None),
+        ("BlockStart", 0, None), ("BlockDelta", 0, "a"), ("BlockDelta", 0, "b"),
+        ("BlockStop", 0, None), ("BlockStart", 1, None), ("BlockDelta", 1, "r"),
+        ("BlockStop", 1, None), ("BlockStart", 2, None), ("BlockDelta", 2, "c"),
+        ("BlockDelta", 2, "d"), ("BlockDelta", 2, "e"),
+        ("BlockStop", 2, None), ("Finish", None, None),
+    ]
+    assert isinstance(events[-1], c.Finish) and events[-1].stop_reason == "max_tokens"
 
 
 def test_response_inspection_and_conversion() -> None:

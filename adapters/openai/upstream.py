@@ -294,6 +294,14 @@ class OpenAIChunkDecoder:
             raise ProviderProtocolError(f"malformed stream chunk: {exc}") from exc
         if chunk.error is not None:
             raise mid_stream_error(chunk.error)
+        if self._started and chunk.usage is None and len(chunk.choices) == 1:
+            # Most of a stream: more text of the open text block, and nothing else.
+            choice, opened = chunk.choices[0], self._open
+            delta = choice.delta
+            if (opened is not None and opened[0] == "text" and delta is not None
+                    and delta.content and choice.finish_reason is None and not delta.tool_calls
+                    and not delta.reasoning_content and not delta.reasoning):
+                return [c.BlockDelta(index=opened[1], delta=c.TextDelta(text=delta.content))]
         events: list[c.StreamEvent] = []
         if not self._started:
             self._started = True
