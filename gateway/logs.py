@@ -168,16 +168,16 @@ class _Configured:
     """What ``configure_logging`` gave structlog: its chain (a list structlog keeps, and
     ``structlog.testing.capture_logs`` edits in place), logger factory and wrapper class."""
 
-    __slots__ = ("chain", "factory", "info", "own", "wrapper")
+    __slots__ = ("chain", "factory", "level", "own", "wrapper")
 
     def __init__(
-        self, chain: list[Any], factory: BatchedBytesLoggerFactory, wrapper: Any, info: bool
+        self, chain: list[Any], factory: BatchedBytesLoggerFactory, wrapper: Any, level: int
     ) -> None:
         self.chain = chain
         self.own = list(chain)
         self.factory = factory
         self.wrapper = wrapper
-        self.info = info
+        self.level = level  # the lowest level written
 
     def in_force(self) -> bool:
         """Whether structlog still runs this configuration, unchanged."""
@@ -197,11 +197,11 @@ _BOUND: dict[str, Any] | None = getattr(structlog.contextvars, "_CONTEXT_VARS", 
 
 
 class FastInfo:
-    """A structlog logger whose ``info`` renders its line itself: the bytes structlog would
-    write through ``configure_logging``'s chain (the fields in call order, then ``event``,
-    ``level`` and ``timestamp``; one JSON object a line), ~1.5 µs instead of ~6. Anything
-    else (another configuration, e.g. under ``capture_logs``; context variables bound; not
-    configured) goes through structlog as usual."""
+    """A structlog logger whose ``info`` and ``warning`` render their line themselves: the
+    bytes structlog would write through ``configure_logging``'s chain (the fields in call
+    order, then ``event``, ``level`` and ``timestamp``; one JSON object a line), ~1.5 µs
+    instead of ~6. Anything else (another configuration, e.g. under ``capture_logs``; context
+    variables bound; not configured) goes through structlog as usual."""
 
     __slots__ = ("_log",)
 
@@ -212,14 +212,33 @@ class FastInfo:
         return getattr(self._log, name)
 
     def info(self, event: str, **fields: Any) -> None:
+        configured = self._direct()
+        if configured is None:
+            self._log.info(event, **fields)
+        elif configured.level <= 20:
+            configured.factory.writer.add(_line(event, "info", fields))
+
+    def warning(self, event: str, **fields: Any) -> None:
+        configured = self._direct()
+        if configured is None:
+            self._log.warning(event, **fields)
+        elif configured.level <= 30:
+            configured.factory.writer.add_soon(_line(event, "warning", fields))
+
+    @staticmethod
+    def _direct() -> _Configured | None:
+        """The configuration to render for, or None to go through structlog."""
         configured = _configured[0] if _configured else None
         if configured is None or _BOUND is None or _BOUND or not configured.in_force():
-            self._log.info(event, **fields)
-        elif configured.info:
-            fields["event"] = event
-            fields["level"] = "info"
-            fields["timestamp"] = _now()
-            configured.factory.writer.add(_encoder.encode(fields) + b"\n")
+            return None
+        return configured
+
+
+def _line(event: str, level: str, fields: dict[str, Any]) -> bytes:
+    fields["event"] = event
+    fields["level"] = level
+    fields["timestamp"] = _now()
+    return _encoder.encode(fields) + b"\n"
 
 
 def configure_logging(level: str = "info") -> None:
@@ -231,5 +250,5 @@ def configure_logging(level: str = "info") -> None:
         processors=chain, wrapper_class=wrapper, logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    _configured[:] = [_Configured(chain, factory, wrapper, _LEVELS.get(level, 20) <= 20)]
+    _configured[:] = [_Configured(chain, factory, wrapper, _LEVELS.get(level, 20))]
     logging.basicConfig(level=_LEVELS.get(level, 20), stream=sys.stderr, format="%(message)s")

@@ -96,3 +96,16 @@ async def test_info_waits_for_company_warnings_end_their_turn_errors_go_at_once(
     assert b'"event":"later"' not in buffer.getvalue()  # up to FLUSH_DELAY
     await asyncio.sleep(logs.FLUSH_DELAY * 2)
     assert b'"event":"later"' in buffer.getvalue()
+
+
+async def test_a_warning_is_structlogs_byte_for_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+    buffer = _configure(monkeypatch)
+    fields = {"request_id": "req_1", "target": "p/m", "status": 500, "error": "boom"}
+    structlog.get_logger("plain").warning("upstream_failed", **fields)
+    logs.FastInfo(structlog.get_logger("fast")).warning("upstream_failed", **dict(fields))
+    plain, fast = _lines(buffer)
+    assert fast == plain
+    assert fast.endswith(b'"event":"upstream_failed","level":"warning","timestamp":"T"}')
+    quiet = _configure(monkeypatch, "error")
+    logs.FastInfo(structlog.get_logger("fast")).warning("upstream_failed", **dict(fields))
+    assert _lines(quiet) == []

@@ -18,6 +18,7 @@ import structlog
 from adapters.base import Adapter, Call
 from adapters.errors import ProviderError, ProviderHTTPError
 from gateway.errors import all_failed, describe, from_provider_error
+from gateway.logs import FastInfo
 from gateway.pipeline.operation import Operation
 from gateway.pipeline.outcome import Admitted, Header, Outcome, failed
 from gateway.usage_estimate import SentBodies
@@ -28,7 +29,7 @@ from routers.health import Health
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Started = TypeVar("Started")
 Complete = Callable[[Admitted], Awaitable[Outcome]]
-_log = structlog.get_logger("gateway.pipeline")
+_log = FastInfo(structlog.get_logger("gateway.pipeline"))
 _CHAIN_DEPTH = 8  # causes followed by drop_frames (a chain may, rarely, loop)
 
 
