@@ -15,6 +15,7 @@ numbers in ``bench/results/raw/<time>.json``.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import json
 import os
@@ -207,12 +208,15 @@ async def measure_sweep(plan: Plan, targets: list[Target],
             record.sweep.append(summary)
             record.rss_samples.extend(run.rss_samples)
             record.holds.append({"n": level, "samples": run.rss_samples})
-            # Only the streams the gateway answered: past ``server.max_connections`` (1,000 by
-            # default) it closes new connections unread, by design, and those leave no row.
-            record.requests_sent += sum(1 for r in run.results if r.status)
+            # Only the streams the pipeline answered: past ``server.max_connections`` (1,000
+            # by default) the server answers a new connection with its own 503 (or the client
+            # sees it closed first), by design, before any request is read: no row.
+            statuses = collections.Counter(r.status for r in run.results)
+            record.requests_sent += sum(n for status, n in statuses.items()
+                                        if status and status != 503)
             _log(f"{target.name:18} {level} streams: {summary['completed']} completed, "
                  f"peak open {run.peak_open}, max gap {summary['gap_max_ms']:.0f} ms "
-                 f"-> {'ok' if ok else 'STALL'}")
+                 f"-> {'ok' if ok else 'STALL'}; statuses {dict(sorted(statuses.items()))}")
             bursts = run.late_bursts()[:5]
             if bursts:  # one pause of the server, or streams late one by one?
                 _log(f"{'':18} gaps > {LATE * 1000:.0f} ms ended at (s into the run: streams) "
