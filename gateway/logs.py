@@ -67,7 +67,9 @@ class BatchedLineWriter:
         self._scheduled = False
         self._soon = False
 
-    def add(self, line: bytes) -> None:
+    def add(self, line: bytes, this_turn: bool = False) -> None:
+        """Written ``FLUSH_DELAY`` after the first line waiting, or at the end of this loop turn
+        (``this_turn``), with whatever else is waiting; at once with no loop running."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -77,22 +79,13 @@ class BatchedLineWriter:
         self._size += len(line)
         if self._size >= _FLUSH_SIZE:
             self.flush()
+        elif this_turn:
+            if not self._soon:
+                self._soon = True
+                loop.call_soon(self.flush)
         elif not self._scheduled:
             self._scheduled = True
             loop.call_later(FLUSH_DELAY, self.flush)
-
-    def add_soon(self, line: bytes) -> None:
-        """Written at the end of this loop turn (at once with no loop running)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.write_now(line)
-            return
-        self._lines.append(line)
-        self._size += len(line)
-        if not self._soon:
-            self._soon = True
-            loop.call_soon(self.flush)
 
     def write_now(self, line: bytes) -> None:
         self._lines.append(line)
@@ -133,7 +126,7 @@ class BatchedBytesLogger:
         self._writer.add(message + b"\n")
 
     def _this_turn(self, message: bytes) -> None:
-        self._writer.add_soon(message + b"\n")
+        self._writer.add(message + b"\n", this_turn=True)
 
     def _immediate(self, message: bytes) -> None:
         self._writer.write_now(message + b"\n")
@@ -223,7 +216,7 @@ class FastInfo:
         if configured is None:
             self._log.warning(event, **fields)
         elif configured.level <= 30:
-            configured.factory.writer.add_soon(_line(event, "warning", fields))
+            configured.factory.writer.add(_line(event, "warning", fields), this_turn=True)
 
     @staticmethod
     def _direct() -> _Configured | None:
