@@ -1,12 +1,15 @@
-"""One SQLite statement committed on the event loop's own thread, when nothing waits for it
-(``InlineWriter``): for the response store's single rows, which an answer's end waits for.
+"""One SQLite statement committed on the event loop's own thread when the file's write lock is
+free at that instant (``InlineWriter``): for the response store's single rows, which an answer's
+end waits for.
 
-Through aiosqlite a row costs a trip to its thread and back: on the server's one core that is
-about five context switches and the GIL handed over each way, ~150 to 250 µs of CPU a response in
-the loaded server against ~25 µs for the statement itself (bench/README.md, "Surfaces (round
-three)"). Here the statement runs at once if SQLite's write lock is free at that instant and
-fails at once if not (``busy_timeout`` 0): the caller then takes the thread, which waits its
-turn. So the loop never waits on a lock, a checkpoint or ``fsync``:
+Through aiosqlite a row costs a trip to its thread and back: on the server's one core, five more
+context switches per stream, and in process (``bench.micro``) 157 µs of a 572 µs translated
+stream against ~80 µs written here. The statement itself is ~30 µs alone and ~55-75 µs on a
+loaded server (partly because every ledger commit on another connection empties this one's
+page cache; bench/README.md, "Surfaces (round three)"). The statement runs at once if
+SQLite's write lock is free and fails at once if not (``busy_timeout`` 0): the caller then
+takes the thread, which waits its turn. So the loop never waits on a lock, a checkpoint or
+``fsync``:
 
 - ``synchronous=NORMAL`` in WAL mode: a commit appends to the ``-wal`` file (the page cache),
   with no ``fsync``; a file not in WAL mode (a commit would ``fsync``) is never written here.
