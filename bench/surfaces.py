@@ -161,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
     import shutil
-    import statistics
     import tempfile
 
+    from bench.report import surface_ratios
     from bench.run import start_upstream
 
     parser = argparse.ArgumentParser(description="The surfaces' rows against their chat rows")
@@ -187,12 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         upstream.terminate()
         upstream.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
-    for name, base in bases().items():
-        if name in rows and base in rows:
-            pairs = zip(rows[name], rows[base], strict=True)
-            ratios = [r["cpu_us"] / b["cpu_us"] for r, b in pairs]
-            print(f"{name} / {base}: median {statistics.median(ratios):.2f}x "
-                  f"({', '.join(f'{x:.2f}' for x in ratios)})")
+    raw = {"meta": {"surface_bases": bases()}, "targets": {target.name: {"surfaces": rows}}}
+    for name, (mine, theirs, ratio) in surface_ratios(raw).get(target.name, {}).items():
+        base = bases()[name]
+        rounds = ", ".join(f"{r['cpu_us'] / b['cpu_us']:.2f}"
+                           for r, b in zip(rows[name], rows[base], strict=True))
+        print(f"{name} / {base}: median {ratio:.2f}x ({mine:.0f} vs {theirs:.0f} µs; "
+              f"rounds {rounds})")
     return 0
 
 
