@@ -1,12 +1,11 @@
 """Structured logging: one JSON object per line on stdout, via structlog and msgspec.
 
-Lines are written in batches: an info line joins a buffer that is written ``FLUSH_DELAY``
-after the first line of the batch (or at once past ``_FLUSH_SIZE`` bytes), so a loaded server
-makes one ``write`` for many requests instead of one each (per loop turn it was still about one
-write per request under load: ~4% of the CPU of a request).
-A warning is written at the end of the loop turn that logged it (with whatever else is
-waiting), so a turn that logs several (a burst of fallbacks) makes one ``write``; errors, and any
-line logged with no loop running, go out at once.
+Lines are written in batches: an info or warning line joins a buffer that is written
+``FLUSH_DELAY`` after the first line of the batch (or at once past ``_FLUSH_SIZE`` bytes), so a
+loaded server makes one ``write`` for many requests instead of one each (per loop turn it was
+still about one write per request under load: ~4% of the CPU of a request, and ~6 µs of each
+fallback's failed attempt when its warning went out at the end of its turn). Errors, and any line
+logged with no loop running, go out at once; what is waiting is written at exit.
 Batches are cut at line boundaries into writes of at most ``PIPE_BUF`` bytes, so the lines of
 several worker processes sharing one pipe never interleave.
 
@@ -56,43 +55,43 @@ def _render_json(logger: object, method: str, event: structlog.typing.EventDict)
 
 
 class BatchedLineWriter:
-    """Bytes lines to a binary file, written once per event-loop turn (or at once)."""
+    """Bytes lines to a binary file, written ``FLUSH_DELAY`` after the first waits (or at
+    once)."""
 
-    __slots__ = ("_file", "_lines", "_scheduled", "_size", "_soon")
+    __slots__ = ("_file", "_lines", "_size", "_timer_loop")
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
         self._lines: list[bytes] = []
         self._size = 0
-        self._scheduled = False
-        self._soon = False
+        self._timer_loop: asyncio.AbstractEventLoop | None = None  # whose timer will flush
 
-    def add(self, line: bytes, this_turn: bool = False) -> None:
-        """Written ``FLUSH_DELAY`` after the first line waiting, or at the end of this loop turn
-        (``this_turn``), with whatever else is waiting; at once with no loop running."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.write_now(line)
-            return
+    def add(self, line: bytes) -> None:
+        """Written ``FLUSH_DELAY`` after the first line waiting, with whatever else is waiting;
+        at once with no loop running."""
         self._lines.append(line)
         self._size += len(line)
         if self._size >= _FLUSH_SIZE:
             self.flush()
-        elif this_turn:
-            if not self._soon:
-                self._soon = True
-                loop.call_soon(self.flush)
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_later(FLUSH_DELAY, self.flush)
+            return
+        timer_loop = self._timer_loop
+        if timer_loop is not None and timer_loop.is_running():
+            return
+        # No timer, or one on a loop that has stopped (asyncio.run ended) and never fires.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._timer_loop = loop
+        loop.call_later(FLUSH_DELAY, self.flush)
 
     def write_now(self, line: bytes) -> None:
         self._lines.append(line)
         self.flush()
 
     def flush(self) -> None:
-        self._scheduled = self._soon = False
+        self._timer_loop = None
         lines, self._lines, self._size = self._lines, [], 0
         if not lines:
             return
@@ -114,8 +113,8 @@ class BatchedLineWriter:
 
 
 class BatchedBytesLogger:
-    """A structlog logger over a ``BatchedLineWriter``: info and below batched, warnings
-    written at the end of the loop turn, errors at once."""
+    """A structlog logger over a ``BatchedLineWriter``: warnings and below batched, errors at
+    once."""
 
     __slots__ = ("_writer",)
 
@@ -125,14 +124,10 @@ class BatchedBytesLogger:
     def _batched(self, message: bytes) -> None:
         self._writer.add(message + b"\n")
 
-    def _this_turn(self, message: bytes) -> None:
-        self._writer.add(message + b"\n", this_turn=True)
-
     def _immediate(self, message: bytes) -> None:
         self._writer.write_now(message + b"\n")
 
-    debug = info = msg = log = _batched
-    warning = warn = _this_turn
+    debug = info = msg = log = warning = warn = _batched
     error = err = critical = fatal = exception = failure = _immediate
 
 
@@ -216,7 +211,7 @@ class FastInfo:
         if configured is None:
             self._log.warning(event, **fields)
         elif configured.level <= 30:
-            configured.factory.writer.add(_line(event, "warning", fields), this_turn=True)
+            configured.factory.writer.add(_line(event, "warning", fields))
 
     @staticmethod
     def _direct() -> _Configured | None:

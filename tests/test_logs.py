@@ -78,24 +78,45 @@ def test_the_request_line_defers_to_structlog_otherwise(monkeypatch: pytest.Monk
     assert _lines(quiet) == []
 
 
-async def test_info_waits_for_company_warnings_end_their_turn_errors_go_at_once(
+async def test_info_and_warnings_wait_for_company_errors_go_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     buffer = _configure(monkeypatch)
     log = structlog.get_logger("when")
     log.info("batched")
-    log.warning("this_turn")
-    assert buffer.getvalue() == b""  # nothing written while this turn still runs
+    log.warning("warned")
     await asyncio.sleep(0)
+    assert buffer.getvalue() == b""  # up to FLUSH_DELAY, for company
+    log.error("at_once")  # with what was waiting, in order
     written = buffer.getvalue()
-    assert b'"event":"batched"' in written and b'"event":"this_turn"' in written
-    log.error("at_once")
-    assert b'"event":"at_once"' in buffer.getvalue()
-    log.info("later")
+    assert written.index(b'"event":"batched"') < written.index(b'"event":"warned"') \
+        < written.index(b'"event":"at_once"')
+    log.warning("later")
     await asyncio.sleep(0)
-    assert b'"event":"later"' not in buffer.getvalue()  # up to FLUSH_DELAY
+    assert b'"event":"later"' not in buffer.getvalue()
     await asyncio.sleep(logs.FLUSH_DELAY * 2)
     assert b'"event":"later"' in buffer.getvalue()
+
+
+def test_a_line_left_by_a_finished_loop_is_written_by_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    buffer = _configure(monkeypatch)
+    log = structlog.get_logger("loops")
+
+    async def log_and_leave() -> None:
+        log.warning("first")  # its flush was due on this loop, which ends first
+
+    async def log_and_wait() -> None:
+        log.info("second")
+        await asyncio.sleep(logs.FLUSH_DELAY * 2)
+
+    asyncio.run(log_and_leave())
+    assert buffer.getvalue() == b""
+    asyncio.run(log_and_wait())
+    assert b'"event":"first"' in buffer.getvalue() and b'"event":"second"' in buffer.getvalue()
+    log.warning("outside")  # no loop running: at once
+    assert b'"event":"outside"' in buffer.getvalue()
 
 
 async def test_a_warning_is_structlogs_byte_for_byte(monkeypatch: pytest.MonkeyPatch) -> None:
