@@ -1,13 +1,15 @@
 """The gateway's own CPU per request, in process: no server, no network, no load generator.
 
     python -m bench.micro [--requests 20000] [--stream] [--concurrency 1] [--responses]
-                          [--scaleout] [--uvloop]
+                          [--fallback] [--scaleout] [--uvloop]
 
 The app of ``gateway.app.create_app`` (the bench's configuration: every tier limit on, 64
 users, SQLite ledger) is called as ASGI, one request after another (or ``--concurrency`` at
 a time), built with a stub upstream client (``build_gateway(config, client=…)``) that
 answers the bench's 16-token reply (or its 64-chunk stream) from memory. ``--responses`` sends
-the same request to ``/v1/responses`` instead (translated to chat completions and back). What
+the same request to ``/v1/responses`` instead (translated to chat completions and back);
+``--fallback`` asks for a model whose first deployment answers 500 (as the bench's fallback
+row), so the figure less the plain one is what a failed attempt costs the gateway. What
 is left is what the gateway adds on top of an ASGI server and aiohttp, measured with
 ``time.process_time`` and steady to a few percent even on a shared machine: use it to compare
 changes to the hot path, A against B. It does not see what the gateway makes the server and
@@ -33,15 +35,20 @@ from typing import Any
 
 import msgspec
 
+from adapters.errors import ProviderHTTPError
+from adapters.upstream import error_message
 from bench import scaleout
 from bench.fake_upstream import openai_chat, wire
-from bench.targets import _GATEWAY_MODEL, _GATEWAY_TOML, SCENARIOS
+from bench.targets import _GATEWAY_FALLBACK, _GATEWAY_MODEL, _GATEWAY_TOML, SCENARIOS
 
 USERS = 64
 _REPLY = msgspec.json.encode(openai_chat.completion(
     "bench-tok16", {"role": "assistant", "content": "tok " * 16},
     {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28}, reply_id="chatcmpl-bench",
 ))
+
+
+_ERROR = msgspec.json.encode({"error": {"message": "fake upstream error 500", "type": "fake"}})
 
 
 def _chunk(delta: dict[str, Any] | None, **extra: Any) -> bytes:
@@ -96,6 +103,8 @@ class StubClient:
         return _Response()
 
     async def fetch(self, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+        if b"error500" in body:  # the upstream client's own exception for a 500
+            raise ProviderHTTPError(500, error_message(_ERROR), None)
         return _REPLY
 
 
@@ -129,7 +138,8 @@ def _request(model: str, stream: bool, responses: bool) -> tuple[str, bytes]:
 
 
 async def measure(requests: int, stream: bool, concurrency: int = 1,
-                  responses: bool = False, database: str = "") -> float:
+                  responses: bool = False, database: str = "", fallback: bool = False,
+                  ) -> float:
     from adapters.upstream import Timeouts
     from gateway.app import create_app
     from gateway.config import load_config
@@ -137,7 +147,7 @@ async def measure(requests: int, stream: bool, concurrency: int = 1,
 
     workdir = Path(tempfile.mkdtemp(prefix="gateway-micro-"))
     config_path = workdir / "gateway.toml"
-    models = "".join(_GATEWAY_MODEL.format(scenario=s) for s in SCENARIOS)
+    models = "".join(_GATEWAY_MODEL.format(scenario=s) for s in SCENARIOS) + _GATEWAY_FALLBACK
     text = _GATEWAY_TOML.format(port=0, dir=workdir, upstream="http://127.0.0.1:9",
                                 models=models)
     if database:  # PostgreSQL and Redis (bench/scaleout.py)
@@ -153,6 +163,8 @@ async def measure(requests: int, stream: bool, concurrency: int = 1,
     app = create_app(gateway=gateway)
     await gateway.start()
     model = "bench/bench-tok64-gap20" if stream else "bench/bench-tok16"
+    if fallback:
+        model = "bench/bench-error500-tok16"
     path, body = _request(model, stream, responses)
     scopes = [{
         "type": "http", "http_version": "1.1", "method": "POST", "scheme": "http",
@@ -219,6 +231,7 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--responses", action="store_true", help="POST /v1/responses")
+    parser.add_argument("--fallback", action="store_true", help="first model answers 500")
     parser.add_argument("--scaleout", action="store_true", help="PostgreSQL and Redis")
     parser.add_argument("--uvloop", action="store_true", help="on uvloop (as the servers)")
     args = parser.parse_args()
@@ -227,7 +240,8 @@ def main() -> None:
         scaleout.start_services()
         database = scaleout.create_database()
     sys.stdout = open(os.devnull, "w")  # the gateway's JSON log lines  # noqa: SIM115
-    run = measure(args.requests, args.stream, args.concurrency, args.responses, database)
+    run = measure(args.requests, args.stream, args.concurrency, args.responses, database,
+                  args.fallback)
     try:
         if args.uvloop:
             import uvloop
@@ -240,6 +254,7 @@ def main() -> None:
             scaleout.drop_database(database)
     kind = "streamed (64 chunks)" if args.stream else "non-streamed"
     kind += " /v1/responses" if args.responses else ""
+    kind += " fallback" if args.fallback else ""
     kind += " (PostgreSQL and Redis)" if args.scaleout else ""
     print(f"gateway's own CPU per {kind} request: {cost:.1f} µs", file=sys.stderr)
 
