@@ -57,11 +57,10 @@ def _retry_after(raw_headers: list[tuple[bytes, bytes]]) -> float | None:
 
 def error_message(body: bytes) -> str:
     """The human message inside a provider's error body, whatever its dialect."""
-    text = body.decode("utf-8", "replace").strip()
     try:
         parsed = msgspec.json.decode(body)
     except msgspec.DecodeError:
-        return text[:500] or "no error message"
+        return body.decode("utf-8", "replace").strip()[:500] or "no error message"
     if isinstance(parsed, list) and parsed:
         parsed = parsed[0]
     if isinstance(parsed, dict):
@@ -73,7 +72,7 @@ def error_message(body: bytes) -> str:
             return str(error["message"])
         if isinstance(error, str):
             return error
-    return text[:500]
+    return body.decode("utf-8", "replace").strip()[:500]
 
 
 class UpstreamResponse:

@@ -114,8 +114,20 @@ def _log(message: str) -> None:
 
 
 def rotated(items: list[Target], by: int) -> list[Target]:
-    by %= max(len(items), 1)
-    return items[by:] + items[:by]
+    """``items`` started ``by`` places on. A gateway with more workers is measured right next to
+    its one-worker twin (first every other round), so goal 6's ratio compares two readings a
+    few seconds apart, not minutes: this machine's speed drifts by more than 5% in that time."""
+    units: list[list[Target]] = []
+    placed: set[str] = set()
+    for item in items:
+        if item.name in placed:
+            continue
+        unit = [item] + [other for other in items if isinstance(other, Gateway)
+                         and other.workers > 1 and other.name.rsplit("-", 1)[0] == item.name]
+        placed.update(t.name for t in unit)
+        units.append(unit[::-1] if by % 2 else unit)
+    by %= max(len(units), 1)
+    return [target for unit in units[by:] + units[:by] for target in unit]
 
 
 def build_targets(plan: Plan, workdir: Path, upstream: str, with_litellm: bool) -> list[Target]:
