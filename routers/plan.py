@@ -54,6 +54,42 @@ class Plan:
         return self.levels[index] if self.levels is not None else index
 
 
+@dataclass(frozen=True, slots=True)
+class _FixedChain:
+    """A catalog model with fallbacks, none with deployments to order, planned for one mode:
+    what a plan of it is whenever every model fits, and what a request must show before one
+    might not (``unfit_reason``), so that most requests skip the fit check's walk."""
+
+    targets: tuple[Deployment, ...]
+    lacks_vision: bool
+    lacks_tools: bool
+    lacks_audio: bool
+    min_context: float  # the smallest context of a listed model
+
+    @classmethod
+    def of(cls, models: list[Model]) -> _FixedChain | None:
+        models = models[:MAX_MODELS]
+        if any(m.deployments for m in models):
+            return None
+        return cls(
+            targets=tuple(models),
+            lacks_vision=not all(m.can("vision") for m in models),
+            lacks_tools=not all(m.can("tools") for m in models),
+            lacks_audio=not all(m.can("audio") for m in models),
+            min_context=min((m.context for m in models if m.listed), default=float("inf")),
+        )
+
+    def plan(self, name: str, features: RequestFeatures) -> Plan | None:
+        """The plan, or None when some model might not fit (the general path decides)."""
+        if (features.prompt_tokens > self.min_context
+                or (features.has_images and self.lacks_vision)
+                or (features.has_tools and self.lacks_tools)
+                or (features.has_audio and self.lacks_audio)):
+            return None
+        return Plan(requested=name, targets=list(self.targets),
+                    levels=list(range(len(self.targets))))
+
+
 class Planner:
     """Turns the model name a client sent (or its chain) into a plan."""
 
@@ -80,6 +116,9 @@ class Planner:
                 self._direct[model.id] = model
                 for alias in model.aliases:
                     self._direct[alias] = model
+        # Catalog models with fallbacks, by (name, mode), as first planned (the catalog is
+        # fixed: only configured models have fallbacks, so this stays bounded).
+        self._fixed: dict[tuple[str, str], _FixedChain | None] = {}
         self._rng = random.Random()
 
     def plan(
@@ -101,10 +140,16 @@ class Planner:
                 if direct.mode != mode:
                     raise WrongMode(name, direct.mode, mode)
                 return Plan(requested=name, targets=[direct])
+            fixed = self._fixed.get((name, mode))
+            if fixed is not None:
+                plan = fixed.plan(name, features())
+                if plan is not None:
+                    return plan
         overlay: Overlay | None = None
         persona: Persona | None = None
         router: Router | None = None
         rule: str | None = None
+        fixed_chain = False
         if chain is not None:
             models = self._chain(name, chain, mode)
         else:
@@ -123,7 +168,10 @@ class Planner:
                     self._refuse_unavailable(name, target, persona)
                     return None
                 models = [model, *self._fallbacks(model)]
+                fixed_chain = persona is None and bool(model.fallbacks)
             models = _within(mode, target, models)
+            if fixed_chain and (name, mode) not in self._fixed:
+                self._fixed[(name, mode)] = _FixedChain.of(models)
         if len(models) > 1 or router is not None:
             models = self._fit(models, features(), router.name if router else None)
         targets: list[Deployment] = []

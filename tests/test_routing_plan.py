@@ -54,6 +54,33 @@ def test_a_plain_model_name_is_planned_without_features() -> None:
     assert planner.plan("nothing", never) is None
 
 
+def test_a_model_with_fallbacks_drops_unfit_ones_on_every_request() -> None:
+    small = Model(id="m/small", provider="p", upstream="small", context=1000,
+                  capabilities=frozenset({"tools"}))
+    seeing = Model(id="m/seeing", provider="p", upstream="seeing",
+                   capabilities=frozenset({"vision", "tools"}))
+    first = Model(id="m/first", provider="p", upstream="first", fallbacks=("m/small", "m/seeing"),
+                  capabilities=frozenset({"tools"}))
+    planner = Planner(Catalog([first, small, seeing]))
+
+    def ids(**kwargs: object) -> list[str]:
+        plan = planner.plan("m/first", lambda: features(**kwargs))
+        assert plan is not None and plan.levels == list(range(len(plan.targets)))
+        return [t.id for t in plan.targets]
+
+    for _ in range(2):  # the first plan of a name, and the ones after it
+        assert ids() == ["m/first", "m/small", "m/seeing"]
+        assert ids(has_tools=True) == ["m/first", "m/small", "m/seeing"]
+        assert ids(images=1) == ["m/seeing"]
+        assert ids(prompt_chars=4 * 2000) == ["m/first", "m/seeing"]
+        with pytest.raises(RoutingRefused):
+            ids(has_audio=True)
+    plan = planner.plan("m/first", lambda: features())
+    assert plan is not None
+    plan.targets.pop()  # a plan is the request's own to trim
+    assert ids() == ["m/first", "m/small", "m/seeing"]
+
+
 def test_deployment_strategies_order_by_in_flight_and_latency() -> None:
     one = Model(id="m", provider="p1", upstream="m")
     two = Model(id="m", provider="p2", upstream="m")
