@@ -144,7 +144,7 @@ class UpstreamClient:
 
     async def fetch(self, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
         """POST and read the whole answer (error statuses raise ProviderHTTPError)."""
-        response = await self.post(url, body, headers)
+        response = await self.send("POST", url, body, headers)
         try:
             return await response.read()
         finally:

@@ -77,26 +77,31 @@ class Attempts:
         self._min_context = 0
         self._started_at = 0.0
 
+    def next_now(self) -> tuple[Deployment, int] | None:
+        """The next target of this round and its fallback level, or None when the round is
+        over (``next`` then waits for the next round, if there is one)."""
+        targets = self.plan.targets
+        now = time.monotonic()
+        while self._index < len(targets):
+            index = self._index
+            self._index += 1
+            target = targets[index]
+            if self._min_context and target.listed and target.context <= self._min_context:
+                continue
+            until = self.health.benched_until(target.health_key, now)
+            if until:
+                known = self.benched.get(target.id)
+                self.benched[target.id] = min(known, until) if known else until
+                if self.health.rate_limited(target.health_key):
+                    self.limited.add(target.id)
+                continue
+            return target, self.plan.level(index)
+        return None
+
     async def next(self) -> tuple[Deployment, int] | None:
         """The next target and its fallback level, waiting out a backoff if one is due."""
-        targets = self.plan.targets
-        while True:
-            now = time.monotonic()
-            while self._index < len(targets):
-                index = self._index
-                self._index += 1
-                target = targets[index]
-                if self._min_context and target.listed and target.context <= self._min_context:
-                    continue
-                until = self.health.benched_until(target.health_key, now)
-                if until:
-                    known = self.benched.get(target.id)
-                    self.benched[target.id] = min(known, until) if known else until
-                    if self.health.rate_limited(target.health_key):
-                        self.limited.add(target.id)
-                    continue
-                return target, self.plan.level(index)
-            wait = self._retry_wait(now)
+        while (step := self.next_now()) is None:
+            wait = self._retry_wait(time.monotonic())
             if wait is None:
                 return None
             await asyncio.sleep(wait)
@@ -104,6 +109,7 @@ class Attempts:
             self._round_failures = 0
             self._round_start = len(self.failures)
             self._index = 0
+        return step
 
     def _retry_wait(self, now: float) -> float | None:
         if self._round >= self.policy.retries:

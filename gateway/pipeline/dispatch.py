@@ -100,7 +100,8 @@ class Dispatcher:
         attempts = Attempts(admitted.plan, self.health, self.policy)
         upstream = operation.upstream(admitted.parsed, admitted.plan, admitted.upstream_headers)
         byok = admitted.byok
-        while (step := await attempts.next()) is not None:
+        # ``next_now`` first: a coroutine only when a round is over (retries wait).
+        while (step := attempts.next_now() or await attempts.next()) is not None:
             target, level = step
             adapter = self.adapters[target.provider]
             call = upstream.call(adapter, target, byok)

@@ -13,7 +13,7 @@ a model of another mode.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -122,8 +122,8 @@ class ChatOperation:
     def upstream(self, parsed: Parsed, plan: Plan, headers: dict[str, str]) -> ChatBodies:
         return ChatBodies(parsed, self.ingress, plan.overlay, headers)
 
-    async def send(self, adapter: Adapter, call: Call) -> RawReply | c.Response:
-        return await adapter.complete(call)
+    def send(self, adapter: Adapter, call: Call) -> Coroutine[Any, Any, RawReply | c.Response]:
+        return adapter.complete(call)  # the adapter's own coroutine: one frame less to resume
 
     def reply(
         self, reply: RawReply | c.Response, served: Deployment
