@@ -10,7 +10,9 @@ arrives (bench/README.md, "The upstream client").
   older than ``keepalive`` or closed by the server is dropped at checkout. A request is never
   sent twice: a connection lost before any answer may still have reached the provider.
 - Deadlines: ``first_byte`` from the request's write to the status line, then ``idle`` between
-  body reads. One timer per exchange, moved forward lazily: when it fires early it re-arms.
+  body reads. One timer per connection, moved forward lazily: when it fires early it re-arms,
+  and an exchange that ends leaves it to lapse (a new one re-arms it only if it is due too
+  late), so a call costs no timer of its own.
 - Flow control: reading pauses above 256 KB of unread body and resumes below 64 KB.
 - Closing an unfinished answer aborts the connection, which is what tells the provider the
   caller went away; a finished answer's connection goes back to the pool.
@@ -102,6 +104,9 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.active and not self.done:
             if self.headers_done and self.eof_ends_body and exc is None:
                 self.on_message_complete()
@@ -151,10 +156,7 @@ class Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.done = True
         self.keep_alive = self.parser.should_keep_alive()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self._wake()
+        self._wake()  # the timer lapses: see the module docstring
 
     # the exchange
 
@@ -163,6 +165,10 @@ class Connection(asyncio.Protocol):
         self.active = True
         self.first_byte, self.idle = first_byte, idle
         self.last = self.loop.time()
+        timer = self.timer
+        if timer is not None and timer.when() > self.last + first_byte:
+            timer.cancel()  # the last exchange's, due after this one's first-byte deadline
+            self.timer = None
         assert self.transport is not None
         self.transport.write(request)
         while not self.headers_done:

@@ -174,6 +174,38 @@ async def test_timeouts_name_their_phase(scripted) -> None:  # type: ignore[no-u
     assert (first.value.phase, idle.value.phase) == ("first_byte", "idle")
 
 
+async def test_a_reused_connection_keeps_each_calls_own_first_byte_deadline(scripted) -> None:  # type: ignore[no-untyped-def]
+    async def paced(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = await script.request(reader)
+            if body == b"late":
+                await asyncio.sleep(0.2)
+            elif body == b"never":
+                await asyncio.sleep(5)
+            writer.write(answer(body))
+
+    script, url = await scripted(paced)
+    loop = asyncio.get_running_loop()
+    client = UpstreamClient(Timeouts(first_byte=0.3, idle=0.3))
+    try:
+        assert await client.fetch(url, b"now", {}) == b"now"
+        await asyncio.sleep(0.2)
+        # The last call's deadline passes while this one waits: not this one's.
+        assert await client.fetch(url, b"late", {}) == b"late"
+        client.timeouts = Timeouts(first_byte=30.0, idle=30.0)
+        await asyncio.sleep(0.35)  # the short deadline has passed: the next call arms its own
+        assert await client.fetch(url, b"now", {}) == b"now"
+        client.timeouts = Timeouts(first_byte=0.2, idle=0.2)
+        started = loop.time()
+        with pytest.raises(ProviderTimeout) as late:
+            await client.fetch(url, b"never", {})  # the last call's 30 s are not this one's
+        assert loop.time() - started < 2
+    finally:
+        await client.close()
+    assert late.value.phase == "first_byte"
+    assert script.connections == 1
+
+
 async def test_closing_an_unfinished_answer_ends_the_connection(scripted) -> None:  # type: ignore[no-untyped-def]
     async def streams(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await script.request(reader)
