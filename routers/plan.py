@@ -135,16 +135,9 @@ class Planner:
         cannot be routed.
         """
         if chain is None:
-            direct = self._direct.get(name)
-            if direct is not None:
-                if direct.mode != mode:
-                    raise WrongMode(name, direct.mode, mode)
-                return Plan(requested=name, targets=[direct])
-            fixed = self._fixed.get((name, mode))
-            if fixed is not None:
-                plan = fixed.plan(name, features())
-                if plan is not None:
-                    return plan
+            known = self._known(name, features, mode)
+            if known is not None:
+                return known
         overlay: Overlay | None = None
         persona: Persona | None = None
         router: Router | None = None
@@ -174,21 +167,33 @@ class Planner:
                 self._fixed[(name, mode)] = _FixedChain.of(models)
         if len(models) > 1 or router is not None:
             models = self._fit(models, features(), router.name if router else None)
+        plan = self._expand(name, models)
+        plan.router = router.name if router else None
+        plan.overlay, plan.persona, plan.rule = overlay, persona.name if persona else None, rule
+        return plan
+
+    def _expand(self, name: str, models: list[Model]) -> Plan:
+        """The plan of ``models``: each as its deployments, in its strategy's order."""
         targets: list[Deployment] = []
         levels: list[int] = []
         for level, model in enumerate(models[:MAX_MODELS]):
             for deployment in self._deployments(model):
                 targets.append(deployment)
                 levels.append(level)
-        return Plan(
-            requested=name,
-            targets=targets,
-            router=router.name if router else None,
-            levels=levels,
-            overlay=overlay,
-            persona=persona.name if persona else None,
-            rule=rule,
-        )
+        return Plan(requested=name, targets=targets, levels=levels)
+
+    def _known(
+        self, name: str, features: Callable[[], RequestFeatures], mode: str
+    ) -> Plan | None:
+        """The hot path: a plain model name (one lookup), or a catalog model with fallbacks
+        whose chain this request fits as planned before; None for everything else."""
+        direct = self._direct.get(name)
+        if direct is not None:
+            if direct.mode != mode:
+                raise WrongMode(name, direct.mode, mode)
+            return Plan(requested=name, targets=[direct])
+        fixed = self._fixed.get((name, mode))
+        return fixed.plan(name, features()) if fixed is not None else None
 
     def listing(self) -> list[dict[str, object]]:
         """Routers and personas as ``/v1/models`` entries (catalog models are listed apart)."""
