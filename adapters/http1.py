@@ -248,6 +248,11 @@ class Connection(asyncio.Protocol):
 
     def reset(self) -> None:
         """Ready for the next exchange (the connection goes back to the pool)."""
+        if self.paused and self.transport is not None:
+            # A long answer can end while reading is paused for it (read() takes it whole
+            # then): the next answer would never be read.
+            self.paused = False
+            self.transport.resume_reading()
         self.active = self.headers_done = self.done = self.received = False
         self.raw_headers = []
         self.status = self.buffered = 0

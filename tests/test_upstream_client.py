@@ -151,6 +151,25 @@ async def test_gzip_chunked_and_close_delimited_bodies_are_read_whole(scripted) 
         await client.close()
 
 
+async def test_a_long_answer_leaves_its_connection_ready_for_the_next(scripted) -> None:  # type: ignore[no-untyped-def]
+    long = b"y" * 700_000  # past the high-water mark: reading pauses while it arrives
+
+    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = await script.request(reader)
+            writer.write(answer(long if body == b"long" else body))
+
+    script, url = await scripted(server)
+    client = UpstreamClient(Timeouts(first_byte=2, idle=2))
+    try:
+        for _ in range(3):
+            assert await client.fetch(url, b"long", {}) == long
+            assert await client.fetch(url, b"short", {}) == b"short"
+    finally:
+        await client.close()
+    assert script.connections == 1
+
+
 async def test_timeouts_name_their_phase(scripted) -> None:  # type: ignore[no-untyped-def]
     async def stalls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         body = await script.request(reader)
