@@ -199,8 +199,14 @@ class Connection(asyncio.Protocol):
                 self.paused = False
                 self.transport.resume_reading()
             await self._wait()
-        data = b"".join(self.buffer)
-        self.buffer.clear()
+        return self.take_body()
+
+    def take_body(self) -> bytes:
+        """The body of a finished answer (``done``), without a coroutine: the usual case,
+        where it came in the same read as its head."""
+        buffer = self.buffer
+        data = buffer.popleft() if len(buffer) == 1 else b"".join(buffer)
+        buffer.clear()
         self.buffered = 0
         return data
 
@@ -292,16 +298,25 @@ class Pool:
             self._tls = ssl.create_default_context()
         return self._tls
 
+    def take_idle(self, origin: Origin) -> Connection | None:
+        """An idle connection to ``origin`` still fit for use, if there is one."""
+        idle = self.idle.get(origin)
+        if not idle:
+            return None
+        now = self.loop.time()
+        while idle:
+            connection = idle.pop()
+            if connection.closed or now - connection.idle_since > self.keepalive:
+                connection.abort()
+                continue
+            return connection
+        return None
+
     async def acquire(self, origin: Origin) -> Connection:
         """An idle connection to ``origin``, or a new one once the limits allow."""
         while True:
-            idle = self.idle.get(origin)
-            now = self.loop.time()
-            while idle:
-                connection = idle.pop()
-                if connection.closed or now - connection.idle_since > self.keepalive:
-                    connection.abort()
-                    continue
+            connection = self.take_idle(origin)
+            if connection is not None:
                 return connection
             if self.total < self.limit and self.open.get(origin, 0) < self.limit_per_origin:
                 break

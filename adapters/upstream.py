@@ -146,6 +146,8 @@ class UpstreamClient:
         """POST and read the whole answer (error statuses raise ProviderHTTPError)."""
         response = await self.send("POST", url, body, headers)
         try:
+            if response.content.done:
+                return response.content.take_body()
             return await response.read()
         finally:
             response.close()
@@ -176,30 +178,9 @@ class UpstreamClient:
         except (ValueError, UnicodeError) as exc:
             raise ProviderConnectionError(f"cannot send to {url}: {exc}") from exc
         pool = self.pool()
-        connection = await self._exchange(pool, where.origin, request, url)
-        response = UpstreamResponse(pool, connection)
-        if response.status >= 400:
-            retry_after = _retry_after(connection.raw_headers)  # before close reuses them
-            try:
-                payload = await connection.read()
-            except OSError:
-                payload = b""
-            finally:
-                response.close()
-            raise ProviderHTTPError(response.status, error_message(payload), retry_after)
-        return response
-
-    async def _exchange(
-        self, pool: Pool, origin: tuple[str, int, bool], request: bytes, url: str
-    ) -> Connection:
-        """The connection whose answer's head has arrived. A request is never sent twice: a
-        connection lost without an answer may still have reached the provider."""
-        try:
-            connection = await pool.acquire(origin)
-        except TimeoutError as exc:
-            raise ProviderTimeout("connect") from exc
-        except OSError as exc:
-            raise ProviderConnectionError(f"cannot reach {url}: {exc}") from exc
+        connection = pool.take_idle(where.origin) or await self._connect(pool, where.origin, url)
+        # A request is never sent twice: a connection lost without an answer may still have
+        # reached the provider.
         try:
             await connection.exchange(request, self.timeouts.first_byte, self.timeouts.idle)
         except TimeoutError as exc:
@@ -211,7 +192,27 @@ class UpstreamClient:
         except BaseException:
             connection.abort()
             raise
-        return connection
+        response = UpstreamResponse(pool, connection)
+        if response.status >= 400:
+            retry_after = _retry_after(connection.raw_headers)  # before close reuses them
+            try:
+                payload = connection.take_body() if connection.done else await connection.read()
+            except OSError:
+                payload = b""
+            finally:
+                response.close()
+            raise ProviderHTTPError(response.status, error_message(payload), retry_after)
+        return response
+
+    @staticmethod
+    async def _connect(pool: Pool, origin: tuple[str, int, bool], url: str) -> Connection:
+        """A connection from ``pool`` once one is free (a new one, when none is idle)."""
+        try:
+            return await pool.acquire(origin)
+        except TimeoutError as exc:
+            raise ProviderTimeout("connect") from exc
+        except OSError as exc:
+            raise ProviderConnectionError(f"cannot reach {url}: {exc}") from exc
 
 
 class ChunkDecoder(Protocol):
