@@ -306,9 +306,14 @@ def plot(raw: Raw, out: Path) -> list[Path]:
     except ImportError:
         return []
     written = []
+    # Ten colours, solid then dashed: a run has more than ten targets, and the default cycle
+    # gave two of them one colour.
+    styles = plt.cycler(linestyle=["-", "--"]) * plt.cycler(color=plt.get_cmap("tab10").colors)
     summary = summarize(raw)
     concurrencies = sorted({int(c) for t in raw["targets"].values() for c in t["wrk"]})
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax in axes:
+        ax.set_prop_cycle(styles)
     for name, s in summary.items():
         for ax, q in zip(axes, ("p50", "p99"), strict=True):
             ys = [s.get(f"{q}_{c}") for c in concurrencies]
@@ -330,6 +335,7 @@ def plot(raw: Raw, out: Path) -> list[Path]:
     written.append(path)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.set_prop_cycle(styles)
     for name, t in raw["targets"].items():
         samples = t["rss_samples"]
         if not samples:
