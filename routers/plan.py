@@ -54,42 +54,6 @@ class Plan:
         return self.levels[index] if self.levels is not None else index
 
 
-@dataclass(frozen=True, slots=True)
-class _FixedChain:
-    """A catalog model with fallbacks, none with deployments to order, planned for one mode:
-    what a plan of it is whenever every model fits, and what a request must show before one
-    might not (``unfit_reason``), so that most requests skip the fit check's walk."""
-
-    targets: tuple[Deployment, ...]
-    lacks_vision: bool
-    lacks_tools: bool
-    lacks_audio: bool
-    min_context: float  # the smallest context of a listed model
-
-    @classmethod
-    def of(cls, models: list[Model]) -> _FixedChain | None:
-        models = models[:MAX_MODELS]
-        if any(m.deployments for m in models):
-            return None
-        return cls(
-            targets=tuple(models),
-            lacks_vision=not all(m.can("vision") for m in models),
-            lacks_tools=not all(m.can("tools") for m in models),
-            lacks_audio=not all(m.can("audio") for m in models),
-            min_context=min((m.context for m in models if m.listed), default=float("inf")),
-        )
-
-    def plan(self, name: str, features: RequestFeatures) -> Plan | None:
-        """The plan, or None when some model might not fit (the general path decides)."""
-        if (features.prompt_tokens > self.min_context
-                or (features.has_images and self.lacks_vision)
-                or (features.has_tools and self.lacks_tools)
-                or (features.has_audio and self.lacks_audio)):
-            return None
-        return Plan(requested=name, targets=list(self.targets),
-                    levels=list(range(len(self.targets))))
-
-
 class Planner:
     """Turns the model name a client sent (or its chain) into a plan."""
 
@@ -116,9 +80,10 @@ class Planner:
                 self._direct[model.id] = model
                 for alias in model.aliases:
                     self._direct[alias] = model
-        # Catalog models with fallbacks, by (name, mode), as first planned (the catalog is
-        # fixed: only configured models have fallbacks, so this stays bounded).
-        self._fixed: dict[tuple[str, str], _FixedChain | None] = {}
+        # Catalog models with fallbacks, by (name, mode): the chain as first planned, None when
+        # a model of it has deployments to order per request (the catalog is fixed, and only
+        # configured models have fallbacks, so this stays bounded).
+        self._fixed: dict[tuple[str, str], tuple[Model, ...] | None] = {}
         self._rng = random.Random()
 
     def plan(
@@ -164,7 +129,8 @@ class Planner:
                 fixed_chain = persona is None and bool(model.fallbacks)
             models = _within(mode, target, models)
             if fixed_chain and (name, mode) not in self._fixed:
-                self._fixed[(name, mode)] = _FixedChain.of(models)
+                kept = tuple(models[:MAX_MODELS])
+                self._fixed[(name, mode)] = None if any(m.deployments for m in kept) else kept
         if len(models) > 1 or router is not None:
             models = self._fit(models, features(), router.name if router else None)
         plan = self._expand(name, models)
@@ -186,14 +152,20 @@ class Planner:
         self, name: str, features: Callable[[], RequestFeatures], mode: str
     ) -> Plan | None:
         """The hot path: a plain model name (one lookup), or a catalog model with fallbacks
-        whose chain this request fits as planned before; None for everything else."""
+        whose kept chain fits this request whole; None for everything else (the general path
+        then decides, dropping what does not fit)."""
         direct = self._direct.get(name)
         if direct is not None:
             if direct.mode != mode:
                 raise WrongMode(name, direct.mode, mode)
             return Plan(requested=name, targets=[direct])
         fixed = self._fixed.get((name, mode))
-        return fixed.plan(name, features()) if fixed is not None else None
+        if fixed is None:
+            return None
+        found = features()
+        if any(unfit_reason(model, found) is not None for model in fixed):
+            return None
+        return Plan(requested=name, targets=list(fixed), levels=list(range(len(fixed))))
 
     def listing(self) -> list[dict[str, object]]:
         """Routers and personas as ``/v1/models`` entries (catalog models are listed apart)."""
