@@ -70,7 +70,8 @@ class Plan:
     sweep: tuple[int, ...]
     servers: tuple[str, ...]
     bare_servers: tuple[str, ...]
-    # Servers measured again with two workers (non-streamed rounds only): issue 5's comparison.
+    # Servers measured again with two workers on both cores, and with one worker on those same
+    # cores as the base (non-streamed rounds only): goal 6.
     two_worker_servers: tuple[str, ...] = ("uvicorn",)
     # PostgreSQL storage and Redis limits (bench/scaleout.py): issue 14's goal 5. One server:
     # the Redis and PostgreSQL counters are read over the whole run, so one target per run.
@@ -114,16 +115,17 @@ def _log(message: str) -> None:
 
 
 def rotated(items: list[Target], by: int) -> list[Target]:
-    """``items`` started ``by`` places on. A gateway with more workers is measured right next to
-    its one-worker twin (first every other round), so goal 6's ratio compares two readings a
-    few seconds apart, not minutes: this machine's speed drifts by more than 5% in that time."""
+    """``items`` started ``by`` places on. A gateway on shared cores (with more workers, or its
+    one-worker twin there) is measured right next to the others of its server (first every
+    other round), so goal 6's ratio compares readings a few seconds apart, not minutes: this
+    machine's speed drifts by more than 5% in that time."""
     units: list[list[Target]] = []
     placed: set[str] = set()
     for item in items:
         if item.name in placed:
             continue
         unit = [item] + [other for other in items if isinstance(other, Gateway)
-                         and other.workers > 1 and other.name.rsplit("-", 1)[0] == item.name]
+                         and other.shared and other.name.rsplit("-", 1)[0] == item.name]
         placed.update(t.name for t in unit)
         units.append(unit[::-1] if by % 2 else unit)
     by %= max(len(units), 1)
@@ -134,7 +136,9 @@ def build_targets(plan: Plan, workdir: Path, upstream: str, with_litellm: bool) 
     targets: list[Target] = [Direct(workdir, upstream), Nginx(workdir, upstream)]
     targets += [Bare(workdir, upstream, server) for server in plan.bare_servers]
     targets += [Gateway(workdir, upstream, server) for server in plan.servers]
-    targets += [Gateway(workdir, upstream, server, workers=2) for server in plan.two_worker_servers]
+    for server in plan.two_worker_servers:
+        targets += [Gateway(workdir, upstream, server, shared=True),
+                    Gateway(workdir, upstream, server, workers=2)]
     targets += [Scaleout(workdir, upstream, server) for server in plan.scaleout_servers]
     if with_litellm:
         targets.append(LiteLLM(workdir, upstream))
@@ -241,7 +245,7 @@ async def measure_sweep(plan: Plan, targets: list[Target],
 def measure_surfaces(plan: Plan, targets: list[Target], results: dict[str, TargetResults],
                      workdir: Path) -> None:
     chosen = [t for t in targets if isinstance(t, Gateway) and t.server in plan.surface_servers
-              and t.workers == 1 and not isinstance(t, Scaleout)]
+              and not t.shared and not isinstance(t, Scaleout)]
     measured = surfaces.measure(chosen, plan.rounds, plan.surface_seconds, workdir, _log)
     for name, rows in measured.items():
         results[name].surfaces = rows
@@ -330,7 +334,7 @@ def run_phases(plan: Plan, targets: list[Target], results: dict[str, TargetResul
         measure_surfaces(plan, targets, results, workdir)
     import uvloop
 
-    streamed = [t for t in targets if not (isinstance(t, Gateway) and t.workers > 1)
+    streamed = [t for t in targets if not (isinstance(t, Gateway) and t.shared)
                 and (plan.scaleout_streams or not isinstance(t, Scaleout))]
     if not held_only:
         uvloop.run(measure_streams(plan, streamed, results))

@@ -405,13 +405,17 @@ class Gateway(Target):
     suffix = ""  # of the name, for a variant of the configuration (bench/scaleout.py)
 
     def __init__(
-        self, workdir: Path, upstream_url: str, server: str = "hypercorn", workers: int = 1
+        self, workdir: Path, upstream_url: str, server: str = "hypercorn", workers: int = 1,
+        shared: bool = False,
     ) -> None:
         self.server = server
         self.workers = workers
-        self.name = f"gateway-{server}" + (f"-{workers}w" if workers > 1 else "") + self.suffix
-        if workers > 1:
-            # Several workers only help with several cores: both, shared with the load.
+        # Several workers only help with several cores: both, shared with the load. ``shared``
+        # puts one worker there too, as goal 6's base: the same cores and neighbours as the
+        # workers, so the ratio sees what the workers cost each other and nothing else.
+        self.shared = shared or workers > 1
+        self.name = f"gateway-{server}" + (f"-{workers}w" if self.shared else "") + self.suffix
+        if self.shared:
             self.cpus = f"{SERVER_CPUS},{LOAD_CPUS}"
         super().__init__(workdir, upstream_url)
         self.config_path = self.workdir / "gateway.toml"

@@ -86,6 +86,22 @@ def test_each_goal_of_issue_14_is_checked_against_its_base() -> None:
     assert "❌ no ledger row lost: 990 rows for 1000 requests" in scaleout
 
 
+def test_two_workers_are_checked_against_one_worker_on_the_same_cores() -> None:
+    raw = _raw()
+    raw["targets"]["gateway-uvicorn-1w"] = _target("gateway", 250, rows=1000)
+    goals = report.goals(raw)
+
+    two = _line(goals, "gateway-uvicorn-2w")
+    assert "✅ CPU/request vs gateway-uvicorn-1w ≤ 1.05x: 0.98x (245 vs 250 µs)" in two
+    assert "(1.02x gateway-uvicorn on a core of its own)" in two
+    assert "goal 6's base" in _line(goals, "gateway-uvicorn-1w")
+    assert "≤ 1.05x" not in _line(goals, "gateway-uvicorn-1w")
+
+    raw["targets"]["gateway-uvicorn-2w"] = _target("gateway", 270, rows=1000)
+    two = _line(report.goals(raw), "gateway-uvicorn-2w")
+    assert "❌ CPU/request vs gateway-uvicorn-1w ≤ 1.05x: 1.08x" in two
+
+
 def test_the_side_tables_show_surfaces_and_redis_and_postgres_work_per_request() -> None:
     text = report.side_tables(_raw())
 
