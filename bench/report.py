@@ -212,7 +212,7 @@ def _scaleout_checks(name: str, s: dict[str, Any], summary: dict[str, dict[str, 
 def _handled(s: dict[str, Any]) -> int:
     """Requests the gateway handled: its ledger rows, which also hold the requests wrk cut off
     at the end of each run (at a low rate and c64 that is many more than wrk counts)."""
-    return max(s["ledger_rows"] or 0, s["requests_sent"])
+    return max(int(s["ledger_rows"] or 0), int(s["requests_sent"]))
 
 
 def _default_server_check(summary: dict[str, dict[str, Any]], default: str) -> list[Check]:
@@ -330,7 +330,10 @@ def plot(raw: Raw, out: Path) -> list[Path]:
     written = []
     # Ten colours, solid then dashed: a run has more than ten targets, and the default cycle
     # gave two of them one colour.
-    styles = plt.cycler(linestyle=["-", "--"]) * plt.cycler(color=plt.get_cmap("tab10").colors)
+    from cycler import cycler  # matplotlib's own dependency
+
+    tab10 = [plt.get_cmap("tab10")(i) for i in range(10)]
+    styles = cycler(linestyle=["-", "--"]) * cycler(color=tab10)
     summary = summarize(raw)
     concurrencies = sorted({int(c) for t in raw["targets"].values() for c in t["wrk"]})
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
