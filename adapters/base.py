@@ -25,7 +25,9 @@ class Call:
 
     model: str
     stream: bool
-    raw: Mapping[str, Any] | None = None  # read-only: one body serves every fallback
+    # Read-only: one body serves every fallback. A chat body's values may be JSON text
+    # (``msgspec.Raw``, sent as it is): read one with ``decoded``.
+    raw: Mapping[str, Any] | None = None
     request: Request | None = None
     headers: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None  # a caller's own provider key (BYOK) instead of the pool's
@@ -155,3 +157,9 @@ def readable(payloads: Iterable[bytes], decoder: msgspec.json.Decoder[T]) -> Ite
             yield decoder.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError):
             continue
+
+
+def decoded(value: Any) -> Any:
+    """A member of ``Call.raw`` as Python values: the body comes decoded, or as its top-level
+    members with their values as JSON text (``msgspec.Raw``, ``Parsed.members``)."""
+    return msgspec.json.decode(value) if isinstance(value, msgspec.Raw) else value

@@ -20,12 +20,14 @@ from typing import Any, Protocol
 import msgspec
 
 from adapters import canonical as c
-from adapters.base import StreamTranslator
+from adapters.base import StreamTranslator, decoded
 from adapters.errors import CallerError, InvalidRequest
 from adapters.features import RequestFeatures, features_from_canonical
 from adapters.overlay import Overlay
 
 MAX_MODEL_NAME_BYTES = 256
+# A body's top-level members, each value kept as its JSON text.
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 class Parsed:
@@ -44,6 +46,7 @@ class Parsed:
     __slots__ = (
         "_canonical",
         "_features",
+        "_members",
         "_raw",
         "body",
         "chain",
@@ -68,6 +71,7 @@ class Parsed:
         routing_fields: bool = False,
         features_of: Callable[[Any], RequestFeatures] | None = None,
         max_tokens: int | None = None,
+        members: dict[str, msgspec.Raw] | None = None,
     ) -> None:
         self.body = body
         self.typed = typed
@@ -79,6 +83,7 @@ class Parsed:
         self.features_of = features_of
         self.max_tokens = max_tokens
         self._raw: dict[str, Any] | None = None
+        self._members = members
         self._canonical: c.Request | None = None
         self._features: RequestFeatures | None = None
 
@@ -98,6 +103,16 @@ class Parsed:
         if self._raw is None:
             self._raw = msgspec.json.decode(self.body)
         return self._raw
+
+    def members(self) -> dict[str, msgspec.Raw]:
+        """A new mapping of the body's top-level members, each value left as the caller's
+        JSON text (``msgspec.Raw``, re-encoded as it is): a pass-through that changes only
+        top-level keys sends the body without decoding and re-encoding what is nested, which
+        is nearly all of it (a 194 KB chat body: 86 + 6 µs, against 108 + 85 through ``raw``,
+        and the 6 or 85 again for each fallback)."""
+        if self._members is None:
+            self._members = _MEMBERS.decode(self.body)
+        return dict(self._members)
 
     def canonical(self, to_canonical: Callable[[Any], c.Request]) -> c.Request:
         """The canonical request, converted once."""
@@ -165,7 +180,11 @@ class DialectIngress:
         return parsed.canonical(self.convert)
 
     def passthrough_body(self, parsed: Parsed, overlay: Overlay | None) -> dict[str, Any]:
-        """The caller's body for a same-dialect upstream, with the persona's overlay on."""
+        """The caller's body for a same-dialect upstream, with the persona's overlay on. As
+        sent, it is ``parsed.members()``: an adapter reads a member with ``adapters.base.decoded``."""
+        if overlay is None:
+            members = parsed.members()
+            return without_routing_fields(members) if parsed.routing_fields else members
         body = passthrough_base(parsed)
         return body if overlay is None else self.overlay(body, overlay)
 
@@ -234,13 +253,27 @@ class _RoutingView(msgspec.Struct):
 _routing_view = msgspec.json.Decoder(_RoutingView)
 
 
-def routing_chain(body: bytes) -> list[str] | None:
+def names_a_chain(members: Mapping[str, msgspec.Raw]) -> bool:
+    """Whether a body's members hold ``models`` or ``route``, top level or in ``extra_body``
+    (the members, not the whole body: a search of 200 KB for '"models"' took 120 µs, and any
+    conversation quoting the word paid for a chain's decoding too)."""
+    if "models" in members or "route" in members:
+        return True
+    extra = members.get("extra_body")
+    if extra is None:
+        return False
+    text = memoryview(extra).tobytes()
+    return b'"models"' in text or b'"route"' in text
+
+
+def routing_chain(members: Mapping[str, msgspec.Raw]) -> list[str] | None:
     """The caller's fallback chain from ``models``/``route``, top level or in ``extra_body``.
 
     (The OpenAI SDK merges ``extra_body`` into the top level; other clients send it as is.)
     """
+    routing = {key: members[key] for key in ("models", "route", "extra_body") if key in members}
     try:
-        view = _routing_view.decode(body)
+        view = _routing_view.decode(msgspec.json.encode(routing))
     except msgspec.ValidationError as exc:
         raise validation_error(exc) from exc
     models, route = view.models, view.route
@@ -262,19 +295,21 @@ def routing_chain(body: bytes) -> list[str] | None:
 def parsed_json(body: bytes, typed: Any, model: str, stream: bool, wants_usage: bool, *,
                 max_tokens: int | None,
                 features_of: Callable[[Any], RequestFeatures] | None = None) -> Parsed:
-    """A JSON dialect's validated body as ``Parsed``, with the caller's fallback chain read
-    when the body names one (``models``/``route``)."""
-    routing_fields = b'"models"' in body or b'"route"' in body
+    """A JSON dialect's validated body (an object: ``typed`` came from it) as ``Parsed``,
+    with the caller's fallback chain read when the body names one (``models``/``route``)."""
+    members = _MEMBERS.decode(body)
+    routing_fields = names_a_chain(members)
     return Parsed(body, typed, model, stream, wants_usage,
-                  chain=routing_chain(body) if routing_fields else None,
-                  routing_fields=routing_fields, features_of=features_of, max_tokens=max_tokens)
+                  chain=routing_chain(members) if routing_fields else None,
+                  routing_fields=routing_fields, features_of=features_of, max_tokens=max_tokens,
+                  members=members)
 
 
 def without_routing_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``body`` without the gateway's own keys (``models``, ``route``), with
     ``extra_body`` unwrapped as the OpenAI SDK would have."""
     out = {k: v for k, v in body.items() if k not in ("models", "route", "extra_body")}
-    extra = body.get("extra_body")
+    extra = decoded(body.get("extra_body"))
     if isinstance(extra, dict):
         for key, value in extra.items():
             if key not in ("models", "route"):

@@ -103,6 +103,56 @@ def test_every_field_reaches_the_upstream_unchanged(
     assert sent == {**body, "model": "ok"}
 
 
+# What a decode and re-encode would change: a \u escape, trailing zeros, spaces inside a value.
+_AS_WRITTEN = (
+    b'"messages":[{"role":"user","content":"caf\\u00e9 costs 1.10"}]',
+    b'"a_field_from_the_future":{"ratio": 1.10, "note":"\\u00e9"}',
+    b'"temperature":0.70',
+)
+
+
+def test_nested_values_reach_the_provider_byte_for_byte(
+    gateway: GatewayProcess, fake: FakeUpstream
+) -> None:
+    body = b'{"model":"fake/ok",' + b",".join(_AS_WRITTEN) + b"}"
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=body,
+                          headers={**gateway.headers(), "content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    [sent] = fake.requests
+    assert sent.body["model"] == "ok"
+    for member in _AS_WRITTEN:
+        assert member in sent.raw
+
+
+def test_each_fallback_of_a_callers_chain_gets_the_body_as_written(
+    gateway: GatewayProcess, fake: FakeUpstream
+) -> None:
+    chain = b'"models":["fake/error500-as-written","fake/ok"],"route":"fallback"'
+    body = b'{"model":"fake/error500-as-written",' + b",".join((*_AS_WRITTEN, chain)) + b"}"
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=body,
+                          headers={**gateway.headers(), "content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert [r.body["model"] for r in fake.requests] == ["error500-as-written", "ok"]
+    for sent in fake.requests:
+        assert "models" not in sent.body and "route" not in sent.body
+        for member in _AS_WRITTEN:
+            assert member in sent.raw
+
+
+def test_a_callers_stream_options_are_kept_with_usage_asked_upstream(
+    gateway: GatewayProcess, fake: FakeUpstream
+) -> None:
+    body = {"model": "fake/ok", "stream": True, "messages": [{"role": "user", "content": "a"}],
+            "stream_options": {"include_usage": False, "include_obfuscation": False}}
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body,
+                      headers=gateway.headers()) as response:
+        assert response.status_code == 200
+        text = b"".join(response.iter_bytes())
+    assert b'"usage"' not in text  # not asked for: the upstream's usage is not forwarded
+    options = fake.bodies()[0]["stream_options"]
+    assert options == {"include_usage": True, "include_obfuscation": False}
+
+
 def test_stream_usage_is_requested_upstream_but_forwarded_only_when_asked(
     gateway: GatewayProcess, fake: FakeUpstream
 ) -> None:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import msgspec
 
 from adapters import canonical as c
-from adapters.base import Call, ProviderSettings, RawReply
+from adapters.base import Call, ProviderSettings, RawReply, decoded
 from adapters.images import typed
 from adapters.openai.images import openai_images_body, openai_images_reply
 from adapters.openai.upstream import (
@@ -64,7 +64,7 @@ class OpenAIProvider(JSONProvider):
             # A new mapping per call: the caller's body is shared by every fallback.
             body = {**call.raw, "model": call.model}
             if call.stream and "messages" in body:
-                options = call.raw.get("stream_options")
+                options = decoded(call.raw.get("stream_options"))
                 body["stream_options"] = {
                     **(options if isinstance(options, dict) else {}),
                     "include_usage": True,

@@ -27,11 +27,13 @@ from bench.fake_upstream.wire import Request
 
 @dataclass
 class Recorded:
-    """One request as the fake received it; ``headers`` are case-insensitive."""
+    """One request as the fake received it; ``headers`` are case-insensitive, ``raw`` is the
+    body's bytes."""
 
     path: str
     headers: CIMultiDict[str]
     body: dict[str, Any]
+    raw: bytes = b""
 
 
 @dataclass
@@ -137,7 +139,7 @@ class FakeUpstream:
     def received(self, route: Route, request: Request) -> Handler | None:
         headers = CIMultiDict((k.decode("latin-1"), v.decode("latin-1"))
                               for k, v in request.headers.items())
-        self.requests.append(Recorded(request.target, headers, request.json()))
+        self.requests.append(Recorded(request.target, headers, request.json(), bytes(request.body)))
         model = request.probe.model
         if route.hit:
             self.hits[model] += 1
