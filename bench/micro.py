@@ -1,7 +1,7 @@
 """The gateway's own CPU per request, in process: no server, no network, no load generator.
 
     python -m bench.micro [--requests 20000] [--stream] [--concurrency 1] [--responses]
-                          [--fallback] [--scaleout] [--uvloop]
+                          [--fallback] [--prompt-kb N] [--scaleout] [--uvloop]
 
 The app of ``gateway.app.create_app`` (the bench's configuration: every tier limit on, 64
 users, SQLite ledger) is called as ASGI, one request after another (or ``--concurrency`` at
@@ -9,7 +9,9 @@ a time), built with a stub upstream client (``build_gateway(config, client=…)`
 answers the bench's 16-token reply (or its 64-chunk stream) from memory. ``--responses`` sends
 the same request to ``/v1/responses`` instead (translated to chat completions and back);
 ``--fallback`` asks for a model whose first deployment answers 500 (as the bench's fallback
-row), so the figure less the plain one is what a failed attempt costs the gateway. What
+row), so the figure less the plain one is what a failed attempt costs the gateway;
+``--prompt-kb`` puts a conversation of that many KB before the question (what a coding agent
+sends: the cost of the body's size). What
 is left is what the gateway adds on top of an ASGI server and aiohttp, measured with
 ``time.process_time`` and steady to a few percent even on a shared machine: use it to compare
 changes to the hot path, A against B. It does not see what the gateway makes the server and
@@ -103,7 +105,9 @@ class StubClient:
         return _Response()
 
     async def fetch(self, url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
-        if b"error500" in body:  # the upstream client's own exception for a 500
+        # The model leads the bench's body; a search of all of a 200 KB body would cost more
+        # than the gateway's own work on it.
+        if b"error500" in body[:64]:  # the upstream client's own exception for a 500
             raise ProviderHTTPError(500, error_message(_ERROR), None)
         return _REPLY
 
@@ -125,21 +129,30 @@ async def _keys(config_path: Path) -> list[str]:
         await store.close()
 
 
-def _request(model: str, stream: bool, responses: bool) -> tuple[str, bytes]:
-    """The path and body of the bench's request, in chat completions or the Responses API."""
+def _conversation(kb: int) -> list[dict[str, str]]:
+    """A conversation of about ``kb`` KB, in turns of ~2 KB: a coding agent's context."""
+    turn = " ".join(f"line {i}: def handler(request): return request.json()" for i in range(36))
+    roles = ("user", "assistant")
+    return [{"role": roles[i % 2], "content": turn} for i in range(max(kb // 2, 1))]
+
+
+def _request(model: str, stream: bool, responses: bool, prompt_kb: int = 0) -> tuple[str, bytes]:
+    """The path and body of the bench's request, in chat completions or the Responses API;
+    ``prompt_kb`` puts a conversation of that size before the question."""
+    history = _conversation(prompt_kb) if prompt_kb else []
     if responses:
         return "/v1/responses", msgspec.json.encode({
             "model": model, "stream": stream, "max_output_tokens": 64,
             "instructions": "You are a benchmark.", "input": "Say something short."})
     return "/v1/chat/completions", msgspec.json.encode({
         "model": model, "stream": stream, "max_tokens": 64,
-        "messages": [{"role": "system", "content": "You are a benchmark."},
+        "messages": [{"role": "system", "content": "You are a benchmark."}, *history,
                      {"role": "user", "content": "Say something short."}]})
 
 
 async def measure(requests: int, stream: bool, concurrency: int = 1,
                   responses: bool = False, database: str = "", fallback: bool = False,
-                  ) -> float:
+                  prompt_kb: int = 0) -> float:
     from adapters.upstream import Timeouts
     from gateway.app import create_app
     from gateway.config import load_config
@@ -165,7 +178,7 @@ async def measure(requests: int, stream: bool, concurrency: int = 1,
     model = "bench/bench-tok64-gap20" if stream else "bench/bench-tok16"
     if fallback:
         model = "bench/bench-error500-tok16"
-    path, body = _request(model, stream, responses)
+    path, body = _request(model, stream, responses, prompt_kb)
     scopes = [{
         "type": "http", "http_version": "1.1", "method": "POST", "scheme": "http",
         "path": path, "raw_path": path.encode(),
@@ -232,6 +245,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--responses", action="store_true", help="POST /v1/responses")
     parser.add_argument("--fallback", action="store_true", help="first model answers 500")
+    parser.add_argument("--prompt-kb", type=int, default=0,
+                        help="a conversation of this many KB before the question (chat only)")
     parser.add_argument("--scaleout", action="store_true", help="PostgreSQL and Redis")
     parser.add_argument("--uvloop", action="store_true", help="on uvloop (as the servers)")
     args = parser.parse_args()
@@ -241,7 +256,7 @@ def main() -> None:
         database = scaleout.create_database()
     sys.stdout = open(os.devnull, "w")  # the gateway's JSON log lines  # noqa: SIM115
     run = measure(args.requests, args.stream, args.concurrency, args.responses, database,
-                  args.fallback)
+                  args.fallback, args.prompt_kb)
     try:
         if args.uvloop:
             import uvloop
@@ -255,6 +270,7 @@ def main() -> None:
     kind = "streamed (64 chunks)" if args.stream else "non-streamed"
     kind += " /v1/responses" if args.responses else ""
     kind += " fallback" if args.fallback else ""
+    kind += f" ({args.prompt_kb} KB prompt)" if args.prompt_kb else ""
     kind += " (PostgreSQL and Redis)" if args.scaleout else ""
     print(f"gateway's own CPU per {kind} request: {cost:.1f} µs", file=sys.stderr)
 
