@@ -180,8 +180,8 @@ class DialectIngress:
         return parsed.canonical(self.convert)
 
     def passthrough_body(self, parsed: Parsed, overlay: Overlay | None) -> dict[str, Any]:
-        """The caller's body for a same-dialect upstream, with the persona's overlay on. As
-        sent, it is ``parsed.members()``: an adapter reads a member with ``adapters.base.decoded``."""
+        """The caller's body for a same-dialect upstream, with the persona's overlay on.
+        Without one it is ``parsed.members()``: read a member with ``adapters.base.decoded``."""
         if overlay is None:
             members = parsed.members()
             return without_routing_fields(members) if parsed.routing_fields else members
