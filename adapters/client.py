@@ -185,8 +185,7 @@ class DialectIngress:
         if overlay is None:
             members = parsed.members()
             return without_routing_fields(members) if parsed.routing_fields else members
-        body = passthrough_base(parsed)
-        return body if overlay is None else self.overlay(body, overlay)
+        return self.overlay(passthrough_base(parsed), overlay)
 
     def canonical_reply(self, response: c.Response, served_model: str) -> bytes:
         """A whole canonical answer in the dialect's reply shape."""

@@ -3,12 +3,13 @@ bounded before decoding, and the provider's own words only for the caller's own 
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
 from adapters.errors import ProviderHTTPError
-from gateway.errors import from_provider_error
+from gateway.errors import BadRequest, from_provider_error
 from gateway.json_depth import MAX_DEPTH, check_depth
 from tests.seam import pipeline
 
@@ -43,6 +44,55 @@ def test_depth_check_ignores_brackets_inside_strings() -> None:
     check_depth(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH)
     with pytest.raises(Exception, match="nested"):
         check_depth(b'["\\\\",' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"]")
+
+
+def _depth(body: bytes) -> int:
+    """The nesting of ``body`` read one character at a time: the check's reference."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in body.decode("latin-1"):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _nested(rng: random.Random, depth: int) -> str:
+    """A random JSON value nested at most ``depth`` deep, its strings full of brackets,
+    escaped quotes and backslashes."""
+    strings = ['"a"', '"["', '"]}"', '"\\\\"', '"\\"["', '"x\\\\\\"{"', '"\\n"', '"\\u005b"',
+               '""', '"[\\\\"', '"{\\\\\\\\"']
+    if depth == 0 or rng.random() < 0.3:
+        return rng.choice(strings)
+    items = [_nested(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+    if rng.random() < 0.5:
+        return "[" + ",".join(items) + "]"
+    return "{" + ",".join(f"{rng.choice(strings)}:{item}" for item in items) + "}"
+
+
+def test_depth_check_agrees_with_a_character_by_character_reading() -> None:
+    """Every body is refused exactly when its nesting outside strings is over the limit."""
+    rng = random.Random(14)
+    for _ in range(3000):
+        body = _nested(rng, rng.randint(1, 7)).encode()
+        limit = rng.randint(1, 5)
+        refused = False
+        try:
+            check_depth(body, limit)
+        except BadRequest:
+            refused = True
+        assert refused == (_depth(body) > limit), body
 
 
 async def test_an_unexpected_failure_outside_the_pipeline_is_a_json_500(
