@@ -4,6 +4,10 @@ No auth, limits, routing or ledger: the body goes to ``BARE_UPSTREAM`` + the req
 is, and the answer comes back as is (streams chunk by chunk, from ``iter_any()``). Whatever the
 gateway costs above this is its own work; what this costs is the Python/ASGI floor.
 
+``BARE_FALLBACKS`` (``first=second,...``) gives the floor of a fallback: a whole answer of 500
+or more from a model named there is read and dropped, and the same body goes out again with
+the model's name swapped in its bytes (no parsing: the least a fallback can do).
+
 Run: ``BARE_UPSTREAM=http://127.0.0.1:9100 hypercorn 'bench.bare_proxy:create_app()'``.
 """
 
@@ -22,8 +26,15 @@ from starlette.routing import Route
 _HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
 
+def _fallbacks(spec: str) -> list[tuple[bytes, bytes]]:
+    """``first=second,...`` as the quoted names to look for and put in their place."""
+    pairs = [entry.split("=", 1) for entry in spec.split(",") if "=" in entry]
+    return [(f'"{first}"'.encode(), f'"{second}"'.encode()) for first, second in pairs]
+
+
 def create_app() -> Starlette:
     upstream = os.environ.get("BARE_UPSTREAM", "http://127.0.0.1:9100").rstrip("/")
+    fallbacks = _fallbacks(os.environ.get("BARE_FALLBACKS", ""))
     session: aiohttp.ClientSession | None = None
 
     @contextlib.asynccontextmanager
@@ -44,7 +55,16 @@ def create_app() -> Starlette:
         headers = {"Content-Type": "application/json"}
         if "authorization" in request.headers:
             headers["Authorization"] = request.headers["authorization"]
-        response = await session.post(upstream + request.url.path, data=body, headers=headers)
+        url = upstream + request.url.path
+        response = await session.post(url, data=body, headers=headers)
+        if response.status >= 500 and fallbacks:
+            for first, second in fallbacks:
+                if first in body:
+                    await response.read()
+                    response.release()
+                    body = body.replace(first, second, 1)
+                    response = await session.post(url, data=body, headers=headers)
+                    break
         out_headers = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
         if response.headers.get("content-type", "").startswith("text/event-stream"):
 

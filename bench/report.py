@@ -183,9 +183,14 @@ def _server_checks(name: str, s: dict[str, Any], summary: dict[str, dict[str, An
     if s.get("cpu_us") and litellm.get("cpu_us"):
         ratio = litellm["cpu_us"] / s["cpu_us"]
         checks.append(("req/s per core ≥ 30x LiteLLM", ratio >= 30, f"{ratio:.1f}x"))
-    for row, (mine, base, ratio) in surface_ratios(raw).get(name, {}).items():
+    ratios = surface_ratios(raw)
+    floors = ratios.get(f"bare-{server}", {})
+    for row, (mine, base, ratio) in ratios.get(name, {}).items():
+        floor = floors.get(row)
+        beside = "" if floor is None else (
+            f"; bare-{server} {floor[2]:.2f}x ({floor[0]:.0f} vs {floor[1]:.0f} µs)")
         checks.append((f"{row} vs {raw['meta']['surface_bases'][row]} ≤ 1.25x", ratio <= 1.25,
-                       f"{ratio:.2f}x ({mine:.0f} vs {base:.0f} µs)"))
+                       f"{ratio:.2f}x ({mine:.0f} vs {base:.0f} µs{beside})"))
     return checks + _stream_checks(s, summary.get("direct", {})) + _ledger_checks(s)
 
 

@@ -244,9 +244,14 @@ async def measure_sweep(plan: Plan, targets: list[Target],
 
 def measure_surfaces(plan: Plan, targets: list[Target], results: dict[str, TargetResults],
                      workdir: Path) -> None:
-    chosen = [t for t in targets if isinstance(t, Gateway) and t.server in plan.surface_servers
-              and not t.shared and not isinstance(t, Scaleout)]
-    measured = surfaces.measure(chosen, plan.rounds, plan.surface_seconds, workdir, _log)
+    gateways: list[Target] = [
+        t for t in targets if isinstance(t, Gateway) and t.server in plan.surface_servers
+        and not t.shared and not isinstance(t, Scaleout)]
+    # The bare pass-through's chat and fallback: the floor of what a second call costs.
+    floors: list[Target] = [
+        t for t in targets if isinstance(t, Bare) and t.server in plan.surface_servers]
+    measured = surfaces.measure(gateways + floors, plan.rounds, plan.surface_seconds, workdir,
+                                _log)
     for name, rows in measured.items():
         results[name].surfaces = rows
         results[name].requests_sent += sum(r["requests"] for runs in rows.values() for r in runs)

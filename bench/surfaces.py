@@ -21,6 +21,10 @@ row                 what the client sends                       compared with
 
 The embeddings row is there when the gateway has ``/v1/embeddings`` (``has_embeddings``).
 
+A bare pass-through (``bench/bare_proxy.py``) runs the ``chat`` and ``fallback`` rows too: its
+fallback swaps the model's name in the body's bytes and sends it again, the least a fallback
+can do, so its ratio is the floor of what a second call costs on that server.
+
 Each row is run once, unrecorded, before the rounds, and the next row's CPU reading waits until
 the target is quiet: wrk's end cuts the streams in flight, and their settlement (the first one
 loads the tokenizer, ~0.5 s of CPU, to count what was sent) would otherwise land in the window
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import WrkResult, chat_body, run_wrk
-from bench.targets import LOAD_CPUS, Gateway, cpu_seconds, has_embeddings
+from bench.targets import LOAD_CPUS, Bare, Gateway, Target, cpu_seconds, has_embeddings
 
 CONCURRENCY = 16
 SURFACE_STREAM = "bench-tok64-gap2"
@@ -50,11 +54,12 @@ EMBED_INPUTS = [f"The sentence number {i} to embed, about ten words long." for i
 class Surface:
     name: str
     path: str
-    body: Callable[[Gateway], str]
+    body: Callable[[Target], str]
     base: str = ""  # the row it is compared with
+    bare: bool = False  # a bare pass-through serves it too
 
 
-def _responses_body(target: Gateway) -> str:
+def _responses_body(target: Target) -> str:
     return json.dumps({
         "model": target.model(SURFACE_STREAM), "instructions": "You are a terse assistant.",
         "input": "Say hello in sixteen tokens, please.", "max_output_tokens": 64,
@@ -62,16 +67,17 @@ def _responses_body(target: Gateway) -> str:
     }, separators=(",", ":"))
 
 
-def _embeddings_body(target: Gateway) -> str:
+def _embeddings_body(target: Target) -> str:
     return json.dumps({"model": "bench/bench-embed", "input": EMBED_INPUTS},
                       separators=(",", ":"))
 
 
 def surfaces() -> list[Surface]:
     rows = [
-        Surface("chat", "/v1/chat/completions", lambda t: chat_body(t.model("bench-tok16"))),
+        Surface("chat", "/v1/chat/completions", lambda t: chat_body(t.model("bench-tok16")),
+                bare=True),
         Surface("fallback", "/v1/chat/completions",
-                lambda t: chat_body(t.model("bench-error500-tok16")), base="chat"),
+                lambda t: chat_body(t.model("bench-error500-tok16")), base="chat", bare=True),
     ]
     if has_embeddings():
         rows.append(Surface("embeddings16", "/v1/embeddings", _embeddings_body, base="chat"))
@@ -95,7 +101,7 @@ def wait_quiet(pids: list[int]) -> None:
         last = now
 
 
-def measure(targets: list[Gateway], rounds: int, seconds: float, workdir: Path,
+def measure(targets: list[Target], rounds: int, seconds: float, workdir: Path,
             log: Callable[[str], None], only: set[str] | None = None,
             ) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """{target: {row: [one dict per round]}} with requests, errors and CPU µs per request.
@@ -104,13 +110,15 @@ def measure(targets: list[Gateway], rounds: int, seconds: float, workdir: Path,
     ``seconds`` each: a row and its base then sit at the same mean time in the round, so a
     change in the machine's speed during the round moves both alike."""
     out: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {} for t in targets}
-    rows = [row for row in surfaces() if only is None or row.name in only]
+    wanted = [row for row in surfaces() if only is None or row.name in only]
+    served = {t.name: [r for r in wanted if r.bare or not isinstance(t, Bare)] for t in targets}
     for target in targets:  # one-time costs (tokenizer, first statements) out of round one
-        for row in rows:
+        for row in served[target.name]:
             run_wrk(target.url, "", target.keys, CONCURRENCY, WARM_SECONDS, workdir, LOAD_CPUS,
                     path=row.path, body=row.body(target))
     for _ in range(rounds):
         for target in targets:
+            rows = served[target.name]
             slices: dict[str, list[tuple[WrkResult, float]]] = {row.name: [] for row in rows}
             for row in rows + rows[::-1]:
                 slices[row.name].append(_slice(target, row, seconds / 2, workdir))
@@ -123,7 +131,7 @@ def measure(targets: list[Gateway], rounds: int, seconds: float, workdir: Path,
     return out
 
 
-def _slice(target: Gateway, row: Surface, seconds: float, workdir: Path) -> tuple[WrkResult, float]:
+def _slice(target: Target, row: Surface, seconds: float, workdir: Path) -> tuple[WrkResult, float]:
     """One wrk run of ``row`` and the CPU seconds the target spent in it."""
     pids = target.pids()
     wait_quiet(pids)
@@ -171,29 +179,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", help="comma-separated rows (default: all)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2)
+    parser.add_argument("--bare", action="store_true",
+                        help="the bare pass-through too (its chat and fallback rows)")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {int(LOAD_CPUS)})
     workdir = Path(tempfile.mkdtemp(prefix="gateway-surfaces-"))
     upstream, upstream_url = start_upstream(workdir)
-    target = Gateway(workdir, upstream_url, args.server)
+    targets: list[Target] = [Gateway(workdir, upstream_url, args.server)]
+    if args.bare:
+        targets.append(Bare(workdir, upstream_url, args.server))
     wanted = set(args.rows.split(",")) if args.rows else None
     try:
-        target.start()
-        target.wait_ready()
-        rows = measure([target], args.rounds, args.seconds, workdir, print,
-                       wanted)[target.name]
+        for target in targets:
+            target.start()
+            target.wait_ready()
+        measured = measure(targets, args.rounds, args.seconds, workdir, print, wanted)
     finally:
-        target.stop()
+        for target in targets:
+            target.stop()
         upstream.terminate()
         upstream.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
-    raw = {"meta": {"surface_bases": bases()}, "targets": {target.name: {"surfaces": rows}}}
-    for name, (mine, theirs, ratio) in surface_ratios(raw).get(target.name, {}).items():
-        base = bases()[name]
-        rounds = ", ".join(f"{r['cpu_us'] / b['cpu_us']:.2f}"
-                           for r, b in zip(rows[name], rows[base], strict=True))
-        print(f"{name} / {base}: median {ratio:.2f}x ({mine:.0f} vs {theirs:.0f} µs; "
-              f"rounds {rounds})")
+    raw = {"meta": {"surface_bases": bases()},
+           "targets": {name: {"surfaces": rows} for name, rows in measured.items()}}
+    for target_name, ratios in surface_ratios(raw).items():
+        rows = measured[target_name]
+        for name, (mine, theirs, ratio) in ratios.items():
+            base = bases()[name]
+            rounds = ", ".join(f"{r['cpu_us'] / b['cpu_us']:.2f}"
+                               for r, b in zip(rows[name], rows[base], strict=True))
+            print(f"{target_name} {name} / {base}: median {ratio:.2f}x ({mine:.0f} vs "
+                  f"{theirs:.0f} µs; rounds {rounds})")
     return 0
 
 

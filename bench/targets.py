@@ -275,6 +275,10 @@ def _asgi_command(server: str, app: str, port: int, factory: bool) -> list[str]:
     raise ValueError(server)
 
 
+# The fallback row's two models, for the bare pass-through's floor of a fallback.
+BARE_FALLBACKS = "bench-error500-tok16=bench-tok16"
+
+
 class Bare(Target):
     kind = "bare"
 
@@ -287,7 +291,8 @@ class Bare(Target):
         return _asgi_command(self.server, "bench.bare_proxy:create_app", self.port, factory=True)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(ROOT), "BARE_UPSTREAM": self.upstream_url}
+        return {**os.environ, "PYTHONPATH": str(ROOT), "BARE_UPSTREAM": self.upstream_url,
+                "BARE_FALLBACKS": BARE_FALLBACKS}
 
 
 _GATEWAY_TOML = """

@@ -73,3 +73,39 @@ def test_anthropic_dialect_complete_and_stream(fake_url: str) -> None:
         final = stream.get_final_message()
     assert text == "tok " * 4
     assert final.usage.output_tokens == 4 and final.stop_reason == "end_turn"
+
+
+def _serve_bare(fake_url: str, fallbacks: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "bench.bare_proxy:create_app",
+         "--port", str(port), "--log-level", "warning"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "BARE_UPSTREAM": fake_url,
+             "BARE_FALLBACKS": fallbacks},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            httpx.get(url + "/health", timeout=0.5)
+            return process, url
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "bare pass-through did not start"
+            time.sleep(0.05)
+
+
+def test_the_bare_pass_through_falls_back_only_where_told(fake_url: str) -> None:
+    body = {"model": "bench-error500-tok4", "messages": [{"role": "user", "content": "hi"}]}
+    told, told_url = _serve_bare(fake_url, "bench-error500-tok4=bench-tok4")
+    untold, untold_url = _serve_bare(fake_url, "")
+    try:
+        answer = httpx.post(told_url + "/v1/chat/completions", json=body, timeout=5)
+        failed = httpx.post(untold_url + "/v1/chat/completions", json=body, timeout=5)
+    finally:
+        for process in (told, untold):
+            process.terminate()
+            process.wait(5)
+
+    assert answer.status_code == 200
+    assert answer.json()["choices"][0]["message"]["content"] == "tok " * 4
+    assert failed.status_code == 500

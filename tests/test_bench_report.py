@@ -102,6 +102,20 @@ def test_two_workers_are_checked_against_one_worker_on_the_same_cores() -> None:
     assert "❌ CPU/request vs gateway-uvicorn-1w ≤ 1.05x: 1.08x" in two
 
 
+def test_the_fallback_is_shown_beside_the_bare_pass_throughs_own_fallback() -> None:
+    raw = _raw()
+    raw["targets"]["bare-uvicorn"]["surfaces"] = {
+        "chat": [{"requests": 100, "cpu_us": 200.0}],
+        "fallback": [{"requests": 100, "cpu_us": 290.0}],
+    }
+
+    uvicorn = _line(report.goals(raw), "gateway-uvicorn")
+
+    assert "❌ fallback vs chat ≤ 1.25x: 1.50x (450 vs 300 µs; bare-uvicorn 1.45x (290 vs 200 µs))" \
+        in uvicorn
+    assert "| bare-uvicorn | fallback | 290 | chat | 200 | 1.45x |" in report.side_tables(raw)
+
+
 def test_the_side_tables_show_surfaces_and_redis_and_postgres_work_per_request() -> None:
     text = report.side_tables(_raw())
 
