@@ -1,7 +1,7 @@
 """The gateway's own CPU per request, in process: no server, no network, no load generator.
 
     python -m bench.micro [--requests 20000] [--stream] [--concurrency 1] [--responses]
-                          [--fallback] [--prompt-kb N] [--scaleout] [--uvloop]
+                          [--fallback [--benched]] [--prompt-kb N] [--scaleout] [--uvloop]
 
 The app of ``gateway.app.create_app`` (the bench's configuration: every tier limit on, 64
 users, SQLite ledger) is called as ASGI, one request after another (or ``--concurrency`` at
@@ -9,7 +9,9 @@ a time), built with a stub upstream client (``build_gateway(config, client=…)`
 answers the bench's 16-token reply (or its 64-chunk stream) from memory. ``--responses`` sends
 the same request to ``/v1/responses`` instead (translated to chat completions and back);
 ``--fallback`` asks for a model whose first deployment answers 500 (as the bench's fallback
-row), so the figure less the plain one is what a failed attempt costs the gateway;
+row), so the figure less the plain one is what a failed attempt costs the gateway, and
+``--benched`` keeps the gateway's default health settings (three failures in a row bench the
+first model for 30 s), as in production, where the failed call is made only until then;
 ``--prompt-kb`` puts a conversation of that many KB before the question (what a coding agent
 sends: the cost of the body's size). What
 is left is what the gateway adds on top of an ASGI server and aiohttp, measured with
@@ -50,6 +52,7 @@ _REPLY = msgspec.json.encode(openai_chat.completion(
 ))
 
 
+_NEVER_BENCHED = "allowed_fails = 1000000000\n"  # bench/targets.py's, for the fallback row
 _ERROR = msgspec.json.encode({"error": {"message": "fake upstream error 500", "type": "fake"}})
 
 
@@ -152,7 +155,7 @@ def _request(model: str, stream: bool, responses: bool, prompt_kb: int = 0) -> t
 
 async def measure(requests: int, stream: bool, concurrency: int = 1,
                   responses: bool = False, database: str = "", fallback: bool = False,
-                  prompt_kb: int = 0) -> float:
+                  prompt_kb: int = 0, benched: bool = False) -> float:
     from adapters.upstream import Timeouts
     from gateway.app import create_app
     from gateway.config import load_config
@@ -163,6 +166,9 @@ async def measure(requests: int, stream: bool, concurrency: int = 1,
     models = "".join(_GATEWAY_MODEL.format(scenario=s) for s in SCENARIOS) + _GATEWAY_FALLBACK
     text = _GATEWAY_TOML.format(port=0, dir=workdir, upstream="http://127.0.0.1:9",
                                 models=models)
+    if benched:  # the default: three failures in a row bench a deployment
+        assert _NEVER_BENCHED in text, "the bench's configuration changed"
+        text = text.replace(_NEVER_BENCHED, "")
     if database:  # PostgreSQL and Redis (bench/scaleout.py)
         text = scaleout.scaleout_config(text, f"sqlite:///{workdir}/gateway.db", database)
     config_path.write_text(text)
@@ -245,6 +251,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--responses", action="store_true", help="POST /v1/responses")
     parser.add_argument("--fallback", action="store_true", help="first model answers 500")
+    parser.add_argument("--benched", action="store_true",
+                        help="with --fallback: default health settings (the first model benched)")
     parser.add_argument("--prompt-kb", type=int, default=0,
                         help="a conversation of this many KB before the question (chat only)")
     parser.add_argument("--scaleout", action="store_true", help="PostgreSQL and Redis")
@@ -256,7 +264,7 @@ def main() -> None:
         database = scaleout.create_database()
     sys.stdout = open(os.devnull, "w")  # the gateway's JSON log lines  # noqa: SIM115
     run = measure(args.requests, args.stream, args.concurrency, args.responses, database,
-                  args.fallback, args.prompt_kb)
+                  args.fallback, args.prompt_kb, args.benched)
     try:
         if args.uvloop:
             import uvloop
@@ -270,6 +278,7 @@ def main() -> None:
     kind = "streamed (64 chunks)" if args.stream else "non-streamed"
     kind += " /v1/responses" if args.responses else ""
     kind += " fallback" if args.fallback else ""
+    kind += " (first model benched)" if args.fallback and args.benched else ""
     kind += f" ({args.prompt_kb} KB prompt)" if args.prompt_kb else ""
     kind += " (PostgreSQL and Redis)" if args.scaleout else ""
     print(f"gateway's own CPU per {kind} request: {cost:.1f} µs", file=sys.stderr)
