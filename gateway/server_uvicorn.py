@@ -30,10 +30,70 @@ def _server_settings() -> ServerConfig:
     return load_config().server  # the worker's own copy (GATEWAY_CONFIG names the file)
 
 
+class HeadWithBody:
+    """A connection's transport whose response head goes out with the response's first body
+    bytes, in one ``write``.
+
+    uvicorn writes a head as soon as the app starts its response, then each body message: two
+    system calls and two TCP segments for every whole answer, where one will do. A held head
+    goes out with the next write, or at the end of the event loop's turn if none comes in it
+    (a stream whose first bytes are not ready yet): never later. Bytes keep their order."""
+
+    __slots__ = ("_held", "_loop", "_transport", "hold_next")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self.hold_next = False  # set when a request's headers are complete: its head is next
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if len(data) < _JOIN_BELOW:
+                self._transport.write(held + data)
+            else:  # not copied: one writev
+                self._transport.writelines((held, data))
+            return
+        if self.hold_next:
+            self.hold_next = False
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+_JOIN_BELOW = 64 * 1024  # a larger body is sent beside its head, not copied onto it
+
+
 class GuardedHttpTools(HeaderDeadline, HttpToolsProtocol):
     """uvicorn's httptools connection, closed when a request's headers take longer than
     ``server.header_timeout`` (``HeaderDeadline``: no timer per request), and answered 503
-    past ``server.max_connections``."""
+    past ``server.max_connections``; a response's head goes out with its body
+    (``HeadWithBody``)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._deadline: asyncio.TimerHandle | None = None
@@ -47,6 +107,7 @@ class GuardedHttpTools(HeaderDeadline, HttpToolsProtocol):
             self.transport, self.parser = transport, None  # type: ignore[assignment]
             return
         super().connection_made(transport)
+        self.transport = self._out = HeadWithBody(transport, self.loop)  # type: ignore[assignment]
         self._begin()
 
     def _too_slow(self) -> None:
@@ -61,6 +122,7 @@ class GuardedHttpTools(HeaderDeadline, HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._between = self._waiting = False
+        self._out.hold_next = True
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
