@@ -248,6 +248,23 @@ def test_sse_headers_tell_nginx_not_to_buffer(gateway: GatewayProcess, fake: Fak
     assert lines[-1] == "data: [DONE]"
 
 
+def test_whole_answers_and_errors_say_their_length(
+    gateway: GatewayProcess, fake: FakeUpstream
+) -> None:
+    """Sized, as every other JSON answer of the gateway, not sent as chunks."""
+    url = f"{gateway.url}/v1/chat/completions"
+    ok = httpx.post(url, headers=gateway.headers(), timeout=10,
+                    json={"model": "fake/ok", "messages": [{"role": "user", "content": "x"}]})
+    refused = httpx.post(url, headers=gateway.headers(), timeout=10,
+                         json={"model": "fake/ok", "messages": []})
+
+    assert (ok.status_code, refused.status_code) == (200, 400)
+    for answer in (ok, refused):
+        assert "transfer-encoding" not in answer.headers
+        assert answer.headers["content-length"] == str(len(answer.content))
+        assert answer.json()
+
+
 # --- upstream failures ---
 
 

@@ -31,6 +31,11 @@ _JSON: tuple[Header, ...] = ((b"content-type", b"application/json"),)
 _DISCONNECTED = Outcome(status=499, error_type="client_disconnected")
 
 
+def _length(body: bytes) -> Header:
+    """A whole answer's length: the caller reads it as sized, not as chunks."""
+    return (b"content-length", b"%d" % len(body))
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Endpoint:
     """One operation in one dialect, as an ASGI app (see the module docstring).
@@ -100,15 +105,17 @@ class Endpoint:
                 return
             for name, value in error_headers(facts, outcome).items():
                 error.headers.setdefault(name, value)
-            headers = [*_JSON, (b"x-request-id", facts.request_id.encode())]
+            body = self.operation.error_body(error)
+            headers = [*_JSON, (b"x-request-id", facts.request_id.encode()), _length(body)]
             headers.extend(
                 (k.lower().encode(), v.encode("latin-1")) for k, v in error.headers.items()
             )
             await responder.start(error.status, headers)
-            await responder.body(self.operation.error_body(error))
+            await responder.body(body)
         elif outcome.status == 200 and not facts.stream:
             headers = response_headers(
                 facts, _JSON, outcome.served, outcome.fallback_level, outcome
             )
+            headers.append(_length(outcome.body))
             await responder.start(200, headers)
             await responder.body(outcome.body)
